@@ -1,0 +1,37 @@
+# Plain verbs. Each one sets up .venv first (created, or refreshed when pyproject.toml or the
+# pinned constraints change), then calls the routebench CLI or pytest.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= default
+ARGS ?=
+
+.PHONY: help test serve loadtest ui bench clean lock
+
+help:
+	@echo "make loadtest  run the $(PROFILE) experiment matrix headless and write a report"
+	@echo "make test      run the test suite (real Gunicorn, Locust, PostgreSQL)"
+	@echo "make serve     run the target stack in the foreground (ARGS='--workers 4')"
+	@echo "make ui        the target stack plus Locust's web UI on 127.0.0.1:8089"
+	@echo "make clean     remove .venv, results/ and generated reports"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+serve: $(STAMP)
+	$(BIN)/routebench serve $(ARGS)
+
+# Regenerate the pins from what is installed (after changing dependencies in pyproject.toml).
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^routebench' > constraints.txt
+
+clean:
+	rm -rf $(VENV) results build *.egg-info .pytest_cache
+	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

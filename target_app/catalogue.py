@@ -1,0 +1,111 @@
+"""The catalogue of route styles: the one place that names them.
+
+The id ``family/style`` is the route's path, its OpenAPI tag's family, the Locust request name, the
+analysis group and the report row. Everything else reads it from here; nothing re-spells it.
+This module imports only the standard library so Locust workers can read it cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What theory (BRIEF.md) predicts for a style, in its symbols.
+
+    W worker processes, T threadpool tokens per worker, d the wait per request, U concurrent users,
+    c CPU seconds per request, P database pool size per worker, k calls in a fan-out.
+    """
+
+    key: str
+    throughput: str
+    latency: str
+
+
+PREDICTIONS: dict[str, Prediction] = {
+    p.key: p
+    for p in (
+        Prediction("async", "about U/d until CPU caps it", "about d"),
+        Prediction("blocking", "about W/d", "about U*d/W: every request on that worker queues"),
+        Prediction("threadpool", "about min(U, W*T)/d", "d while U <= W*T, then grows"),
+        Prediction("cpu", "about min(W, cores)/c whatever the style", "grows with queueing"),
+        Prediction("process-pool", "bounded by cores, event loop stays free", "neighbours stay fast"),
+        Prediction("fanout-sequential", "U/(k*d)", "about k*d"),
+        Prediction("fanout-gather", "U/d", "about d (the slowest call)"),
+        Prediction("db-async-pool", "about W*P/d", "d while U <= W*P"),
+        Prediction("db-blocking", "about W/d", "about U*d/W: every request on that worker queues"),
+        Prediction("db-threadpool", "about W*min(T, P)/d", "grows past W*min(T,P) users"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class RouteStyle:
+    id: str
+    description: str
+    prediction: str
+    params: tuple[str, ...]
+
+    @property
+    def family(self) -> str:
+        return self.id.split("/", 1)[0]
+
+    @property
+    def style(self) -> str:
+        return self.id.split("/", 1)[1]
+
+    @property
+    def path(self) -> str:
+        return "/" + self.id
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "family": self.family,
+            "style": self.style,
+            "path": self.path,
+            "description": self.description,
+            "params": list(self.params),
+            "prediction": asdict(PREDICTIONS[self.prediction]),
+        }
+
+
+STYLES: tuple[RouteStyle, ...] = (
+    RouteStyle("sleep/async-await", "await asyncio.sleep(d) in async def", "async", ("ms",)),
+    RouteStyle("sleep/blocking-in-async", "time.sleep(d) inside async def: blocks the event loop", "blocking", ("ms",)),
+    RouteStyle("sleep/sync-def", "time.sleep(d) in a plain def route, run in the threadpool", "threadpool", ("ms",)),
+    RouteStyle("sleep/offloaded", "await run_in_threadpool(time.sleep, d) from async def", "threadpool", ("ms",)),
+    RouteStyle("cpu/async", "pure-Python CPU work inside async def", "cpu", ("work",)),
+    RouteStyle("cpu/sync-def", "pure-Python CPU work in a plain def route (threadpool, GIL-bound)", "cpu", ("work",)),
+    RouteStyle("cpu/process-pool", "CPU work sent to a per-worker process pool", "process-pool", ("work",)),
+    RouteStyle("fanout/sequential", "k upstream calls awaited one after another", "fanout-sequential", ("ms", "k")),
+    RouteStyle("fanout/gather", "k upstream calls awaited together with asyncio.gather", "fanout-gather", ("ms", "k")),
+    RouteStyle("http/async-client", "one upstream call through a shared httpx.AsyncClient", "async", ("ms",)),
+    RouteStyle("http/blocking-client-in-async", "a blocking httpx.Client call inside async def", "blocking", ("ms",)),
+    RouteStyle("http/sync-def", "a blocking httpx.Client call in a plain def route", "threadpool", ("ms",)),
+    RouteStyle("db/asyncpg", "SELECT pg_sleep(d) through an asyncpg pool of P per worker", "db-async-pool", ("ms",)),
+    RouteStyle("db/blocking-in-async", "SELECT pg_sleep(d) through blocking psycopg inside async def", "db-blocking", ("ms",)),
+    RouteStyle("db/sync-def", "SELECT pg_sleep(d) through blocking psycopg in a plain def route", "db-threadpool", ("ms",)),
+)
+
+BY_ID: dict[str, RouteStyle] = {s.id: s for s in STYLES}
+FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(s.family for s in STYLES))
+
+
+def family(name: str) -> tuple[RouteStyle, ...]:
+    return tuple(s for s in STYLES if s.family == name)
+
+
+def select(patterns: list[str] | tuple[str, ...]) -> tuple[RouteStyle, ...]:
+    """Styles matching ids or families (``sleep`` or ``sleep/*`` means the whole family)."""
+    chosen: dict[str, RouteStyle] = {}
+    for pattern in patterns:
+        name = pattern.removesuffix("/*")
+        if name in BY_ID:
+            chosen[name] = BY_ID[name]
+        elif name in FAMILIES:
+            chosen.update((s.id, s) for s in family(name))
+        else:
+            raise KeyError(f"unknown route style {pattern!r}; known: {', '.join(BY_ID)}")
+    return tuple(chosen.values())

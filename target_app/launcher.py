@@ -1,0 +1,322 @@
+"""The one launcher: starts the whole target stack (PostgreSQL, upstream, target) and stops all of it.
+
+The Makefile, the CLI, the runner and the tests all come through :class:`Stack`; no other place
+spells a server command line. Every process runs in its own process group, is stopped by group
+(so Gunicorn's workers, the process pool and PostgreSQL's backends go with it) and is told by the
+kernel to stop if the launcher itself dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+from target_app import postgres
+from target_app.settings import Settings
+
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+class StackError(RuntimeError):
+    """A problem the user can act on, said in one line."""
+
+
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    def set_pdeathsig() -> None:
+        # PR_SET_PDEATHSIG = 1: if the launcher dies, the kernel sends ``sig`` to this child.
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
+
+    return set_pdeathsig
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def claim_port(host: str, port: int, what: str) -> int:
+    """``port`` if it is free (or a free one for 0); a one-line error if it is taken."""
+    if port == 0:
+        return free_port(host)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StackError(f"port {port} on {host} is already in use (wanted for the {what})") from None
+            raise StackError(f"cannot listen on {host}:{port} for the {what}: {exc.strerror}") from None
+    return port
+
+
+@dataclass
+class Managed:
+    """One server process and its process group."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    stop_signal: int = signal.SIGTERM
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        pgid = self.proc.pid
+        try:
+            signal_group(pgid, self.stop_signal)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+            # Whatever is left of the group (a stuck worker, an orphaned pool process) is killed.
+            deadline = time.monotonic() + timeout
+            while _group_alive(pgid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _group_alive(pgid):
+                signal_group(pgid, signal.SIGKILL)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@dataclass
+class Stack:
+    """The target stack: embedded PostgreSQL (unless DATABASE_URL), upstream service, target app.
+
+    Use as a context manager; ``start()`` returns once every part answers its health check.
+    """
+
+    settings: Settings
+    telemetry_dir: Path | None = None
+    with_db: bool = True
+    with_upstream: bool = True
+    keep_logs: bool = False
+    work_dir: Path = field(init=False)
+    processes: list[Managed] = field(default_factory=list, init=False)
+    target_url: str = field(default="", init=False)
+    upstream_url: str | None = field(default=None, init=False)
+    database_url: str | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.work_dir = Path(tempfile.mkdtemp(prefix="routebench-stack-"))
+        (self.work_dir / "logs").mkdir()
+
+    # -- life cycle -------------------------------------------------------------------------
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Stack:
+        s = self.settings
+        host = s.host
+        target_port = claim_port(host, s.port, "target app")
+        upstream_port = claim_port(host, s.upstream_port, "upstream service") if self.with_upstream else 0
+
+        if self.with_db and s.database_url:
+            self.database_url = s.database_url
+        elif self.with_db and s.embedded_db:
+            self.database_url = self._start_postgres(claim_port(host, s.db_port, "embedded PostgreSQL"))
+
+        if self.with_upstream:
+            self.upstream_url = f"http://{host}:{upstream_port}"
+            self._spawn("upstream", self._upstream_argv(upstream_port), s)
+            self._wait_http("upstream", self.upstream_url + "/health")
+
+        child = s.model_copy(update={
+            "port": target_port,
+            "upstream_url": self.upstream_url,
+            "database_url": self.database_url,
+            "state_dir": self.work_dir / "state",
+            "telemetry_dir": self.telemetry_dir,
+        })
+        self.target_url = f"http://{host}:{target_port}"
+        self._spawn("target", self._target_argv(child), child)
+        self._wait_target(child)
+        return self
+
+    def stop(self) -> None:
+        # Target first (it holds connections to the others), then upstream, then the database.
+        for managed in reversed(self.processes):
+            managed.stop()
+        self.processes.clear()
+        if not self.keep_logs:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    # -- the command lines, the only copies ---------------------------------------------------
+    def _target_argv(self, s: Settings) -> list[str]:
+        if s.worker_class == "uvicorn":
+            return [
+                sys.executable, "-m", "uvicorn", "target_app.main:app", "--host", s.host, "--port", str(s.port),
+                "--workers", str(s.workers), "--log-level", "warning", "--no-access-log",
+                "--timeout-graceful-shutdown", "5",
+            ]
+        return [sys.executable, "-m", "gunicorn", "-c", "python:target_app.gunicorn_conf", "target_app.main:app"]
+
+    def _upstream_argv(self, port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "uvicorn", "target_app.upstream:app", "--host", self.settings.host,
+            "--port", str(port), "--log-level", "warning", "--no-access-log", "--backlog", "4096",
+        ]
+
+    def _start_postgres(self, port: int) -> str:
+        base = self.work_dir / "pg"
+        try:
+            argv, user, _ = postgres.prepare(base)
+        except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
+            raise StackError(f"embedded PostgreSQL failed to initialise: {exc}") from None
+        # Room for every worker's two pools and the health checks.
+        max_conn = max(100, self.settings.workers * self.settings.db_pool_size * 2 + 20)
+        argv += postgres.server_args(self.settings.host, port, base, max_conn)
+        self._spawn("postgres", argv, self.settings, user=user, stop_signal=signal.SIGINT)
+        url = f"postgresql://postgres@{self.settings.host}:{port}/postgres"
+        self._wait_until("postgres", lambda: _pg_ready(url))
+        return url
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _spawn(
+        self, name: str, argv: list[str], s: Settings, user: str | None = None, stop_signal: int = signal.SIGTERM
+    ) -> Managed:
+        log = self.work_dir / "logs" / f"{name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEBENCH_")}
+        env.update(s.to_env())
+        env.pop("DATABASE_URL", None)  # the child reads ROUTEBENCH_DATABASE_URL, resolved here
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True, user=user, preexec_fn=_die_with_parent(stop_signal),
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+        managed = Managed(name, proc, log, stop_signal)
+        self.processes.append(managed)
+        return managed
+
+    def _wait_until(self, name: str, ready: Callable[[], bool], timeout: float = READY_TIMEOUT_S) -> None:
+        managed = next(m for m in self.processes if m.name == name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not managed.alive():
+                raise StackError(f"{name} exited with code {managed.proc.returncode} while starting: "
+                                 f"{_last_line(managed.tail())} (log: {managed.log})")
+            if ready():
+                return
+            time.sleep(0.05)
+        raise StackError(f"{name} did not become ready in {timeout:.0f} s: {_last_line(managed.tail())}")
+
+    def _wait_http(self, name: str, url: str) -> None:
+        self._wait_until(name, lambda: _http_status(url) == 200)
+
+    def _wait_target(self, s: Settings) -> None:
+        state = s.state_dir
+        assert state is not None
+        health = self.target_url + "/health"
+        last: dict[str, object] = {}
+
+        def ready() -> bool:
+            workers_up = len(list(state.glob("ready-*"))) if state.exists() else 0
+            if workers_up < s.workers:
+                return False
+            try:
+                r = httpx.get(health, timeout=2)
+            except httpx.HTTPError:
+                return False
+            last.update(r.json())
+            if r.status_code == 503 and last.get("db") not in (None, "ok", "disabled"):
+                raise StackError(f"target app cannot use the database: {last['db']}")
+            return r.status_code == 200
+
+        self._wait_until("target", ready)
+
+    def worker_pids(self) -> list[int]:
+        """The target's worker processes: those that finished start-up and are still alive."""
+        state = self.work_dir / "state"
+        pids = (int(p.name.removeprefix("ready-")) for p in state.glob("ready-*")) if state.exists() else ()
+        return sorted(pid for pid in pids if psutil.pid_exists(pid))
+
+    def all_pids(self) -> list[int]:
+        """Every process of the stack, for checking that none is left behind."""
+        pids = []
+        for managed in self.processes:
+            try:
+                parent = psutil.Process(managed.proc.pid)
+                pids += [parent.pid, *(c.pid for c in parent.children(recursive=True))]
+            except psutil.NoSuchProcess:
+                continue
+        return pids
+
+    def describe(self) -> dict[str, str | None]:
+        return {"target": self.target_url, "upstream": self.upstream_url, "database": self.database_url}
+
+
+def _http_status(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def _pg_ready(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no output)"

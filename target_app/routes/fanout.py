@@ -1,0 +1,30 @@
+"""The fan-out family: k upstream calls of d each, one after another or together."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import Depends
+
+from target_app.params import FanoutWidth, WaitSeconds
+from target_app.resources import Resources, resources
+from target_app.routes.answer import answer
+
+
+async def sequential(
+    wait: WaitSeconds, k: FanoutWidth, res: Annotated[Resources, Depends(resources)]
+) -> dict[str, object]:
+    for _ in range(k):
+        await res.upstream.wait(wait)
+    return answer(wait_ms=wait * 1000, k=k)
+
+
+async def gather(
+    wait: WaitSeconds, k: FanoutWidth, res: Annotated[Resources, Depends(resources)]
+) -> dict[str, object]:
+    await asyncio.gather(*(res.upstream.wait(wait) for _ in range(k)))
+    return answer(wait_ms=wait * 1000, k=k)
+
+
+HANDLERS = {"sequential": sequential, "gather": gather}

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from target_app.launcher import Stack
+from target_app.settings import Settings
+
+WAIT_MS = 100  # d for the real-stack tests: long enough to dwarf loopback and scheduling noise
+
+
+def stack_settings(**overrides: object) -> Settings:
+    base: dict[str, object] = {"workers": 2, "database_url": None, "telemetry_interval_ms": 20}
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture(scope="session")
+def telemetry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("telemetry")
+
+
+@pytest.fixture(scope="session")
+def stack(telemetry_dir: Path) -> Iterator[Stack]:
+    """The full target stack, W=2: Gunicorn + UvicornWorker, upstream service, embedded PostgreSQL."""
+    with Stack(stack_settings(), telemetry_dir=telemetry_dir) as s:
+        yield s
+
+
+async def burst(base_url: str, path: str, n: int, params: dict[str, object] | None = None) -> tuple[float, list[httpx.Response]]:
+    """Send n concurrent requests, each on its own connection; return the wall time and responses."""
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+        start = time.perf_counter()
+        responses = await asyncio.gather(*(client.get(path, params=params) for _ in range(n)))
+        return time.perf_counter() - start, list(responses)

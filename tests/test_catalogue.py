@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from target_app import catalogue
+from target_app.main import FAMILY_MODULES, create_app, family_router
+from target_app.settings import Settings
+
+REQUIRED = {
+    "sleep/async-await", "sleep/blocking-in-async", "sleep/sync-def", "sleep/offloaded",
+    "cpu/async", "cpu/sync-def", "cpu/process-pool",
+    "fanout/sequential", "fanout/gather",
+    "http/async-client", "http/blocking-client-in-async", "http/sync-def",
+    "db/asyncpg", "db/blocking-in-async", "db/sync-def",
+}
+
+
+def test_catalogue_has_every_required_style_once() -> None:
+    ids = [s.id for s in catalogue.STYLES]
+    assert len(ids) == len(set(ids))
+    assert REQUIRED <= set(ids)
+    for s in catalogue.STYLES:
+        assert s.prediction in catalogue.PREDICTIONS
+        assert s.path == f"/{s.family}/{s.style}"
+
+
+def test_every_catalogue_id_is_a_route_named_after_it() -> None:
+    app = create_app(Settings(database_url=None))
+    paths = app.openapi()["paths"]
+    for s in catalogue.STYLES:
+        assert app.url_path_for(s.id) == s.path
+        assert paths[s.path]["get"]["tags"] == [s.family]
+
+
+def test_a_handler_missing_from_the_catalogue_is_refused() -> None:
+    handlers = dict(FAMILY_MODULES["sleep"].HANDLERS, extra=lambda: None)
+    with pytest.raises(RuntimeError, match="extra"):
+        family_router("sleep", handlers)
+
+
+def test_select_by_family_and_id() -> None:
+    chosen = catalogue.select(["sleep", "db/asyncpg"])
+    assert [s.id for s in chosen] == [s.id for s in catalogue.family("sleep")] + ["db/asyncpg"]
+    with pytest.raises(KeyError, match="nope"):
+        catalogue.select(["nope"])

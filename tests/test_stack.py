@@ -1,0 +1,115 @@
+"""Against the real stack: Gunicorn with two UvicornWorkers, the upstream service, PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from target_app import catalogue
+from target_app.launcher import Stack
+from target_app.telemetry import read_dir
+from tests.conftest import WAIT_MS, burst
+
+D = WAIT_MS / 1000
+N = 20
+W = 2
+
+
+def max_lag(telemetry_dir: Path, start: float, end: float) -> float:
+    lags = [s["lag_ms"] for s in read_dir(telemetry_dir) if start <= s["t"] <= end]
+    assert lags, "no telemetry samples in the window"
+    return max(lags)
+
+
+def test_both_workers_serve(stack: Stack) -> None:
+    assert len(stack.worker_pids()) == W
+    pids = {httpx.get(stack.target_url + "/health").json()["pid"] for _ in range(40)}
+    assert pids <= set(stack.worker_pids())
+
+
+def test_blocking_in_async_queues_per_worker_and_lags_the_loop(stack: Stack, telemetry_dir: Path) -> None:
+    params = {"ms": WAIT_MS}
+    t0 = time.time()
+    async_wall, ok = asyncio.run(burst(stack.target_url, "/sleep/async-await", N, params))
+    t1 = time.time()
+    time.sleep(0.3)  # let the samplers write a sample past the window
+    t2 = time.time()
+    blocking_wall, blocked = asyncio.run(burst(stack.target_url, "/sleep/blocking-in-async", N, params))
+    t3 = time.time()
+    time.sleep(0.5)
+    assert all(r.status_code == 200 for r in ok + blocked)
+    print(f"burst {N} x {WAIT_MS} ms, W={W}: async-await {async_wall:.3f} s, "
+          f"blocking-in-async {blocking_wall:.3f} s (predicted {N * D / W:.3f} s)")
+
+    # N sleeps of d shared by W blocked loops cannot finish before N*d/W.
+    assert blocking_wall >= 0.9 * N * D / W
+    # Overlapped waits: near d, and well under the blocked burst.
+    assert async_wall < 0.5 * N * D / W
+    assert async_wall < 4 * D
+
+    lag_async = max_lag(telemetry_dir, t0, t1 + 0.1)
+    lag_blocking = max_lag(telemetry_dir, t2, t3 + 0.3)
+    print(f"max event-loop lag: async-await {lag_async:.1f} ms, blocking-in-async {lag_blocking:.1f} ms")
+    assert lag_blocking >= 0.8 * WAIT_MS  # the loop was held for at least about one d
+    assert lag_async < 0.5 * WAIT_MS
+
+
+def test_every_style_answers_with_real_postgres_and_upstream(stack: Stack) -> None:
+    styles = httpx.get(stack.target_url + "/styles").json()
+    assert {s["id"] for s in styles} == {s.id for s in catalogue.STYLES}
+    for s in styles:
+        r = httpx.get(stack.target_url + s["path"], params={"ms": 20} if "ms" in s["params"] else {}, timeout=30)
+        assert r.status_code == 200, (s["id"], r.text)
+        assert r.json()["pid"] in stack.worker_pids()
+    health = httpx.get(stack.target_url + "/health").json()
+    assert health["db"] == "ok"
+
+
+def test_db_and_fanout_are_really_waiting(stack: Stack) -> None:
+    start = time.perf_counter()
+    assert httpx.get(stack.target_url + "/db/asyncpg", params={"ms": 300}).status_code == 200
+    assert time.perf_counter() - start >= 0.29  # pg_sleep ran on the server
+    start = time.perf_counter()
+    assert httpx.get(stack.target_url + "/fanout/sequential", params={"ms": 60, "k": 4}).status_code == 200
+    sequential = time.perf_counter() - start
+    start = time.perf_counter()
+    assert httpx.get(stack.target_url + "/fanout/gather", params={"ms": 60, "k": 4}).status_code == 200
+    gathered = time.perf_counter() - start
+    assert sequential >= 4 * 0.06 * 0.95
+    assert gathered < sequential / 2
+
+
+def test_telemetry_route_reports_this_workers_samples(stack: Stack) -> None:
+    body = httpx.get(stack.target_url + "/telemetry").json()
+    assert body["pid"] in stack.worker_pids()
+    sample = body["samples"][-1]
+    assert sample["threads_total"] == 40
+    assert {"lag_ms", "threads_busy", "inflight", "db_async_in_use", "db_sync_waiting"} <= set(sample)
+
+
+def test_bad_parameters_get_422(stack: Stack) -> None:
+    for path, params in [("/sleep/sync-def", {"ms": "x"}), ("/db/asyncpg", {"ms": 99_999}),
+                         ("/fanout/gather", {"k": 0})]:
+        r = httpx.get(stack.target_url + path, params=params)
+        assert r.status_code == 422
+        assert next(iter(params)) in r.json()["detail"]
+
+
+def test_stack_stop_leaves_no_process_behind(tmp_path: Path) -> None:
+    from tests.conftest import stack_settings
+
+    with Stack(stack_settings(), telemetry_dir=tmp_path) as s:
+        pids = s.all_pids()
+        assert len(pids) >= 1 + W + 1 + 2  # gunicorn master + W workers + upstream + postgres and its helpers
+        work_dir = s.work_dir
+    deadline = time.monotonic() + 5
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    assert not work_dir.exists()
