@@ -28,6 +28,13 @@ test: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/routebench serve $(ARGS)
 
+# PROFILE is smoke, default or full, or a path to an experiment TOML file.
+loadtest: $(STAMP)
+	$(BIN)/routebench run $(PROFILE) $(ARGS)
+
+ui: $(STAMP)
+	$(BIN)/routebench ui $(ARGS)
+
 # Regenerate the pins from what is installed (after changing dependencies in pyproject.toml).
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^routebench' > constraints.txt

@@ -4,14 +4,22 @@ given as a ROUTEBENCH_* environment variable. Errors the user can act on are one
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
+
+from analysis import load, summary
+from routebench import experiment, metadata
+from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count
+from routebench.runner import Runner, new_run_id, write_json
 
 from target_app import catalogue
 from target_app.launcher import Stack, StackError
@@ -87,6 +95,112 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError(f"{dead[0].name} exited unexpectedly (code {dead[0].proc.returncode})")
 
 
+def print_summary(run_dir: Path) -> None:
+    """The plain summary table of a run, printed and written beside it (summary.csv, summary.md)."""
+    try:
+        table = summary.summarise(load.load_run(run_dir))
+    except load.BadInput as exc:
+        raise UserError(str(exc)) from None
+    table.to_csv(run_dir / "summary.csv", index=False)
+    shown = table[["style", "users", "server_workers", "requests", "failures", "rps", "p50_ms", "p95_ms",
+                   "p99_ms", "locust_p99_ms"]]
+    (run_dir / "summary.md").write_text(shown.to_markdown(index=False, floatfmt=".1f") + "\n")
+    out = Table(title=f"{run_dir.name}: exact percentiles (ms) per cell", show_lines=False)
+    for col in shown.columns:
+        out.add_column(col, justify="left" if col == "style" else "right")
+    for row in shown.itertuples(index=False):
+        out.add_row(*[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
+    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(out)
+    console.print(f"summary: {run_dir / 'summary.md'}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        exp = experiment.load(args.experiment)
+    except experiment.ExperimentError as exc:
+        raise UserError(str(exc)) from None
+    settings = settings_from(args)
+    results = Path(args.results)
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        probe = results / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"results directory {results} is not writable: {exc.strerror}") from None
+    if args.external_workers and args.master_host == "127.0.0.1":
+        console.print("[yellow]note:[/] the master listens on 127.0.0.1 only; workers on other machines "
+                      "need --master-host set to an address they can reach")
+    if args.master_host != "127.0.0.1":
+        console.print(f"[yellow]warning:[/] the Locust master listens on {args.master_host} "
+                      "(ZeroMQ, no authentication)")
+
+    def show_worker_command(cmd: list[str]) -> None:
+        console.print(f"waiting for {args.external_workers} worker(s); start each with:\n  {' '.join(cmd)}")
+
+    runner = Runner(exp, settings, results_dir=results, external_workers=args.external_workers,
+                    master_host=args.master_host, console=console, on_worker_command=show_worker_command)
+    try:
+        run_dir = runner.run()
+    except KeyboardInterrupt:
+        done = sum(1 for c in runner.state.get("cells", []) if c["status"] == "ok")
+        console.print(f"[yellow]interrupted:[/] {done} of {len(runner.cells)} cells finished and kept; "
+                      f"the run is marked incomplete: {runner.run_dir}")
+        if done:
+            print_summary(runner.run_dir)
+        return 130
+    console.print(f"run finished in {runner.state['wall_s']} s: {run_dir}")
+    print_summary(run_dir)
+    failed = [c for c in runner.state["cells"] if c["status"] != "ok"]
+    if failed:
+        console.print(f"[red]{len(failed)} cell(s) failed:[/] " + "; ".join(f"{c['id']}: {c.get('reason')}" for c in failed))
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    print_summary(Path(args.run))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    warn_if_exposed(settings)
+    run_dir = Path(args.results) / new_run_id("ui")
+    cell_dir = run_dir / "ui"
+    cell_dir.mkdir(parents=True)
+    state: dict[str, Any] = {"run_id": run_dir.name, "status": "running", "started_at": time.time(),
+                             "experiment": {"name": "web-ui"}, **metadata.collect(settings),
+                             "cells": [{"id": "ui", "dir": "ui", "group": "web-ui", "styles": [],
+                                        "users": 0, "server_workers": settings.workers, "model": "closed",
+                                        "status": "running"}]}
+    write_json(run_dir / "run.json", state)
+    try:
+        with Stack(settings, telemetry_dir=cell_dir / "telemetry", with_db=not args.no_db) as stack:
+            spec = LoadSpec(target_url=stack.target_url, user_classes=[], users=1, out_dir=cell_dir)
+            with LocustCluster(spec, args.locust_workers or default_worker_count(), web_port=args.web_port,
+                               bind_host=settings.host) as cluster:
+                url = cluster.wait_web_ui()
+                console.print(f"[green]Locust web UI[/] {url}  (target {stack.target_url}); "
+                              "Ctrl-C stops everything")
+                print(url, flush=True)
+                while cluster.master and cluster.master.alive() and all(m.alive() for m in stack.processes):
+                    time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        exact = cell_dir / "exact.json"
+        cell = state["cells"][0]
+        if exact.exists():
+            cell.update(status="ok", styles=sorted(json.loads(exact.read_text())["requests"]))
+        else:
+            cell.update(status="failed", reason="no requests were recorded")
+        state.update(status="complete", ended_at=time.time())
+        write_json(run_dir / "run.json", state)
+        console.print(f"web-UI session saved: {run_dir} (routebench report {run_dir})")
+    return 0
+
+
 def cmd_styles(_: argparse.Namespace) -> int:
     for s in catalogue.STYLES:
         print(f"{s.id:32} {s.description}")
@@ -99,6 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the target stack in the foreground and print its URLs")
     add_server_flags(serve)
     serve.set_defaults(func=cmd_serve)
+    run = sub.add_parser("run", help="run an experiment matrix headless into results/<run-id>/")
+    run.add_argument("experiment", nargs="?", default="default",
+                     help="profile name (smoke, default, full) or path to a TOML experiment file")
+    run.add_argument("--results", default="results", help="where run directories go (default results/)")
+    run.add_argument("--external-workers", type=int, default=0,
+                     help="start no local Locust workers; wait for N started on other machines")
+    run.add_argument("--master-host", default="127.0.0.1", help="address the Locust master binds")
+    add_server_flags(run)
+    run.set_defaults(func=cmd_run)
+    report = sub.add_parser("report", help="summarise a run directory")
+    report.add_argument("run", help="results/<run-id>")
+    report.set_defaults(func=cmd_report)
+    ui = sub.add_parser("ui", help="the target stack plus Locust's web UI (127.0.0.1:8089)")
+    ui.add_argument("--web-port", type=int, default=8089)
+    ui.add_argument("--locust-workers", type=int, default=0)
+    ui.add_argument("--results", default="results")
+    add_server_flags(ui)
+    ui.set_defaults(func=cmd_ui)
     styles = sub.add_parser("styles", help="list the route-style catalogue")
     styles.set_defaults(func=cmd_styles)
     return parser

@@ -28,6 +28,7 @@ import psutil
 from target_app import postgres
 from target_app.settings import Settings
 
+REPO = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
@@ -62,6 +63,19 @@ def claim_port(host: str, port: int, what: str) -> int:
                 raise StackError(f"port {port} on {host} is already in use (wanted for the {what})") from None
             raise StackError(f"cannot listen on {host}:{port} for the {what}: {exc.strerror}") from None
     return port
+
+
+def spawn(
+    name: str, argv: list[str], log: Path, *, env: dict[str, str] | None = None, user: str | None = None,
+    stop_signal: int = signal.SIGTERM, cwd: Path = REPO,
+) -> Managed:
+    """Start ``argv`` in a process group of its own, output to ``log``, stopped if we die."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True, user=user, preexec_fn=_die_with_parent(stop_signal), cwd=cwd,
+        )
+    return Managed(name, proc, log, stop_signal)
 
 
 @dataclass
@@ -233,13 +247,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEBENCH_")}
         env.update(s.to_env())
         env.pop("DATABASE_URL", None)  # the child reads ROUTEBENCH_DATABASE_URL, resolved here
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                start_new_session=True, user=user, preexec_fn=_die_with_parent(stop_signal),
-                cwd=Path(__file__).resolve().parent.parent,
-            )
-        managed = Managed(name, proc, log, stop_signal)
+        managed = spawn(name, argv, log, env=env, user=user, stop_signal=stop_signal)
         self.processes.append(managed)
         return managed
 

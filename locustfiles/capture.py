@@ -1,0 +1,99 @@
+"""Exact latency capture: an HDR histogram per request name in every Locust process.
+
+Locust rounds response times before its percentiles (to 10 ms between 100 ms and 1 s) and its
+workers ship only the rounded counts. Here every response time is recorded in microseconds into
+an HdrHistogram (3 significant digits), shipped to the master in each worker report and merged
+there without loss: merging HDR histograms adds their bucket counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000  # one hour
+SIGNIFICANT_DIGITS = 3
+PERCENTILES = (50, 90, 95, 99, 99.9)
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def file_name(name: str) -> str:
+    return name.replace("/", "__") + ".hdr"
+
+
+class Capture:
+    """Histograms of one process (a worker's since its last report, or the master's merged total)."""
+
+    def __init__(self) -> None:
+        self.histograms: dict[str, HdrHistogram] = {}
+        self.late_starts: Counter[str] = Counter()
+        self.samples_by_worker: Counter[str] = Counter()
+
+    def record(self, name: str, micros: int) -> None:
+        h = self.histograms.get(name)
+        if h is None:
+            h = self.histograms[name] = new_histogram()
+        h.record_value(max(LOWEST_US, min(int(micros), HIGHEST_US)))
+
+    def late(self, name: str) -> None:
+        self.late_starts[name] += 1
+
+    def take(self) -> dict[str, Any]:
+        """Everything recorded since the last take, encoded for a worker report; then start afresh."""
+        payload = {
+            "histograms": {n: h.encode() for n, h in self.histograms.items() if h.get_total_count()},
+            "late_starts": dict(self.late_starts),
+        }
+        self.reset()
+        return payload
+
+    def merge(self, payload: dict[str, Any], source: str = "") -> None:
+        """Add one worker's report; count its samples per worker (Locust's client id names the host)."""
+        for name, encoded in payload.get("histograms", {}).items():
+            h = self.histograms.get(name)
+            if h is None:
+                h = self.histograms[name] = new_histogram()
+            before = h.get_total_count()
+            h.decode_and_add(encoded)
+            self.samples_by_worker[source] += h.get_total_count() - before
+        self.late_starts.update(payload.get("late_starts", {}))
+
+    def reset(self) -> None:
+        self.histograms.clear()
+        self.late_starts.clear()
+        self.samples_by_worker.clear()
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name, h in sorted(self.histograms.items()):
+            out[name] = {
+                "count": h.get_total_count(),
+                "min_us": h.get_min_value(),
+                "max_us": h.get_max_value(),
+                "mean_us": round(h.get_mean_value(), 1),
+                "percentiles_us": {str(p): h.get_value_at_percentile(p) for p in PERCENTILES},
+                "late_starts": self.late_starts.get(name, 0),
+            }
+        return out
+
+    def save(self, directory: Path, extra: dict[str, Any]) -> None:
+        hdr_dir = directory / "hdr"
+        hdr_dir.mkdir(parents=True, exist_ok=True)
+        for name, h in self.histograms.items():
+            (hdr_dir / file_name(name)).write_bytes(h.encode())
+        body = {**extra, "samples_by_worker": dict(self.samples_by_worker), "requests": self.summary()}
+        tmp = directory / "exact.json.tmp"
+        tmp.write_text(json.dumps(body, indent=2))
+        tmp.replace(directory / "exact.json")
+
+
+def load_histogram(path: Path) -> HdrHistogram:
+    return HdrHistogram.decode(path.read_bytes())

@@ -1,0 +1,166 @@
+"""Experiment files (TOML): which styles, at which user counts, on which server shape, for how long.
+
+A file sets defaults at the top level; each ``[[groups]]`` entry names styles (ids or whole
+families) and may override any of them. The matrix is every group x server workers x users x
+style (or the group's styles all together, for the neighbour scenario) x repeat.
+See ``experiments/*.toml`` for the shipped profiles.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from target_app import catalogue
+from target_app.settings import MAX_FANOUT, MAX_WAIT_MS, MAX_WORK, WorkerClass
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "experiments"
+
+
+class ExperimentError(ValueError):
+    """An experiment file that cannot be run, said in one line."""
+
+
+class Knobs(BaseModel):
+    """What a cell can vary. Top level: defaults; a group: overrides (None = inherit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    duration_s: float | None = Field(None, gt=0, le=3600)
+    warmup_s: float | None = Field(None, ge=0, le=600)
+    repeats: int | None = Field(None, ge=1, le=100)
+    model: Literal["closed", "open"] | None = None
+    arrival_rate: float | None = Field(None, gt=0, le=100_000)
+    users: list[int] | None = None
+    wait_ms: int | None = Field(None, ge=0, le=MAX_WAIT_MS)
+    work: int | None = Field(None, ge=0, le=MAX_WORK)
+    fanout: int | None = Field(None, ge=1, le=MAX_FANOUT)
+    server_workers: list[int] | None = None
+    worker_class: WorkerClass | None = None
+    threadpool_tokens: int | None = Field(None, ge=1, le=1000)
+    db_pool_size: int | None = Field(None, ge=1, le=200)
+    locust_workers: int | None = Field(None, ge=0, le=64)
+
+    @field_validator("users", "server_workers")
+    @classmethod
+    def _positive_counts(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or any(n < 1 or n > 10_000 for n in v)):
+            raise ValueError("must be a non-empty list of integers from 1 to 10000")
+        return v
+
+
+DEFAULTS = Knobs(
+    duration_s=10, warmup_s=2, repeats=1, model="closed", arrival_rate=50, users=[10], wait_ms=50,
+    work=200_000, fanout=5, server_workers=[2], worker_class="uvicorn-worker", threadpool_tokens=40,
+    db_pool_size=10, locust_workers=0,
+)
+
+
+class Group(Knobs):
+    name: str | None = None
+    styles: list[str]
+    together: bool = False
+
+    @field_validator("styles")
+    @classmethod
+    def _known_styles(cls, v: list[str]) -> list[str]:
+        try:
+            catalogue.select(v)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+        return v
+
+
+class Experiment(Knobs):
+    name: str = "custom"
+    description: str = ""
+    groups: list[Group] = Field(min_length=1)
+    slo: list[str] = Field(default_factory=list)
+
+
+class Cell(BaseModel):
+    """One measured run: a fresh stack, one Locust cluster, one set of styles."""
+
+    index: int
+    id: str
+    group: str
+    styles: list[str]
+    users: int
+    server_workers: int
+    repeat: int
+    duration_s: float
+    warmup_s: float
+    model: Literal["closed", "open"]
+    arrival_rate: float
+    wait_ms: int
+    work: int
+    fanout: int
+    worker_class: WorkerClass
+    threadpool_tokens: int
+    db_pool_size: int
+    locust_workers: int
+
+    @property
+    def needs_db(self) -> bool:
+        return any(s.startswith("db/") for s in self.styles)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_")
+
+
+def expand(exp: Experiment) -> list[Cell]:
+    cells: list[Cell] = []
+    top = DEFAULTS.model_copy(update=exp.model_dump(exclude_unset=True, include=set(Knobs.model_fields)))
+    for g_index, group in enumerate(exp.groups):
+        k = top.model_copy(update=group.model_dump(exclude_unset=True, include=set(Knobs.model_fields)))
+        styles = [s.id for s in catalogue.select(group.styles)]
+        style_sets = [styles] if group.together else [[s] for s in styles]
+        label = group.name or (f"group{g_index + 1}" if group.together else "")
+        assert k.server_workers and k.users and k.repeats
+        for workers in k.server_workers:
+            for users in k.users:
+                for style_set in style_sets:
+                    for repeat in range(1, k.repeats + 1):
+                        what = label if group.together else style_set[0]
+                        index = len(cells) + 1
+                        cells.append(Cell(
+                            index=index,
+                            id=_slug(f"{index:03d}-{what}-u{users}-w{workers}-r{repeat}"),
+                            group=label or style_set[0].split("/")[0],
+                            styles=style_set, users=users, server_workers=workers, repeat=repeat,
+                            **k.model_dump(exclude={"users", "server_workers", "repeats"}),
+                        ))
+    return cells
+
+
+def resolve_path(name_or_path: str) -> Path:
+    """A profile name (``smoke``, ``default``, ``full``) or a path to a TOML file."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = PROFILES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        raise ExperimentError(f"no experiment file {name_or_path!r} (profiles: {known}, or a path to a .toml file)")
+    return path
+
+
+def load(name_or_path: str) -> Experiment:
+    path = resolve_path(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ExperimentError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExperimentError(f"{path}: cannot read: {exc}") from None
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ExperimentError(f"{path}: {where}: {err['msg']}{more}") from None

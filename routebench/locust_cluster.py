@@ -1,0 +1,172 @@
+"""A Locust master and its workers as real processes: the load side of a cell, and of ``make ui``.
+
+The master is started with the options a cell needs; local workers connect to it over ZeroMQ on
+127.0.0.1. With ``external_workers`` the master binds where the user says and waits for workers
+started on other machines with :meth:`LocustCluster.worker_command`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+from target_app.launcher import REPO, Managed, StackError, claim_port, spawn
+
+LOCUSTFILE = REPO / "locustfiles" / "routebench.py"
+CPU_WARNING = 90.0  # Locust warns above this per generator process
+
+
+def default_worker_count() -> int:
+    # Two at least (the distributed path is what we measure); one per two cores beyond that,
+    # leaving the rest of the machine to the server under test.
+    return max(2, (os.cpu_count() or 2) // 2)
+
+
+@dataclass
+class LoadSpec:
+    target_url: str
+    user_classes: list[str]
+    users: int
+    out_dir: Path
+    run_time_s: float | None = None  # None: run until stopped (web UI)
+    warmup_s: float = 0.0
+    model: str = "closed"
+    arrival_rate: float = 10.0
+    wait_ms: int | None = None
+    work: int | None = None
+    fanout: int | None = None
+
+
+@dataclass
+class LocustCluster:
+    spec: LoadSpec
+    workers: int
+    bind_host: str = "127.0.0.1"
+    master_port: int = 0
+    web_port: int | None = None  # None: headless
+    external_workers: int = 0
+    expect_timeout_s: float = 60.0
+    master: Managed | None = field(default=None, init=False)
+    local_workers: list[Managed] = field(default_factory=list, init=False)
+    cpu: dict[int, list[float]] = field(default_factory=dict, init=False)
+    _probes: dict[int, psutil.Process] = field(default_factory=dict, init=False)
+
+    def __enter__(self) -> LocustCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def master_argv(self) -> list[str]:
+        s = self.spec
+        argv = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master",
+            "--master-bind-host", self.bind_host, "--master-bind-port", str(self.master_port),
+            "--expect-workers", str(self.workers + self.external_workers),
+            "--host", s.target_url, "-u", str(s.users), "-r", str(s.users),
+            "--csv", str(s.out_dir / "locust"), "--csv-full-history",
+            "--rb-out", str(s.out_dir), "--rb-warmup", str(s.warmup_s), "--rb-model", s.model,
+            "--rb-rate", str(s.arrival_rate), "--loglevel", "WARNING", "--stop-timeout", "0",
+        ]
+        for flag, value in (("--rb-ms", s.wait_ms), ("--rb-work", s.work), ("--rb-k", s.fanout)):
+            if value is not None:
+                argv += [flag, str(value)]
+        if self.web_port is None:
+            argv += ["--headless", "--only-summary", "--expect-workers-max-wait", str(int(self.expect_timeout_s))]
+            if s.run_time_s is not None:
+                argv += ["-t", f"{s.run_time_s:g}s"]
+        else:
+            argv += ["--web-host", self.bind_host, "--web-port", str(self.web_port), "--class-picker"]
+        return argv + s.user_classes
+
+    def worker_command(self, master_host: str | None = None) -> list[str]:
+        return [
+            "locust", "-f", str(LOCUSTFILE.relative_to(REPO)), "--worker",
+            "--master-host", master_host or self.bind_host, "--master-port", str(self.master_port),
+        ]
+
+    def start(self) -> LocustCluster:
+        self.spec.out_dir.mkdir(parents=True, exist_ok=True)
+        self.master_port = claim_port(self.bind_host, self.master_port, "Locust master")
+        if self.web_port is not None:
+            self.web_port = claim_port(self.bind_host, self.web_port, "Locust web UI")
+        self.master = self._spawn("locust-master", self.master_argv())
+        for i in range(self.workers):
+            argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host",
+                    "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host,
+                    "--master-port", str(self.master_port), "--loglevel", "WARNING"]
+            self.local_workers.append(self._spawn(f"locust-worker-{i + 1}", argv))
+        return self
+
+    def _spawn(self, name: str, argv: list[str]) -> Managed:
+        return spawn(name, argv, self.spec.out_dir / f"{name}.log")
+
+    def wait_web_ui(self, timeout: float = 30.0) -> str:
+        """The web UI's URL, once it answers."""
+        assert self.master is not None and self.web_port is not None
+        url = f"http://{self.bind_host}:{self.web_port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.master.alive():
+                raise StackError(f"Locust master exited while starting: {self.master.tail(3)}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise StackError(f"Locust web UI did not answer on {url} within {timeout:.0f} s")
+
+    def processes(self) -> list[Managed]:
+        return [m for m in [self.master, *self.local_workers] if m is not None]
+
+    def sample_cpu(self) -> None:
+        """One CPU reading per generator process (percent of one core since the last reading)."""
+        for m in self.processes():
+            pid = m.proc.pid
+            try:
+                if pid not in self._probes:
+                    self._probes[pid] = psutil.Process(pid)
+                    self._probes[pid].cpu_percent(None)  # the first call only sets the baseline
+                    self.cpu[pid] = []
+                else:
+                    self.cpu[pid].append(self._probes[pid].cpu_percent(None))
+            except psutil.Error:
+                continue
+
+    def wait(self, timeout: float, tick: float = 1.0, on_tick: object = None) -> int:
+        """Wait for the master to finish by itself; return its exit code."""
+        assert self.master is not None
+        deadline = time.monotonic() + timeout
+        while self.master.alive():
+            if time.monotonic() > deadline:
+                raise StackError(f"Locust master still running {timeout:.0f} s after the cell should have ended")
+            self.sample_cpu()
+            if callable(on_tick):
+                on_tick()
+            time.sleep(tick)
+        return int(self.master.proc.returncode)
+
+    def stop(self) -> None:
+        # The master first, gently, so it collects the workers' final reports and saves them.
+        if self.master is not None and self.master.alive():
+            self.master.proc.send_signal(signal.SIGTERM)
+            try:
+                self.master.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                pass
+        for m in self.processes():
+            m.stop(timeout=5)

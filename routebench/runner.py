@@ -1,0 +1,204 @@
+"""``routebench run``: the experiment matrix, cell by cell, into ``results/<run-id>/``.
+
+Each cell gets a fresh target stack from the launcher and a fresh Locust cluster; what they leave
+(Locust's CSVs, the exact histograms, server telemetry, generator CPU) lands in the cell's
+directory with a ``cell.json`` saying how it went. ``run.json`` holds the metadata and the state of
+every cell; it is rewritten (atomically) after each cell, so an interrupted run keeps what finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from locustfiles.names import user_class_name
+from routebench import metadata
+from routebench.experiment import Cell, Experiment, expand
+from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
+from target_app.launcher import Stack, StackError
+from target_app.settings import Settings
+
+RESULTS_DIR = Path("results")
+CELL_OVERHEAD_S = 5.0  # stack and cluster start/stop, for the ETA
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write-then-rename, so a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
+def new_run_id(name: str) -> str:
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{name}"
+
+
+def current_rps(history_csv: Path) -> float | None:
+    """Requests/s of the last row Locust wrote to its stats history (the Aggregated line)."""
+    try:
+        with history_csv.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("Name") == "Aggregated"]
+        return float(rows[-1]["Requests/s"]) if rows else None
+    except (OSError, ValueError, KeyError, csv.Error):
+        return None
+
+
+@dataclass
+class Runner:
+    experiment: Experiment
+    base_settings: Settings
+    results_dir: Path = RESULTS_DIR
+    external_workers: int = 0
+    master_host: str = "127.0.0.1"
+    console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+    on_worker_command: Callable[[list[str]], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.cells = expand(self.experiment)
+        self.run_id = new_run_id(self.experiment.name)
+        self.run_dir = self.results_dir / self.run_id
+        self.state: dict[str, Any] = {}
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self) -> Path:
+        self.run_dir.mkdir(parents=True, exist_ok=False)
+        self.state = {
+            "run_id": self.run_id,
+            "status": "running",
+            "started_at": time.time(),
+            "experiment": self.experiment.model_dump(),
+            "settings": self.base_settings.model_dump(mode="json", exclude={"database_url"}),
+            "database": "DATABASE_URL" if self.base_settings.database_url else "embedded",
+            **metadata.collect(self.base_settings),
+            "cells": [{**c.model_dump(), "status": "pending"} for c in self.cells],
+        }
+        self._save_state()
+        planned = sum(c.warmup_s + c.duration_s + CELL_OVERHEAD_S for c in self.cells)
+        self.console.print(f"run [bold]{self.run_id}[/]: {len(self.cells)} cells, about {planned / 60:.1f} min "
+                           f"-> {self.run_dir}")
+        started = time.monotonic()
+        try:
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=self.console, transient=True,
+            ) as progress:
+                task = progress.add_task("starting", total=planned)
+                done_s = 0.0
+                for cell in self.cells:
+                    budget = cell.warmup_s + cell.duration_s + CELL_OVERHEAD_S
+                    self._run_cell(cell, progress, task, done_s, budget)
+                    done_s += budget
+                    progress.update(task, completed=done_s)
+        except KeyboardInterrupt:
+            self._finish("incomplete", time.monotonic() - started)
+            raise
+        self._finish("complete", time.monotonic() - started)
+        return self.run_dir
+
+    def _finish(self, status: str, wall_s: float) -> None:
+        for c in self.state["cells"]:
+            if c["status"] in ("running", "pending"):
+                c["status"] = "interrupted" if c["status"] == "running" else "not run"
+        self.state.update(status=status, ended_at=time.time(), wall_s=round(wall_s, 1))
+        self._save_state()
+
+    def _save_state(self) -> None:
+        write_json(self.run_dir / "run.json", self.state)
+
+    def _cell_state(self, cell: Cell) -> dict[str, Any]:
+        return self.state["cells"][cell.index - 1]
+
+    # -- one cell ---------------------------------------------------------------------------------
+    def _run_cell(self, cell: Cell, progress: Progress, task: Any, done_s: float, budget: float) -> None:
+        n = len(self.cells)
+        label = f"cell {cell.index}/{n} {'+'.join(cell.styles)} U={cell.users} W={cell.server_workers}"
+        cell_dir = self.run_dir / cell.id
+        cell_dir.mkdir()
+        record = self._cell_state(cell)
+        record.update(status="running", started_at=time.time(), dir=cell.id)
+        self._save_state()
+        progress.update(task, description=label)
+        begun = time.monotonic()
+        try:
+            outcome = self._measure(cell, cell_dir, lambda rps: progress.update(
+                task, description=f"{label} {rps:,.0f} req/s" if rps is not None else label,
+                completed=done_s + min(budget, time.monotonic() - begun)))
+        except StackError as exc:
+            outcome = {"status": "failed", "reason": str(exc)}
+        except KeyboardInterrupt:
+            record.update(status="interrupted", ended_at=time.time())
+            write_json(cell_dir / "cell.json", {**cell.model_dump(), **record})
+            raise
+        record.update(outcome, ended_at=time.time(), wall_s=round(time.monotonic() - begun, 1))
+        write_json(cell_dir / "cell.json", {**cell.model_dump(), **record})
+        self._save_state()
+        self._report_cell(cell, record, label)
+
+    def _measure(self, cell: Cell, cell_dir: Path, on_rps: Callable[[float | None], None]) -> dict[str, Any]:
+        settings = self.base_settings.model_copy(update={
+            "workers": cell.server_workers, "worker_class": cell.worker_class,
+            "threadpool_tokens": cell.threadpool_tokens, "db_pool_size": cell.db_pool_size,
+        })
+        spec = LoadSpec(
+            target_url="", user_classes=[user_class_name(s) for s in cell.styles], users=cell.users,
+            out_dir=cell_dir, run_time_s=cell.warmup_s + cell.duration_s, warmup_s=cell.warmup_s,
+            model=cell.model, arrival_rate=cell.arrival_rate, wait_ms=cell.wait_ms, work=cell.work,
+            fanout=cell.fanout,
+        )
+        workers = cell.locust_workers or default_worker_count()
+        if self.external_workers:
+            workers = 0
+        with Stack(settings, telemetry_dir=cell_dir / "telemetry", with_db=cell.needs_db) as stack:
+            spec.target_url = stack.target_url
+            cluster = LocustCluster(spec, workers, bind_host=self.master_host,
+                                    external_workers=self.external_workers,
+                                    expect_timeout_s=600 if self.external_workers else 60)
+            with cluster:
+                if self.external_workers and self.on_worker_command:
+                    self.on_worker_command(cluster.worker_command())
+                history = cell_dir / "locust_stats_history.csv"
+                code = cluster.wait(timeout=spec.run_time_s + (660 if self.external_workers else 90),  # type: ignore[operator]
+                                    on_tick=lambda: on_rps(current_rps(history)))
+            cpu = {str(pid): readings for pid, readings in cluster.cpu.items()}
+            names = {str(m.proc.pid): m.name for m in cluster.processes()}
+        generator = generator_load(cpu, names)
+        (cell_dir / "generator.json").write_text(json.dumps(generator, indent=2))
+        if not (cell_dir / "exact.json").exists() or not (cell_dir / "locust_stats.csv").exists():
+            tail = cluster.master.tail(3) if cluster.master else ""
+            return {"status": "failed", "reason": f"Locust left no results (exit code {code}): {tail}"}
+        return {"status": "ok", "locust_exit_code": code, "generator_saturated": generator["saturated"]}
+
+    def _report_cell(self, cell: Cell, record: dict[str, Any], label: str) -> None:
+        if record["status"] != "ok":
+            self.console.print(f"[red]{label}: {record['status']}[/] {record.get('reason', '')}")
+            return
+        exact = json.loads((self.run_dir / cell.id / "exact.json").read_text())["requests"]
+        parts = []
+        for style in cell.styles:
+            e = exact.get(style)
+            if e:
+                parts.append(f"{style} p50 {e['percentiles_us']['50'] / 1000:.1f} ms "
+                             f"p99 {e['percentiles_us']['99'] / 1000:.1f} ms ({e['count']} req)")
+        warn = " [yellow]generator saturated[/]" if record.get("generator_saturated") else ""
+        self.console.print(f"{label}: {'; '.join(parts) or 'no requests'}{warn} [dim]({record['wall_s']} s)[/]")
+
+
+def generator_load(cpu: dict[str, list[float]], names: dict[str, str]) -> dict[str, Any]:
+    """Each Locust process's CPU over the cell; saturated when any averaged above Locust's warning."""
+    processes = []
+    for pid, readings in cpu.items():
+        mean = sum(readings) / len(readings) if readings else 0.0
+        processes.append({"pid": int(pid), "name": names.get(pid, "?"), "mean_cpu_percent": round(mean, 1),
+                          "max_cpu_percent": round(max(readings, default=0.0), 1)})
+    saturated = any(p["mean_cpu_percent"] > CPU_WARNING for p in processes)
+    return {"threshold_percent": CPU_WARNING, "saturated": saturated, "processes": processes}

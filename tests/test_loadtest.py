@@ -1,0 +1,164 @@
+"""``routebench run`` and ``routebench ui`` end to end: real stack, real Locust master and workers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import psutil
+import pytest
+
+from analysis.load import load_run
+from analysis.summary import summarise
+from locustfiles.capture import file_name, load_histogram
+
+
+def routebench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "routebench.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def locust_bucket(ms: float) -> float:
+    """The rounding Locust applies before its percentiles (locust/stats.py)."""
+    return 1 if ms < 100 else 10 if ms < 1000 else 100
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    results = tmp_path_factory.mktemp("results")
+    started = time.monotonic()
+    done = routebench("run", "smoke", "--results", str(results))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert time.monotonic() - started < 90
+    (run_dir,) = results.iterdir()
+    return run_dir
+
+
+def test_every_cell_has_exact_histograms_and_locust_csvs(smoke_run: Path) -> None:
+    run = load_run(smoke_run)
+    assert run.meta["status"] == "complete"
+    assert [c["status"] for c in run.cells] == ["ok", "ok"]
+    for cell in run.cells:
+        cell_dir = smoke_run / cell["dir"]
+        exact = json.loads((cell_dir / "exact.json").read_text())
+        # At least two Locust worker processes contributed samples.
+        assert len([n for n in exact["samples_by_worker"].values() if n > 0]) >= 2
+        stats = pd.read_csv(cell_dir / "locust_stats.csv").set_index("Name")
+        for style in cell["styles"]:
+            hist = load_histogram(cell_dir / "hdr" / file_name(style))
+            assert hist.get_total_count() == exact["requests"][style]["count"] > 0
+            assert stats.loc[style, "Request Count"] > 0
+        for name in ("locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv"):
+            assert (cell_dir / name).is_file()
+        assert list((cell_dir / "telemetry").glob("worker-*.jsonl"))
+        assert not json.loads((cell_dir / "generator.json").read_text())["saturated"]
+
+
+def test_run_metadata_is_complete(smoke_run: Path) -> None:
+    meta = json.loads((smoke_run / "run.json").read_text())
+    for pkg in ("python", "fastapi", "starlette", "uvicorn", "gunicorn", "locust", "postgresql"):
+        assert meta["versions"][pkg] and "not installed" not in meta["versions"][pkg], pkg
+    assert meta["versions"]["postgresql"].startswith("postgres")
+    assert meta["machine"]["cpu_count"] >= 1 and meta["machine"]["cpu_model"]
+    assert "commit" in meta["git"]
+    assert meta["experiment"]["name"] == "smoke" and meta["experiment"]["groups"]
+
+
+def test_blocking_in_async_p99_is_far_above_async_await(smoke_run: Path) -> None:
+    table = summarise(load_run(smoke_run)).set_index("style")
+    good, bad = table.loc["sleep/async-await"], table.loc["sleep/blocking-in-async"]
+    # U=10 users, W=2 loops, d=50 ms: theory says about U*d/W = 250 ms against about 50 ms.
+    assert bad["p99_ms"] > 2.5 * good["p99_ms"]
+    assert bad["rps"] < good["rps"] / 2
+    assert (smoke_run / "summary.md").is_file()
+
+
+def test_exact_percentiles_agree_with_locusts_within_its_rounding(smoke_run: Path) -> None:
+    table = summarise(load_run(smoke_run))
+    for row in table.itertuples():
+        for exact, rounded, slack in ((row.p50_ms, row.locust_p50_ms, 0.05), (row.p95_ms, row.locust_p95_ms, 0.05),
+                                      (row.p99_ms, row.locust_p99_ms, 0.10)):
+            assert abs(exact - rounded) <= max(locust_bucket(rounded), slack * rounded), (row.style, exact, rounded)
+        # Exact values resolve below a millisecond; Locust's never do.
+        assert any(abs(v - round(v)) > 1e-6 for v in (row.p50_ms, row.p95_ms, row.p99_ms, row.p999_ms))
+
+
+def test_ctrl_c_keeps_finished_cells_and_leaves_no_process(tmp_path: Path) -> None:
+    with subprocess.Popen([sys.executable, "-m", "routebench.cli", "run", "smoke", "--results", str(tmp_path)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            state: dict[str, object] = {}
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                runs = list(tmp_path.glob("*/run.json"))
+                if runs:
+                    try:
+                        state = json.loads(runs[0].read_text())
+                    except json.JSONDecodeError:
+                        state = {}
+                    cells = state.get("cells", [])
+                    if cells and cells[0]["status"] == "ok" and cells[1]["status"] == "running":  # type: ignore[index]
+                        break
+                time.sleep(0.2)
+            time.sleep(4)  # well inside the second cell: stack and Locust are up
+            family = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+            assert len(family) >= 6
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 130
+            err = proc.stderr.read() if proc.stderr else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "interrupted" in err and "Traceback" not in err
+    meta = json.loads(runs[0].read_text())
+    assert meta["status"] == "incomplete"
+    assert [c["status"] for c in meta["cells"]] == ["ok", "interrupted"]
+    assert (runs[0].parent / meta["cells"][0]["dir"] / "exact.json").is_file()
+    time.sleep(1)
+    assert [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
+
+
+@pytest.fixture
+def ui(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    with subprocess.Popen([sys.executable, "-m", "routebench.cli", "ui", "--no-db", "--workers", "2",
+                           "--results", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        try:
+            yield proc, tmp_path
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_web_ui_lists_every_style_records_and_stops_cleanly(ui: tuple[subprocess.Popen[str], Path]) -> None:
+    proc, results = ui
+    url = proc.stdout.readline().strip() if proc.stdout else ""
+    assert url == "http://127.0.0.1:8089"
+    page = httpx.get(url).text
+    from target_app import catalogue
+    from locustfiles.names import user_class_name
+
+    for style in catalogue.STYLES:
+        assert user_class_name(style.id) in page
+    listening = [c for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == 8089]
+    assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening)
+    r = httpx.post(url + "/swarm", data={"user_count": 4, "spawn_rate": 4, "user_classes": ["SleepAsyncAwait"]})
+    assert r.status_code == 200 and r.json()["success"], r.text
+    time.sleep(5)
+    family = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 0
+    (run_dir,) = results.iterdir()
+    exact = json.loads((run_dir / "ui" / "exact.json").read_text())
+    assert exact["requests"]["sleep/async-await"]["count"] > 10
+    report = routebench("report", str(run_dir))
+    assert report.returncode == 0 and "sleep/async-await" in report.stdout
+    time.sleep(1)
+    assert [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
