@@ -49,18 +49,72 @@ def load_run(run_dir: Path) -> Run:
 
 
 def read_stats_csv(path: Path) -> pd.DataFrame:
+    return read_csv(path, STATS_COLUMNS)
+
+
+HISTORY_COLUMNS = ("Timestamp", "Name", "Requests/s", "95%", "User Count")
+FAILURE_COLUMNS = ("Method", "Name", "Error", "Occurrences")
+EXCEPTION_COLUMNS = ("Count", "Message", "Traceback", "Nodes")
+
+
+def read_csv(path: Path, columns: tuple[str, ...], allow_empty: bool = False) -> pd.DataFrame:
+    """A CSV Locust wrote, with its column contract checked."""
     if not path.is_file():
         raise BadInput(f"{path}: missing")
+    if path.stat().st_size == 0:
+        raise BadInput(f"{path}: empty (not even a header)")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, na_values=["N/A"])
     except pd.errors.EmptyDataError:
         raise BadInput(f"{path}: empty") from None
-    except pd.errors.ParserError as exc:
-        raise BadInput(f"{path}: not a CSV Locust wrote: {exc}") from None
-    missing = [c for c in STATS_COLUMNS if c not in df.columns]
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not a CSV Locust wrote: {str(exc).splitlines()[0]}") from None
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         raise BadInput(f"{path}: missing columns {', '.join(missing)}")
+    if df.empty and not allow_empty:
+        raise BadInput(f"{path}: has a header but no rows")
     return df
+
+
+def read_exact(path: Path) -> dict[str, dict[str, Any]]:
+    body = read_json(path)
+    requests = body.get("requests") if isinstance(body, dict) else None
+    if not isinstance(requests, dict):
+        raise BadInput(f"{path}: has no 'requests' object")
+    for name, entry in requests.items():
+        if not isinstance(entry, dict) or not {"count", "percentiles_us"} <= set(entry):
+            raise BadInput(f"{path}: entry {name!r} lacks count or percentiles_us")
+        missing = [p for p in ("50", "95", "99", "99.9") if p not in entry["percentiles_us"]]
+        if missing:
+            raise BadInput(f"{path}: entry {name!r} lacks percentiles {', '.join(missing)}")
+    return requests
+
+
+def read_telemetry(directory: Path) -> pd.DataFrame:
+    """Every worker's samples; a worker killed mid-write may leave a cut last line, which is dropped."""
+    frames = []
+    for path in sorted(directory.glob("worker-*.jsonl")):
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        records = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number == len(lines):
+                    continue
+                raise BadInput(f"{path}: line {number} is not JSON") from None
+        if records:
+            frames.append(pd.DataFrame.from_records(records))
+    if not frames:
+        return pd.DataFrame(columns=["t", "pid", "lag_ms", "threads_busy", "threads_total", "inflight"])
+    df = pd.concat(frames, ignore_index=True)
+    for col in ("t", "pid", "lag_ms", "threads_busy"):
+        if col not in df.columns:
+            raise BadInput(f"{directory}: telemetry samples lack {col!r}")
+    return df.sort_values("t", ignore_index=True)
 
 
 def ok_cells(run: Run) -> list[dict[str, Any]]:

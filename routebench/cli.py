@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from analysis import load, summary
+from analysis import load, report, summary
 from routebench import experiment, metadata
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count
 from routebench.runner import Runner, new_run_id, write_json
@@ -26,6 +26,7 @@ from target_app.launcher import Stack, StackError
 from target_app.settings import Settings
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+SLO_EXIT_CODE = 99  # as k6 does when a threshold is crossed
 
 
 class UserError(Exception):
@@ -148,9 +149,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                       f"the run is marked incomplete: {runner.run_dir}")
         if done:
             print_summary(runner.run_dir)
+            publish_report(runner.run_dir, Path(args.reports))
         return 130
     console.print(f"run finished in {runner.state['wall_s']} s: {run_dir}")
     print_summary(run_dir)
+    publish_report(run_dir, Path(args.reports))
     failed = [c for c in runner.state["cells"] if c["status"] != "ok"]
     if failed:
         console.print(f"[red]{len(failed)} cell(s) failed:[/] " + "; ".join(f"{c['id']}: {c.get('reason')}" for c in failed))
@@ -158,8 +161,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def publish_report(run_dir: Path, reports_dir: Path, slo_args: list[str] | None = None) -> Path:
+    try:
+        page = report.publish(run_dir, reports_dir, slo_args)
+    except load.BadInput as exc:
+        raise UserError(str(exc)) from None
+    console.print(f"report: {page}  (all runs: {reports_dir / 'index.html'})")
+    return page
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    print_summary(Path(args.run))
+    run_dir = Path(args.run)
+    print_summary(run_dir)
+    publish_report(run_dir, Path(args.reports), args.slo)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        a = report.analyse(Path(args.run), args.slo)
+    except load.BadInput as exc:
+        raise UserError(str(exc)) from None
+    if a.slo.empty:
+        raise UserError("no SLO thresholds: give --slo 'STYLE:p99<120ms' or an slo list in the experiment file")
+    for r in a.slo.itertuples():
+        mark = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+        where = f"{r.cell} (U={r.users})" if r.cell else r.note
+        value = f"{r.value:,.2f}" if r.value is not None else "–"
+        console.print(f"{mark} {r.slo}  {where}: {value}")
+    broken = int((~a.slo["passed"]).sum())
+    if broken:
+        console.print(f"[red]{broken} threshold check(s) failed[/]")
+        return SLO_EXIT_CODE
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        page = report.publish_comparison(Path(args.run_a), Path(args.run_b), Path(args.reports), args.noise)
+    except load.BadInput as exc:
+        raise UserError(str(exc)) from None
+    console.print(f"comparison: {page}")
     return 0
 
 
@@ -220,11 +262,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--external-workers", type=int, default=0,
                      help="start no local Locust workers; wait for N started on other machines")
     run.add_argument("--master-host", default="127.0.0.1", help="address the Locust master binds")
+    run.add_argument("--reports", default="reports", help="where the report is published (default reports/)")
     add_server_flags(run)
     run.set_defaults(func=cmd_run)
-    report = sub.add_parser("report", help="summarise a run directory")
-    report.add_argument("run", help="results/<run-id>")
-    report.set_defaults(func=cmd_report)
+    rep = sub.add_parser("report", help="analyse a run and publish reports/<run-id>/index.html")
+    rep.add_argument("run", help="results/<run-id>")
+    rep.add_argument("--reports", default="reports", help="where reports are published (default reports/)")
+    rep.add_argument("--slo", action="append", default=[], help="extra threshold, e.g. 'sleep/async-await:p99<120ms'")
+    rep.set_defaults(func=cmd_report)
+    check = sub.add_parser("check", help=f"check SLO thresholds; exit {SLO_EXIT_CODE} when one is broken")
+    check.add_argument("run", help="results/<run-id>")
+    check.add_argument("--slo", action="append", default=[], help="threshold, e.g. 'sleep/async-await:p99<120ms'")
+    check.set_defaults(func=cmd_check)
+    cmp_ = sub.add_parser("compare", help="HTML comparison of two runs, cell by cell, beyond noise")
+    cmp_.add_argument("run_a")
+    cmp_.add_argument("run_b")
+    cmp_.add_argument("--noise", type=float, default=0.10, help="relative change counted without repeats (0.10)")
+    cmp_.add_argument("--reports", default="reports")
+    cmp_.set_defaults(func=cmd_compare)
     ui = sub.add_parser("ui", help="the target stack plus Locust's web UI (127.0.0.1:8089)")
     ui.add_argument("--web-port", type=int, default=8089)
     ui.add_argument("--locust-workers", type=int, default=0)

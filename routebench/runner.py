@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +27,10 @@ from routebench.experiment import Cell, Experiment, expand
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
 from target_app.launcher import Stack, StackError
 from target_app.settings import Settings
+from target_app.work import burn
 
 RESULTS_DIR = Path("results")
-CELL_OVERHEAD_S = 5.0  # stack and cluster start/stop, for the ETA
+CELL_OVERHEAD_S = 7.0  # stack and cluster start/stop, for the ETA
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -75,10 +77,11 @@ class Runner:
             "run_id": self.run_id,
             "status": "running",
             "started_at": time.time(),
-            "experiment": self.experiment.model_dump(),
+            "experiment": self.experiment.model_dump(exclude_none=True),
             "settings": self.base_settings.model_dump(mode="json", exclude={"database_url"}),
             "database": "DATABASE_URL" if self.base_settings.database_url else "embedded",
             **metadata.collect(self.base_settings),
+            "calibration": {"cpu_s_per_request": calibrate_cpu(self.cells)},
             "cells": [{**c.model_dump(), "status": "pending"} for c in self.cells],
         }
         self._save_state()
@@ -202,3 +205,9 @@ def generator_load(cpu: dict[str, list[float]], names: dict[str, str]) -> dict[s
                           "max_cpu_percent": round(max(readings, default=0.0), 1)})
     saturated = any(p["mean_cpu_percent"] > CPU_WARNING for p in processes)
     return {"threshold_percent": CPU_WARNING, "saturated": saturated, "processes": processes}
+
+
+def calibrate_cpu(cells: list[Cell]) -> dict[str, float]:
+    """c for the cpu family: the median time of one request's work on this machine, this Python."""
+    works = sorted({c.work for c in cells if any(s.startswith("cpu/") for s in c.styles)})
+    return {str(w): statistics.median(burn(w) for _ in range(5)) / 1000 for w in works}

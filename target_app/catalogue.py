@@ -46,6 +46,7 @@ class RouteStyle:
     description: str
     prediction: str
     params: tuple[str, ...]
+    baseline: bool = False  # the family's well-written async style, which the others are compared to
 
     @property
     def family(self) -> str:
@@ -67,30 +68,35 @@ class RouteStyle:
             "path": self.path,
             "description": self.description,
             "params": list(self.params),
+            "baseline": self.baseline,
             "prediction": asdict(PREDICTIONS[self.prediction]),
         }
 
 
 STYLES: tuple[RouteStyle, ...] = (
-    RouteStyle("sleep/async-await", "await asyncio.sleep(d) in async def", "async", ("ms",)),
+    RouteStyle("sleep/async-await", "await asyncio.sleep(d) in async def", "async", ("ms",), baseline=True),
     RouteStyle("sleep/blocking-in-async", "time.sleep(d) inside async def: blocks the event loop", "blocking", ("ms",)),
     RouteStyle("sleep/sync-def", "time.sleep(d) in a plain def route, run in the threadpool", "threadpool", ("ms",)),
     RouteStyle("sleep/offloaded", "await run_in_threadpool(time.sleep, d) from async def", "threadpool", ("ms",)),
-    RouteStyle("cpu/async", "pure-Python CPU work inside async def", "cpu", ("work",)),
+    RouteStyle("cpu/async", "pure-Python CPU work inside async def", "cpu", ("work",), baseline=True),
     RouteStyle("cpu/sync-def", "pure-Python CPU work in a plain def route (threadpool, GIL-bound)", "cpu", ("work",)),
     RouteStyle("cpu/process-pool", "CPU work sent to a per-worker process pool", "process-pool", ("work",)),
     RouteStyle("fanout/sequential", "k upstream calls awaited one after another", "fanout-sequential", ("ms", "k")),
-    RouteStyle("fanout/gather", "k upstream calls awaited together with asyncio.gather", "fanout-gather", ("ms", "k")),
-    RouteStyle("http/async-client", "one upstream call through a shared httpx.AsyncClient", "async", ("ms",)),
+    RouteStyle("fanout/gather", "k upstream calls awaited together with asyncio.gather", "fanout-gather", ("ms", "k"), baseline=True),
+    RouteStyle("http/async-client", "one upstream call through a shared httpx.AsyncClient", "async", ("ms",), baseline=True),
     RouteStyle("http/blocking-client-in-async", "a blocking httpx.Client call inside async def", "blocking", ("ms",)),
     RouteStyle("http/sync-def", "a blocking httpx.Client call in a plain def route", "threadpool", ("ms",)),
-    RouteStyle("db/asyncpg", "SELECT pg_sleep(d) through an asyncpg pool of P per worker", "db-async-pool", ("ms",)),
+    RouteStyle("db/asyncpg", "SELECT pg_sleep(d) through an asyncpg pool of P per worker", "db-async-pool", ("ms",), baseline=True),
     RouteStyle("db/blocking-in-async", "SELECT pg_sleep(d) through blocking psycopg inside async def", "db-blocking", ("ms",)),
     RouteStyle("db/sync-def", "SELECT pg_sleep(d) through blocking psycopg in a plain def route", "db-threadpool", ("ms",)),
 )
 
 BY_ID: dict[str, RouteStyle] = {s.id: s for s in STYLES}
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(s.family for s in STYLES))
+
+
+def baseline(family_name: str) -> RouteStyle:
+    return next(s for s in STYLES if s.family == family_name and s.baseline)
 
 
 def family(name: str) -> tuple[RouteStyle, ...]:

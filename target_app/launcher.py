@@ -185,9 +185,9 @@ class Stack:
             self.database_url = self._start_postgres(claim_port(host, s.db_port, "embedded PostgreSQL"))
 
         if self.with_upstream:
+            # Started side by side with the target, which needs its URL but not its answer yet.
             self.upstream_url = f"http://{host}:{upstream_port}"
             self._spawn("upstream", self._upstream_argv(upstream_port), s)
-            self._wait_http("upstream", self.upstream_url + "/health")
 
         child = s.model_copy(update={
             "port": target_port,
@@ -198,6 +198,8 @@ class Stack:
         })
         self.target_url = f"http://{host}:{target_port}"
         self._spawn("target", self._target_argv(child), child)
+        if self.upstream_url is not None:
+            self._wait_http("upstream", self.upstream_url + "/health")
         self._wait_target(child)
         return self
 

@@ -1,0 +1,113 @@
+"""Theory beside measurement: what BRIEF.md's model predicts for each cell, from the cell's own
+W, T, P, d, U, k and c, and a verdict per style written from the numbers.
+
+Closed model with no think time: throughput X = concurrency / latency (Little's law); each style
+caps concurrency differently (one loop per worker, T threads, P connections, the cores).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from target_app import catalogue
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a cell's prediction depends on (seconds and counts)."""
+
+    users: float      # U, users on this style
+    workers: int      # W
+    threads: int      # T
+    pool: int         # P
+    wait_s: float     # d
+    fanout: int       # k
+    cpu_s: float      # c, CPU seconds per request of the cpu family
+    cores: int
+
+
+def _queued(concurrency: float, s: Shape) -> float:
+    """Throughput when at most ``concurrency`` requests can wait at once, each for d."""
+    return min(s.users, concurrency) / s.wait_s
+
+
+def _latency(x: float, s: Shape, floor: float) -> float:
+    # Little's law for a closed loop: every user is always waiting, so latency = U / X.
+    return max(floor, s.users / x) if x > 0 else math.inf
+
+
+Model = Callable[[Shape], tuple[float, float]]
+
+MODELS: dict[str, Model] = {
+    "async": lambda s: (s.users / s.wait_s, s.wait_s),
+    "blocking": lambda s: ((x := _queued(s.workers, s)), _latency(x, s, s.wait_s)),
+    "threadpool": lambda s: ((x := _queued(s.workers * s.threads, s)), _latency(x, s, s.wait_s)),
+    "cpu": lambda s: ((x := min(s.workers, s.cores) / s.cpu_s), _latency(x, s, s.cpu_s)),
+    "process-pool": lambda s: ((x := min(s.workers, s.cores) / s.cpu_s), _latency(x, s, s.cpu_s)),
+    "fanout-sequential": lambda s: (s.users / (s.fanout * s.wait_s), s.fanout * s.wait_s),
+    "fanout-gather": lambda s: (s.users / s.wait_s, s.wait_s),
+    "db-async-pool": lambda s: ((x := _queued(s.workers * s.pool, s)), _latency(x, s, s.wait_s)),
+    "db-blocking": lambda s: ((x := _queued(s.workers, s)), _latency(x, s, s.wait_s)),
+    "db-threadpool": lambda s: ((x := _queued(s.workers * min(s.threads, s.pool), s)), _latency(x, s, s.wait_s)),
+}
+
+
+def predict(style_id: str, s: Shape) -> tuple[float, float]:
+    """(throughput in requests/s, latency in seconds) that theory expects for ``style_id``."""
+    if s.wait_s <= 0 and catalogue.BY_ID[style_id].family != "cpu":
+        return math.nan, math.nan
+    if s.cpu_s <= 0 and catalogue.BY_ID[style_id].family == "cpu":
+        return math.nan, math.nan
+    return MODELS[catalogue.BY_ID[style_id].prediction](s)
+
+
+def add_predictions(table: pd.DataFrame, cells: dict[str, dict], cpu_s: dict[int, float],
+                    cores: int | None = None) -> pd.DataFrame:
+    """Predicted throughput and p50 per row, and measured/predicted ratios."""
+    cores = cores or os.cpu_count() or 1
+    out = table.copy()
+    pred_x, pred_l = [], []
+    for row in out.itertuples():
+        cell = cells[row.cell]
+        styles_in_cell = len(cell["styles"])
+        shape = Shape(
+            users=cell["users"] / styles_in_cell, workers=cell["server_workers"],
+            threads=cell["threadpool_tokens"], pool=cell["db_pool_size"], wait_s=cell["wait_ms"] / 1000,
+            fanout=cell["fanout"], cpu_s=cpu_s.get(cell["work"], math.nan), cores=cores,
+        )
+        x, latency = predict(row.style, shape)
+        pred_x.append(x)
+        pred_l.append(latency * 1000)
+    out["predicted_rps"] = pred_x
+    out["predicted_latency_ms"] = pred_l
+    out["rps_vs_predicted"] = out["rps"] / out["predicted_rps"]
+    out["p50_vs_predicted"] = out["p50_ms"] / out["predicted_latency_ms"]
+    return out
+
+
+def verdict(rows: pd.DataFrame) -> str:
+    """One line for a style, from its rows (one per user count), written from the numbers."""
+    rows = rows.sort_values("users")
+    top = rows.iloc[-1]
+    parts = [f"at U={top.users:g}: {top.rps:,.0f} req/s"]
+    if not math.isnan(top.predicted_rps):
+        parts[0] += f" against {top.predicted_rps:,.0f} predicted ({top.rps_vs_predicted:.0%})"
+    parts.append(f"p50 {top.p50_ms:,.1f} ms (predicted {top.predicted_latency_ms:,.1f}), p99 {top.p99_ms:,.1f} ms")
+    ratio = top.get("p99_vs_async")
+    if ratio is not None and not math.isnan(ratio) and abs(ratio - 1) > 0.05:
+        parts.append(f"p99 {ratio:.1f}x async-await's")
+    if len(rows) > 1:
+        low = rows.iloc[0]
+        growth_users = top.users / low.users
+        growth_rps = top.rps / low.rps if low.rps else math.nan
+        if growth_rps < 0.5 * growth_users:
+            parts.append(f"throughput capped: {growth_users:g}x the users gave {growth_rps:.1f}x the requests/s "
+                         f"({low.rps:,.0f} -> {top.rps:,.0f})")
+        else:
+            parts.append(f"throughput scaled {growth_rps:.1f}x for {growth_users:g}x the users")
+    return "; ".join(parts)

@@ -1,0 +1,98 @@
+"""The published report in a real headless Chromium (Debian's, driven by Playwright)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from analysis.load import load_run
+from analysis.report import MAX_REPORT_BYTES, publish, publish_comparison
+from tests.analysis.conftest import FIXTURE_RUN
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed "
+                                "(.ci/run installs it: apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def open_page(browser: object, path: Path) -> tuple[object, list[str]]:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page.goto(path.resolve().as_uri())
+    page.wait_for_function("window.Bokeh !== undefined && Object.keys(Bokeh.index).length > 0", timeout=15_000)
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    page.wait_for_timeout(500)
+    return page, problems
+
+
+def test_report_renders_every_chart_and_lists_every_style(browser: object, tmp_path: Path) -> None:
+    index = publish(FIXTURE_RUN, tmp_path / "reports")
+    assert index.stat().st_size < MAX_REPORT_BYTES
+    page, problems = open_page(browser, index)
+    charts = page.evaluate("[...document.querySelectorAll('.chart')].map(c => c.getBoundingClientRect().height)")
+    cells = len(load_run(FIXTURE_RUN).cells)
+    assert len(charts) == 4 + cells  # four summary charts and one timeline per cell
+    assert all(h > 100 for h in charts), charts
+    # Bokeh draws into canvases nested in shadow roots: every chart must hold at least one, drawn.
+    drawn = page.evaluate("""[...document.querySelectorAll('.chart')].map(chart => {
+        const canvases = [];
+        const walk = (root) => root.querySelectorAll('*').forEach(e => {
+            if (e.tagName === 'CANVAS') canvases.push(e);
+            if (e.shadowRoot) walk(e.shadowRoot);
+        });
+        walk(chart);
+        return canvases.some(c => c.width > 0 && c.height > 0);
+    })""")
+    assert all(drawn) and len(drawn) == len(charts)
+    styles = set(page.evaluate("[...document.querySelectorAll('#decision tr[data-style]')].map(r => r.dataset.style)"))
+    assert styles == {s for c in load_run(FIXTURE_RUN).cells for s in c["styles"]}
+    assert "FAILED" in page.inner_text("#slo") and "passed" in page.inner_text("#slo")
+    assert problems == []
+    listing, problems = open_index(browser, tmp_path / "reports" / "index.html")
+    assert FIXTURE_RUN.name in listing and problems == []
+
+
+def open_index(browser: object, path: Path) -> tuple[str, list[str]]:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(path.resolve().as_uri())
+    return page.inner_text("#runs"), problems
+
+
+def test_markup_from_a_run_is_shown_as_text(browser: object, run_copy: Path, tmp_path: Path) -> None:
+    hostile = '<b class="injected">bold</b><script>alert("owned")</script><img src=x onerror=alert(2)>'
+    cell_dir = run_copy / load_run(run_copy).cells[0]["dir"]
+    failures = cell_dir / "locust_failures.csv"
+    failures.write_text(failures.read_text().rstrip("\n") + f'\nGET,sleep/async-await,"{hostile.replace(chr(34), chr(34) * 2)}",3\n')
+    index = publish(run_copy, tmp_path / "reports")
+    page, problems = open_page(browser, index)
+    assert page.evaluate("document.querySelectorAll('.injected').length") == 0
+    assert hostile in page.inner_text("#failures")
+    assert problems == []
+
+
+def test_comparison_page_opens(browser: object, run_copy: Path, tmp_path: Path) -> None:
+    out = publish_comparison(FIXTURE_RUN, run_copy, tmp_path / "reports", noise=0.1)
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(out.resolve().as_uri())
+    text = page.inner_text("#comparison")
+    assert "sleep/blocking-in-async" in text and "within noise" in text
