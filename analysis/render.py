@@ -3,6 +3,7 @@ that came from a run (names, error messages, exception text) is shown as text, n
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,15 @@ def _pct(value: Any) -> str:
     return "–" if f != f else f"{f:.0%}"
 
 
+def _clock(value: Any) -> str:
+    try:
+        return time.strftime("%H:%M:%S UTC", time.gmtime(float(value)))
+    except (TypeError, ValueError):
+        return "–"
+
+
 _env.filters["num"] = _num
+_env.filters["clock"] = _clock
 _env.filters["pct"] = _pct
 
 

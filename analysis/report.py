@@ -75,6 +75,7 @@ def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
         "failures": failures.to_dict("records"), "exceptions": exceptions.to_dict("records"),
         "samples_by_worker": exact.get("samples_by_worker", {}),
         "lost_workers": cell.get("lost_workers", []),
+        "server_worker_deaths": cell.get("server_worker_deaths", []),
         "saturated": bool(cell.get("generator_saturated")),
     }
 

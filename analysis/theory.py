@@ -74,13 +74,16 @@ def add_predictions(table: pd.DataFrame, cells: dict[str, dict], cpu_s: dict[int
     pred_x, pred_l = [], []
     for row in out.itertuples():
         cell = cells[row.cell]
-        styles_in_cell = len(cell["styles"])
-        shape = Shape(
-            users=cell["users"] / styles_in_cell, workers=cell["server_workers"],
-            threads=cell["threadpool_tokens"], pool=cell["db_pool_size"], wait_s=cell["wait_ms"] / 1000,
-            fanout=cell["fanout"], cpu_s=cpu_s.get(cell["work"], math.nan), cores=cores,
-        )
-        x, latency = predict(row.style, shape)
+        try:
+            shape = Shape(
+                users=cell["users"] / len(cell["styles"]), workers=cell["server_workers"],
+                threads=cell["threadpool_tokens"], pool=cell["db_pool_size"], wait_s=cell["wait_ms"] / 1000,
+                fanout=cell["fanout"], cpu_s=cpu_s.get(cell["work"], math.nan), cores=cores,
+            )
+            x, latency = predict(row.style, shape)
+        except (KeyError, TypeError, ZeroDivisionError):
+            # A web-UI session has no fixed users or work sizes: nothing to predict from.
+            x, latency = math.nan, math.nan
         pred_x.append(x)
         pred_l.append(latency * 1000)
     out["predicted_rps"] = pred_x

@@ -36,7 +36,9 @@ from locustfiles.names import user_class_name  # noqa: E402
 from target_app import catalogue  # noqa: E402
 
 LATE_MS = 10.0
+WATCH_INTERVAL_S = 0.5
 capture = Capture()
+lost_workers: list[dict[str, Any]] = []  # master: workers that went missing mid-run, and when
 # When load starts, when measuring starts (after warm-up), and the open model's rate per process.
 window: dict[str, float | None] = {"schedule_from": None, "measure_from": None, "rate_per_process": None}
 
@@ -165,6 +167,30 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     _open_window(environment, data)
     if isinstance(runner, MasterRunner):
         runner.send_message("rb_window", data)
+        gevent.spawn(_watch_workers, runner)
+
+
+def _watch_workers(runner: MasterRunner) -> None:
+    """Note each worker that goes missing (Locust stops hearing its heartbeat) or is dropped.
+    What it reported before stays merged: nothing the master received is lost."""
+    seen: set[str] = set()
+    noted: set[str] = set()
+    while True:
+        if runner.state not in ("spawning", "running"):
+            if seen:  # the test is over: workers leaving now are not lost
+                return
+            gevent.sleep(WATCH_INTERVAL_S)
+            continue
+        present = {c.id: c.state for c in runner.clients.all}
+        gone = [cid for cid in seen if cid not in present]
+        missing = [cid for cid, state in present.items() if state == "missing"]
+        for cid in [*missing, *gone]:
+            if cid not in noted:
+                noted.add(cid)
+                lost_workers.append({"id": cid, "lost_at": time.time(),
+                                     "samples_received": capture.samples_by_worker.get(cid, 0)})
+        seen.update(present)
+        gevent.sleep(WATCH_INTERVAL_S)
 
 
 @events.report_to_master.add_listener
@@ -190,6 +216,7 @@ def _save(environment: Environment, out: Path) -> None:
         "model": getattr(environment.parsed_options, "rb_model", "closed"),
         "late_ms": LATE_MS,
         "workers": workers,
+        "lost_workers": lost_workers,
         "master_pid": os.getpid(),
     })
 

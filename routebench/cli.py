@@ -22,7 +22,7 @@ from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_co
 from routebench.runner import Runner, new_run_id, write_json
 
 from target_app import catalogue
-from target_app.launcher import Stack, StackError
+from target_app.launcher import Stack, StackError, claim_port
 from target_app.settings import Settings
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -121,6 +121,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except experiment.ExperimentError as exc:
         raise UserError(str(exc)) from None
     settings = settings_from(args)
+    # Ports the user chose are checked before anything is written: each cell would need them.
+    for field, what in (("port", "target app"), ("upstream_port", "upstream service"), ("db_port", "embedded PostgreSQL")):
+        if getattr(settings, field):
+            claim_port(settings.host, getattr(settings, field), what)
     results = Path(args.results)
     try:
         results.mkdir(parents=True, exist_ok=True)
@@ -154,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(f"run finished in {runner.state['wall_s']} s: {run_dir}")
     print_summary(run_dir)
     publish_report(run_dir, Path(args.reports))
-    failed = [c for c in runner.state["cells"] if c["status"] != "ok"]
+    failed = [c for c in runner.state["cells"] if c["status"] not in ("ok", "skipped")]
     if failed:
         console.print(f"[red]{len(failed)} cell(s) failed:[/] " + "; ".join(f"{c['id']}: {c.get('reason')}" for c in failed))
         return 1
@@ -212,7 +216,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     cell_dir = run_dir / "ui"
     cell_dir.mkdir(parents=True)
     state: dict[str, Any] = {"run_id": run_dir.name, "status": "running", "started_at": time.time(),
-                             "experiment": {"name": "web-ui"}, **metadata.collect(settings),
+                             "experiment": {"name": "web-ui", "description": "a Locust web-UI session"}, **metadata.collect(settings),
                              "cells": [{"id": "ui", "dir": "ui", "group": "web-ui", "styles": [],
                                         "users": 0, "server_workers": settings.workers, "model": "closed",
                                         "status": "running"}]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -73,6 +74,7 @@ class Runner:
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=False)
+        started = time.monotonic()
         self.state = {
             "run_id": self.run_id,
             "status": "running",
@@ -80,33 +82,59 @@ class Runner:
             "experiment": self.experiment.model_dump(exclude_none=True),
             "settings": self.base_settings.model_dump(mode="json", exclude={"database_url"}),
             "database": "DATABASE_URL" if self.base_settings.database_url else "embedded",
-            **metadata.collect(self.base_settings),
-            "calibration": {"cpu_s_per_request": calibrate_cpu(self.cells)},
             "cells": [{**c.model_dump(), "status": "pending"} for c in self.cells],
         }
-        self._save_state()
-        planned = sum(c.warmup_s + c.duration_s + CELL_OVERHEAD_S for c in self.cells)
-        self.console.print(f"run [bold]{self.run_id}[/]: {len(self.cells)} cells, about {planned / 60:.1f} min "
-                           f"-> {self.run_dir}")
-        started = time.monotonic()
         try:
-            with Progress(
-                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                console=self.console, transient=True,
-            ) as progress:
-                task = progress.add_task("starting", total=planned)
-                done_s = 0.0
-                for cell in self.cells:
-                    budget = cell.warmup_s + cell.duration_s + CELL_OVERHEAD_S
-                    self._run_cell(cell, progress, task, done_s, budget)
-                    done_s += budget
-                    progress.update(task, completed=done_s)
+            self._save_state()  # first, so an interrupted run is always marked as such
+            self.state.update(metadata.collect(self.base_settings))
+            self.state["calibration"] = {"cpu_s_per_request": calibrate_cpu(self.cells)}
+            self._save_state()
+            self._run_matrix()
         except KeyboardInterrupt:
             self._finish("incomplete", time.monotonic() - started)
             raise
         self._finish("complete", time.monotonic() - started)
         return self.run_dir
+
+    def _run_matrix(self) -> None:
+        planned = sum(c.warmup_s + c.duration_s + CELL_OVERHEAD_S for c in self.cells)
+        self.console.print(f"run [bold]{self.run_id}[/]: {len(self.cells)} cells, about {planned / 60:.1f} min "
+                           f"-> {self.run_dir}")
+        db_problem = self._database_problem()
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self.console, transient=True,
+        ) as progress:
+            task = progress.add_task("starting", total=planned)
+            done_s = 0.0
+            for cell in self.cells:
+                budget = cell.warmup_s + cell.duration_s + CELL_OVERHEAD_S
+                if cell.needs_db and db_problem:
+                    self._skip_cell(cell, db_problem)
+                else:
+                    self._run_cell(cell, progress, task, done_s, budget)
+                done_s += budget
+                progress.update(task, completed=done_s)
+
+    def _database_problem(self) -> str | None:
+        """Why the db cells cannot run (your DATABASE_URL does not answer), or None."""
+        url = self.base_settings.database_url
+        if not url or not any(c.needs_db for c in self.cells):
+            return None
+        import psycopg
+
+        try:
+            with psycopg.connect(url, connect_timeout=5):
+                return None
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return f"PostgreSQL unreachable at DATABASE_URL: {first}"
+
+    def _skip_cell(self, cell: Cell, reason: str) -> None:
+        self._cell_state(cell).update(status="skipped", reason=reason)
+        self._save_state()
+        self.console.print(f"[yellow]cell {cell.index}/{len(self.cells)} {'+'.join(cell.styles)} skipped:[/] {reason}")
 
     def _finish(self, status: str, wall_s: float) -> None:
         for c in self.state["cells"]:
@@ -170,16 +198,29 @@ class Runner:
                 if self.external_workers and self.on_worker_command:
                     self.on_worker_command(cluster.worker_command())
                 history = cell_dir / "locust_stats_history.csv"
+
+                def tick() -> None:
+                    dead = [m for m in stack.processes if not m.alive()]
+                    if dead:
+                        raise StackError(f"the target stack died mid-cell: {dead[0].name} exited with code "
+                                         f"{dead[0].proc.returncode}")
+                    on_rps(current_rps(history))
+
                 code = cluster.wait(timeout=spec.run_time_s + (660 if self.external_workers else 90),  # type: ignore[operator]
-                                    on_tick=lambda: on_rps(current_rps(history)))
+                                    on_tick=tick)
             cpu = {str(pid): readings for pid, readings in cluster.cpu.items()}
             names = {str(m.proc.pid): m.name for m in cluster.processes()}
+            server_log = stack.log("target")
+            (cell_dir / "server.log").write_text(server_log)
+        deaths = worker_deaths(server_log, cell_dir / "telemetry")
         generator = generator_load(cpu, names)
         (cell_dir / "generator.json").write_text(json.dumps(generator, indent=2))
         if not (cell_dir / "exact.json").exists() or not (cell_dir / "locust_stats.csv").exists():
             tail = cluster.master.tail(3) if cluster.master else ""
             return {"status": "failed", "reason": f"Locust left no results (exit code {code}): {tail}"}
-        return {"status": "ok", "locust_exit_code": code, "generator_saturated": generator["saturated"]}
+        lost = json.loads((cell_dir / "exact.json").read_text()).get("lost_workers", [])
+        return {"status": "ok", "locust_exit_code": code, "generator_saturated": generator["saturated"],
+                "lost_workers": lost, "server_worker_deaths": deaths}
 
     def _report_cell(self, cell: Cell, record: dict[str, Any], label: str) -> None:
         if record["status"] != "ok":
@@ -211,3 +252,33 @@ def calibrate_cpu(cells: list[Cell]) -> dict[str, float]:
     """c for the cpu family: the median time of one request's work on this machine, this Python."""
     works = sorted({c.work for c in cells if any(s.startswith("cpu/") for s in c.styles)})
     return {str(w): statistics.median(burn(w) for _ in range(5)) / 1000 for w in works}
+
+
+WORKER_DEATH = re.compile(r"^\[(?P<at>[^\]]+)\] \[\d+\] \[\w+\] Worker \(pid:(?P<pid>\d+)\) (?P<how>was sent \w+|exited with code -?\d+)")
+
+
+def worker_deaths(server_log: str, telemetry_dir: Path) -> list[dict[str, Any]]:
+    """Server workers Gunicorn saw die mid-cell, with the requests they held when last sampled.
+
+    Locust's FastHttpUser (geventhttpclient) silently retries an idempotent request whose
+    connection dies, so these requests may show up as slow rather than failed: the server's own
+    count is the evidence.
+    """
+    deaths = []
+    for line in server_log.splitlines():
+        m = WORKER_DEATH.match(line)
+        if not m:
+            continue
+        pid = int(m["pid"])
+        last: dict[str, Any] = {}
+        path = telemetry_dir / f"worker-{pid}.jsonl"
+        if path.exists():
+            for raw in reversed(path.read_text(errors="replace").splitlines()):
+                try:
+                    last = json.loads(raw)
+                    break
+                except json.JSONDecodeError:
+                    continue
+        deaths.append({"pid": pid, "at": m["at"], "how": m["how"], "inflight_at_last_sample": last.get("inflight"),
+                       "last_sample_t": last.get("t")})
+    return deaths

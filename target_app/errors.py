@@ -10,6 +10,7 @@ import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from target_app.params import PARAMS
 from target_app.resources import Unavailable
@@ -48,7 +49,27 @@ def _unavailable(prefix: str):
     return handler
 
 
+MAX_QUERY_BYTES = 2048  # every route takes at most three short integers
+
+
+class LimitQueryString:
+    """Pure ASGI middleware: an oversized query string gets a 414 before any route sees it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        size = len(scope.get("query_string", b"")) if scope["type"] == "http" else 0
+        if size > MAX_QUERY_BYTES:
+            response = JSONResponse(
+                {"detail": f"query string of {size} bytes is over the {MAX_QUERY_BYTES}-byte limit"}, status_code=414)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(LimitQueryString)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(Unavailable, _unavailable(""))
     app.add_exception_handler(httpx.HTTPError, _unavailable("upstream failed"))

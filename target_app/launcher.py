@@ -306,6 +306,16 @@ class Stack:
                 continue
         return pids
 
+    def log(self, name: str) -> str:
+        """What one of the stack's processes has written so far."""
+        managed = next((m for m in self.processes if m.name == name), None)
+        if managed is None:
+            return ""
+        try:
+            return managed.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
     def describe(self) -> dict[str, str | None]:
         return {"target": self.target_url, "upstream": self.upstream_url, "database": self.database_url}
 

@@ -158,7 +158,8 @@ def test_web_ui_lists_every_style_records_and_stops_cleanly(ui: tuple[subprocess
     (run_dir,) = results.iterdir()
     exact = json.loads((run_dir / "ui" / "exact.json").read_text())
     assert exact["requests"]["sleep/async-await"]["count"] > 10
-    report = routebench("report", str(run_dir))
+    report = routebench("report", str(run_dir), "--reports", str(results / "reports"))
     assert report.returncode == 0 and "sleep/async-await" in report.stdout
+    assert (results / "reports" / run_dir.name / "index.html").is_file()
     time.sleep(1)
     assert [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []

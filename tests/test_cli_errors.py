@@ -1,0 +1,60 @@
+"""Bad input to ``routebench run``: one clear line, a non-zero exit, nothing half-written."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "routebench.cli", "run", *args], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], words: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], lines
+
+
+@pytest.mark.parametrize("body, words", [
+    ("name = 'x'\n[[groups]\nstyles = ['sleep']\n", "not valid TOML"),
+    ("[[groups]]\nstyles = ['sleep/nope']\n", "unknown route style 'sleep/nope'"),
+    ("users = [0]\n[[groups]]\nstyles = ['sleep']\n", "users"),
+    ("wait_ms = 20000\n[[groups]]\nstyles = ['sleep']\n", "wait_ms"),
+    ("colour = 'blue'\n[[groups]]\nstyles = ['sleep']\n", "colour"),
+    ("name = 'no groups'\n", "groups"),
+])
+def test_malformed_experiment_files(tmp_path: Path, body: str, words: str) -> None:
+    exp = tmp_path / "bad.toml"
+    exp.write_text(body)
+    results = tmp_path / "results"
+    done = run(str(exp), "--results", str(results))
+    assert_one_line_error(done, words)
+    assert str(exp) in done.stderr
+    assert not results.exists()
+
+
+def test_unknown_profile(tmp_path: Path) -> None:
+    assert_one_line_error(run("nonesuch", "--results", str(tmp_path / "r")), "no experiment file 'nonesuch'")
+
+
+def test_results_directory_that_cannot_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_one_line_error(run("smoke", "--results", str(blocker / "results")), "is not writable")
+
+
+def test_port_in_use_before_anything_is_written(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        done = run("smoke", "--port", str(port), "--results", str(tmp_path / "results"))
+    assert_one_line_error(done, f"port {port} on 127.0.0.1 is already in use")
+    assert not (tmp_path / "results").exists()
