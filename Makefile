@@ -14,6 +14,7 @@ help:
 	@echo "make test      run the test suite (real Gunicorn, Locust, PostgreSQL)"
 	@echo "make serve     run the target stack in the foreground (ARGS='--workers 4')"
 	@echo "make ui        the target stack plus Locust's web UI on 127.0.0.1:8089"
+	@echo "make bench     routebench's own cost and accuracy, against wrk (bench/results/)"
 	@echo "make clean     remove .venv, results/ and generated reports"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -34,6 +35,10 @@ loadtest: $(STAMP)
 
 ui: $(STAMP)
 	$(BIN)/routebench ui $(ARGS)
+
+# Needs wrk (Debian: apt-get install wrk). Model fit reads the latest default run in results/.
+bench: $(STAMP)
+	$(BIN)/routebench bench $(ARGS)
 
 # Regenerate the pins from what is installed (after changing dependencies in pyproject.toml).
 lock: $(STAMP)

@@ -26,6 +26,7 @@ from analysis.summary import add_baseline_ratios, summarise
 from target_app import catalogue
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024
+MAX_TIMELINES = 24
 
 
 @dataclass
@@ -124,7 +125,8 @@ def build_context(a: Analysis) -> dict[str, Any]:
         "predicted": charts.measured_vs_predicted(a.table),
         "neighbour": charts.neighbour_damage(a.table),
     }
-    for cell in a.cells:
+    # A timeline per cell, up to a limit that keeps the page light; the CSVs hold the rest.
+    for cell in a.cells[:MAX_TIMELINES]:
         figures[f"timeline_{cell['id']}"] = charts.cell_timeline(cell["id"], cell["client"], cell["server"])
     bokeh_js, bokeh_script, divs = charts.embed(figures)
     meta = a.run.meta
@@ -135,7 +137,7 @@ def build_context(a: Analysis) -> dict[str, Any]:
         "repeats": a.repeats[a.repeats["repeats"] > 1].to_dict("records"),
         "slo": a.slo.to_dict("records"), "cells": a.cells, "failed_cells": failed,
         "saturated": [c for c in a.cells if c["saturated"]],
-        "bokeh_js": bokeh_js, "bokeh_script": bokeh_script, "divs": divs,
+        "bokeh_js": bokeh_js, "bokeh_script": bokeh_script, "divs": divs, "max_timelines": MAX_TIMELINES,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
 

@@ -52,6 +52,8 @@ def _add_arguments(parser: Any) -> None:
     parser.add_argument("--rb-rate", type=float, default=10.0, help="open model: requests/s per style, in all")
     parser.add_argument("--rb-warmup", type=float, default=0.0, help="seconds excluded before measuring")
     parser.add_argument("--rb-out", default="", help="directory for exact histograms (master)", include_in_web_ui=False)
+    parser.add_argument("--rb-no-capture", action="store_true", default=False, include_in_web_ui=False,
+                        help="record no exact histograms (to measure what the capture costs)")
 
 
 class StyleUser(FastHttpUser):
@@ -116,8 +118,8 @@ def _on_request(name: str, response_time: float, exception: Any, **_: Any) -> No
     if window["measure_from"] is None:
         return
     opts = getattr(_env, "parsed_options", None)
-    if getattr(opts, "rb_model", "closed") == "open":
-        return  # recorded from the intended start in _hit_on_schedule
+    if getattr(opts, "rb_model", "closed") == "open" or getattr(opts, "rb_no_capture", False):
+        return  # open model: recorded from the intended start in _hit_on_schedule
     capture.record(name, int(response_time * 1000))
 
 

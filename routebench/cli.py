@@ -27,6 +27,7 @@ from target_app.settings import Settings
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 SLO_EXIT_CODE = 99  # as k6 does when a threshold is crossed
+LOCUST_MASTER_PORT = 5557  # Locust's own default, which remote workers expect
 
 
 class UserError(Exception):
@@ -143,8 +144,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     def show_worker_command(cmd: list[str]) -> None:
         console.print(f"waiting for {args.external_workers} worker(s); start each with:\n  {' '.join(cmd)}")
 
+    master_port = args.master_port or (LOCUST_MASTER_PORT if args.external_workers else 0)
     runner = Runner(exp, settings, results_dir=results, external_workers=args.external_workers,
-                    master_host=args.master_host, console=console, on_worker_command=show_worker_command)
+                    master_host=args.master_host, master_port=master_port, target_url=args.target_url,
+                    console=console, on_worker_command=show_worker_command)
     try:
         run_dir = runner.run()
     except KeyboardInterrupt:
@@ -247,6 +250,16 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from routebench.bench import run_bench
+
+    console.print("benchmarking routebench itself (about 3 minutes) ...")
+    path, text = run_bench(Path(args.results), args.seconds)
+    print(text)
+    console.print(f"saved: {path}")
+    return 0
+
+
 def cmd_styles(_: argparse.Namespace) -> int:
     for s in catalogue.STYLES:
         print(f"{s.id:32} {s.description}")
@@ -266,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--external-workers", type=int, default=0,
                      help="start no local Locust workers; wait for N started on other machines")
     run.add_argument("--master-host", default="127.0.0.1", help="address the Locust master binds")
+    run.add_argument("--master-port", type=int, default=0,
+                     help=f"the Locust master's port (default: free, or {LOCUST_MASTER_PORT} with --external-workers)")
+    run.add_argument("--target-url", default=None,
+                     help="measure a target already running at this URL (e.g. routebench serve on another host)")
     run.add_argument("--reports", default="reports", help="where the report is published (default reports/)")
     add_server_flags(run)
     run.set_defaults(func=cmd_run)
@@ -290,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--results", default="results")
     add_server_flags(ui)
     ui.set_defaults(func=cmd_ui)
+    bench = sub.add_parser("bench", help="what routebench costs and how accurate it is (needs wrk)")
+    bench.add_argument("--seconds", type=int, default=10, help="length of each load measurement")
+    bench.add_argument("--results", default="results", help="where to find the latest default run (model fit)")
+    bench.set_defaults(func=cmd_bench)
     styles = sub.add_parser("styles", help="list the route-style catalogue")
     styles.set_defaults(func=cmd_styles)
     return parser

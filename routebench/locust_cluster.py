@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from target_app.launcher import REPO, Managed, StackError, claim_port, spawn
+from target_app.launcher import REPO, Managed, StackError, StartedAndStopped, claim_port, spawn
 
 LOCUSTFILE = REPO / "locustfiles" / "routebench.py"
 CPU_WARNING = 90.0  # Locust warns above this per generator process
@@ -46,7 +46,7 @@ class LoadSpec:
 
 
 @dataclass
-class LocustCluster:
+class LocustCluster(StartedAndStopped):
     spec: LoadSpec
     workers: int
     bind_host: str = "127.0.0.1"
@@ -54,21 +54,11 @@ class LocustCluster:
     web_port: int | None = None  # None: headless
     external_workers: int = 0
     expect_timeout_s: float = 60.0
+    extra_args: list[str] = field(default_factory=list)
     master: Managed | None = field(default=None, init=False)
     local_workers: list[Managed] = field(default_factory=list, init=False)
     cpu: dict[int, list[float]] = field(default_factory=dict, init=False)
     _probes: dict[int, psutil.Process] = field(default_factory=dict, init=False)
-
-    def __enter__(self) -> LocustCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def master_argv(self) -> list[str]:
         s = self.spec
@@ -90,7 +80,7 @@ class LocustCluster:
                 argv += ["-t", f"{s.run_time_s:g}s"]
         else:
             argv += ["--web-host", self.bind_host, "--web-port", str(self.web_port), "--class-picker"]
-        return argv + s.user_classes
+        return argv + self.extra_args + s.user_classes
 
     def worker_command(self, master_host: str | None = None) -> list[str]:
         return [

@@ -8,17 +8,19 @@ every cell; it is rewritten (atomically) after each cell, so an interrupted run 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -62,6 +64,8 @@ class Runner:
     results_dir: Path = RESULTS_DIR
     external_workers: int = 0
     master_host: str = "127.0.0.1"
+    master_port: int = 0
+    target_url: str | None = None  # a target already running elsewhere: no stack is started
     console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
     on_worker_command: Callable[[list[str]], None] | None = None
 
@@ -189,9 +193,9 @@ class Runner:
         workers = cell.locust_workers or default_worker_count()
         if self.external_workers:
             workers = 0
-        with Stack(settings, telemetry_dir=cell_dir / "telemetry", with_db=cell.needs_db) as stack:
+        with self._target(settings, cell, cell_dir) as stack:
             spec.target_url = stack.target_url
-            cluster = LocustCluster(spec, workers, bind_host=self.master_host,
+            cluster = LocustCluster(spec, workers, bind_host=self.master_host, master_port=self.master_port,
                                     external_workers=self.external_workers,
                                     expect_timeout_s=600 if self.external_workers else 60)
             with cluster:
@@ -222,6 +226,16 @@ class Runner:
         return {"status": "ok", "locust_exit_code": code, "generator_saturated": generator["saturated"],
                 "lost_workers": lost, "server_worker_deaths": deaths}
 
+    @contextlib.contextmanager
+    def _target(self, settings: Settings, cell: Cell, cell_dir: Path) -> Iterator[Stack | ExternalTarget]:
+        if self.target_url is None:
+            with Stack(settings, telemetry_dir=cell_dir / "telemetry", with_db=cell.needs_db) as stack:
+                yield stack
+            return
+        target = ExternalTarget(self.target_url.rstrip("/"))
+        target.wait_ready()
+        yield target
+
     def _report_cell(self, cell: Cell, record: dict[str, Any], label: str) -> None:
         if record["status"] != "ok":
             self.console.print(f"[red]{label}: {record['status']}[/] {record.get('reason', '')}")
@@ -235,6 +249,28 @@ class Runner:
                              f"p99 {e['percentiles_us']['99'] / 1000:.1f} ms ({e['count']} req)")
         warn = " [yellow]generator saturated[/]" if record.get("generator_saturated") else ""
         self.console.print(f"{label}: {'; '.join(parts) or 'no requests'}{warn} [dim]({record['wall_s']} s)[/]")
+
+
+@dataclass
+class ExternalTarget:
+    """A target stack started elsewhere (another host): measured, not managed; no server evidence."""
+
+    target_url: str
+    processes: list[Any] = field(default_factory=list)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.target_url + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise StackError(f"the target at {self.target_url} did not answer /health within {timeout:.0f} s")
+
+    def log(self, name: str) -> str:
+        return ""
 
 
 def generator_load(cpu: dict[str, list[float]], names: dict[str, str]) -> dict[str, Any]:

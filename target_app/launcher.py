@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import httpx
 import psutil
@@ -139,8 +140,29 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+class StartedAndStopped:
+    """``with`` for anything with start() and stop(): a start that fails stops what it began."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @dataclass
-class Stack:
+class Stack(StartedAndStopped):
     """The target stack: embedded PostgreSQL (unless DATABASE_URL), upstream service, target app.
 
     Use as a context manager; ``start()`` returns once every part answers its health check.
@@ -162,17 +184,6 @@ class Stack:
         (self.work_dir / "logs").mkdir()
 
     # -- life cycle -------------------------------------------------------------------------
-    def __enter__(self) -> Stack:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def start(self) -> Stack:
         s = self.settings
         host = s.host

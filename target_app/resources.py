@@ -17,7 +17,7 @@ import psycopg_pool
 from fastapi import Request
 
 from target_app.settings import Settings
-from target_app.work import burn
+from target_app.work import burn, die_with_parent
 
 
 class Unavailable(Exception):
@@ -158,9 +158,11 @@ class Resources:
     async def open(self) -> None:
         self.upstream.open()
         await self.db.open()
-        # forkserver, not fork: this worker already runs threads (AnyIO's, psycopg_pool's).
+        # spawn, not fork: this worker already runs threads (AnyIO's, psycopg_pool's). Not forkserver
+        # either: a forkserver outlives a SIGKILLed worker, spawned children die with it (see work.py).
         self.process_pool = ProcessPoolExecutor(
-            self.settings.process_pool_size, mp_context=multiprocessing.get_context("forkserver")
+            self.settings.process_pool_size, mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
         )
         # Start the pool's processes now, not on the first measured request.
         loop = asyncio.get_running_loop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import time
 
 
@@ -12,3 +14,8 @@ def burn(work: int) -> float:
     for i in range(work):
         total += i * i
     return (time.thread_time() - start) * 1000
+
+
+def die_with_parent() -> None:
+    """Process-pool initializer: the kernel kills this child when its server worker dies."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

@@ -1,0 +1,12 @@
+# One image for every role: the target stack, the Locust master (the runner) and Locust workers.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY target_app target_app
+COPY locustfiles locustfiles
+COPY routebench routebench
+COPY analysis analysis
+COPY experiments experiments
+RUN pip install --no-cache-dir -c constraints.txt .
+ENTRYPOINT []
+CMD ["routebench", "--help"]

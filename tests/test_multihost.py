@@ -1,0 +1,143 @@
+"""Across real network stacks on one machine: the target, the Locust master and two worker hosts
+each in a network namespace of their own (ip netns, veth pairs on a bridge), made here and removed
+afterwards. Only the namespaces' own addresses are targeted."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBNET = "10.213.77"
+HOSTS = {"target": 1, "master": 2, "w1": 3, "w2": 4}
+
+
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=30)
+
+
+class Net:
+    def __init__(self) -> None:
+        self.tag = f"rb{os.getpid() % 100000}"
+        self.bridge = f"{self.tag}br"
+        self.made: list[str] = []
+
+    def ns(self, host: str) -> str:
+        return f"{self.tag}-{host}"
+
+    def root_link(self, host: str) -> str:
+        return f"{self.tag}{host}r"[:15]
+
+    def addr(self, host: str) -> str:
+        return f"{SUBNET}.{HOSTS[host]}"
+
+    def up(self) -> None:
+        ip("link", "add", self.bridge, "type", "bridge")
+        ip("link", "set", self.bridge, "up")
+        for host in HOSTS:
+            ns, outside, inside = self.ns(host), self.root_link(host), f"{self.tag}{host}n"[:15]
+            ip("netns", "add", ns)
+            self.made.append(ns)
+            ip("link", "add", outside, "type", "veth", "peer", "name", inside)
+            ip("link", "set", inside, "netns", ns)
+            ip("-n", ns, "addr", "add", f"{self.addr(host)}/24", "dev", inside)
+            ip("-n", ns, "link", "set", inside, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+            ip("link", "set", outside, "master", self.bridge)
+            ip("link", "set", outside, "up")
+
+    def down(self) -> None:
+        for ns in self.made:
+            ip("netns", "del", ns, check=False)
+        ip("link", "del", self.bridge, check=False)
+
+    def run_in(self, host: str, argv: list[str], **kw: object) -> subprocess.Popen[str]:
+        # Its own UTS namespace too, so Locust's client id names the host.
+        wrapped = ["unshare", "--uts", "sh", "-c", f'hostname {self.tag}-{host} && exec "$@"', "sh",
+                   "ip", "netns", "exec", self.ns(host), *argv]
+        return subprocess.Popen(wrapped, cwd=ROOT, text=True, **kw)  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def net() -> Iterator[Net]:
+    n = Net()
+    try:
+        n.up()
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        n.down()
+        reason = exc.stderr.strip() if isinstance(exc, subprocess.CalledProcessError) else str(exc)
+        pytest.skip(f"cannot create network namespaces here (needs root and iproute2): {reason}")
+    try:
+        yield n
+    finally:
+        n.down()
+
+
+def test_workers_on_two_hosts_and_a_cut_link(net: Net, tmp_path: Path) -> None:
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        target = net.run_in("target", [sys.executable, "-m", "routebench.cli", "serve", "--host", net.addr("target"),
+                                       "--port", "8000", "--no-db", "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        procs.append(target)
+        assert target.stdout is not None
+        assert target.stdout.readline().strip() == f"http://{net.addr('target')}:8000"
+
+        exp = tmp_path / "hosts.toml"
+        exp.write_text('name = "hosts"\nduration_s = 16\nwarmup_s = 1\nusers = [10]\n'
+                       '[[groups]]\nstyles = ["sleep/async-await"]\n')
+        results = tmp_path / "results"
+        master = net.run_in("master", [
+            sys.executable, "-m", "routebench.cli", "run", str(exp), "--external-workers", "2",
+            "--master-host", net.addr("master"), "--target-url", f"http://{net.addr('target')}:8000",
+            "--results", str(results), "--reports", str(tmp_path / "reports")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        procs.append(master)
+        assert master.stderr is not None
+        command = None
+        for line in master.stderr:
+            if line.strip().startswith("locust -f"):
+                command = line.split()
+                break
+        assert command is not None, "the master printed no worker command"
+        assert command[command.index("--master-host") + 1] == net.addr("master")
+        worker_argv = [sys.executable, "-m", *command]
+        for host in ("w1", "w2"):
+            procs.append(net.run_in(host, worker_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+        # Both hosts report for a while, then w2's link is cut mid-cell.
+        time.sleep(9)
+        ip("link", "set", net.root_link("w2"), "down")
+        assert master.wait(120) == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+            for pipe in (p.stdout, p.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+    (run_json,) = results.glob("*/run.json")
+    cell = json.loads(run_json.read_text())["cells"][0]
+    assert cell["status"] == "ok"
+    exact = json.loads((run_json.parent / cell["dir"] / "exact.json").read_text())
+    by_host = {re.sub(r"_[0-9a-f]+$", "", wid): n for wid, n in exact["samples_by_worker"].items()}
+    print("samples by worker host:", by_host)
+    assert by_host.get(f"{net.tag}-w1", 0) > 0 and by_host.get(f"{net.tag}-w2", 0) > 0
+    (lost,) = cell["lost_workers"]
+    assert lost["id"].startswith(f"{net.tag}-w2_") and lost["samples_received"] > 0
+    assert exact["requests"]["sleep/async-await"]["count"] == sum(exact["samples_by_worker"].values())
