@@ -8,8 +8,8 @@ import json
 import signal
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +20,6 @@ from analysis import load, report, summary
 from routebench import experiment, metadata
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count
 from routebench.runner import Runner, new_run_id, write_json
-
 from target_app import catalogue
 from target_app.launcher import Stack, StackError, claim_port
 from target_app.settings import Settings
@@ -46,10 +45,12 @@ SERVER_FLAGS: dict[str, tuple[str, type, str]] = {
 }
 
 
-def add_server_flags(p: argparse.ArgumentParser) -> None:
+def add_server_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
     for flag, (_, kind, help_text) in SERVER_FLAGS.items():
-        p.add_argument(flag, type=kind, default=None, help=help_text)
-    p.add_argument("--no-db", action="store_true", help="run without PostgreSQL (db routes answer 503)")
+        if only is None or flag in only:
+            p.add_argument(flag, type=kind, default=None, help=help_text)
+    if only is None:
+        p.add_argument("--no-db", action="store_true", help="run without PostgreSQL (db routes answer 503)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -122,6 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except experiment.ExperimentError as exc:
         raise UserError(str(exc)) from None
     settings = settings_from(args)
+    warn_if_exposed(settings)
     # Ports the user chose are checked before anything is written: each cell would need them.
     for field, what in (("port", "target app"), ("upstream_port", "upstream service"), ("db_port", "embedded PostgreSQL")):
         if getattr(settings, field):
@@ -284,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target-url", default=None,
                      help="measure a target already running at this URL (e.g. routebench serve on another host)")
     run.add_argument("--reports", default="reports", help="where the report is published (default reports/)")
-    add_server_flags(run)
+    # W, T, P and the rest come from the experiment file, cell by cell.
+    add_server_flags(run, only=("--host", "--port", "--upstream-latency"))
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="analyse a run and publish reports/<run-id>/index.html")
     rep.add_argument("run", help="results/<run-id>")
