@@ -163,3 +163,37 @@ def test_web_ui_lists_every_style_records_and_stops_cleanly(ui: tuple[subprocess
     assert (results / "reports" / run_dir.name / "index.html").is_file()
     time.sleep(1)
     assert [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
+
+
+OPEN_MODEL = """
+name = "open"
+duration_s = 5
+warmup_s = 1
+model = "open"
+arrival_rate = 60
+users = [40]
+wait_ms = 50
+locust_workers = 2
+[[groups]]
+styles = ["sleep/async-await", "sleep/blocking-in-async"]
+"""
+
+
+def test_open_model_counts_latency_from_the_intended_start(tmp_path: Path) -> None:
+    """60 requests/s offered on a fixed schedule. async-await keeps up (latency about d, starts on
+    time); blocking-in-async can serve only W/d = 40/s, so its queue grows: latency counted from the
+    intended start climbs far past what the server reports per request, and starts fall behind."""
+    exp = tmp_path / "open.toml"
+    exp.write_text(OPEN_MODEL)
+    done = routebench("run", str(exp), "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = (tmp_path / "results").iterdir()
+    table = summarise(load_run(run_dir)).set_index("style")
+    good, bad = table.loc["sleep/async-await"], table.loc["sleep/blocking-in-async"]
+    # Scheduled: about 60/s, whatever the server does with them (5 s window).
+    assert 0.7 * 60 * 5 < good["requests"] < 1.3 * 60 * 5
+    assert good["p50_ms"] < 150 and good["late_starts"] < 0.1 * good["requests"]
+    # The offered load outruns W/d: starts fall behind the schedule, and since latency counts from
+    # the intended start, the growing backlog shows in full (seconds, against about d).
+    assert bad["late_starts"] > 0.3 * bad["requests"]
+    assert bad["p99_ms"] > 10 * good["p99_ms"] and bad["p99_ms"] > 1000
