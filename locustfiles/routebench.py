@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -147,10 +148,57 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if isinstance(runner, WorkerRunner):
         runner.register_message("rb_window", lambda environment, msg: _open_window(environment, msg.data))
     else:
+        if environment.web_ui is not None and getattr(environment.parsed_options, "web_login", False):
+            from target_app.settings import Settings
+
+            secret = Settings().ui_password
+            if secret is None:
+                raise SystemExit("--web-login needs ROUTEBENCH_UI_PASSWORD")
+            _require_login(environment, secret.get_secret_value())
         out = getattr(environment.parsed_options, "rb_out", "")
         if out:
             # Locust fires ``quitting`` before the workers' final reports arrive; save after them.
             atexit.register(_save, environment, Path(out))
+
+
+class _UiUser:
+    """The one web-UI user, for Flask-Login."""
+
+    is_authenticated = is_active = True
+    is_anonymous = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_id(self) -> str:
+        return self.name
+
+
+def _require_login(environment: Environment, password: str) -> None:
+    """Locust's --web-login with a password check (ROUTEBENCH_UI_PASSWORD, any user name)."""
+    import hmac
+
+    from flask import Blueprint, redirect, request, session, url_for
+    from flask_login import login_user
+
+    web_ui = environment.web_ui
+    assert web_ui is not None and web_ui.app is not None
+    web_ui.app.secret_key = secrets.token_hex(32)  # sessions live as long as this master
+    web_ui.login_manager.user_loader(_UiUser)
+    web_ui.auth_args = {"username_password_callback": "/rb_login", "title": "routebench"}
+    auth = Blueprint("rb_auth", __name__)
+
+    @auth.route("/rb_login", methods=["POST"])
+    def rb_login() -> Any:
+        given = request.form.get("password", "")
+        if hmac.compare_digest(given.encode(), password.encode()):
+            login_user(_UiUser(request.form.get("username") or "user"))
+            session.pop("auth_error", None)
+            return redirect(url_for("locust.index"))
+        session["auth_error"] = "Wrong password"
+        return redirect(url_for("locust.login"))
+
+    web_ui.app.register_blueprint(auth)
 
 
 @events.test_start.add_listener

@@ -229,8 +229,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     try:
         with Stack(settings, telemetry_dir=cell_dir / "telemetry", with_db=not args.no_db) as stack:
             spec = LoadSpec(target_url=stack.target_url, user_classes=[], users=1, out_dir=cell_dir)
+            login = ["--web-login"] if settings.ui_password is not None else []
+            if not login and not settings.is_loopback:
+                console.print("[yellow]warning:[/] the web UI is open to anyone who can reach it; set "
+                              "ROUTEBENCH_UI_PASSWORD to require a login")
             with LocustCluster(spec, args.locust_workers or default_worker_count(), web_port=args.web_port,
-                               bind_host=settings.host) as cluster:
+                               bind_host=settings.host, extra_args=login) as cluster:
                 url = cluster.wait_web_ui()
                 console.print(f"[green]Locust web UI[/] {url}  (target {stack.target_url}); "
                               "Ctrl-C stops everything")

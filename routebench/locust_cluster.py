@@ -113,7 +113,7 @@ class LocustCluster(StartedAndStopped):
             if not self.master.alive():
                 raise StackError(f"Locust master exited while starting: {self.master.tail(3)}")
             try:
-                if httpx.get(url, timeout=2).status_code == 200:
+                if httpx.get(url, timeout=2).status_code in (200, 302):  # 302: to its login page
                     return url
             except httpx.HTTPError:
                 pass

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ROUTEBENCH_"
@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     default_work: int = Field(200_000, ge=0, le=MAX_WORK)
     default_fanout: int = Field(5, ge=1, le=MAX_FANOUT)
 
+    # The Locust web UI asks for this password when set (``routebench ui``); never on a command line.
+    ui_password: SecretStr | None = None
+
     # Server-side evidence.
     telemetry_interval_ms: int = Field(100, ge=10, le=10_000)
     telemetry_dir: Path | None = None
@@ -75,7 +78,7 @@ class Settings(BaseSettings):
     def to_env(self) -> dict[str, str]:
         """The environment variables that reproduce these settings in a child process."""
         env: dict[str, str] = {}
-        for name, value in self.model_dump().items():
+        for name, value in self.model_dump(exclude={"ui_password"}).items():
             if value is None:
                 continue
             env[ENV_PREFIX + name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)

@@ -197,3 +197,35 @@ def test_open_model_counts_latency_from_the_intended_start(tmp_path: Path) -> No
     # the intended start, the growing backlog shows in full (seconds, against about d).
     assert bad["late_starts"] > 0.3 * bad["requests"]
     assert bad["p99_ms"] > 10 * good["p99_ms"] and bad["p99_ms"] > 1000
+
+
+def test_web_ui_requires_a_login_when_a_password_is_set(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "ROUTEBENCH_UI_PASSWORD": "s3cret-pass"}
+    with subprocess.Popen([sys.executable, "-m", "routebench.cli", "ui", "--no-db", "--workers", "1",
+                           "--web-port", str(port), "--results", str(tmp_path)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+        try:
+            url = proc.stdout.readline().strip() if proc.stdout else ""
+            assert url == f"http://127.0.0.1:{port}"
+            with httpx.Client(base_url=url) as client:
+                first = client.get("/")
+                assert first.status_code == 302 and "/login" in first.headers["location"]
+                assert "s3cret-pass" not in " ".join(psutil.Process(proc.pid).children(recursive=True)[0].cmdline())
+                wrong = client.post("/rb_login", data={"username": "me", "password": "nope"})
+                assert wrong.status_code == 302 and "/login" in wrong.headers["location"]
+                assert client.get("/").status_code == 302
+                right = client.post("/rb_login", data={"username": "me", "password": "s3cret-pass"})
+                assert right.status_code == 302
+                page = client.get("/")
+                assert page.status_code == 200 and "SleepAsyncAwait" in page.text
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
