@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.load import BadInput, Run, ok_cells, read_exact, read_stats_csv
+from analysis.load import Run, ok_cells, read_exact, read_stats_csv
 from target_app import catalogue
 
 COLUMNS = ["cell", "group", "together", "repeat", "family", "style", "users", "server_workers", "model",

@@ -217,11 +217,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     warn_if_exposed(settings)
+    # A taken port is one line before anything is written, not a session directory that says "failed".
+    claim_port(settings.host, args.web_port, "Locust web UI")
+    if settings.port:
+        claim_port(settings.host, settings.port, "target app")
     run_dir = Path(args.results) / new_run_id("ui")
     cell_dir = run_dir / "ui"
     cell_dir.mkdir(parents=True)
     state: dict[str, Any] = {"run_id": run_dir.name, "status": "running", "started_at": time.time(),
-                             "experiment": {"name": "web-ui", "description": "a Locust web-UI session"}, **metadata.collect(settings),
+                             "experiment": {"name": "web-ui", "description": "a Locust web-UI session"},
+                             **metadata.collect(settings),
                              "cells": [{"id": "ui", "dir": "ui", "group": "web-ui", "styles": [],
                                         "users": 0, "server_workers": settings.workers, "model": "closed",
                                         "status": "running"}]}

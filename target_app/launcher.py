@@ -8,8 +8,8 @@ kernel to stop if the launcher itself dies.
 
 from __future__ import annotations
 
-import ctypes
 import errno
+import functools
 import os
 import shutil
 import signal
@@ -27,6 +27,7 @@ import httpx
 import psutil
 
 from target_app import postgres
+from target_app.lifeline import die_with_parent
 from target_app.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,14 +37,6 @@ STOP_TIMEOUT_S = 10.0
 
 class StackError(RuntimeError):
     """A problem the user can act on, said in one line."""
-
-
-def _die_with_parent(sig: int) -> Callable[[], None]:
-    def set_pdeathsig() -> None:
-        # PR_SET_PDEATHSIG = 1: if the launcher dies, the kernel sends ``sig`` to this child.
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
-
-    return set_pdeathsig
 
 
 def free_port(host: str) -> int:
@@ -74,7 +67,7 @@ def spawn(
     with log.open("ab") as out:
         proc = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True, user=user, preexec_fn=_die_with_parent(stop_signal), cwd=cwd,
+            start_new_session=True, user=user, preexec_fn=functools.partial(die_with_parent, stop_signal), cwd=cwd,
         )
     return Managed(name, proc, log, stop_signal)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import signal
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ import psycopg_pool
 from fastapi import Request
 
 from target_app.settings import Settings
-from target_app.work import burn, die_with_parent
+from target_app.lifeline import die_with_parent
+from target_app.work import burn
 
 
 class Unavailable(Exception):
@@ -159,10 +161,10 @@ class Resources:
         self.upstream.open()
         await self.db.open()
         # spawn, not fork: this worker already runs threads (AnyIO's, psycopg_pool's). Not forkserver
-        # either: a forkserver outlives a SIGKILLed worker, spawned children die with it (see work.py).
+        # either: a forkserver outlives a SIGKILLed worker; spawned children die with it.
         self.process_pool = ProcessPoolExecutor(
             self.settings.process_pool_size, mp_context=multiprocessing.get_context("spawn"),
-            initializer=die_with_parent,
+            initializer=die_with_parent, initargs=(signal.SIGKILL,),
         )
         # Start the pool's processes now, not on the first measured request.
         loop = asyncio.get_running_loop()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import signal
 import time
 
 
@@ -15,7 +13,3 @@ def burn(work: int) -> float:
         total += i * i
     return (time.thread_time() - start) * 1000
 
-
-def die_with_parent() -> None:
-    """Process-pool initializer: the kernel kills this child when its server worker dies."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

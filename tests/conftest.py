@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from target_app.launcher import Stack
@@ -39,3 +42,30 @@ async def burst(base_url: str, path: str, n: int, params: dict[str, object] | No
         start = time.perf_counter()
         responses = await asyncio.gather(*(client.get(path, params=params) for _ in range(n)))
         return time.perf_counter() - start, list(responses)
+
+
+def routebench_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None,
+                   ) -> subprocess.CompletedProcess[str]:
+    """The real command, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "routebench.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+
+
+def still_running(pids: list[int], grace_s: float = 5.0) -> list[int]:
+    """Those of ``pids`` still alive (zombies excepted) after up to ``grace_s`` of waiting for them."""
+    def alive() -> list[int]:
+        out = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    out.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    deadline = time.monotonic() + grace_s
+    left = alive()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = alive()
+    return left

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import routebench_cli
+
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "routebench.cli", "run", *args], capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return routebench_cli("run", *args, timeout=120)
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess[str], words: str) -> None:
@@ -57,4 +57,15 @@ def test_port_in_use_before_anything_is_written(tmp_path: Path) -> None:
         port = s.getsockname()[1]
         done = run("smoke", "--port", str(port), "--results", str(tmp_path / "results"))
     assert_one_line_error(done, f"port {port} on 127.0.0.1 is already in use")
+    assert not (tmp_path / "results").exists()
+
+
+def test_ui_with_its_port_taken_writes_nothing(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        done = routebench_cli("ui", "--no-db", "--web-port", str(port), "--results", str(tmp_path / "results"),
+                              timeout=120)
+    assert_one_line_error(done, f"port {port} on 127.0.0.1 is already in use (wanted for the Locust web UI)")
     assert not (tmp_path / "results").exists()

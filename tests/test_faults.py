@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from locustfiles.capture import file_name, load_histogram
+from tests.conftest import still_running
 
 
 def write_experiment(path: Path, body: str) -> Path:
@@ -51,17 +52,6 @@ def cmdline(p: psutil.Process) -> str:
         return " ".join(p.cmdline())
     except psutil.Error:
         return ""
-
-
-def alive(pids: list[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 def run_json(results: Path) -> dict:  # type: ignore[type-arg]
@@ -229,4 +219,4 @@ def test_sigterm_at_any_moment_keeps_finished_cells_and_no_process(tmp_path: Pat
         for c in meta["cells"]:
             if c["status"] == "ok":
                 assert (runs[0].parent / c["dir"] / "exact.json").is_file()
-    wait_for(lambda: not alive(family), timeout=10, what="every process of the run to exit")
+    assert still_running(family, grace_s=10) == []

@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -14,7 +13,7 @@ import psutil
 import pytest
 
 from target_app.launcher import Stack, StackError
-from tests.conftest import stack_settings
+from tests.conftest import routebench_cli, stack_settings, still_running
 
 
 @pytest.fixture
@@ -25,11 +24,6 @@ def taken_port() -> Iterator[int]:
         yield s.getsockname()[1]
 
 
-def routebench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "routebench.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
-
 def test_port_in_use_is_one_clear_error(taken_port: int) -> None:
     with pytest.raises(StackError, match=f"port {taken_port} on 127.0.0.1 is already in use"):
         with Stack(stack_settings(port=taken_port), with_db=False):
@@ -37,7 +31,7 @@ def test_port_in_use_is_one_clear_error(taken_port: int) -> None:
 
 
 def test_cli_port_in_use_exits_nonzero_with_one_line(taken_port: int) -> None:
-    result = routebench("serve", "--no-db", "--port", str(taken_port))
+    result = routebench_cli("serve", "--no-db", "--port", str(taken_port))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert [line for line in result.stderr.splitlines() if "error" in line] == [
@@ -51,7 +45,7 @@ def test_cli_port_in_use_exits_nonzero_with_one_line(taken_port: int) -> None:
     (["--worker-class", "tornado"], "worker_class"),
 ])
 def test_cli_bad_settings_are_one_line(args: list[str], words: str) -> None:
-    result = routebench("serve", "--no-db", *args)
+    result = routebench_cli("serve", "--no-db", *args)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -80,7 +74,4 @@ def test_serve_prints_urls_and_stops_everything_on_ctrl_c() -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in family):
-        time.sleep(0.1)
-    assert not [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert still_running(family) == []

@@ -18,11 +18,7 @@ import pytest
 from analysis.load import load_run
 from analysis.summary import summarise
 from locustfiles.capture import file_name, load_histogram
-
-
-def routebench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "routebench.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+from tests.conftest import routebench_cli, still_running
 
 
 def locust_bucket(ms: float) -> float:
@@ -34,7 +30,7 @@ def locust_bucket(ms: float) -> float:
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     results = tmp_path_factory.mktemp("results")
     started = time.monotonic()
-    done = routebench("run", "smoke", "--results", str(results))
+    done = routebench_cli("run", "smoke", "--results", str(results))
     assert done.returncode == 0, done.stderr[-2000:]
     assert time.monotonic() - started < 90
     (run_dir,) = results.iterdir()
@@ -121,8 +117,7 @@ def test_ctrl_c_keeps_finished_cells_and_leaves_no_process(tmp_path: Path) -> No
     assert meta["status"] == "incomplete"
     assert [c["status"] for c in meta["cells"]] == ["ok", "interrupted"]
     assert (runs[0].parent / meta["cells"][0]["dir"] / "exact.json").is_file()
-    time.sleep(1)
-    assert [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
+    assert still_running(family) == []
 
 
 @pytest.fixture
@@ -158,11 +153,10 @@ def test_web_ui_lists_every_style_records_and_stops_cleanly(ui: tuple[subprocess
     (run_dir,) = results.iterdir()
     exact = json.loads((run_dir / "ui" / "exact.json").read_text())
     assert exact["requests"]["sleep/async-await"]["count"] > 10
-    report = routebench("report", str(run_dir), "--reports", str(results / "reports"))
+    report = routebench_cli("report", str(run_dir), "--reports", str(results / "reports"))
     assert report.returncode == 0 and "sleep/async-await" in report.stdout
     assert (results / "reports" / run_dir.name / "index.html").is_file()
-    time.sleep(1)
-    assert [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE] == []
+    assert still_running(family) == []
 
 
 OPEN_MODEL = """
@@ -185,7 +179,7 @@ def test_open_model_counts_latency_from_the_intended_start(tmp_path: Path) -> No
     intended start climbs far past what the server reports per request, and starts fall behind."""
     exp = tmp_path / "open.toml"
     exp.write_text(OPEN_MODEL)
-    done = routebench("run", str(exp), "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "r"))
+    done = routebench_cli("run", str(exp), "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "r"))
     assert done.returncode == 0, done.stderr[-2000:]
     (run_dir,) = (tmp_path / "results").iterdir()
     table = summarise(load_run(run_dir)).set_index("style")

@@ -7,12 +7,11 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 
 from target_app import catalogue
 from target_app.launcher import Stack
 from target_app.telemetry import read_dir
-from tests.conftest import WAIT_MS, burst
+from tests.conftest import WAIT_MS, burst, stack_settings, still_running
 
 D = WAIT_MS / 1000
 N = 20
@@ -103,16 +102,9 @@ def test_bad_parameters_get_422(stack: Stack) -> None:
 
 
 def test_stack_stop_leaves_no_process_behind(tmp_path: Path) -> None:
-    from tests.conftest import stack_settings
-
     with Stack(stack_settings(), telemetry_dir=tmp_path) as s:
         pids = s.all_pids()
         assert len(pids) >= 1 + W + 1 + 2  # gunicorn master + W workers + upstream + postgres and its helpers
         work_dir = s.work_dir
-    deadline = time.monotonic() + 5
-    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-        alive = [p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-    assert alive == []
+    assert still_running(pids) == []
     assert not work_dir.exists()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 from analysis.load import BadInput, load_run, ok_cells
 from analysis.report import analyse
 from tests.analysis.conftest import FIXTURE_RUN
+from tests.conftest import routebench_cli
 
 
 def test_fixture_run_loads() -> None:
@@ -78,8 +77,7 @@ def test_missing_or_truncated_run_json(run_copy: Path) -> None:
 def test_cli_bad_input_is_one_line_and_nonzero(run_copy: Path, tmp_path: Path) -> None:
     _wrong_columns(first_cell(run_copy) / "locust_stats.csv")
     for command in (["report", str(run_copy), "--reports", str(tmp_path / "r")], ["check", str(run_copy)]):
-        done = subprocess.run([sys.executable, "-m", "routebench.cli", *command], capture_output=True, text=True,
-                              timeout=120)
+        done = routebench_cli(*command, timeout=120)
         assert done.returncode == 2
         assert "Traceback" not in done.stderr
         errors = [line for line in done.stderr.splitlines() if "error" in line]
