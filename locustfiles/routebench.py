@@ -18,10 +18,12 @@ seconds after the test starts, when Locust's own stats are reset too.
 from __future__ import annotations
 
 import atexit
+import csv
 import os
 import secrets
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +46,57 @@ lost_workers: list[dict[str, Any]] = []  # master: workers that went missing mid
 window: dict[str, float | None] = {"schedule_from": None, "measure_from": None, "rate_per_process": None}
 
 
+# The work-size fields travel as text: Locust's web UI posts every field as a string and converts
+# it to the option's type, so an int option would turn an emptied field into a crash. Empty means
+# "the server's default"; anything else is checked against the target's bounds before load starts.
+WORK_OPTIONS = {"rb_ms": "ms", "rb_work": "work", "rb_k": "k"}
+
+
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
-    parser.add_argument("--rb-ms", type=int, default=None, help="wait per request in ms (server default if unset)")
-    parser.add_argument("--rb-work", type=int, default=None, help="CPU work in loop iterations (cpu family)")
-    parser.add_argument("--rb-k", type=int, default=None, help="fan-out width (fanout family)")
+    parser.add_argument("--rb-ms", default="", help="wait per request d in ms (empty: the server's default)")
+    parser.add_argument("--rb-work", default="", help="CPU work in loop iterations, cpu family (empty: server default)")
+    parser.add_argument("--rb-k", default="", help="fan-out width k, fanout family (empty: server default)")
     parser.add_argument("--rb-model", choices=["closed", "open"], default="closed", help="load model")
     parser.add_argument("--rb-rate", type=float, default=10.0, help="open model: requests/s per style, in all")
     parser.add_argument("--rb-warmup", type=float, default=0.0, help="seconds excluded before measuring")
     parser.add_argument("--rb-out", default="", help="directory for exact histograms (master)", include_in_web_ui=False)
+    parser.add_argument("--rb-default-classes", default="", include_in_web_ui=False,
+                        help="web UI: comma-separated user classes ticked when the form opens")
     parser.add_argument("--rb-no-capture", action="store_true", default=False, include_in_web_ui=False,
                         help="record no exact histograms (to measure what the capture costs)")
+
+
+def work_sizes(opts: Any) -> dict[str, int]:
+    """The per-request work sizes the options ask for, as query parameters (empty ones left out)."""
+    out = {}
+    for option, param in WORK_OPTIONS.items():
+        raw = str(getattr(opts, option, "") or "").strip()
+        if raw:
+            out[param] = int(raw)
+    return out
+
+
+def check_form(form: Any) -> str | None:
+    """Why the web UI's start form would make the target reject every request, or None."""
+    from target_app.params import PARAMS
+
+    for option, param in WORK_OPTIONS.items():
+        raw = str(form.get(option, "")).strip()
+        if not raw:
+            continue
+        spec = PARAMS[param]
+        if not raw.lstrip("-").isdigit() or not spec.low <= int(raw) <= spec.high:
+            return f"{option} = {raw!r}: must be {spec.describe()}, or empty for the server's default"
+    for option in ("rb_rate", "rb_warmup"):
+        raw = str(form.get(option, "0")).strip()
+        try:
+            value = float(raw)
+        except ValueError:
+            return f"{option} = {raw!r}: must be a number"
+        if not 0 <= value < 1e6 or (option == "rb_rate" and value == 0):
+            return f"{option} = {raw!r}: out of range"
+    return None
 
 
 class StyleUser(FastHttpUser):
@@ -66,10 +108,7 @@ class StyleUser(FastHttpUser):
     _next_ticket = 0  # open model: this process's next scheduled start, per class
 
     def query(self) -> dict[str, int]:
-        opts = self.environment.parsed_options
-        values = {"ms": getattr(opts, "rb_ms", None), "work": getattr(opts, "rb_work", None),
-                  "k": getattr(opts, "rb_k", None)}
-        return {p: v for p, v in values.items() if p in self.style.params and v is not None}
+        return {p: v for p, v in work_sizes(self.environment.parsed_options).items() if p in self.style.params}
 
     def hit(self) -> None:
         opts = self.environment.parsed_options
@@ -129,6 +168,8 @@ _env: Environment | None = None
 
 def _open_window(environment: Environment, data: dict[str, float]) -> None:
     window.update(data)
+    for cls in USER_CLASSES.values():
+        cls._next_ticket = 0  # a new test, a new schedule
     measure_from = data["measure_from"]
 
     def reset() -> None:
@@ -140,6 +181,22 @@ def _open_window(environment: Environment, data: dict[str, float]) -> None:
     gevent.spawn_later(max(0.0, measure_from - time.time()), reset)
 
 
+@dataclass
+class Test:
+    """One test the master ran: a headless cell, or one Start..Stop of a web-UI session."""
+
+    number: int
+    started_at: float
+    measure_from: float
+    options: dict[str, Any]
+    stopped_at: float | None = None
+    saved: bool = False
+
+
+tests: list[Test] = []  # master only
+REPORT_WAIT_S = 3.0 + 1.0  # a worker's last report comes within one report interval (3 s) of its stop
+
+
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     global _env
@@ -147,18 +204,55 @@ def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         runner.register_message("rb_window", lambda environment, msg: _open_window(environment, msg.data))
-    else:
-        if environment.web_ui is not None and getattr(environment.parsed_options, "web_login", False):
+        return
+    opts = environment.parsed_options
+    if environment.web_ui is not None:
+        _extend_web_ui(environment)
+        if getattr(opts, "web_login", False):
             from target_app.settings import Settings
 
             secret = Settings().ui_password
             if secret is None:
                 raise SystemExit("--web-login needs ROUTEBENCH_UI_PASSWORD")
             _require_login(environment, secret.get_secret_value())
+    out = getattr(opts, "rb_out", "")
+    if out:
+        # Locust fires ``quitting`` before the workers' final reports arrive; save after them.
+        atexit.register(_save_last, environment, Path(out))
+
+
+def _extend_web_ui(environment: Environment) -> None:
+    """The start form as it comes must run: a sensible set of classes ticked, and values the
+    target would reject refused with the reason before any load is sent."""
+    from flask import jsonify, request
+
+    web_ui = environment.web_ui
+    assert web_ui is not None
+    ticked = [c for c in str(getattr(environment.parsed_options, "rb_default_classes", "")).split(",") if c]
+    if ticked:
+        # The form's checkboxes start from ``available_user_classes``; its rows list ``users``, so
+        # narrowing the first ticks a default set while every class stays listed.
+        fill = web_ui.update_template_args
+
+        def update_template_args() -> None:
+            fill()
+            listed = web_ui.template_args.get("available_user_classes") or []
+            web_ui.template_args["available_user_classes"] = [c for c in listed if c in ticked]
+
+        web_ui.update_template_args = update_template_args  # type: ignore[method-assign]
+
+    @web_ui.app.before_request
+    def _check_swarm() -> Any:
+        if request.method != "POST" or not request.path.endswith("/swarm"):
+            return None
+        problem = check_form(request.form)
+        if problem:
+            return jsonify({"success": False, "message": problem, "host": environment.host})
+        # Starting clears Locust's stats: the stopped test is saved first if its wait is not over.
         out = getattr(environment.parsed_options, "rb_out", "")
-        if out:
-            # Locust fires ``quitting`` before the workers' final reports arrive; save after them.
-            atexit.register(_save, environment, Path(out))
+        if out and tests and tests[-1].stopped_at is not None and not tests[-1].saved:
+            _save_test(environment, Path(out), tests[-1])
+        return None
 
 
 class _UiUser:
@@ -214,10 +308,25 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         "measure_from": now + float(getattr(opts, "rb_warmup", 0.0) or 0.0),
         "rate_per_process": float(getattr(opts, "rb_rate", 0.0) or 0.0) / processes,
     }
+    tests.append(Test(len(tests) + 1, now, data["measure_from"], {
+        **work_sizes(opts), "model": getattr(opts, "rb_model", "closed"),
+        "arrival_rate": float(getattr(opts, "rb_rate", 0.0) or 0.0), "warmup_s": float(getattr(opts, "rb_warmup", 0.0) or 0.0),
+    }))
     _open_window(environment, data)
     if isinstance(runner, MasterRunner):
         runner.send_message("rb_window", data)
         gevent.spawn(_watch_workers, runner)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner) or not tests:
+        return
+    test = tests[-1]
+    test.stopped_at = test.stopped_at or time.time()
+    out = getattr(environment.parsed_options, "rb_out", "")
+    if out and environment.web_ui is not None and not environment.parsed_options.headless:
+        gevent.spawn_later(REPORT_WAIT_S, lambda: test.saved or _save_test(environment, Path(out), test))
 
 
 def _watch_workers(runner: MasterRunner) -> None:
@@ -254,19 +363,60 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
         capture.merge(data["rb_capture"], source=client_id)
 
 
-def _save(environment: Environment, out: Path) -> None:
+def users_by_style(runner: Any) -> dict[str, int]:
+    """Users each style ran with at the end of the test, from the workers' own counts."""
+    counts = getattr(runner, "final_user_classes_count", None) or getattr(runner, "target_user_classes_count", {})
+    by_class = {cls.__name__: style for style, cls in USER_CLASSES.items()}
+    return {by_class[name]: int(n) for name, n in counts.items() if name in by_class and n}
+
+
+def _save_last(environment: Environment, out: Path) -> None:
+    if tests and not tests[-1].saved:
+        _save_test(environment, out, tests[-1])
+
+
+def _save_test(environment: Environment, out: Path, test: Test) -> None:
+    """The test's exact histograms and per-second timeline. Headless, ``out`` is the cell's
+    directory; in a web-UI session each test gets ``out/ui-NNN`` with Locust's CSVs beside it."""
+    test.saved = True
     runner = environment.runner
+    ended = test.stopped_at or time.time()
+    session = environment.web_ui is not None and not environment.parsed_options.headless
+    directory = out / f"ui-{test.number:03d}" if session else out
+    directory.mkdir(parents=True, exist_ok=True)
     workers: list[dict[str, Any]] = []
     if isinstance(runner, MasterRunner):
         workers = [{"id": c.id, "state": c.state} for c in runner.clients.all]
-    out.mkdir(parents=True, exist_ok=True)
-    capture.save(out, {
-        "measure_from": window["measure_from"],
+    capture.save(directory, {
+        "measure_from": test.measure_from,
+        "stopped_at": ended,
         "saved_at": time.time(),
-        "model": getattr(environment.parsed_options, "rb_model", "closed"),
+        "model": test.options["model"],
         "late_ms": LATE_MS,
+        "test": {**asdict(test), "users_by_style": users_by_style(runner)},
         "workers": workers,
         "lost_workers": lost_workers,
         "master_pid": os.getpid(),
-    })
+    }, window=(test.measure_from, ended))
+    if session:
+        _save_locust_csvs(environment, out, directory, test)
 
+
+def _save_locust_csvs(environment: Environment, out: Path, directory: Path, test: Test) -> None:
+    """Locust's own numbers for one test of a session: its stats as they stand (Locust clears them
+    when the next test starts), and the session's history rows that fall inside this test."""
+    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+    writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    for name, write in (("stats", writer.requests_csv), ("failures", writer.failures_csv),
+                        ("exceptions", writer.exceptions_csv)):
+        with (directory / f"locust_{name}.csv").open("w", newline="") as f:
+            write(csv.writer(f))
+    history = out / "locust_stats_history.csv"
+    rows = list(csv.reader(history.open(newline=""))) if history.is_file() else []
+    with (directory / "locust_stats_history.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        if rows:
+            w.writerow(rows[0])
+            at = rows[0].index("Timestamp")
+            w.writerows(r for r in rows[1:] if r[at].isdigit() and test.measure_from <= int(r[at]) <= (test.stopped_at or time.time()))

@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
 from analysis import load, report, summary
-from routebench import experiment, metadata
+from locustfiles.names import user_class_name
+from routebench import experiment, metadata, terminal, ui_session
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count
 from routebench.runner import Runner, new_run_id, write_json
 from target_app import catalogue
@@ -108,12 +108,9 @@ def print_summary(run_dir: Path) -> None:
     shown = table[["style", "users", "server_workers", "requests", "failures", "rps", "p50_ms", "p95_ms",
                    "p99_ms", "locust_p99_ms"]]
     (run_dir / "summary.md").write_text(shown.to_markdown(index=False, floatfmt=".1f") + "\n")
-    out = Table(title=f"{run_dir.name}: exact percentiles (ms) per cell", show_lines=False)
-    for col in shown.columns:
-        out.add_column(col, justify="left" if col == "style" else "right")
-    for row in shown.itertuples(index=False):
-        out.add_row(*[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
-    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(out)
+    # Piped output (a CI log, a file) gets the full table; a terminal gets what fits its width.
+    terminal.print_summary_table(table, f"{run_dir.name}: per cell",
+                                 Console(highlight=False, width=None if sys.stdout.isatty() else 160))
     console.print(f"summary: {run_dir / 'summary.md'}")
 
 
@@ -149,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     master_port = args.master_port or (LOCUST_MASTER_PORT if args.external_workers else 0)
     runner = Runner(exp, settings, results_dir=results, external_workers=args.external_workers,
                     master_host=args.master_host, master_port=master_port, target_url=args.target_url,
-                    console=console, on_worker_command=show_worker_command)
+                    console=console, on_worker_command=show_worker_command, source=args.experiment)
     try:
         run_dir = runner.run()
     except KeyboardInterrupt:
@@ -214,6 +211,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+UI_FAMILY = "sleep"  # ticked when the web UI's form opens: the family whose lesson is quickest to see
+UI_USERS_PER_STYLE = 10
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     warn_if_exposed(settings)
@@ -222,18 +223,21 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if settings.port:
         claim_port(settings.host, settings.port, "target app")
     run_dir = Path(args.results) / new_run_id("ui")
-    cell_dir = run_dir / "ui"
-    cell_dir.mkdir(parents=True)
-    state: dict[str, Any] = {"run_id": run_dir.name, "status": "running", "started_at": time.time(),
+    run_dir.mkdir(parents=True)
+    started = time.time()
+    state: dict[str, Any] = {"run_id": run_dir.name, "status": "running", "started_at": started,
                              "experiment": {"name": "web-ui", "description": "a Locust web-UI session"},
-                             **metadata.collect(settings),
-                             "cells": [{"id": "ui", "dir": "ui", "group": "web-ui", "styles": [],
-                                        "users": 0, "server_workers": settings.workers, "model": "closed",
-                                        "status": "running"}]}
+                             "settings": settings.model_dump(mode="json", exclude={"database_url", "ui_password"}),
+                             **metadata.collect(settings), "cells": []}
     write_json(run_dir / "run.json", state)
+    ticked = [user_class_name(s.id) for s in catalogue.family(UI_FAMILY)]
+    # The form opens with the headless default's work sizes (d = 50 ms ...), so Start as it comes runs.
+    spec = LoadSpec(target_url="", user_classes=[], users=UI_USERS_PER_STYLE * len(ticked), out_dir=run_dir,
+                    wait_ms=experiment.DEFAULTS.wait_ms, work=experiment.DEFAULTS.work,
+                    fanout=experiment.DEFAULTS.fanout, default_classes=ticked)
     try:
-        with Stack(settings, telemetry_dir=cell_dir / "telemetry", with_db=not args.no_db) as stack:
-            spec = LoadSpec(target_url=stack.target_url, user_classes=[], users=1, out_dir=cell_dir)
+        with Stack(settings, telemetry_dir=run_dir / "telemetry", with_db=not args.no_db) as stack:
+            spec.target_url = stack.target_url
             login = ["--web-login"] if settings.ui_password is not None else []
             if not login and not settings.is_loopback:
                 console.print("[yellow]warning:[/] the web UI is open to anyone who can reach it; set "
@@ -249,15 +253,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        exact = cell_dir / "exact.json"
-        cell = state["cells"][0]
-        if exact.exists():
-            cell.update(status="ok", styles=sorted(json.loads(exact.read_text())["requests"]))
-        else:
-            cell.update(status="failed", reason="no requests were recorded")
+        state.update(ui_session.cells(run_dir, settings, default_worker_count()))
         state.update(status="complete", ended_at=time.time())
         write_json(run_dir / "run.json", state)
-        console.print(f"web-UI session saved: {run_dir} (routebench report {run_dir})")
+        tests = len(state["cells"])
+        console.print(f"web-UI session saved: {run_dir}, {tests} test(s) "
+                      f"(report: routebench report {run_dir})")
     return 0
 
 
@@ -268,6 +269,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     path, text = run_bench(Path(args.results), args.seconds)
     print(text)
     console.print(f"saved: {path}")
+    return 0
+
+
+def cmd_readme_tables(args: argparse.Namespace) -> int:
+    from routebench import readme
+
+    try:
+        block = readme.tables(Path(args.run))
+        if args.write:
+            readme.write(Path(args.write), block)
+            console.print(f"{args.write}: tables replaced with {Path(args.run).name}'s")
+        else:
+            print(block, end="")
+    except (load.BadInput, ValueError, OSError) as exc:
+        raise UserError(str(exc)) from None
     return 0
 
 
@@ -323,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=int, default=10, help="length of each load measurement")
     bench.add_argument("--results", default="results", help="where to find the latest default run (model fit)")
     bench.set_defaults(func=cmd_bench)
+    tables = sub.add_parser("readme-tables", help="the README's measured tables, made from a run (markdown)")
+    tables.add_argument("run", help="results/<run-id>")
+    tables.add_argument("--write", metavar="README", default=None,
+                        help="replace the tables between the readme-tables markers of this file")
+    tables.set_defaults(func=cmd_readme_tables)
     styles = sub.add_parser("styles", help="list the route-style catalogue")
     styles.set_defaults(func=cmd_styles)
     return parser

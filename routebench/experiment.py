@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from target_app import catalogue
@@ -164,3 +165,35 @@ def load(name_or_path: str) -> Experiment:
         where = ".".join(str(x) for x in err["loc"])
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ExperimentError(f"{path}: {where}: {err['msg']}{more}") from None
+
+
+def to_toml(exp: Experiment) -> str:
+    """The experiment as a file ``routebench run`` reads back into the same matrix."""
+    return tomli_w.dumps(exp.model_dump(exclude_none=True, exclude_defaults=False))
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (a checkout's own file)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def reproduce(name_or_path: str, exp: Experiment, run_dir: Path) -> dict[str, str]:
+    """How to run this experiment again. A shipped profile or a file inside the checkout, left as
+    it is, is named as such; anything else points at the copy written beside the run
+    (``experiment.toml``), whose text the report also shows, so it runs from any checkout."""
+    text = to_toml(exp)
+    copy = run_dir / "experiment.toml"
+    copy.write_text(text, encoding="utf-8")
+    try:
+        source = resolve_path(name_or_path)
+        same = load(name_or_path) == exp
+    except ExperimentError:
+        source, same = copy, False
+    inside = not Path(_shown(source)).is_absolute()
+    if same and inside:
+        profile = name_or_path if source.parent == PROFILES_DIR and Path(name_or_path).suffix != ".toml" else _shown(source)
+        return {"command": f"make loadtest PROFILE={profile}", "toml": text}
+    return {"command": f"make loadtest PROFILE={_shown(copy)}", "toml": text}

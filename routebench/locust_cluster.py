@@ -43,6 +43,7 @@ class LoadSpec:
     wait_ms: int | None = None
     work: int | None = None
     fanout: int | None = None
+    default_classes: list[str] = field(default_factory=list)  # web UI: ticked when the form opens
 
 
 @dataclass
@@ -80,6 +81,8 @@ class LocustCluster(StartedAndStopped):
                 argv += ["-t", f"{s.run_time_s:g}s"]
         else:
             argv += ["--web-host", self.bind_host, "--web-port", str(self.web_port), "--class-picker"]
+            if s.default_classes:
+                argv += ["--rb-default-classes", ",".join(s.default_classes)]
         return argv + self.extra_args + s.user_classes
 
     def worker_command(self, master_host: str | None = None) -> list[str]:

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from locustfiles.names import user_class_name
 from routebench import metadata
-from routebench.experiment import Cell, Experiment, expand
+from routebench.experiment import Cell, Experiment, expand, reproduce
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
 from target_app.launcher import Stack, StackError
 from target_app.settings import Settings
@@ -68,6 +68,7 @@ class Runner:
     target_url: str | None = None  # a target already running elsewhere: no stack is started
     console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
     on_worker_command: Callable[[list[str]], None] | None = None
+    source: str = ""  # the profile name or file path the experiment came from, for "Reproduce"
 
     def __post_init__(self) -> None:
         self.cells = expand(self.experiment)
@@ -90,6 +91,7 @@ class Runner:
         }
         try:
             self._save_state()  # first, so an interrupted run is always marked as such
+            self.state["reproduce"] = reproduce(self.source or self.experiment.name, self.experiment, self.run_dir)
             self.state.update(metadata.collect(self.base_settings))
             self.state["calibration"] = {"cpu_s_per_request": calibrate_cpu(self.cells)}
             self._save_state()
@@ -222,9 +224,10 @@ class Runner:
         if not (cell_dir / "exact.json").exists() or not (cell_dir / "locust_stats.csv").exists():
             tail = cluster.master.tail(3) if cluster.master else ""
             return {"status": "failed", "reason": f"Locust left no results (exit code {code}): {tail}"}
-        lost = json.loads((cell_dir / "exact.json").read_text()).get("lost_workers", [])
+        exact = json.loads((cell_dir / "exact.json").read_text())
         return {"status": "ok", "locust_exit_code": code, "generator_saturated": generator["saturated"],
-                "lost_workers": lost, "server_worker_deaths": deaths}
+                "users_by_style": exact.get("test", {}).get("users_by_style", {}),
+                "lost_workers": exact.get("lost_workers", []), "server_worker_deaths": deaths}
 
     @contextlib.contextmanager
     def _target(self, settings: Settings, cell: Cell, cell_dir: Path) -> Iterator[Stack | ExternalTarget]:

@@ -147,12 +147,16 @@ def test_web_ui_lists_every_style_records_and_stops_cleanly(ui: tuple[subprocess
     r = httpx.post(url + "/swarm", data={"user_count": 4, "spawn_rate": 4, "user_classes": ["SleepAsyncAwait"]})
     assert r.status_code == 200 and r.json()["success"], r.text
     time.sleep(5)
+    stats = httpx.get(url + "/stats/requests").json()
+    assert stats["stats"][-1]["num_requests"] > 10 and stats["stats"][-1]["num_failures"] == 0, stats["errors"]
     family = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
     proc.send_signal(signal.SIGINT)
     assert proc.wait(60) == 0
     (run_dir,) = results.iterdir()
-    exact = json.loads((run_dir / "ui" / "exact.json").read_text())
+    # Stopped by Ctrl-C mid-test: the test is still saved, as the session's one cell.
+    exact = json.loads((run_dir / "ui-001" / "exact.json").read_text())
     assert exact["requests"]["sleep/async-await"]["count"] > 10
+    assert exact["test"]["users_by_style"] == {"sleep/async-await": 4}
     report = routebench_cli("report", str(run_dir), "--reports", str(results / "reports"))
     assert report.returncode == 0 and "sleep/async-await" in report.stdout
     assert (results / "reports" / run_dir.name / "index.html").is_file()

@@ -1,0 +1,101 @@
+"""``routebench readme-tables``: the README's measured figures, produced from a run, never typed.
+
+The README holds them between two markers; ``--write README.md`` replaces what stands between them
+with this run's tables, stamped with the run id, the commit and the machine, so every figure there
+names the run it came from and the command that made it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from analysis.answers import answers
+from analysis.report import Analysis, analyse
+from analysis.summary import catalogue_order, neighbour_table
+
+BEGIN = "<!-- readme-tables: begin (made by `routebench readme-tables`; do not edit by hand) -->"
+END = "<!-- readme-tables: end -->"
+BLOCK = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+
+
+def _num(value: object, digits: int = 1) -> str:
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if math.isnan(f) else f"{f:,.{digits}f}"
+
+
+def provenance(a: Analysis) -> str:
+    meta = a.run.meta
+    git = meta.get("git", {})
+    commit = (git.get("commit") or "unknown")[:12] + (" with uncommitted changes" if git.get("dirty") else "")
+    machine = meta.get("machine", {})
+    cells = a.run.cells
+    ok = sum(1 for c in cells if c.get("status") == "ok")
+    wall = meta.get("wall_s")
+    took = f", {wall:.0f} s of matrix" if isinstance(wall, (int, float)) else ""
+    return (f"Run `{meta.get('run_id', a.run.dir.name)}` (experiment `{meta.get('experiment', {}).get('name', '?')}`, "
+            f"{ok} of {len(cells)} cells{took}), commit `{commit}`, {machine.get('cpu_model', 'unknown CPU')} "
+            f"x {machine.get('cpu_count', '?')}. Reproduce: `{meta.get('reproduce', {}).get('command', 'make loadtest')}`.")
+
+
+def answers_markdown(a: Analysis) -> str:
+    lines = []
+    for ans in answers(a.table):
+        lines.append(f"- **{ans.headline}**")
+    return "\n".join(lines)
+
+
+def cells_markdown(a: Analysis) -> str:
+    t = a.table[~a.table["together"]]
+    t = t.assign(_order=t["style"].map({s: i for i, s in enumerate(catalogue_order(t["style"]))}))
+    t = t.sort_values(["_order", "users", "repeat"], kind="stable")
+    header = ("| style | users | W | requests | req/s | predicted req/s | p50 | p95 | p99 | Locust's p99 |\n"
+              "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    rows = [f"| `{r.style}` | {r.users:g} | {r.server_workers} | {r.requests:,} | {_num(r.rps)} | "
+            f"{_num(r.predicted_rps, 0)} | {_num(r.p50_ms)} | {_num(r.p95_ms)} | {_num(r.p99_ms)} | "
+            f"{_num(r.locust_p99_ms, 0)} |" for r in t.itertuples()]
+    return "\n".join([header, *rows])
+
+
+def neighbours_markdown(a: Analysis) -> str:
+    n = neighbour_table(a.table)
+    if n.empty:
+        return ""
+    header = ("| style | users | p50 alone | p50 beside | x | p99 alone | p99 beside | x | req/s alone | req/s beside |\n"
+              "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    rows = [f"| `{r['style']}` | {r['users_label']} | {_num(r['p50_ms_alone'])} | {_num(r['p50_ms_beside'])} | "
+            f"{_num(r['p50_ms_ratio'], 2)} | {_num(r['p99_ms_alone'])} | {_num(r['p99_ms_beside'])} | "
+            f"{_num(r['p99_ms_ratio'], 2)} | {_num(r['rps_alone'])} | {_num(r['rps_beside'])} |"
+            for _, r in n.iterrows()]
+    return "\n".join([header, *rows])
+
+
+def tables(run_dir: Path) -> str:
+    """The README block for ``run_dir``, markers included."""
+    a = analyse(run_dir)
+    parts = [BEGIN, provenance(a), "",
+             "Latency in ms, exact (HDR histograms merged from every Locust worker; Locust's own p99 beside "
+             "it, rounded as Locust rounds); one measurement per cell (no repeats, so no interval); "
+             "predicted: the route style's model (table below) for the cell's own W, T, P, d and U.", "",
+             "What this run answers, per family:", "", answers_markdown(a), "", cells_markdown(a)]
+    beside = neighbours_markdown(a)
+    if beside:
+        parts += ["", "Neighbour damage: each style alone against the same style sharing its workers "
+                      "(users: on the style / in the cell).", "", beside]
+    return "\n".join([*parts, END]) + "\n"
+
+
+def write(readme: Path, block: str) -> None:
+    text = readme.read_text(encoding="utf-8")
+    if not BLOCK.search(text):
+        raise ValueError(f"{readme}: no readme-tables markers to replace")
+    readme.write_text(BLOCK.sub(lambda _: block.rstrip("\n"), text, count=1), encoding="utf-8")
+
+
+def columns_of(block: str) -> list[str]:
+    """The header row of each table in a block (what tests compare)."""
+    return [line for line in block.splitlines() if line.startswith("| style")]
