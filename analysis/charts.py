@@ -1,19 +1,47 @@
-"""Charts, with Bokeh: interactive (hover, zoom) and embeddable offline with one inlined script."""
+"""Charts, with Bokeh: interactive (hover, zoom) and embeddable offline with one inlined script.
+
+Every chart reads the same way: styles in catalogue order with one colour each across the report,
+legends beside the plot (never over the data), log axes where values span orders of magnitude.
+"""
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 from bokeh.embed import components
 from bokeh.layouts import column
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool, Range1d
-from bokeh.palettes import Category10_10
+from bokeh.models import (ColumnDataSource, FactorRange, FixedTicker, HoverTool, Legend, LegendItem,
+                          NumeralTickFormatter, Range1d)
+from bokeh.palettes import Category10_10, Category20_20
 from bokeh.plotting import figure
 from bokeh.resources import Resources
 
-WIDTH = 900
-COLORS = Category10_10
+from analysis.summary import catalogue_order, neighbour_table, solo_points
+from target_app import catalogue
+
+WIDTH = 1040
+TOOLS = "pan,wheel_zoom,reset,save"
+ROW_PX = 26  # height of one row of a dot chart
+# One marker and colour per percentile, the same in every dot chart.
+PERCENTILES = (("p50_ms", "p50", "circle", "#2ca02c"), ("p95_ms", "p95", "square", "#ff7f0e"),
+               ("p99_ms", "p99", "triangle", "#d62728"))
+LOG_SPAN = 10  # a max/min ratio from which a linear axis squeezes the small values into slivers
+MARKERS = ("circle", "square", "triangle", "diamond", "inverted_triangle")
+LABEL_CHAR_PX = 6.3  # width of a 9pt legend character, to size legends before the browser measures them
+
+
+def style_colors(styles: Iterable[str]) -> dict[str, str]:
+    ordered = catalogue_order(styles)
+    palette = Category10_10 if len(ordered) <= 10 else Category20_20
+    return {s: palette[i % len(palette)] for i, s in enumerate(ordered)}
+
+
+def style_marker(style: str) -> str:
+    """A marker by the style's place in its family, so styles whose colours are close still differ."""
+    family = [s.id for s in catalogue.family(style.split("/", 1)[0])]
+    return MARKERS[family.index(style) % len(MARKERS)] if style in family else MARKERS[0]
 
 
 def _source(frame: pd.DataFrame) -> ColumnDataSource:
@@ -21,121 +49,218 @@ def _source(frame: pd.DataFrame) -> ColumnDataSource:
     return ColumnDataSource({str(k): v for k, v in frame.to_dict("list").items()})
 
 
-def _color_map(names: list[str]) -> dict[str, str]:
-    return {n: c for n, c in zip(names, itertools.cycle(COLORS))}
+def _legend_outside(fig: figure, items: list[tuple[str, list]], label_width: int = 20) -> None:
+    """A legend to the right of the plot area, so it never covers data; a click hides a series."""
+    legend = Legend(items=[LegendItem(label=label, renderers=r) for label, r in items], click_policy="hide",
+                    label_text_font_size="9pt", spacing=2, padding=6, label_width=label_width)
+    fig.add_layout(legend, "right")
 
 
-def percentiles_by_style(table: pd.DataFrame) -> figure:
-    """p95 and p99 per style, solo cells at each style's highest user count."""
-    solo = table[~table["together"]]
-    top = solo.loc[solo.groupby("style")["users"].idxmax()] if not solo.empty else solo
-    factors = [(f"{r.style} (U={r.users})", m) for r in top.itertuples() for m in ("p95", "p99")]
-    values = [getattr(r, f"{m}_ms") for r in top.itertuples() for m in ("p95", "p99")]
-    src = ColumnDataSource({"x": factors, "ms": values, "metric": [f[1] for f in factors],
-                            "color": [COLORS[0] if f[1] == "p95" else COLORS[3] for f in factors]})
-    fig = figure(x_range=FactorRange(*factors), height=380, width=WIDTH, title="p95 and p99 per style (exact, ms)",
-                 y_axis_label="ms", tools="hover,pan,wheel_zoom,reset,save", tooltips=[("", "@x"), ("ms", "@ms{0.0}")])
-    fig.vbar(x="x", top="ms", width=0.8, source=src, color="color")
-    fig.xaxis.major_label_orientation = 1.2
-    fig.xaxis.group_label_orientation = 1.2
-    fig.y_range.start = 0
+def _legend_height(entries: int, least: int) -> int:
+    return max(least, 60 + 21 * entries)
+
+
+def _spans_orders(values: Iterable[float]) -> bool:
+    v = np.array([x for x in values if x == x and x > 0], dtype=float)
+    return len(v) > 1 and v.max() / v.min() >= LOG_SPAN
+
+
+def _log_range(values: Iterable[float]) -> Range1d:
+    v = np.array([x for x in values if x == x and x > 0], dtype=float)
+    lo, hi = (v.min(), v.max()) if len(v) else (1.0, 10.0)
+    return Range1d(lo / 1.6, hi * 1.6)
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks inside [lo, hi], denser when the span is short: Bokeh's own log ticker labels only the
+    decades, which leaves a range such as 8..500 with no label below 100."""
+    span = np.log10(hi / lo)
+    mantissas = (1, 2, 3, 5, 7) if span <= 1.2 else (1, 2, 5) if span <= 4 else (1, 3) if span <= 6 else (1,)
+    decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+    return [m * 10.0 ** d for d in decades for m in mantissas if lo <= m * 10.0 ** d <= hi]
+
+
+def _readable_log(axis: object, rng: Range1d) -> None:
+    axis.ticker = FixedTicker(ticks=_log_ticks(rng.start, rng.end))  # type: ignore[attr-defined]
+    axis.formatter = NumeralTickFormatter(format="0,0.[00]")  # type: ignore[attr-defined]
+
+
+def _zero_based(values: Iterable[float]) -> Range1d:
+    """From 0 to just above the top: a flat zero series gets 0..1, not Bokeh's -1..1."""
+    v = [x for x in values if x == x]
+    return Range1d(0, max(1.0, max(v, default=0.0) * 1.1))
+
+
+def _dot_chart(rows: pd.DataFrame, factors: list[tuple[str, str]], title: str) -> figure:
+    """p50, p95 and p99 as three markers per row on a log ms axis; ``factors`` (group, label) top-down."""
+    src = _source(rows[["label", "requests", *(col for col, *_ in PERCENTILES)]].assign(y=factors))
+    values = [v for col, *_ in PERCENTILES for v in rows[col]]
+    fig = figure(y_range=FactorRange(*reversed(factors), group_padding=0.6), x_axis_type="log",
+                 x_range=_log_range(values), height=max(220, 100 + ROW_PX * len(factors)), width=WIDTH, title=title,
+                 x_axis_label="ms (log scale)", tools=TOOLS)
+    items = [(label, [fig.scatter(col, "y", source=src, marker=marker, color=color, size=11, alpha=0.9)])
+             for col, label, marker, color in PERCENTILES]
+    _readable_log(fig.xaxis, fig.x_range)
+    fig.add_tools(HoverTool(tooltips=[("", "@label"), ("p50", "@p50_ms{0.0} ms"), ("p95", "@p95_ms{0.0} ms"),
+                                      ("p99", "@p99_ms{0.0} ms"), ("requests", "@requests")]))
+    fig.yaxis.group_label_orientation = "horizontal"
+    fig.yaxis.major_label_text_font_size = "9pt"
+    fig.ygrid.grid_line_color = None
+    _legend_outside(fig, items)
     return fig
 
 
+def percentiles_by_style(table: pd.DataFrame) -> figure:
+    """p50, p95 and p99 per style at its highest user count (solo cells, repeats averaged)."""
+    points = solo_points(table).sort_values(["users", "server_workers"])
+    top = points.groupby("style", sort=False).tail(1).set_index("style")
+    top = top.loc[catalogue_order(top.index)].reset_index()
+    several_w = points["server_workers"].nunique() > 1
+    top["label"] = [f"{r.style} (U={r.users:g}" + (f", W={r.server_workers})" if several_w else ")")
+                    for r in top.itertuples()]
+    factors = [(r.family, r.label) for r in top.itertuples()]
+    return _dot_chart(top, factors, "p50, p95 and p99 per style at its highest user count "
+                      "(exact, from HDR histograms; mean of repeats)")
+
+
 def latency_vs_users(table: pd.DataFrame) -> figure:
-    """p99 against user count, a line per style (solo cells)."""
-    solo = (table[~table["together"]].groupby(["style", "users"], as_index=False)[["p99_ms", "rps"]].mean()
-            .sort_values("users"))  # repeats averaged
-    fig = figure(height=380, width=WIDTH, title="p99 latency against concurrent users (mean of repeats)", x_axis_label="users",
-                 y_axis_label="p99 (ms, log)", y_axis_type="log", tools="pan,wheel_zoom,reset,save")
-    colors = _color_map(sorted(solo["style"].unique()))
-    for style, rows in solo.groupby("style"):
-        src = _source(rows[["users", "p99_ms", "rps"]].assign(style=style))
-        fig.line("users", "p99_ms", source=src, color=colors[style], legend_label=style, line_width=2)
-        fig.scatter("users", "p99_ms", source=src, color=colors[style], size=7)
+    """p99 against user count, a line per style and server size (solo cells, repeats averaged)."""
+    points = solo_points(table).sort_values("users")
+    several_w = points["server_workers"].nunique() > 1
+    log_x = _spans_orders(points["users"])
+    lines = points.drop_duplicates(["style", "server_workers"])
+    fig = figure(height=_legend_height(len(lines), 400), width=WIDTH,
+                 title="p99 latency against concurrent users (exact; mean of repeats)",
+                 x_axis_label="users" + (" (log scale)" if log_x else ""), y_axis_label="p99 (ms, log scale)",
+                 x_axis_type="log" if log_x else "linear", y_axis_type="log", y_range=_log_range(points["p99_ms"]),
+                 tools=TOOLS)
+    colors = style_colors(table["style"])
+    items = []
+    for style in catalogue_order(points["style"]):
+        for w, rows in points[points["style"] == style].groupby("server_workers", sort=True):
+            label = f"{style} (W={w})" if several_w else style
+            src = _source(rows[["users", "p99_ms", "rps", "requests"]].assign(style=label))
+            dash = "solid" if not several_w or w == points["server_workers"].max() else "dashed"
+            items.append((label, [fig.line("users", "p99_ms", source=src, color=colors[style], line_width=2,
+                                           line_dash=dash),
+                                  fig.scatter("users", "p99_ms", source=src, color=colors[style], size=8,
+                                              marker=style_marker(style))]))
     fig.add_tools(HoverTool(tooltips=[("style", "@style"), ("users", "@users"), ("p99", "@p99_ms{0.0} ms"),
-                                      ("req/s", "@rps{0}")]))
-    fig.legend.location = "top_left"
-    fig.legend.click_policy = "hide"
+                                      ("req/s", "@rps{0}"), ("requests", "@requests")]))
+    _readable_log(fig.yaxis, fig.y_range)
+    if log_x:
+        fig.x_range = _log_range(points["users"])
+        _readable_log(fig.xaxis, fig.x_range)
+    _legend_outside(fig, items)
     return fig
 
 
 def measured_vs_predicted(table: pd.DataFrame) -> figure:
     """Measured throughput against theory's, one point per solo cell; the diagonal is a perfect fit."""
-    rows = table[~table["together"] & table["predicted_rps"].notna()]
-    fig = figure(height=380, width=WIDTH, title="throughput: measured against predicted (req/s, log-log)",
-                 x_axis_label="predicted req/s", y_axis_label="measured req/s", x_axis_type="log",
-                 y_axis_type="log", tools="pan,wheel_zoom,reset,save")
-    if not rows.empty:
-        lo = max(0.1, min(rows["predicted_rps"].min(), rows["rps"].min()) / 1.5)
-        hi = max(rows["predicted_rps"].max(), rows["rps"].max()) * 1.5
-        fig.line([lo, hi], [lo, hi], color="#999999", line_dash="dashed", legend_label="measured = predicted")
-        colors = _color_map(sorted(rows["style"].unique()))
-        src = _source(rows[["style", "users", "rps", "predicted_rps"]].assign(color=rows["style"].map(colors)))
-        fig.scatter("predicted_rps", "rps", source=src, color="color", size=9)
-        fig.add_tools(HoverTool(tooltips=[("style", "@style"), ("users", "@users"), ("measured", "@rps{0}"),
-                                          ("predicted", "@predicted_rps{0}")]))
-        fig.legend.location = "top_left"
+    rows = table[~table["together"] & table["predicted_rps"].notna() & (table["rps"] > 0)]
+    fig = figure(height=_legend_height(rows["style"].nunique() + 1, 400), width=WIDTH,
+                 title="throughput: measured against predicted (req/s, log-log)",
+                 x_axis_label="predicted req/s (log scale)", y_axis_label="measured req/s (log scale)",
+                 x_axis_type="log", y_axis_type="log", tools=TOOLS)
+    if rows.empty:
+        return fig
+    lo = max(0.1, min(rows["predicted_rps"].min(), rows["rps"].min()) / 1.5)
+    hi = max(rows["predicted_rps"].max(), rows["rps"].max()) * 1.5
+    fig.x_range, fig.y_range = Range1d(lo, hi), Range1d(lo, hi)
+    items = [("measured = predicted", [fig.line([lo, hi], [lo, hi], color="#888888", line_dash="dashed")])]
+    colors = style_colors(table["style"])
+    for style in catalogue_order(rows["style"]):
+        mine = rows[rows["style"] == style]
+        src = _source(mine[["style", "users", "server_workers", "rps", "predicted_rps"]])
+        items.append((style, [fig.scatter("predicted_rps", "rps", source=src, color=colors[style], size=9,
+                                          marker=style_marker(style))]))
+    fig.add_tools(HoverTool(tooltips=[("style", "@style"), ("users", "@users"), ("W", "@server_workers"),
+                                      ("measured", "@rps{0.0}"), ("predicted", "@predicted_rps{0.0}")]))
+    _readable_log(fig.xaxis, fig.x_range)
+    _readable_log(fig.yaxis, fig.y_range)
+    _legend_outside(fig, items)
     return fig
 
 
 def neighbour_damage(table: pd.DataFrame) -> figure | None:
-    """Each style measured alone against the same style measured beside others (together cells)."""
-    together = table[table["together"]]
-    if together.empty:
+    """Each style of a together cell beside its neighbours, against the same style alone."""
+    nb = neighbour_table(table)
+    if nb.empty:
         return None
-    solo = table[~table["together"]]
-    factors, values, kinds = [], [], []
-    for r in together.itertuples():
-        alone = solo[(solo["style"] == r.style) & (solo["server_workers"] == r.server_workers)]
-        if not alone.empty:
-            # The solo cell whose users match this style's share of the together cell, else the nearest.
-            share = r.users / max(1, (together["cell"] == r.cell).sum())
-            a = alone.iloc[(alone["users"] - share).abs().argsort().iloc[0]]
-            for metric in ("p50", "p99"):
-                factors.append((r.style, f"{metric} alone (U={a.users})"))
-                values.append(a[f"{metric}_ms"])
-                kinds.append("alone")
-        for metric in ("p50", "p99"):
-            factors.append((r.style, f"{metric} with neighbours"))
-            values.append(getattr(r, f"{metric}_ms"))
-            kinds.append("with neighbours")
-    src = ColumnDataSource({"x": factors, "ms": values, "kind": kinds,
-                            "color": [COLORS[2] if k == "alone" else COLORS[3] for k in kinds]})
-    fig = figure(x_range=FactorRange(*factors), height=380, width=WIDTH,
-                 title="neighbour damage: latency alone and beside the other styles of the cell (ms)",
-                 y_axis_label="ms", tools="hover,pan,wheel_zoom,reset,save",
-                 tooltips=[("", "@x"), ("ms", "@ms{0.0}")])
-    fig.vbar(x="x", top="ms", width=0.8, source=src, color="color", legend_field="kind")
-    fig.xaxis.major_label_orientation = 1.0
-    fig.y_range.start = 0
+    groups = [f"{r.style}: {r.users_label} users" for r in nb.itertuples()]
+    if len(set(groups)) < len(groups):  # the same style and share in two cells: the cell tells them apart
+        groups = [f"{g} ({cell})" for g, cell in zip(groups, nb["cell"])]
+    rows, factors = [], []
+    for r, group in zip(nb.itertuples(), groups):
+        if r.alone_repeats:
+            alone = f"alone (U={r.alone_users:g}" + ("" if r.alone_users_match else ", nearest measured") + ")"
+            rows.append({"label": f"{r.style} {alone}", "requests": r.alone_requests,
+                         **{c: getattr(r, f"{c}_alone") for c, *_ in PERCENTILES}})
+            factors.append((group, alone))
+        rows.append({"label": f"{r.style} beside {', '.join(r.neighbours)}", "requests": r.requests,
+                     **{c: getattr(r, f"{c}_beside") for c, *_ in PERCENTILES}})
+        factors.append((group, "beside the others"))
+    return _dot_chart(pd.DataFrame(rows), factors,
+                      "neighbour damage: each style alone and beside the other styles of its cell (exact ms)")
+
+
+def cell_timeline(cell_id: str, client: pd.DataFrame, server: pd.DataFrame, source: str,
+                  t0: float | None = None, colors: dict[str, str] | None = None) -> column:
+    """Requests/s, latency, event-loop lag and threadpool tokens in use, on one shared time axis that
+    starts at the measured window (``t0``)."""
+    starts = [s["t"].min() for s in (client, server) if not s.empty]
+    t0 = t0 if t0 is not None else min(starts, default=0.0)
+    end = max([s["t"].max() - t0 for s in (client, server) if not s.empty], default=1.0)
+    shared = Range1d(min([0.0, *(s - t0 for s in starts)]), max(1.0, end) + 0.5)
+    colors = {**style_colors(client["style"]), **(colors or {})}
+    client = client.assign(x=client["t"] - t0)
+    server = server.assign(x=server["t"] - t0)
+    latency = [("p95_ms", "p95", "solid", "square"), ("p99_ms", "p99", "dashed", "triangle")]
+    # One legend width for the four charts, so their plot areas, and so their time axes, line up.
+    longest = max([len("worst worker"), *(len(f"{s} p99") for s in client["style"].unique())])
+    legend_px = int(longest * LABEL_CHAR_PX)
+    figs = [
+        _style_lines(f"{cell_id}: requests/s ({source})", client, [("rps", "", "solid", "circle")], colors, shared,
+                     "req/s", legend_px),
+        _style_lines(f"{cell_id}: latency ({source})", client, latency, colors, shared, "ms", legend_px),
+        _server_line(f"{cell_id}: event-loop lag (server telemetry)", server, "lag_ms", "ms",
+                     ("worst worker", Category10_10[3]), shared, legend_px),
+        _server_line(f"{cell_id}: threadpool tokens in use (server telemetry)", server, "threads_busy", "tokens",
+                     ("all workers", Category10_10[4]), shared, legend_px),
+    ]
+    figs[-1].xaxis.axis_label = "seconds into the measured window"
+    return column(*figs)
+
+
+def _style_lines(title: str, frame: pd.DataFrame, metrics: Sequence[tuple[str, str, str, str]],
+                 colors: dict[str, str], x_range: Range1d, y_label: str, legend_px: int) -> figure:
+    """A line per style and metric; a metric that history lacks (Locust's p99 in old runs) is skipped."""
+    present = [m for m in metrics if m[0] in frame.columns and frame[m[0]].notna().any()]
+    entries = frame["style"].nunique() * len(present)
+    fig = figure(height=_legend_height(entries, 180), width=WIDTH, x_range=x_range, title=title,
+                 y_axis_label=y_label, tools=TOOLS, y_range=_zero_based(v for col, *_ in present for v in frame[col]))
+    items = []
+    for style in catalogue_order(frame["style"]):
+        rows = frame[frame["style"] == style]
+        for col, name, dash, marker in present:
+            src = _source(rows[["x", col]])
+            items.append((f"{style} {name}".strip(), [
+                fig.line("x", col, source=src, color=colors[style], line_width=2, line_dash=dash),
+                fig.scatter("x", col, source=src, color=colors[style], marker=marker, size=7)]))
+    if not items:
+        items = [("no data in the window", [fig.scatter([], [], color="#999999")])]
+    _legend_outside(fig, items, legend_px)
     return fig
 
 
-def cell_timeline(cell_id: str, client: pd.DataFrame, server: pd.DataFrame) -> column:
-    """Requests/s, p95, event-loop lag and threadpool tokens in use, on one shared time axis."""
-    t0 = min([s["t"].min() for s in (client, server) if not s.empty], default=0.0)
-    shared = Range1d(0, max([s["t"].max() - t0 for s in (client, server) if not s.empty], default=1.0) + 1)
-    colors = _color_map(sorted(client["style"].unique()) if not client.empty else [])
-    figs = []
-    for title, frame, y, label in (
-        ("requests/s", client, "rps", "req/s"), ("p95 (Locust, current window)", client, "p95_ms", "ms"),
-        ("event-loop lag, worst worker", server, "lag_ms", "ms"),
-        ("threadpool tokens in use, all workers", server, "threads_busy", "tokens"),
-    ):
-        fig = figure(height=150, width=WIDTH, x_range=shared, title=f"{cell_id}: {title}", y_axis_label=label,
-                     tools="pan,wheel_zoom,reset,save")
-        if not frame.empty:
-            if "style" in frame.columns:
-                for style, rows in frame.groupby("style"):
-                    fig.line(rows["t"] - t0, rows[y], color=colors[style], line_width=2, legend_label=style)
-                fig.legend.location = "top_left"
-                fig.legend.label_text_font_size = "8pt"
-            else:
-                fig.line(frame["t"] - t0, frame[y], color=COLORS[3] if y == "lag_ms" else COLORS[4], line_width=2)
-        figs.append(fig)
-    figs[-1].xaxis.axis_label = "seconds into the measured window"
-    return column(*figs)
+def _server_line(title: str, frame: pd.DataFrame, y: str, y_label: str, name: tuple[str, str],
+                 x_range: Range1d, legend_px: int) -> figure:
+    fig = figure(height=150, width=WIDTH, x_range=x_range, title=title, y_axis_label=y_label, tools=TOOLS,
+                 y_range=_zero_based(frame[y] if not frame.empty else []))
+    label, color = name
+    xs, ys = (frame["x"].tolist(), frame[y].tolist()) if not frame.empty else ([], [])
+    _legend_outside(fig, [(label, [fig.line(xs, ys, color=color, line_width=2)])], legend_px)
+    return fig
 
 
 def embed(charts: dict[str, object]) -> tuple[str, str, dict[str, str]]:

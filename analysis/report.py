@@ -16,13 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import charts, slo, theory, timeseries
+from analysis import answers, charts, slo, theory, timeseries
 from analysis.compare import compare
 from analysis.load import (EXCEPTION_COLUMNS, FAILURE_COLUMNS, HISTORY_COLUMNS, BadInput, Run, load_run, ok_cells,
                            read_csv, read_json, read_telemetry)
 from analysis.render import render
 from analysis.repeats import aggregate
-from analysis.summary import add_baseline_ratios, summarise
+from analysis.summary import add_baseline_ratios, neighbour_table, summarise, users_label
 from target_app import catalogue
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024
@@ -64,15 +64,17 @@ def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
     cell_dir = run.dir / cell["dir"]
     exact = read_json(cell_dir / "exact.json")
     measure_from = exact.get("measure_from")
+    measure_until = window_end(exact, cell)
     history = read_csv(cell_dir / "locust_stats_history.csv", HISTORY_COLUMNS)
     telemetry = read_telemetry(cell_dir / "telemetry")
     failures = read_csv(cell_dir / "locust_failures.csv", FAILURE_COLUMNS, allow_empty=True)
     exceptions = read_csv(cell_dir / "locust_exceptions.csv", EXCEPTION_COLUMNS, allow_empty=True)
+    client, source = client_evidence(cell_dir / "exact.json", exact, history)
     return {
         "id": cell["id"], "styles": cell["styles"], "users": cell["users"],
-        "client": timeseries.client_series(history, measure_from),
-        "server": timeseries.server_series(telemetry, measure_from),
-        **timeseries.lag_summary(telemetry, measure_from),
+        "client": client, "client_source": source, "measure_from": measure_from,
+        "server": timeseries.server_series(telemetry, measure_from, measure_until),
+        **timeseries.lag_summary(telemetry, measure_from, measure_until),
         "failures": failures.to_dict("records"), "exceptions": exceptions.to_dict("records"),
         "samples_by_worker": exact.get("samples_by_worker", {}),
         "lost_workers": cell.get("lost_workers", []),
@@ -81,20 +83,49 @@ def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def window_end(exact: dict[str, Any], cell: dict[str, Any]) -> float | None:
+    """When the measured window closed: the runner's own record, else its start plus the cell's duration."""
+    if isinstance(exact.get("stopped_at"), (int, float)):
+        return float(exact["stopped_at"])
+    start, duration = exact.get("measure_from"), cell.get("duration_s")
+    if isinstance(start, (int, float)) and isinstance(duration, (int, float)):
+        return float(start) + float(duration)
+    return None
+
+
+def client_evidence(path: Path, exact: dict[str, Any], history: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Per-second client series and what it is: exact when the run recorded a timeline, else Locust's
+    history without the seconds its rolling window spends filling."""
+    timeline = exact.get("timeline")
+    if not timeline:
+        return timeseries.settled(timeseries.client_series(history, exact.get("measure_from"))), timeseries.LOCUST
+    try:
+        return timeseries.exact_series(timeline), timeseries.EXACT
+    except (AttributeError, TypeError, ValueError):
+        raise BadInput(f"{path}: 'timeline' is not {{style: [[second, count, p50_us, p95_us, p99_us], ...]}}") from None
+
+
 def decision_table(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per family, each style at its highest user count (solo cells, first repeat), with its verdict."""
-    solo = table[~table["together"] & (table["repeat"] == 1)]
+    """Per family, each style at its highest user count (solo cells, first repeat), with its verdict.
+    A style measured only beside others (a web-UI test of several classes, say) shows its shared
+    cell instead, named as such: its numbers include what its neighbours did to it."""
+    first = table[table["repeat"] == 1]
     out = []
     for family in catalogue.FAMILIES:
-        fam = solo[solo["family"] == family]
+        fam = first[first["family"] == family]
         if fam.empty:
             continue
         rows = []
         for style in [s.id for s in catalogue.family(family) if s.id in set(fam["style"])]:
-            srows = fam[fam["style"] == style]
+            mine = fam[fam["style"] == style]
+            alone = mine[~mine["together"]]
+            srows = alone if not alone.empty else mine
             top = srows.sort_values("users").iloc[-1]
-            rows.append({**top.to_dict(), "description": catalogue.BY_ID[style].description,
+            beside = [] if alone is srows else sorted(set(table[table["cell"] == top["cell"]]["style"]) - {style})
+            rows.append({**top.to_dict(), "row_id": answers.row_id(style),
+                         "description": catalogue.BY_ID[style].description,
                          "prediction_text": catalogue.PREDICTIONS[catalogue.BY_ID[style].prediction].throughput,
+                         "users_label": users_label(top["users"], top["style_users"]), "beside": beside,
                          "verdict": theory.verdict(srows)})
         out.append({"family": family, "rows": rows})
     return out
@@ -119,27 +150,86 @@ def _extreme(table: pd.DataFrame, col: str, pick: Any) -> dict[str, Any]:
 
 
 def build_context(a: Analysis) -> dict[str, Any]:
+    colors = charts.style_colors(a.table["style"])
+    # The first three compare styles measured alone; a run without such cells (a web-UI test of
+    # several classes at once) gets no empty frames, and the page says why.
+    alone = not a.table[~a.table["together"]].empty
     figures: dict[str, object] = {
-        "percentiles": charts.percentiles_by_style(a.table),
-        "latency_users": charts.latency_vs_users(a.table),
-        "predicted": charts.measured_vs_predicted(a.table),
+        "percentiles": charts.percentiles_by_style(a.table) if alone else None,
+        "latency_users": charts.latency_vs_users(a.table) if alone else None,
+        "predicted": charts.measured_vs_predicted(a.table) if alone else None,
         "neighbour": charts.neighbour_damage(a.table),
     }
-    # A timeline per cell, up to a limit that keeps the page light; the CSVs hold the rest.
-    for cell in a.cells[:MAX_TIMELINES]:
-        figures[f"timeline_{cell['id']}"] = charts.cell_timeline(cell["id"], cell["client"], cell["server"])
+    shown = timeline_cells(a.cells)
+    for cell in shown:
+        figures[f"timeline_{cell['id']}"] = charts.cell_timeline(
+            cell["id"], cell["client"], cell["server"], cell["client_source"], cell["measure_from"], colors)
     bokeh_js, bokeh_script, divs = charts.embed(figures)
     meta = a.run.meta
     failed = [c for c in a.run.cells if c.get("status") != "ok"]
     return {
-        "meta": meta, "headline": headline(a), "families": decision_table(a.table),
-        "rows": a.table.to_dict("records"),
+        "meta": meta, "headline": headline(a), "any_alone": alone, "families": decision_table(a.table),
+        "answers": [answer_view(x) for x in answers.answers(a.table)], "rule": answers.RULE,
+        "neighbour": neighbour_view(a.table),
+        "rows": [{**r, "users_label": users_label(r["users"], r["style_users"])}
+                 for r in a.table.to_dict("records")],
         "repeats": a.repeats[a.repeats["repeats"] > 1].to_dict("records"),
-        "slo": a.slo.to_dict("records"), "cells": a.cells, "failed_cells": failed,
+        "slo": [slo_view(r) for r in a.slo.to_dict("records")], "cells": a.cells, "failed_cells": failed,
         "saturated": [c for c in a.cells if c["saturated"]],
-        "bokeh_js": bokeh_js, "bokeh_script": bokeh_script, "divs": divs, "max_timelines": MAX_TIMELINES,
+        "timeline_cells": shown, "warnings": warning_count(a, failed),
+        "bokeh_js": bokeh_js, "bokeh_script": bokeh_script, "divs": divs,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
+
+
+def warning_count(a: Analysis, failed: list[dict[str, Any]]) -> int:
+    """How many warnings the page shows under the answers: each one qualifies the numbers they use."""
+    deaths = sum(len(c["server_worker_deaths"]) for c in a.cells)
+    saturated = sum(1 for c in a.cells if c["saturated"])
+    return int(a.run.meta.get("status", "?") != "complete") + len(failed) + deaths + saturated
+
+
+def timeline_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cells that get a timeline, in run order: up to a limit that keeps the page light (the CSVs
+    hold the rest), every neighbour cell first, since it shows the damage as it happens."""
+    together = [c for c in cells if len(c["styles"]) > 1][:MAX_TIMELINES]
+    rest = [c for c in cells if len(c["styles"]) == 1][:MAX_TIMELINES - len(together)]
+    chosen = {c["id"] for c in together + rest}
+    return [c for c in cells if c["id"] in chosen]
+
+
+def code_spans(text: str) -> list[dict[str, Any]]:
+    """Text split on backticks: the odd pieces are code. The template escapes every piece."""
+    return [{"text": piece, "code": i % 2 == 1} for i, piece in enumerate(text.split("`")) if piece]
+
+
+def answer_view(answer: answers.Answer) -> dict[str, Any]:
+    return {"family": answer.family, "headline": code_spans(answer.headline),
+            "sentences": [{"parts": code_spans(s.text), "detail": code_spans(s.detail), "links": s.links}
+                          for s in answer.sentences]}
+
+
+def neighbour_view(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{**r, "row_id": answers.neighbour_row_id(r["cell"], r["style"]), "alone_label": _alone_label(r)}
+            for r in neighbour_table(table).to_dict("records")]
+
+
+def _alone_label(r: dict[str, Any]) -> str:
+    if not r["alone_repeats"]:
+        return "not measured alone"
+    return (f"U={r['alone_users']:g}" + ("" if r["alone_users_match"] else ", the nearest measured")
+            + (f", mean of {r['alone_repeats']} repeats" if r["alone_repeats"] > 1 else ""))
+
+
+def slo_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A threshold row with its shown result: a failure the neighbour lesson expects reads as such."""
+    if row["passed"]:
+        result, css = "passed", "good"
+    elif row["expected_failure"]:
+        result, css = "failed, as expected", "expected"
+    else:
+        result, css = "FAILED", "bad"
+    return {**row, "result": result, "css": css, "users_label": users_label(row["users"], row["style_users"])}
 
 
 def publish(run_dir: Path, reports_dir: Path, extra_slo: list[str] | None = None) -> Path:

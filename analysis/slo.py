@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from analysis.summary import blocks_the_loop
 from target_app import catalogue
 
 METRICS = {"p50": "p50_ms", "p95": "p95_ms", "p99": "p99_ms", "p99.9": "p999_ms", "rps": "rps",
@@ -54,17 +55,40 @@ def parse(text: str) -> Threshold:
     return Threshold(text.strip(), style, METRICS[metric], m["op"], float(m["value"]) * scale)
 
 
+COLUMNS = ["slo", "cell", "users", "style_users", "value", "passed", "expected_failure", "note"]
+
+
 def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
     """One row per threshold and measured cell of its style: the value and whether it held.
-    A threshold whose style was not measured fails: an SLO nobody checked is not met."""
+    A threshold whose style was not measured fails: an SLO nobody checked is not met.
+    ``expected_failure`` marks a check in a cell that shares its workers with a style blocking the
+    event loop: the neighbour experiment exists to show that damage, so a failure there is the lesson.
+    ``passed`` is left as measured, so a check command still counts it."""
     rows = []
+    styles_by_cell = table.groupby("cell")["style"].agg(list).to_dict() if not table.empty else {}
     for th in thresholds:
         matching = table[table["style"] == th.style]
         if matching.empty:
-            rows.append({"slo": th.text, "cell": None, "users": None, "value": None, "passed": False,
-                         "note": "style not measured in this run"})
+            rows.append({"slo": th.text, "cell": None, "users": None, "style_users": None, "value": None,
+                         "passed": False, "expected_failure": False, "note": "style not measured in this run"})
         for r in matching.itertuples():
             value = float(getattr(r, th.metric))
-            rows.append({"slo": th.text, "cell": r.cell, "users": r.users, "value": value,
-                         "passed": th.holds(value), "note": ""})
-    return pd.DataFrame(rows, columns=["slo", "cell", "users", "value", "passed", "note"])
+            blockers = _blocking_neighbours(th.style, styles_by_cell[r.cell]) if r.together else []
+            passed = th.holds(value)
+            rows.append({"slo": th.text, "cell": r.cell, "users": r.users, "style_users": r.style_users,
+                         "value": value, "passed": passed, "expected_failure": bool(blockers),
+                         "note": _expected_note(blockers, passed)})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _expected_note(blockers: list[str], passed: bool) -> str:
+    if not blockers:
+        return ""
+    shared = f"this cell shares its workers with {', '.join(blockers)}"
+    if passed:
+        return f"held although {shared}, where a failure is the lesson"
+    return f"expected: {shared} (neighbour damage is the lesson)"
+
+
+def _blocking_neighbours(style: str, cell_styles: list[str]) -> list[str]:
+    return [s for s in cell_styles if s != style and blocks_the_loop(s)]

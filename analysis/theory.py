@@ -68,15 +68,18 @@ def predict(style_id: str, s: Shape) -> tuple[float, float]:
 
 def add_predictions(table: pd.DataFrame, cells: dict[str, dict], cpu_s: dict[int, float],
                     cores: int | None = None) -> pd.DataFrame:
-    """Predicted throughput and p50 per row, and measured/predicted ratios."""
+    """Predicted throughput and p50 per row, and measured/predicted ratios. U is the users on the
+    row's own style (``style_users``): in a together cell the others drive the other styles."""
     cores = cores or os.cpu_count() or 1
     out = table.copy()
     pred_x, pred_l = [], []
     for row in out.itertuples():
         cell = cells[row.cell]
         try:
+            if math.isnan(row.style_users):
+                raise TypeError("no fixed users")
             shape = Shape(
-                users=cell["users"] / len(cell["styles"]), workers=cell["server_workers"],
+                users=row.style_users, workers=cell["server_workers"],
                 threads=cell["threadpool_tokens"], pool=cell["db_pool_size"], wait_s=cell["wait_ms"] / 1000,
                 fanout=cell["fanout"], cpu_s=cpu_s.get(cell["work"], math.nan), cores=cores,
             )
@@ -94,10 +97,11 @@ def add_predictions(table: pd.DataFrame, cells: dict[str, dict], cpu_s: dict[int
 
 
 def verdict(rows: pd.DataFrame) -> str:
-    """One line for a style, from its rows (one per user count), written from the numbers."""
-    rows = rows.sort_values("users")
+    """One line for a style, from its rows (one per user count), written from the numbers. Users
+    are those on this style (its share of a shared cell)."""
+    rows = rows.sort_values("style_users")
     top = rows.iloc[-1]
-    parts = [f"at U={top.users:g}: {top.rps:,.0f} req/s"]
+    parts = [f"at U={top.style_users:g}: {top.rps:,.0f} req/s"]
     if not math.isnan(top.predicted_rps):
         parts[0] += f" against {top.predicted_rps:,.0f} predicted ({top.rps_vs_predicted:.0%})"
     parts.append(f"p50 {top.p50_ms:,.1f} ms (predicted {top.predicted_latency_ms:,.1f}), p99 {top.p99_ms:,.1f} ms")
@@ -106,7 +110,7 @@ def verdict(rows: pd.DataFrame) -> str:
         parts.append(f"p99 {ratio:.1f}x async-await's")
     if len(rows) > 1:
         low = rows.iloc[0]
-        growth_users = top.users / low.users
+        growth_users = top.style_users / low.style_users
         growth_rps = top.rps / low.rps if low.rps else math.nan
         if growth_rps < 0.5 * growth_users:
             parts.append(f"throughput capped: {growth_users:g}x the users gave {growth_rps:.1f}x the requests/s "

@@ -1,42 +1,93 @@
-"""Client latency and server evidence on one time axis, per cell: requests/s and p95 from Locust's
-full history, event-loop lag and threadpool tokens in use from the workers' telemetry."""
+"""Client latency and server evidence on one time axis, per cell, over the measured window only.
+
+Client side, best first: the exact per-second timeline in ``exact.json`` (responses completed in each
+whole second and HDR percentiles of that second), else Locust's history, whose requests/s and
+percentiles cover a rolling 10-second window. Server side: event-loop lag and threadpool tokens in
+use from the workers' telemetry.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pandas as pd
+
+CLIENT_COLUMNS = ["t", "style", "rps", "p50_ms", "p95_ms", "p99_ms"]
+EXACT = "exact, per second"
+LOCUST = "Locust's rolling 10 s window"
+
+
+def _window(frame: pd.DataFrame, start: float | None, end: float | None) -> pd.DataFrame:
+    if start is not None:
+        frame = frame[frame["t"] >= start]
+    if end is not None:
+        frame = frame[frame["t"] <= end]
+    return frame
+
+
+def exact_series(timeline: dict[str, list[list[Any]]]) -> pd.DataFrame:
+    """Per whole second and style: responses completed in it (a true rate: the runner leaves out
+    part-covered seconds) and that second's exact p50/p95/p99. ``t`` is the second's middle."""
+    rows = [{"t": float(second) + 0.5, "style": style, "rps": float(count), "p50_ms": p50 / 1000,
+             "p95_ms": p95 / 1000, "p99_ms": p99 / 1000}
+            for style, seconds in timeline.items() for second, count, p50, p95, p99 in seconds]
+    return pd.DataFrame(rows, columns=CLIENT_COLUMNS).sort_values(["style", "t"], ignore_index=True)
 
 
 def client_series(history: pd.DataFrame, measure_from: float | None) -> pd.DataFrame:
-    """Per second and request name: requests/s and Locust's current p95, measured window only."""
+    """Per second and request name: Locust's current requests/s and percentiles from the measured
+    window's start. No end cut: Locust writes its last row as the test stops, just after the window."""
     rows = history[history["Name"] != "Aggregated"].copy()
     rows["t"] = rows["Timestamp"].astype(float)
-    if measure_from is not None:
-        rows = rows[rows["t"] >= measure_from]
-    rows = rows.rename(columns={"Requests/s": "rps", "95%": "p95_ms", "Name": "style"})
-    return rows[["t", "style", "rps", "p95_ms"]].reset_index(drop=True)
+    rows = _window(rows, measure_from, None)
+    rows = rows.rename(columns={"Requests/s": "rps", "50%": "p50_ms", "95%": "p95_ms", "99%": "p99_ms",
+                                "Name": "style"})
+    for col in ("p50_ms", "p99_ms"):
+        if col not in rows.columns:
+            rows[col] = np.nan  # older or hand-made histories carry only the contract's p95
+    return rows[CLIENT_COLUMNS].reset_index(drop=True)
 
 
-def server_series(telemetry: pd.DataFrame, measure_from: float | None) -> pd.DataFrame:
+def settled(series: pd.DataFrame) -> pd.DataFrame:
+    """Without each style's leading rows where Locust's rolling window is still filling (zero
+    requests/s or a zero p95): those zeros describe Locust's window, not the server. Zeros later in
+    the run are kept, since a stalled server produces them too."""
+    keep = []
+    for _, rows in series.groupby("style", sort=False):
+        filled = (rows["rps"].fillna(0) > 0) & (rows["p95_ms"].fillna(0) > 0)
+        keep.append(rows[filled.cummax()])
+    if not keep:
+        return series.iloc[0:0]
+    return pd.concat(keep).sort_values(["style", "t"], ignore_index=True)
+
+
+def server_series(telemetry: pd.DataFrame, measure_from: float | None,
+                  measure_until: float | None = None) -> pd.DataFrame:
     """Per second: the worst event-loop lag of any worker, and threadpool tokens in use summed over
     workers (each worker's mean over the second)."""
     if telemetry.empty:
         return pd.DataFrame(columns=["t", "lag_ms", "threads_busy", "inflight"])
-    df = telemetry.copy()
-    if measure_from is not None:
-        df = df[df["t"] >= measure_from]
+    df = _window(telemetry.copy(), measure_from, measure_until)
     df["second"] = df["t"].astype(float).floordiv(1)
     per_worker = df.groupby(["second", "pid"]).agg(
-        lag_ms=("lag_ms", "max"), threads_busy=("threads_busy", "mean"), inflight=("inflight", "mean"))
+        t=("t", "mean"), lag_ms=("lag_ms", "max"), threads_busy=("threads_busy", "mean"),
+        inflight=("inflight", "mean"))
+    # ``t`` is the mean time of the samples, not the second's start: a second the window cuts is
+    # drawn where its samples were, inside the window.
     out = per_worker.groupby(level="second").agg(
-        lag_ms=("lag_ms", "max"), threads_busy=("threads_busy", "sum"), inflight=("inflight", "sum"))
-    return out.reset_index().rename(columns={"second": "t"})
+        t=("t", "mean"), lag_ms=("lag_ms", "max"), threads_busy=("threads_busy", "sum"),
+        inflight=("inflight", "sum"))
+    return out.reset_index(drop=True)
 
 
-def lag_summary(telemetry: pd.DataFrame, measure_from: float | None) -> dict[str, float]:
+def lag_summary(telemetry: pd.DataFrame, measure_from: float | None,
+                measure_until: float | None = None) -> dict[str, float]:
+    nothing = {"lag_p99_ms": float("nan"), "lag_max_ms": float("nan"), "threads_busy_max": float("nan")}
     if telemetry.empty:
-        return {"lag_p99_ms": float("nan"), "lag_max_ms": float("nan"), "threads_busy_max": float("nan")}
-    df = telemetry if measure_from is None else telemetry[telemetry["t"] >= measure_from]
+        return nothing
+    df = _window(telemetry, measure_from, measure_until)
     if df.empty:
-        return {"lag_p99_ms": float("nan"), "lag_max_ms": float("nan"), "threads_busy_max": float("nan")}
+        return nothing
     return {"lag_p99_ms": float(df["lag_ms"].quantile(0.99)), "lag_max_ms": float(df["lag_ms"].max()),
             "threads_busy_max": float(df["threads_busy"].max())}

@@ -66,6 +66,39 @@ def test_report_renders_every_chart_and_lists_every_style(browser: object, tmp_p
     assert styles == {s for c in load_run(FIXTURE_RUN).cells for s in c["styles"]}
     assert "FAILED" in page.inner_text("#slo") and "passed" in page.inner_text("#slo")
     assert problems == []
+
+
+def test_answers_come_first_with_evidence_that_exists(browser: object, tmp_path: Path) -> None:
+    index = publish(FIXTURE_RUN, tmp_path / "reports", extra_slo=["sleep/async-await:p99<100ms"])
+    page, problems = open_page(browser, index)
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.locator("#answers").bounding_box()
+    assert box is not None and 0 <= box["y"] < 900  # on the first screen, before anything else to read
+    order = page.evaluate("['answers', 'slo', 'decision', 'neighbour'].map(id => document.getElementById(id)"
+                          ".getBoundingClientRect().top)")
+    assert order == sorted(order)
+    answers = page.inner_text("#answers")
+    assert "sleep at 8 users:" in answers and "never use a blocking call inside async def" in answers
+    # Every evidence link lands on something in the page.
+    missing = page.evaluate("""[...document.querySelectorAll('#answers a.evidence')]
+        .map(a => a.getAttribute('href').slice(1)).filter(id => !document.getElementById(id))""")
+    links = page.evaluate("document.querySelectorAll('#answers a.evidence').length")
+    assert links > 0 and missing == []
+    # The neighbour table: one row per style of the together cell, users as a share.
+    cell = next(c for c in load_run(FIXTURE_RUN).cells if len(c["styles"]) > 1)
+    rows = page.evaluate("""[...document.querySelectorAll('#neighbour tr[data-style]')].map(r =>
+        [r.dataset.style, r.querySelector('td.users').innerText, r.querySelector('td.ratio').innerText])""")
+    share = f"{cell['users'] / len(cell['styles']):g} of {cell['users']}"
+    assert sorted(r[0] for r in rows) == sorted(cell["styles"]) and {r[1] for r in rows} == {share}
+    assert all(r[2] not in ("", "–") for r in rows)
+    # A failure the neighbour lesson expects is labelled so, in a neutral colour; others stay red.
+    colours = page.evaluate("""(() => {
+        const colour = sel => [...document.querySelectorAll(sel)].map(e => getComputedStyle(e).color);
+        return {expected: colour('#slo .expected'), bad: colour('#slo .bad')};
+    })()""")
+    assert colours["expected"] and colours["bad"] and not set(colours["expected"]) & set(colours["bad"])
+    assert "failed, as expected" in page.inner_text("#slo")
+    assert problems == []
     listing, problems = open_index(browser, tmp_path / "reports" / "index.html")
     assert FIXTURE_RUN.name in listing and problems == []
 

@@ -1,0 +1,335 @@
+"""The report's answers, written from the numbers: per family a one-line headline, then one sentence
+per style comparing it with the family's async baseline, then what neighbours did to each other.
+
+Comparisons use solo cells of one server shape (W, wait, model), repeats averaged, at the highest user
+count both styles were measured at. Each sentence links to its evidence (a table row, a chart).
+Text marks code with backticks; the report turns them into <code>.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.summary import SHAPE, blocks_the_loop, catalogue_order, neighbour_table, solo_points
+from target_app import catalogue
+
+THROUGHPUT_WITHIN = 0.10
+P99_AT_MOST = 1.25
+RULE = (f"How each headline is decided: at the highest user count where the family's async baseline was "
+        f"measured (solo cells of the same W, wait and model, repeats averaged), a style counts as good as the "
+        f"best when its throughput is within {THROUGHPUT_WITHIN:.0%} of the highest there and its exact p99 at "
+        f"most {P99_AT_MOST:g}x the lowest there. The headline says to use those; every other style is listed "
+        "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
+        "loop is marked never to use. Lower user counts are in the sentences, not the headline: there the "
+        "styles differ less than the noise of one measurement.")
+HELD = 0.2           # throughput within 20% across the user counts: it did not move
+CAPPED = 0.5         # throughput grew less than half as much as the users did
+
+# A style in a developer's words, keyed on the part of the id after the family.
+WORDS: dict[str, str] = {
+    "async-await": "`async def` + `await`",
+    "blocking-in-async": "a blocking call inside `async def`",
+    "sync-def": "plain `def`",
+    "offloaded": "`run_in_threadpool`",
+    "async": "`async def`",
+    "process-pool": "a process pool",
+    "sequential": "sequential `await`s",
+    "gather": "`asyncio.gather`",
+    "async-client": "a shared `httpx.AsyncClient`",
+    "blocking-client-in-async": "a blocking HTTP client inside `async def`",
+    "asyncpg": "an `asyncpg` pool",
+}
+
+
+@dataclass(frozen=True)
+class Link:
+    href: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str                # the finding: ratios and users, in words
+    detail: str              # what its numbers are: absolute values, their source, n requests, W
+    links: tuple[Link, ...]  # the evidence
+
+
+@dataclass(frozen=True)
+class Answer:
+    family: str
+    headline: str
+    sentences: tuple[Sentence, ...]
+
+
+def words(style: str) -> str:
+    part = style.split("/", 1)[-1]
+    if part in WORDS:
+        return WORDS[part]
+    known = catalogue.BY_ID.get(style)
+    return known.description if known else f"`{style}`"
+
+
+def named(style: str) -> str:
+    """The developer's words and the id, so a reader can find the row: plain `def` (`sleep/sync-def`)."""
+    return f"{words(style)} (`{style}`)"
+
+
+def row_id(style: str) -> str:
+    """The decision-table row of ``style``: row-sleep-sync-def."""
+    return "row-" + _slug(style)
+
+
+def neighbour_row_id(cell: str, style: str) -> str:
+    return f"neighbour-{_slug(cell)}-{_slug(style)}"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
+
+
+LATENCY_CHART = Link("#chart-latency_users", "p99 against users chart")
+PERCENTILES_CHART = Link("#chart-percentiles", "percentiles chart")
+NEIGHBOUR_CHART = Link("#chart-neighbour", "neighbour chart")
+
+
+def answers(table: pd.DataFrame) -> list[Answer]:
+    """One answer per family measured, in catalogue order."""
+    points = solo_points(table)
+    victims = neighbour_table(table)
+    victims = victims[~victims["style"].map(blocks_the_loop).astype(bool)]  # bool even when empty
+    out = []
+    for family in catalogue.FAMILIES:
+        mine, hurt = points[points["family"] == family], victims[victims["family"] == family]
+        if not mine.empty or not hurt.empty:
+            out.append(family_answer(family, mine, hurt))
+    return out
+
+
+def family_answer(family: str, points: pd.DataFrame, victims: pd.DataFrame) -> Answer:
+    neighbours = tuple(neighbour_sentence(r) for _, r in victims.iterrows())
+    base = catalogue.baseline(family).id
+    if points.empty:
+        return Answer(family, f"{family}: measured only beside other styles; see the neighbour table", neighbours)
+    shape = main_shape(points, base)
+    if shape is None:
+        measured = ", ".join(f"`{s}`" for s in catalogue_order(points["style"]))
+        return Answer(family, f"{family}: the baseline {named(base)} was not measured alone; nothing to compare "
+                              f"{measured} with", neighbours)
+    styles = catalogue_order(shape["style"])
+    own = (baseline_sentence(shape[shape["style"] == base]),)
+    if styles == [base]:
+        return Answer(family, f"{family}: only {named(base)} was measured; nothing to compare",
+                      own + elsewhere(points, shape) + neighbours)
+    others = tuple(style_sentence(shape, s, base) for s in styles if s != base)
+    return Answer(family, headline(family, shape, base), own + others + elsewhere(points, shape) + neighbours)
+
+
+def main_shape(points: pd.DataFrame, base: str) -> pd.DataFrame | None:
+    """The points of the server shape where most styles meet the baseline at some user count."""
+    best, best_count = None, 0
+    for _, rows in points.groupby(SHAPE, sort=False, dropna=False):
+        base_users = set(rows.loc[rows["style"] == base, "users"])
+        met = rows[rows["users"].isin(base_users)]["style"].nunique()
+        if met > best_count:
+            best, best_count = rows, met
+    return best
+
+
+def elsewhere(points: pd.DataFrame, shape: pd.DataFrame) -> tuple[Sentence, ...]:
+    """A note naming the server shapes the sentences leave out, so none is silently dropped."""
+    rest = points.drop(shape.index).drop_duplicates(SHAPE)
+    if rest.empty:
+        return ()
+    shapes = "; ".join(_shape_words(r) for _, r in rest.iterrows())
+    return (Sentence(f"These comparisons are at {_shape_words(shape.iloc[0])}, where most styles met the "
+                     f"baseline; also measured: {shapes}.", "", (Link("#cells", "every cell"),)),)
+
+
+def _shape_words(row: pd.Series) -> str:
+    wait = "no wait" if pd.isna(row["wait_ms"]) else f"wait {row['wait_ms']:g} ms"
+    return f"W={row['server_workers']:g}, {wait}, {row['model']} model"
+
+
+# -- the rule and the headline ------------------------------------------------------------------------
+
+def standing(shape: pd.DataFrame, base: str) -> pd.DataFrame:
+    """Per style and user count where the baseline was measured: the gap to the best throughput there,
+    the p99 over the lowest p99 there, and whether that is as good as the best (the rule)."""
+    base_users = set(shape.loc[shape["style"] == base, "users"])
+    rows = shape[shape["users"].isin(base_users)].copy()
+    by_users = rows.groupby("users")
+    rows["rps_gap"] = 1 - rows["rps"] / by_users["rps"].transform("max")
+    rows["p99_over_best"] = rows["p99_ms"] / by_users["p99_ms"].transform("min")
+    rows["good"] = (rows["rps_gap"] <= THROUGHPUT_WITHIN) & (rows["p99_over_best"] <= P99_AT_MOST)
+    return rows.sort_values("users")
+
+
+def headline(family: str, shape: pd.DataFrame, base: str) -> str:
+    stand = standing(shape, base)
+    users = stand["users"].max()
+    at = stand[stand["users"] == users].set_index("style")
+    styles = sorted(catalogue_order(at.index), key=lambda s: s != base)
+    use = [s for s in styles if at.loc[s, "good"]]
+    never = [s for s in styles if not at.loc[s, "good"] and blocks_the_loop(s)]
+    behind = [s for s in styles if s not in use and s not in never]
+
+    def gap(style: str) -> str:
+        return (f"{1 - at.loc[style, 'rps_gap']:.2f}x the req/s, {_times(at.loc[style, 'p99_over_best'])} "
+                "the p99")
+
+    if use:
+        parts = [f"use {_or([words(s) for s in use])}"]
+    else:
+        most, lowest = at["rps"].idxmax(), at["p99_ms"].idxmin()
+        parts = [f"none led on both: {words(most)} served the most req/s ({_rps(at.loc[most, 'rps'])}), "
+                 f"{words(lowest)} had the lowest p99 ({_ms(at.loc[lowest, 'p99_ms'])})"]
+    if behind:
+        parts.append("behind: " + ", ".join(f"{words(s)} ({gap(s)})" for s in behind))
+    if never:
+        parts.append("never use " + ", ".join(f"{words(s)} ({gap(s)})" for s in never))
+    return f"{family} at {users:g} users: " + "; ".join(parts)
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.2f}x"
+
+
+def _or(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + ", or " + items[-1]
+
+
+# -- sentences ----------------------------------------------------------------------------------------
+
+def baseline_sentence(rows: pd.DataFrame) -> Sentence:
+    top = rows.sort_values("users").iloc[-1]
+    claim = (f"{named(top['style'])} is the family's baseline: {_rps(top['rps'])} req/s at {top['users']:g} users "
+             f"with an exact p99 of {_ms(top['p99_ms'])}")
+    detail = (f"W={top['server_workers']:g} workers; p99 from HDR histograms over {int(top['requests']):,} "
+              f"requests{_repeats(top['repeats'])}")
+    return Sentence(_end(claim, scaling(rows)), detail, (Link(f"#{row_id(top['style'])}", "table row"), LATENCY_CHART))
+
+
+def style_sentence(shape: pd.DataFrame, style: str, base: str) -> Sentence:
+    mine, theirs = shape[shape["style"] == style], shape[shape["style"] == base]
+    common = sorted(set(mine["users"]) & set(theirs["users"]))
+    links = (Link(f"#{row_id(style)}", "table row"), LATENCY_CHART, PERCENTILES_CHART)
+    if not common:
+        return Sentence(f"{_capital(named(style))} was not measured at the same users as {words(base)} on the "
+                        "same workers; nothing to compare.", "", links)
+    u = common[-1]
+    a, b = mine[mine["users"] == u].iloc[0], theirs[theirs["users"] == u].iloc[0]
+    claim = f"{named(style)} reached {_ratio(a['rps'], b['rps'])} {words(base)}'s throughput at {u:g} users"
+    if b["p99_ms"] > 0:
+        claim += f" with {_ratio(a['p99_ms'], b['p99_ms'])} its p99"
+    detail = (f"{_rps(a['rps'])} vs {_rps(b['rps'])} req/s; exact p99 {_ms(a['p99_ms'])} vs {_ms(b['p99_ms'])} "
+              f"from HDR histograms over {int(a['requests']):,} and {int(b['requests']):,} requests"
+              f"{_repeats(a['repeats'], b['repeats'])}; W={a['server_workers']:g} workers")
+    if a["failure_rate"] > 0:
+        claim += f"; {a['failure_rate']:.1%} of its requests failed"
+    if b["rps"] and a["rps"] / b["rps"] >= 1 - THROUGHPUT_WITHIN:
+        worse = worst_elsewhere(mine, theirs, common[:-1])  # the top count looks fine: was a lower one not?
+        if worse:
+            claim, detail = claim + worse[0], detail + worse[1]
+    return Sentence(_end(claim, scaling(mine)), detail, links)
+
+
+def worst_elsewhere(mine: pd.DataFrame, theirs: pd.DataFrame, users: list[float]) -> tuple[str, str] | None:
+    """The lower user count where the style fell furthest behind the baseline, if it reached less than
+    90% of the baseline's throughput there: the comparison at the top count alone would hide it."""
+    worst, worst_ratio = None, 1 - THROUGHPUT_WITHIN
+    for u in users:
+        a, b = mine[mine["users"] == u].iloc[0], theirs[theirs["users"] == u].iloc[0]
+        ratio = a["rps"] / b["rps"] if b["rps"] else math.nan
+        if ratio < worst_ratio:
+            worst, worst_ratio = (u, a, b), ratio
+    if worst is None:
+        return None
+    u, a, b = worst
+    return (f", but at {u:g} users only {_ratio(a['rps'], b['rps'])} the throughput with "
+            f"{_ratio(a['p99_ms'], b['p99_ms'])} the p99",
+            f"; at {u:g} users {_rps(a['rps'])} vs {_rps(b['rps'])} req/s, p99 {_ms(a['p99_ms'])} vs "
+            f"{_ms(b['p99_ms'])}")
+
+
+def scaling(rows: pd.DataFrame) -> str:
+    """How throughput followed the users across a style's user counts ('' with a single count)."""
+    rows = rows.sort_values("users")
+    if len(rows) < 2:
+        return ""
+    lo, hi = rows.iloc[0], rows.iloc[-1]
+    users = f"({lo['users']:g} → {hi['users']:g} users)"
+    grew_users = hi["users"] / lo["users"]
+    if not lo["rps"]:
+        return ""  # nothing at the lower count: no ratio to speak of
+    grew = hi["rps"] / lo["rps"]
+    if abs(grew - 1) <= HELD:
+        return f"it held throughput at about {_rps(rows['rps'].mean())} req/s whatever the users {users}"
+    if grew < 1:
+        return f"its throughput fell from {_rps(lo['rps'])} to {_rps(hi['rps'])} req/s as users grew {users}"
+    if grew < CAPPED * grew_users:
+        return (f"its throughput was capped: {grew_users:g}x the users gave {grew:.1f}x the requests/s, "
+                f"{_rps(lo['rps'])} → {_rps(hi['rps'])} req/s {users}")
+    return f"its throughput scaled {grew:.1f}x for {grew_users:g}x the users {users}"
+
+
+def neighbour_sentence(r: pd.Series) -> Sentence:
+    beside = _and([named(s) for s in r["neighbours"]])
+    links = (Link(f"#{neighbour_row_id(r['cell'], r['style'])}", "neighbour table row"), NEIGHBOUR_CHART)
+    head = f"Beside {beside} on the same {r['server_workers']:g} workers, {words(r['style'])}"
+    detail = (f"cell `{r['cell']}` with {r['users_label']} users on `{r['style']}`; exact from HDR histograms "
+              f"over {int(r['requests']):,} requests beside")
+    if not r["alone_repeats"]:
+        return Sentence(f"{head}'s p50 was {_ms(r['p50_ms_beside'])} and its p99 {_ms(r['p99_ms_beside'])}; it "
+                        "was not measured alone on these workers, so nothing to compare.", detail, links)
+    detail += (f" and {int(r['alone_requests']):,} alone at {r['alone_users']:g} users"
+               + ("" if r["alone_users_match"] else f", the nearest measured to its {r['style_users']:g}")
+               + _repeats(r["alone_repeats"]))
+    return Sentence(f"{head}'s p50 went from {_ms(r['p50_ms_alone'])} alone to {_ms(r['p50_ms_beside'])} "
+                    f"({_ratio(r['p50_ms_beside'], r['p50_ms_alone'])}), and its p99 from {_ms(r['p99_ms_alone'])} "
+                    f"to {_ms(r['p99_ms_beside'])} ({_ratio(r['p99_ms_beside'], r['p99_ms_alone'])}).", detail, links)
+
+
+# -- number words --------------------------------------------------------------------------------------
+
+def _ratio(value: float, reference: float) -> str:
+    """0.75x, 1.8x, 12x: two decimals below 10 (a trailing zero dropped, one decimal kept), whole above."""
+    if not reference or math.isnan(value) or math.isnan(reference):
+        return "n/a"
+    r = value / reference
+    if r >= 10:
+        return f"{r:.0f}x"
+    text = f"{r:.2f}".rstrip("0")
+    return (text + "0" if text.endswith(".") else text) + "x"
+
+
+def _rps(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _ms(value: float) -> str:
+    return f"{value / 1000:,.2f} s" if value >= 1000 else f"{value:.1f} ms"
+
+
+def _repeats(*counts: int) -> str:
+    if max(counts) <= 1:
+        return ""
+    if len(set(counts)) == 1:
+        return f", mean of {counts[0]} repeats" + (" each" if len(counts) > 1 else "")
+    return ", means of " + " and ".join(map(str, counts)) + " repeats"
+
+
+def _end(text: str, clause: str) -> str:
+    return _capital(f"{text}; {clause}." if clause else f"{text}.")
+
+
+def _capital(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+def _and(items: list[str]) -> str:
+    if not items:
+        return "the other styles"
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

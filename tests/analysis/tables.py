@@ -1,0 +1,36 @@
+"""Small hand-built summary tables, shaped like ``summarise`` + ``add_baseline_ratios`` output, for
+tests that need numbers chosen to sit on either side of a rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from analysis.summary import COLUMNS
+
+
+def row(style: str, users: float, rps: float, p99: float, *, cell: str | None = None, together: bool = False,
+        cell_users: float | None = None, repeat: int = 1, workers: int = 2, p50: float | None = None,
+        requests: int | None = None, failure_rate: float = 0.0, wait_ms: float = 50) -> dict[str, Any]:
+    """One style's measurement; ``users`` are the users on this style, ``cell_users`` the cell's total."""
+    p50 = p99 / 2 if p50 is None else p50
+    requests = int(rps * 10) if requests is None else requests
+    total = users if cell_users is None else cell_users
+    return {
+        "cell": cell or f"{style}-u{users:g}-w{workers}-r{repeat}", "group": style.split("/")[0],
+        "together": together, "repeat": repeat, "family": style.split("/")[0], "style": style, "users": total,
+        "style_users": float(users), "server_workers": workers, "model": "closed", "wait_ms": wait_ms,
+        "requests": requests, "failures": int(requests * failure_rate), "failure_rate": failure_rate, "rps": rps,
+        "p50_ms": p50, "p95_ms": (p50 + p99) / 2, "p99_ms": p99, "p999_ms": p99 * 1.1, "locust_p50_ms": p50,
+        "locust_p95_ms": (p50 + p99) / 2, "locust_p99_ms": p99, "late_starts": 0, "generator_saturated": False,
+    }
+
+
+def table(*rows: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=COLUMNS)
+
+
+def together(cell: str, total: int, *styles: tuple[str, float, float, float]) -> list[dict[str, Any]]:
+    """A neighbour cell: (style, users on it, rps, p99) for each style beside the others."""
+    return [row(s, u, rps, p99, cell=cell, together=True, cell_users=total) for s, u, rps, p99 in styles]

@@ -1,0 +1,172 @@
+"""The answers at the top of the report: a headline per family decided by the stated rule, and
+sentences whose figures come from the table they were given."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis import answers
+from analysis.report import analyse
+from target_app import catalogue
+from tests.analysis.conftest import FIXTURE_RUN
+from tests.analysis.tables import row, table, together
+
+
+def family(table_: pd.DataFrame, name: str) -> answers.Answer:
+    return next(a for a in answers.answers(table_) if a.family == name)
+
+
+def about(answer: answers.Answer, style: str) -> answers.Sentence:
+    """The comparison sentence of ``style`` (it names the style's id in backticks)."""
+    return next(s for s in answer.sentences if f"(`{style}`) reached" in s.text)
+
+
+def headline_parts(answer: answers.Answer) -> dict[str, str]:
+    """The headline's clauses by their first word: {"use": ..., "behind:": ..., "never": ...}."""
+    body = answer.headline.split(": ", 1)[1]
+    return {part.split(" ", 1)[0]: part for part in body.split("; ")}
+
+
+def test_a_slower_style_reads_with_its_ratios_users_and_evidence() -> None:
+    t = table(row("sleep/async-await", 100, rps=1600, p99=50), row("sleep/sync-def", 100, rps=1200, p99=90))
+    s = about(family(t, "sleep"), "sleep/sync-def")
+    assert f"reached {1200 / 1600:.2f}x" in s.text and "0.75x" in s.text
+    assert f"with {90 / 50:.1f}x its p99" in s.text and "1.8x" in s.text
+    assert "at 100 users" in s.text and "plain `def`" in s.text.lower() and "`async def` + `await`" in s.text
+    # Every number says what it is: the absolute values, that p99 is exact, n requests, and W.
+    for words in ("1,200 vs 1,600 req/s", "exact p99 90.0 ms vs 50.0 ms", "HDR histograms",
+                  "12,000 and 16,000 requests", "W=2"):
+        assert words in s.detail
+    assert answers.Link("#row-sleep-sync-def", "table row") in s.links
+    assert any(link.href.startswith("#chart-") for link in s.links)
+
+
+def test_a_capped_blocking_style_reads_as_held_and_is_never_to_be_used() -> None:
+    t = table(row("sleep/async-await", 10, rps=190, p99=55), row("sleep/async-await", 100, rps=1800, p99=60),
+              row("sleep/blocking-in-async", 10, rps=39, p99=300), row("sleep/blocking-in-async", 100, rps=39.5,
+                                                                      p99=2600))
+    answer = family(t, "sleep")
+    blocking = about(answer, "sleep/blocking-in-async")
+    assert "held throughput at about 39" in blocking.text and "(10 → 100 users)" in blocking.text
+    base = next(s for s in answer.sentences if "baseline" in s.text)
+    assert f"scaled {1800 / 190:.1f}x for 10x the users" in base.text
+    never = headline_parts(answer)["never"]
+    assert never == f"never use a blocking call inside `async def` ({39.5 / 1800:.2f}x the req/s, {2600 / 60:.0f}x the p99)"
+    assert headline_parts(answer)["use"] == "use `async def` + `await`"
+    assert answer.headline.startswith("sleep at 100 users: ")
+
+
+def test_throughput_that_grows_far_less_than_the_users_reads_as_capped() -> None:
+    t = table(row("sleep/async-await", 10, rps=200, p99=55), row("sleep/async-await", 100, rps=2000, p99=55),
+              row("sleep/sync-def", 10, rps=200, p99=55), row("sleep/sync-def", 100, rps=800, p99=130))
+    s = about(family(t, "sleep"), "sleep/sync-def")
+    assert "throughput was capped: 10x the users gave 4.0x the requests/s" in s.text
+
+
+def test_a_family_with_only_its_baseline_says_so() -> None:
+    t = table(row("sleep/async-await", 10, rps=190, p99=55), row("sleep/sync-def", 10, rps=190, p99=55),
+              row("cpu/async", 4, rps=287, p99=24))
+    cpu = family(t, "cpu")
+    assert cpu.headline == "cpu: only `async def` (`cpu/async`) was measured; nothing to compare"
+    assert "nothing to compare" not in family(t, "sleep").headline
+
+
+def test_a_family_without_its_baseline_compares_nothing() -> None:
+    answer = family(table(row("db/sync-def", 10, rps=190, p99=55)), "db")
+    assert "baseline" in answer.headline and "not measured alone" in answer.headline
+    assert "`db/sync-def`" in answer.headline
+
+
+@pytest.mark.parametrize("rps_ratio, p99_ratio, good", [
+    (0.95, 1.20, True),    # within 10% and p99 under 1.25x: as good as the best
+    (0.89, 1.00, False),   # 11% behind
+    (1.00, 1.30, False),   # p99 over 1.25x the lowest
+    (1.05, 1.00, True),    # ahead of the baseline, which is then within 5% of it
+])
+def test_the_rule_decides_the_headline(rps_ratio: float, p99_ratio: float, good: bool) -> None:
+    t = table(row("sleep/async-await", 100, rps=1000, p99=100),
+              row("sleep/offloaded", 100, rps=1000 * rps_ratio, p99=100 * p99_ratio))
+    parts = headline_parts(family(t, "sleep"))
+    assert ("`run_in_threadpool`" in parts["use"]) is good
+    assert ("`run_in_threadpool`" in parts.get("behind:", "")) is not good
+    assert "`async def` + `await`" in parts["use"]
+    assert "10%" in answers.RULE and "1.25x" in answers.RULE
+
+
+def test_the_headline_judges_the_highest_user_count() -> None:
+    t = table(row("sleep/async-await", 10, rps=200, p99=55), row("sleep/async-await", 1000, rps=15000, p99=70),
+              row("sleep/sync-def", 10, rps=196, p99=56), row("sleep/sync-def", 1000, rps=1500, p99=650))
+    parts = headline_parts(family(t, "sleep"))
+    assert parts["use"] == "use `async def` + `await`"
+    assert parts["behind:"] == f"behind: plain `def` ({1500 / 15000:.2f}x the req/s, {650 / 70:.2f}x the p99)"
+
+
+def test_no_leader_names_the_best_on_each_count() -> None:
+    t = table(row("cpu/async", 20, rps=252, p99=221), row("cpu/process-pool", 20, rps=204, p99=125))
+    parts = headline_parts(family(t, "cpu"))
+    assert parts["none"] == ("none led on both: `async def` served the most req/s (252), a process pool had "
+                             "the lowest p99 (125.0 ms)")
+
+
+def test_a_style_behind_only_at_lower_users_says_where() -> None:
+    t = table(row("fanout/gather", 10, rps=190, p99=60), row("fanout/gather", 1000, rps=1360, p99=1500),
+              row("fanout/sequential", 10, rps=38, p99=280), row("fanout/sequential", 1000, rps=1330, p99=1550))
+    answer = family(t, "fanout")
+    s = about(answer, "fanout/sequential")
+    assert f"but at 10 users only {38 / 190:.1f}x the throughput" in s.text
+    assert "38.0 vs 190 req/s" in s.detail
+    assert "sequential `await`s" in headline_parts(answer)["use"]  # at 1000 users it keeps up
+
+
+def test_repeats_are_averaged_and_said_so() -> None:
+    t = table(row("sleep/async-await", 10, rps=100, p99=50, repeat=1), row("sleep/async-await", 10, rps=200, p99=70,
+                                                                          repeat=2))
+    base = family(t, "sleep").sentences[0]
+    assert "150 req/s" in base.text and "exact p99 of 60.0 ms" in base.text
+    assert "mean of 2 repeats" in base.detail and "3,000 requests" in base.detail
+
+
+def test_neighbour_damage_sentence() -> None:
+    t = table(row("sleep/async-await", 10, rps=190, p99=60, p50=50), row("sleep/blocking-in-async", 10, rps=39,
+                                                                          p99=300, p50=250),
+              *together("nb-u20", 20, ("sleep/async-await", 10, 45, 420), ("sleep/blocking-in-async", 10, 39, 300)))
+    nb = [s for s in family(t, "sleep").sentences if s.text.startswith("Beside")]
+    assert len(nb) == 1  # the blocking style is the cause, not a victim
+    text, detail = nb[0].text, nb[0].detail
+    assert "Beside a blocking call inside `async def` (`sleep/blocking-in-async`)" in text
+    assert f"p50 went from 50.0 ms alone to 210.0 ms ({210 / 50:.1f}x)" in text
+    assert "10 of 20 users" in detail and "`nb-u20`" in detail
+    assert nb[0].links[0].href == "#" + answers.neighbour_row_id("nb-u20", "sleep/async-await")
+
+
+def test_families_and_sentences_follow_the_catalogue() -> None:
+    t = table(row("db/asyncpg", 10, rps=190, p99=60), row("sleep/sync-def", 10, rps=190, p99=60),
+              row("sleep/async-await", 10, rps=190, p99=60), row("sleep/blocking-in-async", 10, rps=40, p99=300))
+    found = answers.answers(t)
+    assert [a.family for a in found] == [f for f in catalogue.FAMILIES if f in ("db", "sleep")]
+    named = [next(s.id for s in catalogue.STYLES if f"(`{s.id}`)" in sentence.text) for sentence in found[0].sentences]
+    assert named == [s.id for s in catalogue.family("sleep") if s.id in set(t["style"])]
+
+
+def test_words_and_row_ids_come_from_one_place() -> None:
+    assert answers.words("sleep/sync-def") == "plain `def`"
+    assert answers.words("sleep/offloaded") == "`run_in_threadpool`"
+    assert answers.words("cpu/process-pool") == "a process pool"
+    assert answers.row_id("sleep/sync-def") == "row-sleep-sync-def"
+    # A style with no entry falls back to its catalogue description.
+    for style in catalogue.STYLES:
+        assert answers.words(style.id)
+
+
+def test_answers_on_the_committed_run() -> None:
+    t = analyse(FIXTURE_RUN).table
+    solo = t[~t["together"]]
+    top = solo["users"][solo["style"] == "sleep/blocking-in-async"].max()
+    at_top = solo[solo["users"] == top].groupby("style")["rps"].mean()
+    ratio = at_top["sleep/blocking-in-async"] / at_top["sleep/async-await"]
+    sleep = family(t, "sleep")
+    assert f"reached {ratio:.2f}x" in about(sleep, "sleep/blocking-in-async").text
+    assert "never use a blocking call inside `async def`" in sleep.headline
+    assert any(s.text.startswith("Beside") for s in sleep.sentences)
+    assert "nothing to compare" in family(t, "cpu").headline
