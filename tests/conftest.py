@@ -88,3 +88,12 @@ def browser() -> Iterator[object]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield b
         b.close()
+
+
+FIXTURE_RUN = Path(__file__).resolve().parent / "fixtures" / "run"
+
+
+@pytest.fixture
+def run_copy(tmp_path: Path) -> Path:
+    """A writable copy of the committed real run, for tests that break or alter it."""
+    return Path(shutil.copytree(FIXTURE_RUN, tmp_path / FIXTURE_RUN.name))

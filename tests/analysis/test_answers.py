@@ -9,7 +9,7 @@ import pytest
 from analysis import answers
 from analysis.report import analyse
 from target_app import catalogue
-from tests.analysis.conftest import FIXTURE_RUN
+from tests.conftest import FIXTURE_RUN
 from tests.analysis.tables import row, table, together
 
 

@@ -17,7 +17,7 @@ from analysis.render import render
 from analysis.report import analyse, build_context, cell_evidence, neighbour_view, slo_view
 from analysis.summary import neighbour_table, style_users, summarise
 from target_app import catalogue
-from tests.analysis.conftest import FIXTURE_RUN
+from tests.conftest import FIXTURE_RUN
 from tests.analysis.tables import row, table, together
 
 NEIGHBOUR_CELL = "009-neighbour-u8-w2-r1"

@@ -9,7 +9,7 @@ import pytest
 
 from analysis.load import BadInput, load_run, ok_cells
 from analysis.report import analyse
-from tests.analysis.conftest import FIXTURE_RUN
+from tests.conftest import FIXTURE_RUN
 from tests.conftest import routebench_cli
 
 

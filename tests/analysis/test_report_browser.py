@@ -10,7 +10,7 @@ import pytest
 
 from analysis.load import load_run
 from analysis.report import MAX_REPORT_BYTES, publish, publish_comparison
-from tests.analysis.conftest import FIXTURE_RUN
+from tests.conftest import FIXTURE_RUN
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

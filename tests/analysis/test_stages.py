@@ -15,7 +15,7 @@ from analysis.repeats import aggregate, bootstrap_ci
 from analysis.report import analyse, decision_table
 from analysis.summary import add_baseline_ratios, summarise
 from analysis.timeseries import lag_summary, server_series
-from tests.analysis.conftest import FIXTURE_RUN
+from tests.conftest import FIXTURE_RUN
 
 
 @pytest.fixture(scope="module")
