@@ -248,10 +248,14 @@ class Runner:
         for style in cell.styles:
             e = exact.get(style)
             if e:
-                parts.append(f"{style} p50 {e['percentiles_us']['50'] / 1000:.1f} ms "
-                             f"p99 {e['percentiles_us']['99'] / 1000:.1f} ms ({e['count']} req)")
+                # A one-style cell's label names the style already: only a shared cell repeats it.
+                name = f"{style} " if len(cell.styles) > 1 else ""
+                parts.append(f"{name}p50 {e['percentiles_us']['50'] / 1000:,.1f} ms, "
+                             f"p99 {e['percentiles_us']['99'] / 1000:,.1f} ms, {e['count']:,} req")
         warn = " [yellow]generator saturated[/]" if record.get("generator_saturated") else ""
-        self.console.print(f"{label}: {'; '.join(parts) or 'no requests'}{warn} [dim]({record['wall_s']} s)[/]")
+        # Wrapped by words, not cut mid-number, in a narrow terminal.
+        self.console.print(f"{label}: {'; '.join(parts) or 'no requests'}{warn} [dim]({record['wall_s']} s)[/]",
+                           soft_wrap=False)
 
 
 @dataclass
