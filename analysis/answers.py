@@ -17,13 +17,16 @@ from analysis.summary import SHAPE, blocks_the_loop, catalogue_order, neighbour_
 from target_app import catalogue
 
 THROUGHPUT_WITHIN = 0.10
+UNRELIABLE_FAILURES = 0.01  # more than 1% of requests failed: its latency is not the route's
+BELOW_MODEL = 0.5           # under half the model's throughput: another limit is at work
 P99_AT_MOST = 1.25
 RULE = (f"How each headline is decided: at the highest user count where the family's async baseline was "
         f"measured (solo cells of the same W, wait and model, repeats averaged), a style counts as good as the "
         f"best when its throughput is within {THROUGHPUT_WITHIN:.0%} of the highest there and its exact p99 at "
         f"most {P99_AT_MOST:g}x the lowest there. The headline says to use those; every other style is listed "
         "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
-        "loop is marked never to use. Lower user counts are in the sentences, not the headline: there the "
+        f"loop is marked never to use. A style with over {UNRELIABLE_FAILURES:.0%} failed requests or a saturated "
+        "load generator is not judged; one under half the model's throughput is pointed out. Lower user counts are in the sentences, not the headline: there the "
         "styles differ less than the noise of one measurement.")
 HELD = 0.2           # throughput within 20% across the user counts: it did not move
 CAPPED = 0.5         # throughput grew less than half as much as the users did
@@ -169,12 +172,20 @@ def standing(shape: pd.DataFrame, base: str) -> pd.DataFrame:
 
 def headline(family: str, shape: pd.DataFrame, base: str) -> str:
     stand = standing(shape, base)
-    users = stand["users"].max()
+    # Judged where the differences are largest: the highest user count with at least two styles.
+    counts = stand.groupby("users")["style"].nunique()
+    users = counts[counts >= 2].index.max() if (counts >= 2).any() else stand["users"].max()
     at = stand[stand["users"] == users].set_index("style")
     styles = sorted(catalogue_order(at.index), key=lambda s: s != base)
-    use = [s for s in styles if at.loc[s, "good"]]
-    never = [s for s in styles if not at.loc[s, "good"] and blocks_the_loop(s)]
-    behind = [s for s in styles if s not in use and s not in never]
+    unsure = {s: why for s in styles if (why := _unreliable(at.loc[s]))}
+    judged = [s for s in styles if s not in unsure]
+    # The best is set by the measurements that can be ranked, not by one that failed or was starved.
+    at = at.assign(rps_gap=1 - at["rps"] / at.loc[judged, "rps"].max() if judged else at["rps_gap"],
+                   p99_over_best=at["p99_ms"] / at.loc[judged, "p99_ms"].min() if judged else at["p99_over_best"])
+    at["good"] = (at["rps_gap"] <= THROUGHPUT_WITHIN) & (at["p99_over_best"] <= P99_AT_MOST)
+    use = [s for s in judged if at.loc[s, "good"]]
+    never = [s for s in judged if not at.loc[s, "good"] and blocks_the_loop(s)]
+    behind = [s for s in judged if s not in use and s not in never]
 
     def gap(style: str) -> str:
         return (f"{1 - at.loc[style, 'rps_gap']:.2f}x the req/s, {_times(at.loc[style, 'p99_over_best'])} "
@@ -182,15 +193,34 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
 
     if use:
         parts = [f"use {_or([words(s) for s in use])}"]
-    else:
-        most, lowest = at["rps"].idxmax(), at["p99_ms"].idxmin()
+    elif judged:
+        most, lowest = at.loc[judged, "rps"].idxmax(), at.loc[judged, "p99_ms"].idxmin()
         parts = [f"none led on both: {words(most)} served the most req/s ({_rps(at.loc[most, 'rps'])}), "
                  f"{words(lowest)} had the lowest p99 ({_ms(at.loc[lowest, 'p99_ms'])})"]
+    else:
+        parts = ["no verdict"]
     if behind:
         parts.append("behind: " + ", ".join(f"{words(s)} ({gap(s)})" for s in behind))
     if never:
         parts.append("never use " + ", ".join(f"{words(s)} ({gap(s)})" for s in never))
+    if unsure:
+        parts.append("not judged: " + ", ".join(f"{words(s)} ({why})" for s, why in unsure.items()))
+    low = [s for s in judged if at.loc[s, "predicted_rps"] > 0
+           and at.loc[s, "rps"] < BELOW_MODEL * at.loc[s, "predicted_rps"]]
+    if low:
+        parts.append("mind: " + ", ".join(
+            f"{words(s)} reached {at.loc[s, 'rps'] / at.loc[s, 'predicted_rps']:.0%} of the model's req/s"
+            for s in low) + " (another limit, such as the CPU, was at work)")
     return f"{family} at {users:g} users: " + "; ".join(parts)
+
+
+def _unreliable(point: pd.Series) -> str:
+    """Why a measurement cannot be ranked (its numbers describe something else), or ''."""
+    if point["failure_rate"] > UNRELIABLE_FAILURES:
+        return f"{point['failure_rate']:.0%} of its requests failed"
+    if point.get("saturated", False):
+        return "the load generator was saturated"
+    return ""
 
 
 def _times(ratio: float) -> str:

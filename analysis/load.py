@@ -77,7 +77,8 @@ def read_csv(path: Path, columns: tuple[str, ...], allow_empty: bool = False) ->
     return df
 
 
-def read_exact(path: Path) -> dict[str, dict[str, Any]]:
+def read_exact(path: Path) -> dict[str, Any]:
+    """The cell's exact capture, its per-style entries checked: the whole body."""
     body = read_json(path)
     requests = body.get("requests") if isinstance(body, dict) else None
     if not isinstance(requests, dict):
@@ -88,7 +89,16 @@ def read_exact(path: Path) -> dict[str, dict[str, Any]]:
         missing = [p for p in ("50", "95", "99", "99.9") if p not in entry["percentiles_us"]]
         if missing:
             raise BadInput(f"{path}: entry {name!r} lacks percentiles {', '.join(missing)}")
-    return requests
+    return body
+
+
+def window_s(exact: dict[str, Any]) -> float | None:
+    """The measured window's length, from the capture's own open and stop times (None for runs
+    saved before they were recorded)."""
+    start, stop = exact.get("measure_from"), exact.get("stopped_at")
+    if isinstance(start, (int, float)) and isinstance(stop, (int, float)) and stop > start:
+        return float(stop - start)
+    return None
 
 
 def read_telemetry(directory: Path) -> pd.DataFrame:

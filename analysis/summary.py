@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.load import Run, ok_cells, read_exact, read_stats_csv
+from analysis.load import Run, ok_cells, read_exact, read_stats_csv, window_s
 from target_app import catalogue
 
 # users: the cell's; style_users: those on this style (fewer in a cell shared with other styles).
 COLUMNS = ["cell", "group", "together", "repeat", "family", "style", "users", "style_users", "server_workers",
-           "model", "wait_ms", "requests", "failures", "failure_rate", "rps", "p50_ms", "p95_ms", "p99_ms", "p999_ms",
+           "model", "wait_ms", "work", "fanout", "arrival_rate", "requests", "locust_requests", "locust_rps", "window_s",
+           "failures", "failure_rate", "rps", "p50_ms", "p95_ms", "p99_ms", "p999_ms",
            "locust_p50_ms", "locust_p95_ms", "locust_p99_ms", "late_starts", "generator_saturated"]
 
 
@@ -33,7 +34,8 @@ def style_users(cell: dict[str, Any], style: str) -> float:
 
 def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
     cell_dir = run.dir / cell["dir"]
-    exact = read_exact(cell_dir / "exact.json")
+    body = read_exact(cell_dir / "exact.json")
+    exact, window = body["requests"], window_s(body)
     stats = read_stats_csv(cell_dir / "locust_stats.csv").set_index("Name")
     rows = []
     for style in cell["styles"]:
@@ -42,14 +44,20 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         s = stats.loc[style]
         pct = e["percentiles_us"]
-        requests, failures = int(s["Request Count"]), int(s["Failure Count"])
+        # Counts and rate from the exact capture over the window it covers: Locust's own can carry
+        # warm-up reports that reached the master after its reset (kept beside, as locust_rps).
+        locust_requests, failures = int(s["Request Count"]), int(s["Failure Count"])
+        requests = int(e["count"]) if window else locust_requests
+        rps = requests / window if window else float(s["Requests/s"])
         rows.append({
             "cell": cell["id"], "group": cell["group"], "together": len(cell["styles"]) > 1,
             "repeat": cell.get("repeat", 1), "family": style.split("/")[0], "style": style,
             "users": cell["users"], "style_users": style_users(cell, style), "server_workers": cell["server_workers"],
-            "model": cell["model"],
-            "wait_ms": cell.get("wait_ms"), "requests": requests, "failures": failures,
-            "failure_rate": failures / requests if requests else 0.0, "rps": float(s["Requests/s"]),
+            "model": cell["model"], "wait_ms": cell.get("wait_ms"), "work": cell.get("work"),
+            "fanout": cell.get("fanout"), "arrival_rate": cell.get("arrival_rate"),
+            "requests": requests, "failures": failures,
+            "failure_rate": failures / locust_requests if locust_requests else 0.0, "rps": rps,
+            "locust_requests": locust_requests, "locust_rps": float(s["Requests/s"]), "window_s": window,
             "p50_ms": pct["50"] / 1000, "p95_ms": pct["95"] / 1000, "p99_ms": pct["99"] / 1000,
             "p999_ms": pct["99.9"] / 1000,
             "locust_p50_ms": float(s["50%"]), "locust_p95_ms": float(s["95%"]), "locust_p99_ms": float(s["99%"]),
@@ -69,7 +77,7 @@ def add_baseline_ratios(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     for col in ("rps_vs_async", "p95_vs_async", "p99_vs_async"):
         out[col] = np.nan
-    key = ["family", "users", "server_workers", "wait_ms", "model", "repeat"]
+    key = ["family", "users", *SHAPE, "repeat"]
     solo = out[~out["together"]]
     base_ids = {f: catalogue.baseline(f).id for f in catalogue.FAMILIES}
     baselines = solo[solo["style"] == solo["family"].map(base_ids)].set_index(key)
@@ -86,7 +94,7 @@ def add_baseline_ratios(table: pd.DataFrame) -> pd.DataFrame:
 
 
 BLOCKING_PREDICTIONS = frozenset({"blocking", "db-blocking"})
-SHAPE = ["server_workers", "wait_ms", "model"]
+SHAPE = ["server_workers", "wait_ms", "work", "fanout", "model", "arrival_rate"]
 POINT = ["family", "style", "users", *SHAPE]
 NEIGHBOUR_METRICS = ("p50_ms", "p95_ms", "p99_ms", "rps")
 NEIGHBOUR_COLUMNS = ["cell", "family", "style", "neighbours", "blocking_neighbours", "style_users", "users",
@@ -122,7 +130,8 @@ def solo_points(table: pd.DataFrame) -> pd.DataFrame:
     grouped = solo.groupby(POINT, as_index=False, sort=False, dropna=False)
     return grouped.agg(rps=("rps", "mean"), p50_ms=("p50_ms", "mean"), p95_ms=("p95_ms", "mean"),
                        p99_ms=("p99_ms", "mean"), failure_rate=("failure_rate", "mean"),
-                       requests=("requests", "sum"), repeats=("cell", "count"), cells=("cell", list))
+                       requests=("requests", "sum"), repeats=("cell", "count"), cells=("cell", list),
+                       saturated=("generator_saturated", "any"), predicted_rps=("predicted_rps", "mean"))
 
 
 def neighbour_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,7 @@ import os
 import secrets
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,9 @@ def check_form(form: Any) -> str | None:
         if not raw.lstrip("-").isdigit() or not spec.low <= int(raw) <= spec.high:
             return f"{option} = {raw!r}: must be {spec.describe()}, or empty for the server's default"
     for option in ("rb_rate", "rb_warmup"):
-        raw = str(form.get(option, "0")).strip()
+        if option not in form:
+            continue  # not posted: the option keeps its value
+        raw = str(form[option]).strip()
         try:
             value = float(raw)
         except ValueError:
@@ -155,7 +157,9 @@ globals().update({cls.__name__: cls for cls in USER_CLASSES.values()})
 def _on_request(name: str, response_time: float, exception: Any, **_: Any) -> None:
     # Like Locust's own stats: every response that completes in the window (the reset at
     # ``measure_from`` clears both), failures included, so the two can be compared.
-    if window["measure_from"] is None:
+    # Warm-up samples are never recorded: a report taken before this process's reset would
+    # otherwise carry them into the window.
+    if window["measure_from"] is None or time.time() < window["measure_from"]:
         return
     opts = getattr(_env, "parsed_options", None)
     if getattr(opts, "rb_model", "closed") == "open" or getattr(opts, "rb_no_capture", False):
@@ -191,6 +195,7 @@ class Test:
     options: dict[str, Any]
     stopped_at: float | None = None
     saved: bool = False
+    warnings: list[str] = field(default_factory=list)  # what makes this test's numbers less clean
 
 
 tests: list[Test] = []  # master only
@@ -248,9 +253,15 @@ def _extend_web_ui(environment: Environment) -> None:
         problem = check_form(request.form)
         if problem:
             return jsonify({"success": False, "message": problem, "host": environment.host})
+        if tests and tests[-1].stopped_at is None and environment.runner is not None \
+                and environment.runner.state in ("spawning", "running"):
+            tests[-1].warnings.append(f"edited while running, {time.time() - tests[-1].started_at:.0f} s in: "
+                                      "its users or work sizes changed, so its numbers mix two settings")
         # Starting clears Locust's stats: the stopped test is saved first if its wait is not over.
         out = getattr(environment.parsed_options, "rb_out", "")
         if out and tests and tests[-1].stopped_at is not None and not tests[-1].saved:
+            tests[-1].warnings.append(f"saved {time.time() - tests[-1].stopped_at:.1f} s after its stop, when the "
+                                      f"next test started: up to {REPORT_WAIT_S - 1:.0f} s of worker reports may be missing")
             _save_test(environment, Path(out), tests[-1])
         return None
 
@@ -308,6 +319,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         "measure_from": now + float(getattr(opts, "rb_warmup", 0.0) or 0.0),
         "rate_per_process": float(getattr(opts, "rb_rate", 0.0) or 0.0) / processes,
     }
+    lost_workers.clear()  # each test names its own
     tests.append(Test(len(tests) + 1, now, data["measure_from"], {
         **work_sizes(opts), "model": getattr(opts, "rb_model", "closed"),
         "arrival_rate": float(getattr(opts, "rb_rate", 0.0) or 0.0), "warmup_s": float(getattr(opts, "rb_warmup", 0.0) or 0.0),
@@ -316,6 +328,14 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if isinstance(runner, MasterRunner):
         runner.send_message("rb_window", data)
         gevent.spawn(_watch_workers, runner)
+
+
+@events.test_stopping.add_listener
+def _on_test_stopping(environment: Environment, **_: Any) -> None:
+    # The load ends now; Locust's test_stop comes only once every worker has counted its users
+    # down (polled once a second), which would stretch the window past the load.
+    if not isinstance(environment.runner, WorkerRunner) and tests and tests[-1].stopped_at is None:
+        tests[-1].stopped_at = time.time()
 
 
 @events.test_stop.add_listener
@@ -354,13 +374,16 @@ def _watch_workers(runner: MasterRunner) -> None:
 
 @events.report_to_master.add_listener
 def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
-    data["rb_capture"] = capture.take()
+    # Tagged with the window it was recorded in, so a report that arrives late (after the next
+    # test of a web-UI session began) is not counted in the wrong test.
+    data["rb_capture"] = {**capture.take(), "window": window["measure_from"]}
 
 
 @events.worker_report.add_listener
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
-    if "rb_capture" in data:
-        capture.merge(data["rb_capture"], source=client_id)
+    payload = data.get("rb_capture")
+    if payload and payload.get("window") == window["measure_from"]:
+        capture.merge(payload, source=client_id)
 
 
 def users_by_style(runner: Any) -> dict[str, int]:

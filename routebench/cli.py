@@ -105,8 +105,8 @@ def print_summary(run_dir: Path) -> None:
     except load.BadInput as exc:
         raise UserError(str(exc)) from None
     table.to_csv(run_dir / "summary.csv", index=False)
-    shown = table[["style", "users", "server_workers", "requests", "failures", "rps", "p50_ms", "p95_ms",
-                   "p99_ms", "locust_p99_ms"]]
+    shown = table[["cell", "style", "style_users", "users", "server_workers", "requests", "failures", "rps", "p50_ms",
+                   "p95_ms", "p99_ms", "locust_p99_ms"]]
     (run_dir / "summary.md").write_text(shown.to_markdown(index=False, floatfmt=".1f") + "\n")
     # Piped output (a CI log, a file) gets the full table; a terminal gets what fits its width.
     terminal.print_summary_table(table, f"{run_dir.name}: per cell",

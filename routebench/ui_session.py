@@ -43,6 +43,7 @@ def _cell(index: int, test_dir: Path, settings: Settings, locust_workers: int) -
     status = {"status": "ok"} if recorded and styles else {"status": "failed", "reason": "no requests were recorded"}
     return {**cell.model_dump(), "dir": test_dir.name, "users_by_style": by_style,
             "started_at": test["started_at"], "ended_at": ended, "lost_workers": exact.get("lost_workers", []),
+            "warnings": test.get("warnings", []),
             **status}
 
 

@@ -56,7 +56,7 @@ def test_readme_tables_come_from_the_run_and_name_it(tmp_path: Path) -> None:
     table = summarise(load_run(FIXTURE_RUN))
     solo = table[~table["together"]]
     for r in solo.itertuples():
-        assert f"| `{r.style}` | {r.users:g} | {r.server_workers} | {r.requests:,} | {r.rps:,.1f} |" in block
+        assert f"| `{r.style}` | {r.users:g} | {r.server_workers} | {r.repeat} | {r.requests:,} | {r.rps:,.1f} |" in block
     page = tmp_path / "README.md"
     page.write_text(f"# title\n\n{readme.BEGIN}\nold numbers\n{readme.END}\n\nafter\n")
     done = routebench_cli("readme-tables", str(FIXTURE_RUN), "--write", str(page))
@@ -88,6 +88,9 @@ def test_expected_failures_are_shown_but_do_not_trip_the_gate(run_copy: Path) ->
     assert "FAIL, as expected" in done.stderr and "neighbour" in done.stderr
     broken = routebench_cli("check", str(run_copy), "--slo", "sleep/blocking-in-async:p99<60ms")
     assert broken.returncode == 99 and "threshold check(s) failed" in broken.stderr
+    # Only latency beside a blocking neighbour is the lesson; a throughput floor broken there counts.
+    floor = routebench_cli("check", str(run_copy), "--slo", "sleep/async-await:rps>=100")
+    assert floor.returncode == 99 and "FAIL sleep/async-await:rps>=100" in floor.stderr
 
 
 def test_reproduce_names_a_profile_a_checkout_file_or_the_runs_own_copy(tmp_path: Path) -> None:

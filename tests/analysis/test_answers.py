@@ -170,3 +170,34 @@ def test_answers_on_the_committed_run() -> None:
     assert "never use a blocking call inside `async def`" in sleep.headline
     assert any(s.text.startswith("Beside") for s in sleep.sentences)
     assert "nothing to compare" in family(t, "cpu").headline
+
+
+def test_a_style_whose_requests_failed_is_not_recommended() -> None:
+    t = table(row("http/async-client", 20, rps=378, p99=61), row("http/sync-def", 20, rps=378, p99=60,
+                                                                 failure_rate=0.5))
+    parts = headline_parts(family(t, "http"))
+    assert parts["use"] == "use a shared `httpx.AsyncClient`"
+    assert parts["not"] == "not judged: plain `def` (50% of its requests failed)"
+
+
+def test_a_saturated_generator_leaves_a_style_unjudged() -> None:
+    t = table(row("sleep/async-await", 100, rps=1900, p99=55, saturated=True), row("sleep/sync-def", 100, rps=1500,
+                                                                                   p99=100))
+    parts = headline_parts(family(t, "sleep"))
+    assert "not judged: `async def` + `await` (the load generator was saturated)" == parts["not"]
+    assert parts["use"] == "use plain `def`"
+
+
+def test_the_headline_is_judged_where_styles_meet_not_where_the_baseline_is_alone() -> None:
+    t = table(row("sleep/async-await", 10, rps=197, p99=53), row("sleep/async-await", 100, rps=1945, p99=54),
+              row("sleep/sync-def", 10, rps=194, p99=54))
+    answer = family(t, "sleep")
+    assert answer.headline.startswith("sleep at 10 users: use `async def` + `await`, or plain `def`")
+
+
+def test_a_style_far_below_its_model_is_pointed_out() -> None:
+    t = table(row("fanout/gather", 20, rps=91, p99=730, predicted_rps=400),
+              row("fanout/sequential", 20, rps=78, p99=275, predicted_rps=80))
+    mind = headline_parts(family(t, "fanout"))["mind:"]
+    assert f"`asyncio.gather` reached {91 / 400:.0%} of the model's req/s" in mind
+    assert "sequential" not in mind
