@@ -4,7 +4,6 @@ given as a ROUTEBENCH_* environment variable. Errors the user can act on are one
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time

@@ -15,7 +15,7 @@ from analysis import charts, slo, theory, timeseries
 from analysis.load import BadInput, load_run
 from analysis.render import render
 from analysis.report import analyse, build_context, cell_evidence, neighbour_view, slo_view
-from analysis.summary import neighbour_table, style_users, summarise
+from analysis.summary import neighbour_table, style_users
 from target_app import catalogue
 from tests.conftest import FIXTURE_RUN
 from tests.analysis.tables import row, table, together
