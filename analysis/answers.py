@@ -188,8 +188,8 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
     behind = [s for s in judged if s not in use and s not in never]
 
     def gap(style: str) -> str:
-        return (f"{1 - at.loc[style, 'rps_gap']:.2f}x the req/s, {_times(at.loc[style, 'p99_over_best'])} "
-                "the p99")
+        return (f"{1 - at.loc[style, 'rps_gap']:.2f}x the best req/s, {_times(at.loc[style, 'p99_over_best'])} "
+                "the lowest p99")
 
     if use:
         parts = [f"use {_or([words(s) for s in use])}"]

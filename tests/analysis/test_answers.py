@@ -52,7 +52,7 @@ def test_a_capped_blocking_style_reads_as_held_and_is_never_to_be_used() -> None
     base = next(s for s in answer.sentences if "baseline" in s.text)
     assert f"scaled {1800 / 190:.1f}x for 10x the users" in base.text
     never = headline_parts(answer)["never"]
-    assert never == f"never use a blocking call inside `async def` ({39.5 / 1800:.2f}x the req/s, {2600 / 60:.0f}x the p99)"
+    assert never == f"never use a blocking call inside `async def` ({39.5 / 1800:.2f}x the best req/s, {2600 / 60:.0f}x the lowest p99)"
     assert headline_parts(answer)["use"] == "use `async def` + `await`"
     assert answer.headline.startswith("sleep at 100 users: ")
 
@@ -99,7 +99,7 @@ def test_the_headline_judges_the_highest_user_count() -> None:
               row("sleep/sync-def", 10, rps=196, p99=56), row("sleep/sync-def", 1000, rps=1500, p99=650))
     parts = headline_parts(family(t, "sleep"))
     assert parts["use"] == "use `async def` + `await`"
-    assert parts["behind:"] == f"behind: plain `def` ({1500 / 15000:.2f}x the req/s, {650 / 70:.2f}x the p99)"
+    assert parts["behind:"] == f"behind: plain `def` ({1500 / 15000:.2f}x the best req/s, {650 / 70:.2f}x the lowest p99)"
 
 
 def test_no_leader_names_the_best_on_each_count() -> None:
