@@ -79,9 +79,11 @@ needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian'
                                     "(.ci/run installs it: apt-get install chromium)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's Chromium, headless, driven by Playwright (which downloads no browser of its own)."""
+    """Debian's Chromium, headless, driven by Playwright (which downloads no browser of its own).
+    Per module: Playwright's sync API keeps an event loop running in this thread while it lives,
+    and the in-process tests need to start their own."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
