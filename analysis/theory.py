@@ -1,4 +1,4 @@
-"""Theory beside measurement: what BRIEF.md's model predicts for each cell, from the cell's own
+"""Theory beside measurement: what the model in docs/model.md predicts for each cell, from the cell's own
 W, T, P, d, U, k and c, and a verdict per style written from the numbers.
 
 Closed model with no think time: throughput X = concurrency / latency (Little's law); each style

@@ -2,7 +2,7 @@
 
 Run it through ``routebench run`` / ``make ui``, or by hand::
 
-    locust -f locustfiles/routebench.py --host http://127.0.0.1:8000 --class-picker
+    locust -f locustfiles/route_styles.py --host http://127.0.0.1:8000 --class-picker
 
 The request name is the style id; each task is tagged with its family. Two load models:
 

@@ -20,7 +20,7 @@ import psutil
 
 from target_app.launcher import REPO, Managed, StackError, StartedAndStopped, claim_port, spawn
 
-LOCUSTFILE = REPO / "locustfiles" / "routebench.py"
+LOCUSTFILE = REPO / "locustfiles" / "route_styles.py"
 CPU_WARNING = 90.0  # Locust warns above this per generator process
 
 

@@ -88,7 +88,7 @@ def tables(run_dir: Path) -> str:
     parts = [BEGIN, provenance(a), "",
              "Latency in ms, exact (HDR histograms merged from every Locust worker; Locust's own p99 beside "
              "it, rounded as Locust rounds); req/s: completed requests over the measured window; "
-             f"{_repeats(a)}; predicted: the route style's model (table below) for the cell's own W, T, P, d and U.",
+             f"{_repeats(a)}; predicted: the route style's model ([docs/model.md](docs/model.md)) for the cell's own W, T, P, d and U.",
              "",
              "What this run answers, per family:", "", answers_markdown(a), "", cells_markdown(a)]
     beside = neighbours_markdown(a)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class Prediction:
-    """What theory (BRIEF.md) predicts for a style, in its symbols.
+    """What theory (docs/model.md) predicts for a style, in its symbols.
 
     W worker processes, T threadpool tokens per worker, d the wait per request, U concurrent users,
     c CPU seconds per request, P database pool size per worker, k calls in a fan-out.

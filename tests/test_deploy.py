@@ -36,7 +36,7 @@ def check_roles(target: list[str], target_port: int, target_host: str, master: l
     assert run.master_port == master_port == LOCUST_MASTER_PORT
     url = urlparse(run.target_url)
     assert (url.hostname, url.port) == (target_host, target_port)
-    assert worker[:3] == ["locust", "-f", "locustfiles/routebench.py"] and "--worker" in worker
+    assert worker[:3] == ["locust", "-f", "locustfiles/route_styles.py"] and "--worker" in worker
     assert (ROOT / worker[2]).is_file()
     assert flag(worker, "--master-host") == master_host
     assert int(flag(worker, "--master-port")) == master_port
@@ -78,3 +78,15 @@ def test_dockerfile_ships_every_package_and_the_profiles() -> None:
         assert f"COPY {package} {package}" in dockerfile
         assert package == "experiments" or f'"{package}*"' in pyproject
     assert "-c constraints.txt" in dockerfile  # the same pinned stack as make
+
+
+def test_the_locustfile_shadows_no_package() -> None:
+    """Locust imports a locustfile as a top-level module named after the file: a locustfile called
+    after one of the project's packages would replace that package inside every Locust process."""
+    import tomllib
+
+    from routebench.locust_cluster import LOCUSTFILE
+
+    project = tomllib.loads((LOCUSTFILE.parent.parent / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert LOCUSTFILE.is_file() and LOCUSTFILE.stem not in packages | {"locust"}
