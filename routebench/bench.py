@@ -26,7 +26,7 @@ from hdrh.histogram import HdrHistogram
 from locustfiles.capture import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, file_name
 from routebench.locust_cluster import LoadSpec, LocustCluster
 from routebench.runner import write_json
-from target_app.launcher import Stack, StackError
+from routebench.launcher import Stack, StackError
 from target_app.settings import Settings
 
 BENCH_DIR = Path("bench") / "results"

@@ -20,7 +20,7 @@ from routebench import experiment, metadata, terminal, ui_session
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count
 from routebench.runner import Runner, new_run_id, write_json
 from target_app import catalogue
-from target_app.launcher import Stack, StackError, claim_port
+from routebench.launcher import Stack, StackError, claim_port
 from target_app.settings import Settings
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from target_app.launcher import REPO, Managed, StackError, StartedAndStopped, claim_port, spawn
+from routebench.launcher import REPO, Managed, StackError, StartedAndStopped, claim_port, spawn
 
 LOCUSTFILE = REPO / "locustfiles" / "route_styles.py"
 CPU_WARNING = 90.0  # Locust warns above this per generator process

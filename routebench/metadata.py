@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from target_app import postgres
+from routebench import postgres
 from target_app.settings import Settings
 
 PACKAGES = ("fastapi", "starlette", "uvicorn", "uvicorn-worker", "gunicorn", "locust", "httpx", "asyncpg",

@@ -28,7 +28,7 @@ from locustfiles.names import user_class_name
 from routebench import metadata
 from routebench.experiment import Cell, Experiment, expand, reproduce
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
-from target_app.launcher import Stack, StackError
+from routebench.launcher import Stack, StackError
 from target_app.settings import Settings
 from target_app.work import burn
 

@@ -1,5 +1,5 @@
 """The target app: gathers one router per family from the catalogue, plus /styles, /health and
-/telemetry. Served by :mod:`target_app.launcher`; ``app`` reads its settings from the environment."""
+/telemetry. Served by :mod:`routebench.launcher`; ``app`` reads its settings from the environment."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from target_app.launcher import Stack
+from routebench.launcher import Stack
 from target_app.settings import Settings
 
 WAIT_MS = 100  # d for the real-stack tests: long enough to dwarf loopback and scheduling noise

@@ -43,3 +43,19 @@ def test_select_by_family_and_id() -> None:
     assert [s.id for s in chosen] == [s.id for s in catalogue.family("sleep")] + ["db/asyncpg"]
     with pytest.raises(KeyError, match="nope"):
         catalogue.select(["nope"])
+
+
+def test_the_app_imports_nothing_from_the_orchestrator() -> None:
+    """target_app/ is the app alone: supervision, load and analysis depend on it, never the reverse."""
+    import ast
+    from pathlib import Path
+
+    import target_app
+
+    for path in Path(target_app.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in {"routebench", "analysis", "locustfiles"}, (path, name)

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from target_app.launcher import Stack
+from routebench.launcher import Stack
 
 HOSTILE = [
     ("/sleep/async-await", {"ms": "-5"}),

@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from target_app.launcher import Stack, StackError
+from routebench.launcher import Stack, StackError
 from tests.conftest import routebench_cli, stack_settings, still_running
 
 

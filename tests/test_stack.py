@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from target_app import catalogue
-from target_app.launcher import Stack
+from routebench.launcher import Stack
 from target_app.telemetry import read_dir
 from tests.conftest import WAIT_MS, burst, stack_settings, still_running
 

@@ -26,7 +26,7 @@ from typing import Self
 import httpx
 import psutil
 
-from target_app import postgres
+from routebench import postgres
 from target_app.lifeline import die_with_parent
 from target_app.settings import Settings
 
