@@ -32,6 +32,10 @@ class UserError(Exception):
     """Bad input or an environment problem: printed as one line, never a traceback."""
 
 
+# What the user can act on, from whichever layer noticed it: one line and exit 2, in ``main`` only.
+USER_ERRORS = (UserError, StackError, load.BadInput, experiment.ExperimentError)
+
+
 # CLI flag -> Settings field. The flag's default is the setting's (env var, then built-in).
 SERVER_FLAGS: dict[str, tuple[str, type, str]] = {
     "--host": ("host", str, "address every listener binds (default 127.0.0.1)"),
@@ -99,10 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def print_summary(run_dir: Path) -> None:
     """The plain summary table of a run, printed and written beside it (summary.csv, summary.md)."""
-    try:
-        table = summary.summarise(load.load_run(run_dir))
-    except load.BadInput as exc:
-        raise UserError(str(exc)) from None
+    table = summary.summarise(load.load_run(run_dir))
     table.to_csv(run_dir / "summary.csv", index=False)
     shown = table[["cell", "style", "style_users", "users", "server_workers", "requests", "failures", "rps", "p50_ms",
                    "p95_ms", "p99_ms", "locust_p99_ms"]]
@@ -114,10 +115,7 @@ def print_summary(run_dir: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        exp = experiment.load(args.experiment)
-    except experiment.ExperimentError as exc:
-        raise UserError(str(exc)) from None
+    exp = experiment.load(args.experiment)
     settings = settings_from(args)
     warn_if_exposed(settings)
     # Ports the user chose are checked before anything is written: each cell would need them.
@@ -167,10 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def publish_report(run_dir: Path, reports_dir: Path, slo_args: list[str] | None = None) -> Path:
-    try:
-        page = report.publish(run_dir, reports_dir, slo_args)
-    except load.BadInput as exc:
-        raise UserError(str(exc)) from None
+    page = report.publish(run_dir, reports_dir, slo_args)
     console.print(f"report: {page}  (all runs: {reports_dir / 'index.html'})")
     return page
 
@@ -183,10 +178,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    try:
-        a = report.analyse(Path(args.run), args.slo)
-    except load.BadInput as exc:
-        raise UserError(str(exc)) from None
+    a = report.analyse(Path(args.run), args.slo)
     if a.slo.empty:
         raise UserError("no SLO thresholds: give --slo 'STYLE:p99<120ms' or an slo list in the experiment file")
     for r in a.slo.itertuples():
@@ -209,10 +201,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    try:
-        page = report.publish_comparison(Path(args.run_a), Path(args.run_b), Path(args.reports), args.noise)
-    except load.BadInput as exc:
-        raise UserError(str(exc)) from None
+    page = report.publish_comparison(Path(args.run_a), Path(args.run_b), Path(args.reports), args.noise)
     console.print(f"comparison: {page}")
     return 0
 
@@ -288,7 +277,7 @@ def cmd_readme_tables(args: argparse.Namespace) -> int:
             console.print(f"{args.write}: tables replaced with {Path(args.run).name}'s")
         else:
             print(block, end="")
-    except (load.BadInput, ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:
         raise UserError(str(exc)) from None
     return 0
 
@@ -365,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args) or 0
-    except (UserError, StackError) as exc:
+    except USER_ERRORS as exc:
         console.print(f"[red]routebench: error:[/] {exc}")
         return 2
     except KeyboardInterrupt:
