@@ -11,7 +11,7 @@ ARGS ?=
 
 help:
 	@echo "make loadtest  run the $(PROFILE) experiment matrix headless and write a report"
-	@echo "make test      run the test suite (real Gunicorn, Locust, PostgreSQL)"
+	@echo "make test      ruff, mypy, then the test suite (real Gunicorn, Locust, PostgreSQL)"
 	@echo "make serve     run the target stack in the foreground (ARGS='--workers 4')"
 	@echo "make ui        the target stack plus Locust's web UI on 127.0.0.1:8089"
 	@echo "make bench     routebench's own cost and accuracy, against wrk (bench/results/)"
@@ -23,7 +23,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# Lint, format and type checks first (seconds), then the suite.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(ARGS)
 
 serve: $(STAMP)

@@ -18,18 +18,21 @@ from target_app import catalogue
 
 THROUGHPUT_WITHIN = 0.10
 UNRELIABLE_FAILURES = 0.01  # more than 1% of requests failed: its latency is not the route's
-BELOW_MODEL = 0.5           # under half the model's throughput: another limit is at work
+BELOW_MODEL = 0.5  # under half the model's throughput: another limit is at work
 P99_AT_MOST = 1.25
-RULE = (f"How each headline is decided: at the highest user count where the family's async baseline was "
-        f"measured (solo cells of the same W, wait and model, repeats averaged), a style counts as good as the "
-        f"best when its throughput is within {THROUGHPUT_WITHIN:.0%} of the highest there and its exact p99 at "
-        f"most {P99_AT_MOST:g}x the lowest there. The headline says to use those; every other style is listed "
-        "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
-        f"loop is marked never to use. A style with over {UNRELIABLE_FAILURES:.0%} failed requests or a saturated "
-        "load generator is not judged; one under half the model's throughput is pointed out. Lower user counts are in the sentences, not the headline: there the "
-        "styles differ less than the noise of one measurement.")
-HELD = 0.2           # throughput within 20% across the user counts: it did not move
-CAPPED = 0.5         # throughput grew less than half as much as the users did
+RULE = (
+    f"How each headline is decided: at the highest user count where the family's async baseline was "
+    f"measured (solo cells of the same W, wait and model, repeats averaged), a style counts as good as the "
+    f"best when its throughput is within {THROUGHPUT_WITHIN:.0%} of the highest there and its exact p99 at "
+    f"most {P99_AT_MOST:g}x the lowest there. The headline says to use those; every other style is listed "
+    "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
+    f"loop is marked never to use. A style with over {UNRELIABLE_FAILURES:.0%} failed requests or a saturated "
+    "load generator is not judged; one under half the model's throughput is pointed out. Lower user "
+    "counts are in the sentences, not the headline: there the styles differ less than the noise of one "
+    "measurement."
+)
+HELD = 0.2  # throughput within 20% across the user counts: it did not move
+CAPPED = 0.5  # throughput grew less than half as much as the users did
 
 # A style in a developer's words, keyed on the part of the id after the family.
 WORDS: dict[str, str] = {
@@ -55,8 +58,8 @@ class Link:
 
 @dataclass(frozen=True)
 class Sentence:
-    text: str                # the finding: ratios and users, in words
-    detail: str              # what its numbers are: absolute values, their source, n requests, W
+    text: str  # the finding: ratios and users, in words
+    detail: str  # what its numbers are: absolute values, their source, n requests, W
     links: tuple[Link, ...]  # the evidence
 
 
@@ -119,13 +122,19 @@ def family_answer(family: str, points: pd.DataFrame, victims: pd.DataFrame) -> A
     shape = main_shape(points, base)
     if shape is None:
         measured = ", ".join(f"`{s}`" for s in catalogue_order(points["style"]))
-        return Answer(family, f"{family}: the baseline {named(base)} was not measured alone; nothing to compare "
-                              f"{measured} with", neighbours)
+        return Answer(
+            family,
+            f"{family}: the baseline {named(base)} was not measured alone; nothing to compare {measured} with",
+            neighbours,
+        )
     styles = catalogue_order(shape["style"])
     own = (baseline_sentence(shape[shape["style"] == base]),)
     if styles == [base]:
-        return Answer(family, f"{family}: only {named(base)} was measured; nothing to compare",
-                      own + elsewhere(points, shape) + neighbours)
+        return Answer(
+            family,
+            f"{family}: only {named(base)} was measured; nothing to compare",
+            own + elsewhere(points, shape) + neighbours,
+        )
     others = tuple(style_sentence(shape, s, base) for s in styles if s != base)
     return Answer(family, headline(family, shape, base), own + others + elsewhere(points, shape) + neighbours)
 
@@ -147,8 +156,14 @@ def elsewhere(points: pd.DataFrame, shape: pd.DataFrame) -> tuple[Sentence, ...]
     if rest.empty:
         return ()
     shapes = "; ".join(_shape_words(r) for _, r in rest.iterrows())
-    return (Sentence(f"These comparisons are at {_shape_words(shape.iloc[0])}, where most styles met the "
-                     f"baseline; also measured: {shapes}.", "", (Link("#cells", "every cell"),)),)
+    return (
+        Sentence(
+            f"These comparisons are at {_shape_words(shape.iloc[0])}, where most styles met the "
+            f"baseline; also measured: {shapes}.",
+            "",
+            (Link("#cells", "every cell"),),
+        ),
+    )
 
 
 def _shape_words(row: pd.Series) -> str:
@@ -157,6 +172,7 @@ def _shape_words(row: pd.Series) -> str:
 
 
 # -- the rule and the headline ------------------------------------------------------------------------
+
 
 def standing(shape: pd.DataFrame, base: str) -> pd.DataFrame:
     """Per style and user count where the baseline was measured: the gap to the best throughput there,
@@ -180,23 +196,29 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
     unsure = {s: why for s in styles if (why := _unreliable(at.loc[s]))}
     judged = [s for s in styles if s not in unsure]
     # The best is set by the measurements that can be ranked, not by one that failed or was starved.
-    at = at.assign(rps_gap=1 - at["rps"] / at.loc[judged, "rps"].max() if judged else at["rps_gap"],
-                   p99_over_best=at["p99_ms"] / at.loc[judged, "p99_ms"].min() if judged else at["p99_over_best"])
+    at = at.assign(
+        rps_gap=1 - at["rps"] / at.loc[judged, "rps"].max() if judged else at["rps_gap"],
+        p99_over_best=at["p99_ms"] / at.loc[judged, "p99_ms"].min() if judged else at["p99_over_best"],
+    )
     at["good"] = (at["rps_gap"] <= THROUGHPUT_WITHIN) & (at["p99_over_best"] <= P99_AT_MOST)
     use = [s for s in judged if at.loc[s, "good"]]
     never = [s for s in judged if not at.loc[s, "good"] and blocks_the_loop(s)]
     behind = [s for s in judged if s not in use and s not in never]
 
     def gap(style: str) -> str:
-        return (f"{1 - at.loc[style, 'rps_gap']:.2f}x the best req/s, {_times(at.loc[style, 'p99_over_best'])} "
-                "the lowest p99")
+        return (
+            f"{1 - at.loc[style, 'rps_gap']:.2f}x the best req/s, {_times(at.loc[style, 'p99_over_best'])} "
+            "the lowest p99"
+        )
 
     if use:
         parts = [f"use {_or([words(s) for s in use])}"]
     elif judged:
         most, lowest = at.loc[judged, "rps"].idxmax(), at.loc[judged, "p99_ms"].idxmin()
-        parts = [f"none led on both: {words(most)} served the most req/s ({_rps(at.loc[most, 'rps'])}), "
-                 f"{words(lowest)} had the lowest p99 ({_ms(at.loc[lowest, 'p99_ms'])})"]
+        parts = [
+            f"none led on both: {words(most)} served the most req/s ({_rps(at.loc[most, 'rps'])}), "
+            f"{words(lowest)} had the lowest p99 ({_ms(at.loc[lowest, 'p99_ms'])})"
+        ]
     else:
         parts = ["no verdict"]
     if behind:
@@ -205,12 +227,20 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
         parts.append("never use " + ", ".join(f"{words(s)} ({gap(s)})" for s in never))
     if unsure:
         parts.append("not judged: " + ", ".join(f"{words(s)} ({why})" for s, why in unsure.items()))
-    low = [s for s in judged if at.loc[s, "predicted_rps"] > 0
-           and at.loc[s, "rps"] < BELOW_MODEL * at.loc[s, "predicted_rps"]]
+    low = [
+        s
+        for s in judged
+        if at.loc[s, "predicted_rps"] > 0 and at.loc[s, "rps"] < BELOW_MODEL * at.loc[s, "predicted_rps"]
+    ]
     if low:
-        parts.append("mind: " + ", ".join(
-            f"{words(s)} reached {at.loc[s, 'rps'] / at.loc[s, 'predicted_rps']:.0%} of the model's req/s"
-            for s in low) + " (another limit, such as the CPU, was at work)")
+        parts.append(
+            "mind: "
+            + ", ".join(
+                f"{words(s)} reached {at.loc[s, 'rps'] / at.loc[s, 'predicted_rps']:.0%} of the model's req/s"
+                for s in low
+            )
+            + " (another limit, such as the CPU, was at work)"
+        )
     return f"{family} at {users:g} users: " + "; ".join(parts)
 
 
@@ -233,12 +263,17 @@ def _or(items: list[str]) -> str:
 
 # -- sentences ----------------------------------------------------------------------------------------
 
+
 def baseline_sentence(rows: pd.DataFrame) -> Sentence:
     top = rows.sort_values("users").iloc[-1]
-    claim = (f"{named(top['style'])} is the family's baseline: {_rps(top['rps'])} req/s at {top['users']:g} users "
-             f"with an exact p99 of {_ms(top['p99_ms'])}")
-    detail = (f"W={top['server_workers']:g} workers; p99 from HDR histograms over {int(top['requests']):,} "
-              f"requests{_repeats(top['repeats'])}")
+    claim = (
+        f"{named(top['style'])} is the family's baseline: {_rps(top['rps'])} req/s at {top['users']:g} users "
+        f"with an exact p99 of {_ms(top['p99_ms'])}"
+    )
+    detail = (
+        f"W={top['server_workers']:g} workers; p99 from HDR histograms over {int(top['requests']):,} "
+        f"requests{_repeats(top['repeats'])}"
+    )
     return Sentence(_end(claim, scaling(rows)), detail, (Link(f"#{row_id(top['style'])}", "table row"), LATENCY_CHART))
 
 
@@ -247,16 +282,22 @@ def style_sentence(shape: pd.DataFrame, style: str, base: str) -> Sentence:
     common = sorted(set(mine["users"]) & set(theirs["users"]))
     links = (Link(f"#{row_id(style)}", "table row"), LATENCY_CHART, PERCENTILES_CHART)
     if not common:
-        return Sentence(f"{_capital(named(style))} was not measured at the same users as {words(base)} on the "
-                        "same workers; nothing to compare.", "", links)
+        return Sentence(
+            f"{_capital(named(style))} was not measured at the same users as {words(base)} on the "
+            "same workers; nothing to compare.",
+            "",
+            links,
+        )
     u = common[-1]
     a, b = mine[mine["users"] == u].iloc[0], theirs[theirs["users"] == u].iloc[0]
     claim = f"{named(style)} reached {_ratio(a['rps'], b['rps'])} {words(base)}'s throughput at {u:g} users"
     if b["p99_ms"] > 0:
         claim += f" with {_ratio(a['p99_ms'], b['p99_ms'])} its p99"
-    detail = (f"{_rps(a['rps'])} vs {_rps(b['rps'])} req/s; exact p99 {_ms(a['p99_ms'])} vs {_ms(b['p99_ms'])} "
-              f"from HDR histograms over {int(a['requests']):,} and {int(b['requests']):,} requests"
-              f"{_repeats(a['repeats'], b['repeats'])}; W={a['server_workers']:g} workers")
+    detail = (
+        f"{_rps(a['rps'])} vs {_rps(b['rps'])} req/s; exact p99 {_ms(a['p99_ms'])} vs {_ms(b['p99_ms'])} "
+        f"from HDR histograms over {int(a['requests']):,} and {int(b['requests']):,} requests"
+        f"{_repeats(a['repeats'], b['repeats'])}; W={a['server_workers']:g} workers"
+    )
     if a["failure_rate"] > 0:
         claim += f"; {a['failure_rate']:.1%} of its requests failed"
     if b["rps"] and a["rps"] / b["rps"] >= 1 - THROUGHPUT_WITHIN:
@@ -278,10 +319,11 @@ def worst_elsewhere(mine: pd.DataFrame, theirs: pd.DataFrame, users: list[float]
     if worst is None:
         return None
     u, a, b = worst
-    return (f", but at {u:g} users only {_ratio(a['rps'], b['rps'])} the throughput with "
-            f"{_ratio(a['p99_ms'], b['p99_ms'])} the p99",
-            f"; at {u:g} users {_rps(a['rps'])} vs {_rps(b['rps'])} req/s, p99 {_ms(a['p99_ms'])} vs "
-            f"{_ms(b['p99_ms'])}")
+    return (
+        f", but at {u:g} users only {_ratio(a['rps'], b['rps'])} the throughput with "
+        f"{_ratio(a['p99_ms'], b['p99_ms'])} the p99",
+        f"; at {u:g} users {_rps(a['rps'])} vs {_rps(b['rps'])} req/s, p99 {_ms(a['p99_ms'])} vs {_ms(b['p99_ms'])}",
+    )
 
 
 def scaling(rows: pd.DataFrame) -> str:
@@ -300,8 +342,10 @@ def scaling(rows: pd.DataFrame) -> str:
     if grew < 1:
         return f"its throughput fell from {_rps(lo['rps'])} to {_rps(hi['rps'])} req/s as users grew {users}"
     if grew < CAPPED * grew_users:
-        return (f"its throughput was capped: {grew_users:g}x the users gave {grew:.1f}x the requests/s, "
-                f"{_rps(lo['rps'])} → {_rps(hi['rps'])} req/s {users}")
+        return (
+            f"its throughput was capped: {grew_users:g}x the users gave {grew:.1f}x the requests/s, "
+            f"{_rps(lo['rps'])} → {_rps(hi['rps'])} req/s {users}"
+        )
     return f"its throughput scaled {grew:.1f}x for {grew_users:g}x the users {users}"
 
 
@@ -309,20 +353,33 @@ def neighbour_sentence(r: pd.Series) -> Sentence:
     beside = _and([named(s) for s in r["neighbours"]])
     links = (Link(f"#{neighbour_row_id(r['cell'], r['style'])}", "neighbour table row"), NEIGHBOUR_CHART)
     head = f"Beside {beside} on the same {r['server_workers']:g} workers, {words(r['style'])}"
-    detail = (f"cell `{r['cell']}` with {r['users_label']} users on `{r['style']}`; exact from HDR histograms "
-              f"over {int(r['requests']):,} requests beside")
+    detail = (
+        f"cell `{r['cell']}` with {r['users_label']} users on `{r['style']}`; exact from HDR histograms "
+        f"over {int(r['requests']):,} requests beside"
+    )
     if not r["alone_repeats"]:
-        return Sentence(f"{head}'s p50 was {_ms(r['p50_ms_beside'])} and its p99 {_ms(r['p99_ms_beside'])}; it "
-                        "was not measured alone on these workers, so nothing to compare.", detail, links)
-    detail += (f" and {int(r['alone_requests']):,} alone at {r['alone_users']:g} users"
-               + ("" if r["alone_users_match"] else f", the nearest measured to its {r['style_users']:g}")
-               + _repeats(r["alone_repeats"]))
-    return Sentence(f"{head}'s p50 went from {_ms(r['p50_ms_alone'])} alone to {_ms(r['p50_ms_beside'])} "
-                    f"({_ratio(r['p50_ms_beside'], r['p50_ms_alone'])}), and its p99 from {_ms(r['p99_ms_alone'])} "
-                    f"to {_ms(r['p99_ms_beside'])} ({_ratio(r['p99_ms_beside'], r['p99_ms_alone'])}).", detail, links)
+        return Sentence(
+            f"{head}'s p50 was {_ms(r['p50_ms_beside'])} and its p99 {_ms(r['p99_ms_beside'])}; it "
+            "was not measured alone on these workers, so nothing to compare.",
+            detail,
+            links,
+        )
+    detail += (
+        f" and {int(r['alone_requests']):,} alone at {r['alone_users']:g} users"
+        + ("" if r["alone_users_match"] else f", the nearest measured to its {r['style_users']:g}")
+        + _repeats(r["alone_repeats"])
+    )
+    return Sentence(
+        f"{head}'s p50 went from {_ms(r['p50_ms_alone'])} alone to {_ms(r['p50_ms_beside'])} "
+        f"({_ratio(r['p50_ms_beside'], r['p50_ms_alone'])}), and its p99 from {_ms(r['p99_ms_alone'])} "
+        f"to {_ms(r['p99_ms_beside'])} ({_ratio(r['p99_ms_beside'], r['p99_ms_alone'])}).",
+        detail,
+        links,
+    )
 
 
 # -- number words --------------------------------------------------------------------------------------
+
 
 def _ratio(value: float, reference: float) -> str:
     """0.75x, 1.8x, 12x: two decimals below 10 (a trailing zero dropped, one decimal kept), whole above."""

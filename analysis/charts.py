@@ -12,8 +12,16 @@ import numpy as np
 import pandas as pd
 from bokeh.embed import components
 from bokeh.layouts import column
-from bokeh.models import (ColumnDataSource, FactorRange, FixedTicker, HoverTool, Legend, LegendItem,
-                          NumeralTickFormatter, Range1d)
+from bokeh.models import (
+    ColumnDataSource,
+    FactorRange,
+    FixedTicker,
+    HoverTool,
+    Legend,
+    LegendItem,
+    NumeralTickFormatter,
+    Range1d,
+)
 from bokeh.palettes import Category10_10, Category20_20
 from bokeh.plotting import figure
 from bokeh.resources import Resources
@@ -25,8 +33,11 @@ WIDTH = 1040
 TOOLS = "pan,wheel_zoom,reset,save"
 ROW_PX = 26  # height of one row of a dot chart
 # One marker and colour per percentile, the same in every dot chart.
-PERCENTILES = (("p50_ms", "p50", "circle", "#2ca02c"), ("p95_ms", "p95", "square", "#ff7f0e"),
-               ("p99_ms", "p99", "triangle", "#d62728"))
+PERCENTILES = (
+    ("p50_ms", "p50", "circle", "#2ca02c"),
+    ("p95_ms", "p95", "square", "#ff7f0e"),
+    ("p99_ms", "p99", "triangle", "#d62728"),
+)
 LOG_SPAN = 10  # a max/min ratio from which a linear axis squeezes the small values into slivers
 MARKERS = ("circle", "square", "triangle", "diamond", "inverted_triangle")
 LABEL_CHAR_PX = 6.3  # width of a 9pt legend character, to size legends before the browser measures them
@@ -51,8 +62,14 @@ def _source(frame: pd.DataFrame) -> ColumnDataSource:
 
 def _legend_outside(fig: figure, items: list[tuple[str, list]], label_width: int = 20) -> None:
     """A legend to the right of the plot area, so it never covers data; a click hides a series."""
-    legend = Legend(items=[LegendItem(label=label, renderers=r) for label, r in items], click_policy="hide",
-                    label_text_font_size="9pt", spacing=2, padding=6, label_width=label_width)
+    legend = Legend(
+        items=[LegendItem(label=label, renderers=r) for label, r in items],
+        click_policy="hide",
+        label_text_font_size="9pt",
+        spacing=2,
+        padding=6,
+        label_width=label_width,
+    )
     fig.add_layout(legend, "right")
 
 
@@ -77,7 +94,7 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
     span = np.log10(hi / lo)
     mantissas = (1, 2, 3, 5, 7) if span <= 1.2 else (1, 2, 5) if span <= 4 else (1, 3) if span <= 6 else (1,)
     decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
-    return [m * 10.0 ** d for d in decades for m in mantissas if lo <= m * 10.0 ** d <= hi]
+    return [m * 10.0**d for d in decades for m in mantissas if lo <= m * 10.0**d <= hi]
 
 
 def _readable_log(axis: object, rng: Range1d) -> None:
@@ -95,14 +112,32 @@ def _dot_chart(rows: pd.DataFrame, factors: list[tuple[str, str]], title: str) -
     """p50, p95 and p99 as three markers per row on a log ms axis; ``factors`` (group, label) top-down."""
     src = _source(rows[["label", "requests", *(col for col, *_ in PERCENTILES)]].assign(y=factors))
     values = [v for col, *_ in PERCENTILES for v in rows[col]]
-    fig = figure(y_range=FactorRange(*reversed(factors), group_padding=0.6), x_axis_type="log",
-                 x_range=_log_range(values), height=max(220, 100 + ROW_PX * len(factors)), width=WIDTH, title=title,
-                 x_axis_label="ms (log scale)", tools=TOOLS)
-    items = [(label, [fig.scatter(col, "y", source=src, marker=marker, color=color, size=11, alpha=0.9)])
-             for col, label, marker, color in PERCENTILES]
+    fig = figure(
+        y_range=FactorRange(*reversed(factors), group_padding=0.6),
+        x_axis_type="log",
+        x_range=_log_range(values),
+        height=max(220, 100 + ROW_PX * len(factors)),
+        width=WIDTH,
+        title=title,
+        x_axis_label="ms (log scale)",
+        tools=TOOLS,
+    )
+    items = [
+        (label, [fig.scatter(col, "y", source=src, marker=marker, color=color, size=11, alpha=0.9)])
+        for col, label, marker, color in PERCENTILES
+    ]
     _readable_log(fig.xaxis, fig.x_range)
-    fig.add_tools(HoverTool(tooltips=[("", "@label"), ("p50", "@p50_ms{0.0} ms"), ("p95", "@p95_ms{0.0} ms"),
-                                      ("p99", "@p99_ms{0.0} ms"), ("requests", "@requests")]))
+    fig.add_tools(
+        HoverTool(
+            tooltips=[
+                ("", "@label"),
+                ("p50", "@p50_ms{0.0} ms"),
+                ("p95", "@p95_ms{0.0} ms"),
+                ("p99", "@p99_ms{0.0} ms"),
+                ("requests", "@requests"),
+            ]
+        )
+    )
     fig.yaxis.group_label_orientation = "horizontal"
     fig.yaxis.major_label_text_font_size = "9pt"
     fig.ygrid.grid_line_color = None
@@ -116,11 +151,15 @@ def percentiles_by_style(table: pd.DataFrame) -> figure:
     top = points.groupby("style", sort=False).tail(1).set_index("style")
     top = top.loc[catalogue_order(top.index)].reset_index()
     several_w = points["server_workers"].nunique() > 1
-    top["label"] = [f"{r.style} (U={r.users:g}" + (f", W={r.server_workers})" if several_w else ")")
-                    for r in top.itertuples()]
+    top["label"] = [
+        f"{r.style} (U={r.users:g}" + (f", W={r.server_workers})" if several_w else ")") for r in top.itertuples()
+    ]
     factors = [(r.family, r.label) for r in top.itertuples()]
-    return _dot_chart(top, factors, "p50, p95 and p99 per style at its highest user count "
-                      "(exact, from HDR histograms; mean of repeats)")
+    return _dot_chart(
+        top,
+        factors,
+        "p50, p95 and p99 per style at its highest user count (exact, from HDR histograms; mean of repeats)",
+    )
 
 
 def latency_vs_users(table: pd.DataFrame) -> figure:
@@ -129,11 +168,17 @@ def latency_vs_users(table: pd.DataFrame) -> figure:
     several_w = points["server_workers"].nunique() > 1
     log_x = _spans_orders(points["users"])
     lines = points.drop_duplicates(["style", "server_workers"])
-    fig = figure(height=_legend_height(len(lines), 400), width=WIDTH,
-                 title="p99 latency against concurrent users (exact; mean of repeats)",
-                 x_axis_label="users" + (" (log scale)" if log_x else ""), y_axis_label="p99 (ms, log scale)",
-                 x_axis_type="log" if log_x else "linear", y_axis_type="log", y_range=_log_range(points["p99_ms"]),
-                 tools=TOOLS)
+    fig = figure(
+        height=_legend_height(len(lines), 400),
+        width=WIDTH,
+        title="p99 latency against concurrent users (exact; mean of repeats)",
+        x_axis_label="users" + (" (log scale)" if log_x else ""),
+        y_axis_label="p99 (ms, log scale)",
+        x_axis_type="log" if log_x else "linear",
+        y_axis_type="log",
+        y_range=_log_range(points["p99_ms"]),
+        tools=TOOLS,
+    )
     colors = style_colors(table["style"])
     items = []
     for style in catalogue_order(points["style"]):
@@ -141,12 +186,28 @@ def latency_vs_users(table: pd.DataFrame) -> figure:
             label = f"{style} (W={w})" if several_w else style
             src = _source(rows[["users", "p99_ms", "rps", "requests"]].assign(style=label))
             dash = "solid" if not several_w or w == points["server_workers"].max() else "dashed"
-            items.append((label, [fig.line("users", "p99_ms", source=src, color=colors[style], line_width=2,
-                                           line_dash=dash),
-                                  fig.scatter("users", "p99_ms", source=src, color=colors[style], size=8,
-                                              marker=style_marker(style))]))
-    fig.add_tools(HoverTool(tooltips=[("style", "@style"), ("users", "@users"), ("p99", "@p99_ms{0.0} ms"),
-                                      ("req/s", "@rps{0}"), ("requests", "@requests")]))
+            items.append(
+                (
+                    label,
+                    [
+                        fig.line("users", "p99_ms", source=src, color=colors[style], line_width=2, line_dash=dash),
+                        fig.scatter(
+                            "users", "p99_ms", source=src, color=colors[style], size=8, marker=style_marker(style)
+                        ),
+                    ],
+                )
+            )
+    fig.add_tools(
+        HoverTool(
+            tooltips=[
+                ("style", "@style"),
+                ("users", "@users"),
+                ("p99", "@p99_ms{0.0} ms"),
+                ("req/s", "@rps{0}"),
+                ("requests", "@requests"),
+            ]
+        )
+    )
     _readable_log(fig.yaxis, fig.y_range)
     if log_x:
         fig.x_range = _log_range(points["users"])
@@ -158,10 +219,16 @@ def latency_vs_users(table: pd.DataFrame) -> figure:
 def measured_vs_predicted(table: pd.DataFrame) -> figure:
     """Measured throughput against theory's, one point per solo cell; the diagonal is a perfect fit."""
     rows = table[~table["together"] & table["predicted_rps"].notna() & (table["rps"] > 0)]
-    fig = figure(height=_legend_height(rows["style"].nunique() + 1, 400), width=WIDTH,
-                 title="throughput: measured against predicted (req/s, log-log)",
-                 x_axis_label="predicted req/s (log scale)", y_axis_label="measured req/s (log scale)",
-                 x_axis_type="log", y_axis_type="log", tools=TOOLS)
+    fig = figure(
+        height=_legend_height(rows["style"].nunique() + 1, 400),
+        width=WIDTH,
+        title="throughput: measured against predicted (req/s, log-log)",
+        x_axis_label="predicted req/s (log scale)",
+        y_axis_label="measured req/s (log scale)",
+        x_axis_type="log",
+        y_axis_type="log",
+        tools=TOOLS,
+    )
     if rows.empty:
         return fig
     lo = max(0.1, min(rows["predicted_rps"].min(), rows["rps"].min()) / 1.5)
@@ -172,10 +239,27 @@ def measured_vs_predicted(table: pd.DataFrame) -> figure:
     for style in catalogue_order(rows["style"]):
         mine = rows[rows["style"] == style]
         src = _source(mine[["style", "users", "server_workers", "rps", "predicted_rps"]])
-        items.append((style, [fig.scatter("predicted_rps", "rps", source=src, color=colors[style], size=9,
-                                          marker=style_marker(style))]))
-    fig.add_tools(HoverTool(tooltips=[("style", "@style"), ("users", "@users"), ("W", "@server_workers"),
-                                      ("measured", "@rps{0.0}"), ("predicted", "@predicted_rps{0.0}")]))
+        items.append(
+            (
+                style,
+                [
+                    fig.scatter(
+                        "predicted_rps", "rps", source=src, color=colors[style], size=9, marker=style_marker(style)
+                    )
+                ],
+            )
+        )
+    fig.add_tools(
+        HoverTool(
+            tooltips=[
+                ("style", "@style"),
+                ("users", "@users"),
+                ("W", "@server_workers"),
+                ("measured", "@rps{0.0}"),
+                ("predicted", "@predicted_rps{0.0}"),
+            ]
+        )
+    )
     _readable_log(fig.xaxis, fig.x_range)
     _readable_log(fig.yaxis, fig.y_range)
     _legend_outside(fig, items)
@@ -189,23 +273,42 @@ def neighbour_damage(table: pd.DataFrame) -> figure | None:
         return None
     groups = [f"{r.style}: {r.users_label} users" for r in nb.itertuples()]
     if len(set(groups)) < len(groups):  # the same style and share in two cells: the cell tells them apart
-        groups = [f"{g} ({cell})" for g, cell in zip(groups, nb["cell"])]
+        groups = [f"{g} ({cell})" for g, cell in zip(groups, nb["cell"], strict=True)]
     rows, factors = [], []
-    for r, group in zip(nb.itertuples(), groups):
+    for r, group in zip(nb.itertuples(), groups, strict=True):
         if r.alone_repeats:
             alone = f"alone (U={r.alone_users:g}" + ("" if r.alone_users_match else ", nearest measured") + ")"
-            rows.append({"label": f"{r.style} {alone}", "requests": r.alone_requests,
-                         **{c: getattr(r, f"{c}_alone") for c, *_ in PERCENTILES}})
+            rows.append(
+                {
+                    "label": f"{r.style} {alone}",
+                    "requests": r.alone_requests,
+                    **{c: getattr(r, f"{c}_alone") for c, *_ in PERCENTILES},
+                }
+            )
             factors.append((group, alone))
-        rows.append({"label": f"{r.style} beside {', '.join(r.neighbours)}", "requests": r.requests,
-                     **{c: getattr(r, f"{c}_beside") for c, *_ in PERCENTILES}})
+        rows.append(
+            {
+                "label": f"{r.style} beside {', '.join(r.neighbours)}",
+                "requests": r.requests,
+                **{c: getattr(r, f"{c}_beside") for c, *_ in PERCENTILES},
+            }
+        )
         factors.append((group, "beside the others"))
-    return _dot_chart(pd.DataFrame(rows), factors,
-                      "neighbour damage: each style alone and beside the other styles of its cell (exact ms)")
+    return _dot_chart(
+        pd.DataFrame(rows),
+        factors,
+        "neighbour damage: each style alone and beside the other styles of its cell (exact ms)",
+    )
 
 
-def cell_timeline(cell_id: str, client: pd.DataFrame, server: pd.DataFrame, source: str,
-                  t0: float | None = None, colors: dict[str, str] | None = None) -> column:
+def cell_timeline(
+    cell_id: str,
+    client: pd.DataFrame,
+    server: pd.DataFrame,
+    source: str,
+    t0: float | None = None,
+    colors: dict[str, str] | None = None,
+) -> column:
     """Requests/s, latency, event-loop lag and threadpool tokens in use, on one shared time axis that
     starts at the measured window (``t0``)."""
     starts = [s["t"].min() for s in (client, server) if not s.empty]
@@ -220,43 +323,92 @@ def cell_timeline(cell_id: str, client: pd.DataFrame, server: pd.DataFrame, sour
     longest = max([len("worst worker"), *(len(f"{s} p99") for s in client["style"].unique())])
     legend_px = int(longest * LABEL_CHAR_PX)
     figs = [
-        _style_lines(f"{cell_id}: requests/s ({source})", client, [("rps", "", "solid", "circle")], colors, shared,
-                     "req/s", legend_px),
+        _style_lines(
+            f"{cell_id}: requests/s ({source})",
+            client,
+            [("rps", "", "solid", "circle")],
+            colors,
+            shared,
+            "req/s",
+            legend_px,
+        ),
         _style_lines(f"{cell_id}: latency ({source})", client, latency, colors, shared, "ms", legend_px),
-        _server_line(f"{cell_id}: event-loop lag (server telemetry)", server, "lag_ms", "ms",
-                     ("worst worker", Category10_10[3]), shared, legend_px),
-        _server_line(f"{cell_id}: threadpool tokens in use (server telemetry)", server, "threads_busy", "tokens",
-                     ("all workers", Category10_10[4]), shared, legend_px),
+        _server_line(
+            f"{cell_id}: event-loop lag (server telemetry)",
+            server,
+            "lag_ms",
+            "ms",
+            ("worst worker", Category10_10[3]),
+            shared,
+            legend_px,
+        ),
+        _server_line(
+            f"{cell_id}: threadpool tokens in use (server telemetry)",
+            server,
+            "threads_busy",
+            "tokens",
+            ("all workers", Category10_10[4]),
+            shared,
+            legend_px,
+        ),
     ]
     figs[-1].xaxis.axis_label = "seconds into the measured window"
     return column(*figs)
 
 
-def _style_lines(title: str, frame: pd.DataFrame, metrics: Sequence[tuple[str, str, str, str]],
-                 colors: dict[str, str], x_range: Range1d, y_label: str, legend_px: int) -> figure:
+def _style_lines(
+    title: str,
+    frame: pd.DataFrame,
+    metrics: Sequence[tuple[str, str, str, str]],
+    colors: dict[str, str],
+    x_range: Range1d,
+    y_label: str,
+    legend_px: int,
+) -> figure:
     """A line per style and metric; a metric that history lacks (Locust's p99 in old runs) is skipped."""
     present = [m for m in metrics if m[0] in frame.columns and frame[m[0]].notna().any()]
     entries = frame["style"].nunique() * len(present)
-    fig = figure(height=_legend_height(entries, 180), width=WIDTH, x_range=x_range, title=title,
-                 y_axis_label=y_label, tools=TOOLS, y_range=_zero_based(v for col, *_ in present for v in frame[col]))
+    fig = figure(
+        height=_legend_height(entries, 180),
+        width=WIDTH,
+        x_range=x_range,
+        title=title,
+        y_axis_label=y_label,
+        tools=TOOLS,
+        y_range=_zero_based(v for col, *_ in present for v in frame[col]),
+    )
     items = []
     for style in catalogue_order(frame["style"]):
         rows = frame[frame["style"] == style]
         for col, name, dash, marker in present:
             src = _source(rows[["x", col]])
-            items.append((f"{style} {name}".strip(), [
-                fig.line("x", col, source=src, color=colors[style], line_width=2, line_dash=dash),
-                fig.scatter("x", col, source=src, color=colors[style], marker=marker, size=7)]))
+            items.append(
+                (
+                    f"{style} {name}".strip(),
+                    [
+                        fig.line("x", col, source=src, color=colors[style], line_width=2, line_dash=dash),
+                        fig.scatter("x", col, source=src, color=colors[style], marker=marker, size=7),
+                    ],
+                )
+            )
     if not items:
         items = [("no data in the window", [fig.scatter([], [], color="#999999")])]
     _legend_outside(fig, items, legend_px)
     return fig
 
 
-def _server_line(title: str, frame: pd.DataFrame, y: str, y_label: str, name: tuple[str, str],
-                 x_range: Range1d, legend_px: int) -> figure:
-    fig = figure(height=150, width=WIDTH, x_range=x_range, title=title, y_axis_label=y_label, tools=TOOLS,
-                 y_range=_zero_based(frame[y] if not frame.empty else []))
+def _server_line(
+    title: str, frame: pd.DataFrame, y: str, y_label: str, name: tuple[str, str], x_range: Range1d, legend_px: int
+) -> figure:
+    fig = figure(
+        height=150,
+        width=WIDTH,
+        x_range=x_range,
+        title=title,
+        y_axis_label=y_label,
+        tools=TOOLS,
+        y_range=_zero_based(frame[y] if not frame.empty else []),
+    )
     label, color = name
     xs, ys = (frame["x"].tolist(), frame[y].tolist()) if not frame.empty else ([], [])
     _legend_outside(fig, [(label, [fig.line(xs, ys, color=color, line_width=2)])], legend_px)

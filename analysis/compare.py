@@ -35,6 +35,16 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, noise: float = 0.10) -> pd.DataFra
             if significant:
                 improved = (change > 0) == (better == "higher")
                 direction = "better" if improved else "worse"
-            rows.append({**{k: r[k] for k in SHAPE}, "metric": metric, "a": va, "b": vb, "change": change,
-                         "significant": significant, "direction": direction, "basis": basis})
+            rows.append(
+                {
+                    **{k: r[k] for k in SHAPE},
+                    "metric": metric,
+                    "a": va,
+                    "b": vb,
+                    "change": change,
+                    "significant": significant,
+                    "direction": direction,
+                    "basis": basis,
+                }
+            )
     return pd.DataFrame(rows)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-SHAPE = ["group", "together", "style", "users", "server_workers", "model", "wait_ms", "work", "fanout",
-         "arrival_rate"]
+SHAPE = ["group", "together", "style", "users", "server_workers", "model", "wait_ms", "work", "fanout", "arrival_rate"]
 METRICS = ("rps", "p95_ms", "p99_ms")
 RESAMPLES = 2000
 

@@ -18,8 +18,18 @@ import pandas as pd
 
 from analysis import answers, charts, slo, theory, timeseries
 from analysis.compare import compare
-from analysis.load import (EXCEPTION_COLUMNS, FAILURE_COLUMNS, HISTORY_COLUMNS, BadInput, Run, load_run, ok_cells,
-                           read_csv, read_json, read_telemetry)
+from analysis.load import (
+    EXCEPTION_COLUMNS,
+    FAILURE_COLUMNS,
+    HISTORY_COLUMNS,
+    BadInput,
+    Run,
+    load_run,
+    ok_cells,
+    read_csv,
+    read_json,
+    read_telemetry,
+)
 from analysis.render import render
 from analysis.repeats import aggregate
 from analysis.summary import add_baseline_ratios, neighbour_table, summarise, users_label
@@ -32,8 +42,8 @@ MAX_TIMELINES = 24
 @dataclass
 class Analysis:
     run: Run
-    table: pd.DataFrame          # one row per cell and style
-    repeats: pd.DataFrame        # one row per cell shape
+    table: pd.DataFrame  # one row per cell and style
+    repeats: pd.DataFrame  # one row per cell shape
     slo: pd.DataFrame
     cells: list[dict[str, Any]]  # per-cell evidence: time series, lag, failures, exceptions
 
@@ -50,8 +60,9 @@ def analyse(run_dir: Path, extra_slo: list[str] | None = None) -> Analysis:
         raise BadInput(f"{run_dir}: no finished cell with results to analyse")
     cells_by_id = {c["id"]: c for c in run.cells}
     table = add_baseline_ratios(table)
-    table = theory.add_predictions(table, cells_by_id, cpu_calibration(run),
-                                   cores=run.meta.get("machine", {}).get("cpu_count"))
+    table = theory.add_predictions(
+        table, cells_by_id, cpu_calibration(run), cores=run.meta.get("machine", {}).get("cpu_count")
+    )
     try:
         thresholds = [slo.parse(t) for t in [*run.meta.get("experiment", {}).get("slo", []), *(extra_slo or [])]]
     except slo.SloError as exc:
@@ -71,11 +82,16 @@ def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
     exceptions = read_csv(cell_dir / "locust_exceptions.csv", EXCEPTION_COLUMNS, allow_empty=True)
     client, source = client_evidence(cell_dir / "exact.json", exact, history)
     return {
-        "id": cell["id"], "styles": cell["styles"], "users": cell["users"],
-        "client": client, "client_source": source, "measure_from": measure_from,
+        "id": cell["id"],
+        "styles": cell["styles"],
+        "users": cell["users"],
+        "client": client,
+        "client_source": source,
+        "measure_from": measure_from,
         "server": timeseries.server_series(telemetry, measure_from, measure_until),
         **timeseries.lag_summary(telemetry, measure_from, measure_until),
-        "failures": failures.to_dict("records"), "exceptions": exceptions.to_dict("records"),
+        "failures": failures.to_dict("records"),
+        "exceptions": exceptions.to_dict("records"),
         "samples_by_worker": exact.get("samples_by_worker", {}),
         "lost_workers": cell.get("lost_workers", []),
         "server_worker_deaths": cell.get("server_worker_deaths", []),
@@ -123,11 +139,17 @@ def decision_table(table: pd.DataFrame) -> list[dict[str, Any]]:
             srows = alone if not alone.empty else mine
             top = srows.sort_values("users").iloc[-1]
             beside = [] if alone is srows else sorted(set(table[table["cell"] == top["cell"]]["style"]) - {style})
-            rows.append({**top.to_dict(), "row_id": answers.row_id(style),
-                         "description": catalogue.BY_ID[style].description,
-                         "prediction_text": catalogue.PREDICTIONS[catalogue.BY_ID[style].prediction].throughput,
-                         "users_label": users_label(top["users"], top["style_users"]), "beside": beside,
-                         "verdict": theory.verdict(srows)})
+            rows.append(
+                {
+                    **top.to_dict(),
+                    "row_id": answers.row_id(style),
+                    "description": catalogue.BY_ID[style].description,
+                    "prediction_text": catalogue.PREDICTIONS[catalogue.BY_ID[style].prediction].throughput,
+                    "users_label": users_label(top["users"], top["style_users"]),
+                    "beside": beside,
+                    "verdict": theory.verdict(srows),
+                }
+            )
         out.append({"family": family, "rows": rows})
     return out
 
@@ -138,11 +160,13 @@ def headline(a: Analysis) -> dict[str, Any]:
         "experiment": a.run.meta.get("experiment", {}).get("name", "?"),
         "status": a.run.meta.get("status", "?"),
         "started_at": a.run.meta.get("started_at"),
-        "cells": len(a.run.cells), "cells_ok": len(ok_cells(a.run)),
+        "cells": len(a.run.cells),
+        "cells_ok": len(ok_cells(a.run)),
         "styles": sorted(a.table["style"].unique()),
         # As `routebench check` decides: a failure that is the neighbour lesson does not count.
         "slo_passed": bool((a.slo["passed"] | a.slo["expected_failure"]).all()) if not a.slo.empty else None,
-        "best_p99": _extreme(a.table, "p99_ms", min), "worst_p99": _extreme(a.table, "p99_ms", max),
+        "best_p99": _extreme(a.table, "p99_ms", min),
+        "worst_p99": _extreme(a.table, "p99_ms", max),
     }
 
 
@@ -165,21 +189,30 @@ def build_context(a: Analysis) -> dict[str, Any]:
     shown = timeline_cells(a.cells)
     for cell in shown:
         figures[f"timeline_{cell['id']}"] = charts.cell_timeline(
-            cell["id"], cell["client"], cell["server"], cell["client_source"], cell["measure_from"], colors)
+            cell["id"], cell["client"], cell["server"], cell["client_source"], cell["measure_from"], colors
+        )
     bokeh_js, bokeh_script, divs = charts.embed(figures)
     meta = a.run.meta
     failed = [c for c in a.run.cells if c.get("status") != "ok"]
     return {
-        "meta": meta, "headline": headline(a), "any_alone": alone, "families": decision_table(a.table),
-        "answers": [answer_view(x) for x in answers.answers(a.table)], "rule": answers.RULE,
+        "meta": meta,
+        "headline": headline(a),
+        "any_alone": alone,
+        "families": decision_table(a.table),
+        "answers": [answer_view(x) for x in answers.answers(a.table)],
+        "rule": answers.RULE,
         "neighbour": neighbour_view(a.table),
-        "rows": [{**r, "users_label": users_label(r["users"], r["style_users"])}
-                 for r in a.table.to_dict("records")],
+        "rows": [{**r, "users_label": users_label(r["users"], r["style_users"])} for r in a.table.to_dict("records")],
         "repeats": a.repeats[a.repeats["repeats"] > 1].to_dict("records"),
-        "slo": [slo_view(r) for r in a.slo.to_dict("records")], "cells": a.cells, "failed_cells": failed,
+        "slo": [slo_view(r) for r in a.slo.to_dict("records")],
+        "cells": a.cells,
+        "failed_cells": failed,
         "saturated": [c for c in a.cells if c["saturated"]],
-        "timeline_cells": shown, "warnings": warning_count(a, failed),
-        "bokeh_js": bokeh_js, "bokeh_script": bokeh_script, "divs": divs,
+        "timeline_cells": shown,
+        "warnings": warning_count(a, failed),
+        "bokeh_js": bokeh_js,
+        "bokeh_script": bokeh_script,
+        "divs": divs,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
 
@@ -196,7 +229,7 @@ def timeline_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The cells that get a timeline, in run order: up to a limit that keeps the page light (the CSVs
     hold the rest), every neighbour cell first, since it shows the damage as it happens."""
     together = [c for c in cells if len(c["styles"]) > 1][:MAX_TIMELINES]
-    rest = [c for c in cells if len(c["styles"]) == 1][:MAX_TIMELINES - len(together)]
+    rest = [c for c in cells if len(c["styles"]) == 1][: MAX_TIMELINES - len(together)]
     chosen = {c["id"] for c in together + rest}
     return [c for c in cells if c["id"] in chosen]
 
@@ -207,21 +240,30 @@ def code_spans(text: str) -> list[dict[str, Any]]:
 
 
 def answer_view(answer: answers.Answer) -> dict[str, Any]:
-    return {"family": answer.family, "headline": code_spans(answer.headline),
-            "sentences": [{"parts": code_spans(s.text), "detail": code_spans(s.detail), "links": s.links}
-                          for s in answer.sentences]}
+    return {
+        "family": answer.family,
+        "headline": code_spans(answer.headline),
+        "sentences": [
+            {"parts": code_spans(s.text), "detail": code_spans(s.detail), "links": s.links} for s in answer.sentences
+        ],
+    }
 
 
 def neighbour_view(table: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{**r, "row_id": answers.neighbour_row_id(r["cell"], r["style"]), "alone_label": _alone_label(r)}
-            for r in neighbour_table(table).to_dict("records")]
+    return [
+        {**r, "row_id": answers.neighbour_row_id(r["cell"], r["style"]), "alone_label": _alone_label(r)}
+        for r in neighbour_table(table).to_dict("records")
+    ]
 
 
 def _alone_label(r: dict[str, Any]) -> str:
     if not r["alone_repeats"]:
         return "not measured alone"
-    return (f"U={r['alone_users']:g}" + ("" if r["alone_users_match"] else ", the nearest measured")
-            + (f", mean of {r['alone_repeats']} repeats" if r["alone_repeats"] > 1 else ""))
+    return (
+        f"U={r['alone_users']:g}"
+        + ("" if r["alone_users_match"] else ", the nearest measured")
+        + (f", mean of {r['alone_repeats']} repeats" if r["alone_repeats"] > 1 else "")
+    )
 
 
 def slo_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -268,10 +310,19 @@ def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float
         raise BadInput(f"{run_a.name} and {run_b.name} share no cell (same style, users, workers, model, wait)")
     out = reports_dir / f"compare-{run_a.name}-vs-{run_b.name}.html"
     reports_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out, render("compare.html.j2", {
-        "a": headline(a), "b": headline(b), "rows": table.to_dict("records"), "noise": noise,
-        "changed": int(table["significant"].sum()),
-    }))
+    _atomic_write(
+        out,
+        render(
+            "compare.html.j2",
+            {
+                "a": headline(a),
+                "b": headline(b),
+                "rows": table.to_dict("records"),
+                "noise": noise,
+                "changed": int(table["significant"].sum()),
+            },
+        ),
+    )
     return out
 
 

@@ -7,19 +7,32 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from analysis.summary import blocks_the_loop
 from target_app import catalogue
 
-METRICS = {"p50": "p50_ms", "p95": "p95_ms", "p99": "p99_ms", "p99.9": "p999_ms", "rps": "rps",
-           "failure_rate": "failure_rate"}
+METRICS = {
+    "p50": "p50_ms",
+    "p95": "p95_ms",
+    "p99": "p99_ms",
+    "p99.9": "p999_ms",
+    "rps": "rps",
+    "failure_rate": "failure_rate",
+}
 OPS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+}
 UNITS = {"ms": 1.0, "s": 1000.0, "%": 0.01, "": 1.0}
-PATTERN = re.compile(r"^(?P<style>[\w/-]+):(?P<metric>[\w.]+)\s*(?P<op><=|>=|<|>)\s*"
-                     r"(?P<value>[0-9]*\.?[0-9]+)\s*(?P<unit>ms|s|%)?$")
+PATTERN = re.compile(
+    r"^(?P<style>[\w/-]+):(?P<metric>[\w.]+)\s*(?P<op><=|>=|<|>)\s*"
+    r"(?P<value>[0-9]*\.?[0-9]+)\s*(?P<unit>ms|s|%)?$"
+)
 
 
 class SloError(ValueError):
@@ -67,23 +80,45 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
     ``expected_failure`` marks a check in a cell that shares its workers with a style blocking the
     event loop: the neighbour experiment exists to show that damage, so a failure there is the lesson.
     ``passed`` is left as measured, so a check command still counts it."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     styles_by_cell = table.groupby("cell")["style"].agg(list).to_dict() if not table.empty else {}
     for th in thresholds:
         matching = table[table["style"] == th.style]
         if matching.empty:
-            rows.append({"slo": th.text, "cell": None, "users": None, "style_users": None, "value": None,
-                         "passed": False, "expected_failure": False, "note": "style not measured in this run"})
+            rows.append(
+                {
+                    "slo": th.text,
+                    "cell": None,
+                    "users": None,
+                    "style_users": None,
+                    "value": None,
+                    "passed": False,
+                    "expected_failure": False,
+                    "note": "style not measured in this run",
+                }
+            )
         for r in matching.itertuples():
             value = float(getattr(r, th.metric))
             # Only latency is the lesson: a failure rate or a throughput floor broken beside a
             # blocking neighbour is a real failure.
-            blockers = (_blocking_neighbours(th.style, styles_by_cell[r.cell])
-                        if r.together and th.metric in LATENCY_METRICS else [])
+            blockers = (
+                _blocking_neighbours(th.style, styles_by_cell[r.cell])
+                if r.together and th.metric in LATENCY_METRICS
+                else []
+            )
             passed = th.holds(value)
-            rows.append({"slo": th.text, "cell": r.cell, "users": r.users, "style_users": r.style_users,
-                         "value": value, "passed": passed, "expected_failure": bool(blockers),
-                         "note": _expected_note(blockers, passed)})
+            rows.append(
+                {
+                    "slo": th.text,
+                    "cell": r.cell,
+                    "users": r.users,
+                    "style_users": r.style_users,
+                    "value": value,
+                    "passed": passed,
+                    "expected_failure": bool(blockers),
+                    "note": _expected_note(blockers, passed),
+                }
+            )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

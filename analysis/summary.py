@@ -14,10 +14,38 @@ from analysis.load import Run, ok_cells, read_exact, read_stats_csv, window_s
 from target_app import catalogue
 
 # users: the cell's; style_users: those on this style (fewer in a cell shared with other styles).
-COLUMNS = ["cell", "group", "together", "repeat", "family", "style", "users", "style_users", "server_workers",
-           "model", "wait_ms", "work", "fanout", "arrival_rate", "requests", "locust_requests", "locust_rps", "window_s",
-           "failures", "failure_rate", "rps", "p50_ms", "p95_ms", "p99_ms", "p999_ms",
-           "locust_p50_ms", "locust_p95_ms", "locust_p99_ms", "late_starts", "generator_saturated"]
+COLUMNS = [
+    "cell",
+    "group",
+    "together",
+    "repeat",
+    "family",
+    "style",
+    "users",
+    "style_users",
+    "server_workers",
+    "model",
+    "wait_ms",
+    "work",
+    "fanout",
+    "arrival_rate",
+    "requests",
+    "locust_requests",
+    "locust_rps",
+    "window_s",
+    "failures",
+    "failure_rate",
+    "rps",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "p999_ms",
+    "locust_p50_ms",
+    "locust_p95_ms",
+    "locust_p99_ms",
+    "late_starts",
+    "generator_saturated",
+]
 
 
 def style_users(cell: dict[str, Any], style: str) -> float:
@@ -49,21 +77,40 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
         locust_requests, failures = int(s["Request Count"]), int(s["Failure Count"])
         requests = int(e["count"]) if window else locust_requests
         rps = requests / window if window else float(s["Requests/s"])
-        rows.append({
-            "cell": cell["id"], "group": cell["group"], "together": len(cell["styles"]) > 1,
-            "repeat": cell.get("repeat", 1), "family": style.split("/")[0], "style": style,
-            "users": cell["users"], "style_users": style_users(cell, style), "server_workers": cell["server_workers"],
-            "model": cell["model"], "wait_ms": cell.get("wait_ms"), "work": cell.get("work"),
-            "fanout": cell.get("fanout"), "arrival_rate": cell.get("arrival_rate"),
-            "requests": requests, "failures": failures,
-            "failure_rate": failures / locust_requests if locust_requests else 0.0, "rps": rps,
-            "locust_requests": locust_requests, "locust_rps": float(s["Requests/s"]), "window_s": window,
-            "p50_ms": pct["50"] / 1000, "p95_ms": pct["95"] / 1000, "p99_ms": pct["99"] / 1000,
-            "p999_ms": pct["99.9"] / 1000,
-            "locust_p50_ms": float(s["50%"]), "locust_p95_ms": float(s["95%"]), "locust_p99_ms": float(s["99%"]),
-            "late_starts": int(e.get("late_starts", 0)),
-            "generator_saturated": bool(cell.get("generator_saturated", False)),
-        })
+        rows.append(
+            {
+                "cell": cell["id"],
+                "group": cell["group"],
+                "together": len(cell["styles"]) > 1,
+                "repeat": cell.get("repeat", 1),
+                "family": style.split("/")[0],
+                "style": style,
+                "users": cell["users"],
+                "style_users": style_users(cell, style),
+                "server_workers": cell["server_workers"],
+                "model": cell["model"],
+                "wait_ms": cell.get("wait_ms"),
+                "work": cell.get("work"),
+                "fanout": cell.get("fanout"),
+                "arrival_rate": cell.get("arrival_rate"),
+                "requests": requests,
+                "failures": failures,
+                "failure_rate": failures / locust_requests if locust_requests else 0.0,
+                "rps": rps,
+                "locust_requests": locust_requests,
+                "locust_rps": float(s["Requests/s"]),
+                "window_s": window,
+                "p50_ms": pct["50"] / 1000,
+                "p95_ms": pct["95"] / 1000,
+                "p99_ms": pct["99"] / 1000,
+                "p999_ms": pct["99.9"] / 1000,
+                "locust_p50_ms": float(s["50%"]),
+                "locust_p95_ms": float(s["95%"]),
+                "locust_p99_ms": float(s["99%"]),
+                "late_starts": int(e.get("late_starts", 0)),
+                "generator_saturated": bool(cell.get("generator_saturated", False)),
+            }
+        )
     return rows
 
 
@@ -97,10 +144,24 @@ BLOCKING_PREDICTIONS = frozenset({"blocking", "db-blocking"})
 SHAPE = ["server_workers", "wait_ms", "work", "fanout", "model", "arrival_rate"]
 POINT = ["family", "style", "users", *SHAPE]
 NEIGHBOUR_METRICS = ("p50_ms", "p95_ms", "p99_ms", "rps")
-NEIGHBOUR_COLUMNS = ["cell", "family", "style", "neighbours", "blocking_neighbours", "style_users", "users",
-                     "users_label", "server_workers", "requests", "alone_users", "alone_users_match", "alone_repeats",
-                     "alone_requests", "alone_cells",
-                     *(f"{m}_{k}" for m in NEIGHBOUR_METRICS for k in ("alone", "beside", "ratio"))]
+NEIGHBOUR_COLUMNS = [
+    "cell",
+    "family",
+    "style",
+    "neighbours",
+    "blocking_neighbours",
+    "style_users",
+    "users",
+    "users_label",
+    "server_workers",
+    "requests",
+    "alone_users",
+    "alone_users_match",
+    "alone_repeats",
+    "alone_requests",
+    "alone_cells",
+    *(f"{m}_{k}" for m in NEIGHBOUR_METRICS for k in ("alone", "beside", "ratio")),
+]
 
 
 def catalogue_order(styles: Iterable[str]) -> list[str]:
@@ -116,7 +177,7 @@ def blocks_the_loop(style: str) -> bool:
 
 
 def users_label(users: Any, share: Any) -> str:
-    """"8", or "4 of 8" for a style that shared its cell's users with others."""
+    """ "8", or "4 of 8" for a style that shared its cell's users with others."""
     if users is None or pd.isna(users):
         return "–"
     if share is None or pd.isna(share) or share == users:
@@ -128,10 +189,18 @@ def solo_points(table: pd.DataFrame) -> pd.DataFrame:
     """One row per style, users and server shape from solo cells: repeats averaged, requests summed."""
     solo = table[~table["together"]]
     grouped = solo.groupby(POINT, as_index=False, sort=False, dropna=False)
-    return grouped.agg(rps=("rps", "mean"), p50_ms=("p50_ms", "mean"), p95_ms=("p95_ms", "mean"),
-                       p99_ms=("p99_ms", "mean"), failure_rate=("failure_rate", "mean"),
-                       requests=("requests", "sum"), repeats=("cell", "count"), cells=("cell", list),
-                       saturated=("generator_saturated", "any"), predicted_rps=("predicted_rps", "mean"))
+    return grouped.agg(
+        rps=("rps", "mean"),
+        p50_ms=("p50_ms", "mean"),
+        p95_ms=("p95_ms", "mean"),
+        p99_ms=("p99_ms", "mean"),
+        failure_rate=("failure_rate", "mean"),
+        requests=("requests", "sum"),
+        repeats=("cell", "count"),
+        cells=("cell", list),
+        saturated=("generator_saturated", "any"),
+        predicted_rps=("predicted_rps", "mean"),
+    )
 
 
 def neighbour_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -147,10 +216,15 @@ def _neighbour_row(row: pd.Series, cell_rows: pd.DataFrame, points: pd.DataFrame
     neighbours = [s for s in cell_rows["style"] if s != row["style"]]
     match = _alone(row, points)
     out: dict[str, Any] = {
-        "cell": row["cell"], "family": row["family"], "style": row["style"], "neighbours": neighbours,
+        "cell": row["cell"],
+        "family": row["family"],
+        "style": row["style"],
+        "neighbours": neighbours,
         "blocking_neighbours": [s for s in neighbours if blocks_the_loop(s)],
-        "style_users": row["style_users"], "users": row["users"],
-        "users_label": users_label(row["users"], row["style_users"]), "server_workers": row["server_workers"],
+        "style_users": row["style_users"],
+        "users": row["users"],
+        "users_label": users_label(row["users"], row["style_users"]),
+        "server_workers": row["server_workers"],
         "requests": row["requests"],
         "alone_users": match["users"] if match is not None else np.nan,
         "alone_users_match": match is not None and match["users"] == row["style_users"],

@@ -21,13 +21,13 @@ from target_app import catalogue
 class Shape:
     """What a cell's prediction depends on (seconds and counts)."""
 
-    users: float      # U, users on this style
-    workers: int      # W
-    threads: int      # T
-    pool: int         # P
-    wait_s: float     # d
-    fanout: int       # k
-    cpu_s: float      # c, CPU seconds per request of the cpu family
+    users: float  # U, users on this style
+    workers: int  # W
+    threads: int  # T
+    pool: int  # P
+    wait_s: float  # d
+    fanout: int  # k
+    cpu_s: float  # c, CPU seconds per request of the cpu family
     cores: int
 
 
@@ -66,8 +66,9 @@ def predict(style_id: str, s: Shape) -> tuple[float, float]:
     return MODELS[catalogue.BY_ID[style_id].prediction](s)
 
 
-def add_predictions(table: pd.DataFrame, cells: dict[str, dict], cpu_s: dict[int, float],
-                    cores: int | None = None) -> pd.DataFrame:
+def add_predictions(
+    table: pd.DataFrame, cells: dict[str, dict], cpu_s: dict[int, float], cores: int | None = None
+) -> pd.DataFrame:
     """Predicted throughput and p50 per row, and measured/predicted ratios. U is the users on the
     row's own style (``style_users``): in a together cell the others drive the other styles."""
     cores = cores or os.cpu_count() or 1
@@ -79,9 +80,14 @@ def add_predictions(table: pd.DataFrame, cells: dict[str, dict], cpu_s: dict[int
             if math.isnan(row.style_users):
                 raise TypeError("no fixed users")
             shape = Shape(
-                users=row.style_users, workers=cell["server_workers"],
-                threads=cell["threadpool_tokens"], pool=cell["db_pool_size"], wait_s=cell["wait_ms"] / 1000,
-                fanout=cell["fanout"], cpu_s=cpu_s.get(cell["work"], math.nan), cores=cores,
+                users=row.style_users,
+                workers=cell["server_workers"],
+                threads=cell["threadpool_tokens"],
+                pool=cell["db_pool_size"],
+                wait_s=cell["wait_ms"] / 1000,
+                fanout=cell["fanout"],
+                cpu_s=cpu_s.get(cell["work"], math.nan),
+                cores=cores,
             )
             x, latency = predict(row.style, shape)
         except (KeyError, TypeError, ZeroDivisionError):
@@ -113,8 +119,10 @@ def verdict(rows: pd.DataFrame) -> str:
         growth_users = top.style_users / low.style_users
         growth_rps = top.rps / low.rps if low.rps else math.nan
         if growth_rps < 0.5 * growth_users:
-            parts.append(f"throughput capped: {growth_users:g}x the users gave {growth_rps:.1f}x the requests/s "
-                         f"({low.rps:,.0f} -> {top.rps:,.0f})")
+            parts.append(
+                f"throughput capped: {growth_users:g}x the users gave {growth_rps:.1f}x the requests/s "
+                f"({low.rps:,.0f} -> {top.rps:,.0f})"
+            )
         else:
             parts.append(f"throughput scaled {growth_rps:.1f}x for {growth_users:g}x the users")
     return "; ".join(parts)

@@ -29,9 +29,18 @@ def _window(frame: pd.DataFrame, start: float | None, end: float | None) -> pd.D
 def exact_series(timeline: dict[str, list[list[Any]]]) -> pd.DataFrame:
     """Per whole second and style: responses completed in it (a true rate: the runner leaves out
     part-covered seconds) and that second's exact p50/p95/p99. ``t`` is the second's middle."""
-    rows = [{"t": float(second) + 0.5, "style": style, "rps": float(count), "p50_ms": p50 / 1000,
-             "p95_ms": p95 / 1000, "p99_ms": p99 / 1000}
-            for style, seconds in timeline.items() for second, count, p50, p95, p99 in seconds]
+    rows = [
+        {
+            "t": float(second) + 0.5,
+            "style": style,
+            "rps": float(count),
+            "p50_ms": p50 / 1000,
+            "p95_ms": p95 / 1000,
+            "p99_ms": p99 / 1000,
+        }
+        for style, seconds in timeline.items()
+        for second, count, p50, p95, p99 in seconds
+    ]
     return pd.DataFrame(rows, columns=CLIENT_COLUMNS).sort_values(["style", "t"], ignore_index=True)
 
 
@@ -41,8 +50,9 @@ def client_series(history: pd.DataFrame, measure_from: float | None) -> pd.DataF
     rows = history[history["Name"] != "Aggregated"].copy()
     rows["t"] = rows["Timestamp"].astype(float)
     rows = _window(rows, measure_from, None)
-    rows = rows.rename(columns={"Requests/s": "rps", "50%": "p50_ms", "95%": "p95_ms", "99%": "p99_ms",
-                                "Name": "style"})
+    rows = rows.rename(
+        columns={"Requests/s": "rps", "50%": "p50_ms", "95%": "p95_ms", "99%": "p99_ms", "Name": "style"}
+    )
     for col in ("p50_ms", "p99_ms"):
         if col not in rows.columns:
             rows[col] = np.nan  # older or hand-made histories carry only the contract's p95
@@ -62,8 +72,9 @@ def settled(series: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(keep).sort_values(["style", "t"], ignore_index=True)
 
 
-def server_series(telemetry: pd.DataFrame, measure_from: float | None,
-                  measure_until: float | None = None) -> pd.DataFrame:
+def server_series(
+    telemetry: pd.DataFrame, measure_from: float | None, measure_until: float | None = None
+) -> pd.DataFrame:
     """Per second: the worst event-loop lag of any worker, and threadpool tokens in use summed over
     workers (each worker's mean over the second)."""
     if telemetry.empty:
@@ -71,23 +82,27 @@ def server_series(telemetry: pd.DataFrame, measure_from: float | None,
     df = _window(telemetry.copy(), measure_from, measure_until)
     df["second"] = df["t"].astype(float).floordiv(1)
     per_worker = df.groupby(["second", "pid"]).agg(
-        t=("t", "mean"), lag_ms=("lag_ms", "max"), threads_busy=("threads_busy", "mean"),
-        inflight=("inflight", "mean"))
+        t=("t", "mean"), lag_ms=("lag_ms", "max"), threads_busy=("threads_busy", "mean"), inflight=("inflight", "mean")
+    )
     # ``t`` is the mean time of the samples, not the second's start: a second the window cuts is
     # drawn where its samples were, inside the window.
     out = per_worker.groupby(level="second").agg(
-        t=("t", "mean"), lag_ms=("lag_ms", "max"), threads_busy=("threads_busy", "sum"),
-        inflight=("inflight", "sum"))
+        t=("t", "mean"), lag_ms=("lag_ms", "max"), threads_busy=("threads_busy", "sum"), inflight=("inflight", "sum")
+    )
     return out.reset_index(drop=True)
 
 
-def lag_summary(telemetry: pd.DataFrame, measure_from: float | None,
-                measure_until: float | None = None) -> dict[str, float]:
+def lag_summary(
+    telemetry: pd.DataFrame, measure_from: float | None, measure_until: float | None = None
+) -> dict[str, float]:
     nothing = {"lag_p99_ms": float("nan"), "lag_max_ms": float("nan"), "threads_busy_max": float("nan")}
     if telemetry.empty:
         return nothing
     df = _window(telemetry, measure_from, measure_until)
     if df.empty:
         return nothing
-    return {"lag_p99_ms": float(df["lag_ms"].quantile(0.99)), "lag_max_ms": float(df["lag_ms"].max()),
-            "threads_busy_max": float(df["threads_busy"].max())}
+    return {
+        "lag_p99_ms": float(df["lag_ms"].quantile(0.99)),
+        "lag_max_ms": float(df["lag_ms"].max()),
+        "threads_busy_max": float(df["threads_busy"].max()),
+    }

@@ -115,7 +115,8 @@ class Capture:
             if second < start or second + 1 > end or not h.get_total_count():
                 continue
             out.setdefault(name, []).append(
-                [second, h.get_total_count(), *(h.get_value_at_percentile(p) for p in TIMELINE_PERCENTILES)])
+                [second, h.get_total_count(), *(h.get_value_at_percentile(p) for p in TIMELINE_PERCENTILES)]
+            )
         return out
 
     def save(self, directory: Path, extra: dict[str, Any], window: tuple[float, float] | None = None) -> None:

@@ -61,10 +61,19 @@ def _add_arguments(parser: Any) -> None:
     parser.add_argument("--rb-rate", type=float, default=10.0, help="open model: requests/s per style, in all")
     parser.add_argument("--rb-warmup", type=float, default=0.0, help="seconds excluded before measuring")
     parser.add_argument("--rb-out", default="", help="directory for exact histograms (master)", include_in_web_ui=False)
-    parser.add_argument("--rb-default-classes", default="", include_in_web_ui=False,
-                        help="web UI: comma-separated user classes ticked when the form opens")
-    parser.add_argument("--rb-no-capture", action="store_true", default=False, include_in_web_ui=False,
-                        help="record no exact histograms (to measure what the capture costs)")
+    parser.add_argument(
+        "--rb-default-classes",
+        default="",
+        include_in_web_ui=False,
+        help="web UI: comma-separated user classes ticked when the form opens",
+    )
+    parser.add_argument(
+        "--rb-no-capture",
+        action="store_true",
+        default=False,
+        include_in_web_ui=False,
+        help="record no exact histograms (to measure what the capture costs)",
+    )
 
 
 def work_sizes(opts: Any) -> dict[str, int]:
@@ -141,12 +150,16 @@ def _make_user(style: catalogue.RouteStyle) -> type[StyleUser]:
         self.hit()
 
     run.__name__ = style.id
-    return type(user_class_name(style.id), (StyleUser,), {
-        "style": style,
-        "tasks": [tag(style.family)(task(run))],
-        "__module__": __name__,
-        "__doc__": f"{style.id}: {style.description}",
-    })
+    return type(
+        user_class_name(style.id),
+        (StyleUser,),
+        {
+            "style": style,
+            "tasks": [tag(style.family)(task(run))],
+            "__module__": __name__,
+            "__doc__": f"{style.id}: {style.description}",
+        },
+    )
 
 
 USER_CLASSES: dict[str, type[StyleUser]] = {s.id: _make_user(s) for s in catalogue.STYLES}
@@ -232,7 +245,8 @@ def _extend_web_ui(environment: Environment) -> None:
     from flask import jsonify, request
 
     web_ui = environment.web_ui
-    assert web_ui is not None
+    assert web_ui is not None and web_ui.app is not None
+    app = web_ui.app
     ticked = [c for c in str(getattr(environment.parsed_options, "rb_default_classes", "")).split(",") if c]
     if ticked:
         # The form's checkboxes start from ``available_user_classes``; its rows list ``users``, so
@@ -246,22 +260,30 @@ def _extend_web_ui(environment: Environment) -> None:
 
         web_ui.update_template_args = update_template_args  # type: ignore[method-assign]
 
-    @web_ui.app.before_request
+    @app.before_request
     def _check_swarm() -> Any:
         if request.method != "POST" or not request.path.endswith("/swarm"):
             return None
         problem = check_form(request.form)
         if problem:
             return jsonify({"success": False, "message": problem, "host": environment.host})
-        if tests and tests[-1].stopped_at is None and environment.runner is not None \
-                and environment.runner.state in ("spawning", "running"):
-            tests[-1].warnings.append(f"edited while running, {time.time() - tests[-1].started_at:.0f} s in: "
-                                      "its users or work sizes changed, so its numbers mix two settings")
+        if (
+            tests
+            and tests[-1].stopped_at is None
+            and environment.runner is not None
+            and environment.runner.state in ("spawning", "running")
+        ):
+            tests[-1].warnings.append(
+                f"edited while running, {time.time() - tests[-1].started_at:.0f} s in: "
+                "its users or work sizes changed, so its numbers mix two settings"
+            )
         # Starting clears Locust's stats: the stopped test is saved first if its wait is not over.
         out = getattr(environment.parsed_options, "rb_out", "")
         if out and tests and tests[-1].stopped_at is not None and not tests[-1].saved:
-            tests[-1].warnings.append(f"saved {time.time() - tests[-1].stopped_at:.1f} s after its stop, when the "
-                                      f"next test started: up to {REPORT_WAIT_S - 1:.0f} s of worker reports may be missing")
+            tests[-1].warnings.append(
+                f"saved {time.time() - tests[-1].stopped_at:.1f} s after its stop, when the "
+                f"next test started: up to {REPORT_WAIT_S - 1:.0f} s of worker reports may be missing"
+            )
             _save_test(environment, Path(out), tests[-1])
         return None
 
@@ -290,7 +312,7 @@ def _require_login(environment: Environment, password: str) -> None:
     assert web_ui is not None and web_ui.app is not None
     web_ui.app.secret_key = secrets.token_hex(32)  # sessions live as long as this master
     web_ui.login_manager.user_loader(_UiUser)
-    web_ui.auth_args = {"username_password_callback": "/rb_login", "title": "routebench"}
+    web_ui.auth_args = {"username_password_callback": "/rb_login"}
     auth = Blueprint("rb_auth", __name__)
 
     @auth.route("/rb_login", methods=["POST"])
@@ -320,10 +342,19 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         "rate_per_process": float(getattr(opts, "rb_rate", 0.0) or 0.0) / processes,
     }
     lost_workers.clear()  # each test names its own
-    tests.append(Test(len(tests) + 1, now, data["measure_from"], {
-        **work_sizes(opts), "model": getattr(opts, "rb_model", "closed"),
-        "arrival_rate": float(getattr(opts, "rb_rate", 0.0) or 0.0), "warmup_s": float(getattr(opts, "rb_warmup", 0.0) or 0.0),
-    }))
+    tests.append(
+        Test(
+            len(tests) + 1,
+            now,
+            data["measure_from"],
+            {
+                **work_sizes(opts),
+                "model": getattr(opts, "rb_model", "closed"),
+                "arrival_rate": float(getattr(opts, "rb_rate", 0.0) or 0.0),
+                "warmup_s": float(getattr(opts, "rb_warmup", 0.0) or 0.0),
+            },
+        )
+    )
     _open_window(environment, data)
     if isinstance(runner, MasterRunner):
         runner.send_message("rb_window", data)
@@ -345,8 +376,13 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     test = tests[-1]
     test.stopped_at = test.stopped_at or time.time()
     out = getattr(environment.parsed_options, "rb_out", "")
-    if out and environment.web_ui is not None and not environment.parsed_options.headless:
-        gevent.spawn_later(REPORT_WAIT_S, lambda: test.saved or _save_test(environment, Path(out), test))
+    if out and in_session(environment):
+
+        def save_after_last_reports() -> None:
+            if not test.saved:
+                _save_test(environment, Path(out), test)
+
+        gevent.spawn_later(REPORT_WAIT_S, save_after_last_reports)
 
 
 def _watch_workers(runner: MasterRunner) -> None:
@@ -366,8 +402,9 @@ def _watch_workers(runner: MasterRunner) -> None:
         for cid in [*missing, *gone]:
             if cid not in noted:
                 noted.add(cid)
-                lost_workers.append({"id": cid, "lost_at": time.time(),
-                                     "samples_received": capture.samples_by_worker.get(cid, 0)})
+                lost_workers.append(
+                    {"id": cid, "lost_at": time.time(), "samples_received": capture.samples_by_worker.get(cid, 0)}
+                )
         seen.update(present)
         gevent.sleep(WATCH_INTERVAL_S)
 
@@ -393,6 +430,11 @@ def users_by_style(runner: Any) -> dict[str, int]:
     return {by_class[name]: int(n) for name, n in counts.items() if name in by_class and n}
 
 
+def in_session(environment: Environment) -> bool:
+    """A web-UI session (many tests, each saved as it ends), not a headless cell."""
+    return environment.web_ui is not None and not getattr(environment.parsed_options, "headless", True)
+
+
 def _save_last(environment: Environment, out: Path) -> None:
     if tests and not tests[-1].saved:
         _save_test(environment, out, tests[-1])
@@ -404,23 +446,27 @@ def _save_test(environment: Environment, out: Path, test: Test) -> None:
     test.saved = True
     runner = environment.runner
     ended = test.stopped_at or time.time()
-    session = environment.web_ui is not None and not environment.parsed_options.headless
+    session = in_session(environment)
     directory = out / f"ui-{test.number:03d}" if session else out
     directory.mkdir(parents=True, exist_ok=True)
     workers: list[dict[str, Any]] = []
     if isinstance(runner, MasterRunner):
         workers = [{"id": c.id, "state": c.state} for c in runner.clients.all]
-    capture.save(directory, {
-        "measure_from": test.measure_from,
-        "stopped_at": ended,
-        "saved_at": time.time(),
-        "model": test.options["model"],
-        "late_ms": LATE_MS,
-        "test": {**asdict(test), "users_by_style": users_by_style(runner)},
-        "workers": workers,
-        "lost_workers": lost_workers,
-        "master_pid": os.getpid(),
-    }, window=(test.measure_from, ended))
+    capture.save(
+        directory,
+        {
+            "measure_from": test.measure_from,
+            "stopped_at": ended,
+            "saved_at": time.time(),
+            "model": test.options["model"],
+            "late_ms": LATE_MS,
+            "test": {**asdict(test), "users_by_style": users_by_style(runner)},
+            "workers": workers,
+            "lost_workers": lost_workers,
+            "master_pid": os.getpid(),
+        },
+        window=(test.measure_from, ended),
+    )
     if session:
         _save_locust_csvs(environment, out, directory, test)
 
@@ -431,8 +477,11 @@ def _save_locust_csvs(environment: Environment, out: Path, directory: Path, test
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
     writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
-    for name, write in (("stats", writer.requests_csv), ("failures", writer.failures_csv),
-                        ("exceptions", writer.exceptions_csv)):
+    for name, write in (
+        ("stats", writer.requests_csv),
+        ("failures", writer.failures_csv),
+        ("exceptions", writer.exceptions_csv),
+    ):
         with (directory / f"locust_{name}.csv").open("w", newline="") as f:
             write(csv.writer(f))
     history = out / "locust_stats_history.csv"
@@ -442,4 +491,8 @@ def _save_locust_csvs(environment: Environment, out: Path, directory: Path, test
         if rows:
             w.writerow(rows[0])
             at = rows[0].index("Timestamp")
-            w.writerows(r for r in rows[1:] if r[at].isdigit() and test.measure_from <= int(r[at]) <= (test.stopped_at or time.time()))
+            w.writerows(
+                r
+                for r in rows[1:]
+                if r[at].isdigit() and test.measure_from <= int(r[at]) <= (test.stopped_at or time.time())
+            )

@@ -24,9 +24,9 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from locustfiles.capture import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, file_name
+from routebench.launcher import Stack, StackError
 from routebench.locust_cluster import LoadSpec, LocustCluster
 from routebench.runner import write_json
-from routebench.launcher import Stack, StackError
 from target_app.settings import Settings
 
 BENCH_DIR = Path("bench") / "results"
@@ -36,8 +36,13 @@ def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
     """Requests/s and latency percentiles (ms) from wrk --latency."""
     if shutil.which("wrk") is None:
         raise StackError("wrk is not installed: apt-get install wrk (Debian's package)")
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-                         capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     pct = {}
     for p, value, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
@@ -45,10 +50,18 @@ def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
     return {"rps": rps, "p50_ms": pct.get("50", float("nan")), "p99_ms": pct.get("99", float("nan"))}
 
 
-def locust(stack: Stack, out: Path, users: int, seconds: float, wait_ms: int, capture: bool = True,
-           workers: int = 1) -> dict[str, float]:
-    spec = LoadSpec(target_url=stack.target_url, user_classes=["SleepAsyncAwait"], users=users, out_dir=out,
-                    run_time_s=seconds + 1, warmup_s=1, wait_ms=wait_ms)
+def locust(
+    stack: Stack, out: Path, users: int, seconds: float, wait_ms: int, capture: bool = True, workers: int = 1
+) -> dict[str, float]:
+    spec = LoadSpec(
+        target_url=stack.target_url,
+        user_classes=["SleepAsyncAwait"],
+        users=users,
+        out_dir=out,
+        run_time_s=seconds + 1,
+        warmup_s=1,
+        wait_ms=wait_ms,
+    )
     cluster = LocustCluster(spec, workers, extra_args=[] if capture else ["--rb-no-capture"])
     with cluster:
         cluster.wait(timeout=seconds + 60)
@@ -58,10 +71,14 @@ def locust(stack: Stack, out: Path, users: int, seconds: float, wait_ms: int, ca
     exact = json.loads((out / "exact.json").read_text())["requests"].get("sleep/async-await")
     cpu = [statistics.mean(r) for r in cluster.cpu.values() if r]
     rps = float(stats["Requests/s"])
-    return {"rps": rps, "p50_ms": exact["percentiles_us"]["50"] / 1000 if exact else float("nan"),
-            "locust_p50_ms": float(stats["50%"]), "max_process_cpu": max(cpu, default=float("nan")),
-            # Generator CPU per request: what the capture adds, whatever the server's speed that run.
-            "cpu_us_per_request": sum(cpu) / 100 / rps * 1e6 if rps else float("nan")}
+    return {
+        "rps": rps,
+        "p50_ms": exact["percentiles_us"]["50"] / 1000 if exact else float("nan"),
+        "locust_p50_ms": float(stats["50%"]),
+        "max_process_cpu": max(cpu, default=float("nan")),
+        # Generator CPU per request: what the capture adds, whatever the server's speed that run.
+        "cpu_us_per_request": sum(cpu) / 100 / rps * 1e6 if rps else float("nan"),
+    }
 
 
 def record_cost_us(n: int = 200_000) -> float:
@@ -84,24 +101,38 @@ def bench_load(seconds: int) -> dict[str, Any]:
         # Generator ceiling: one Locust worker process against wrk, same no-wait route, same server.
         ours = locust(stack, Path(tmp) / "ceiling", users=50, seconds=seconds, wait_ms=0)
         theirs = wrk(base + "?ms=0", connections=50, seconds=seconds)
-        out["generator_ceiling"] = {"routebench_rps": ours["rps"], "wrk_rps": theirs["rps"],
-                                    "ratio": ours["rps"] / theirs["rps"],
-                                    "routebench_process_cpu_percent": ours["max_process_cpu"]}
+        out["generator_ceiling"] = {
+            "routebench_rps": ours["rps"],
+            "wrk_rps": theirs["rps"],
+            "ratio": ours["rps"] / theirs["rps"],
+            "routebench_process_cpu_percent": ours["max_process_cpu"],
+        }
         # Capture overhead: generator CPU per request with the exact capture on and off, alternated
         # so drift hits both alike (requests/s would measure the shared, saturated server instead).
         cost = {True: [], False: []}  # type: ignore[var-annotated]
         for i, capture in enumerate([False, True, True, False]):
-            cost[capture].append(locust(stack, Path(tmp) / f"capture{i}", users=50, seconds=seconds, wait_ms=0,
-                                        capture=capture)["cpu_us_per_request"])
+            cost[capture].append(
+                locust(stack, Path(tmp) / f"capture{i}", users=50, seconds=seconds, wait_ms=0, capture=capture)[
+                    "cpu_us_per_request"
+                ]
+            )
         on, off = statistics.mean(cost[True]), statistics.mean(cost[False])
-        out["capture_overhead"] = {"cpu_us_per_request_on": on, "cpu_us_per_request_off": off,
-                                   "overhead": on / off - 1, "record_us": record_cost_us(), "goal": "< 3%"}
+        out["capture_overhead"] = {
+            "cpu_us_per_request_on": on,
+            "cpu_us_per_request_off": off,
+            "overhead": on / off - 1,
+            "record_us": record_cost_us(),
+            "goal": "< 3%",
+        }
         # Accuracy at a 50 ms wait, modest concurrency.
         ours = locust(stack, Path(tmp) / "accuracy", users=10, seconds=seconds, wait_ms=50)
         theirs = wrk(base + "?ms=50", connections=10, seconds=seconds)
-        out["accuracy_p50_at_50ms"] = {"routebench_exact_p50_ms": ours["p50_ms"], "locust_rounded_p50_ms":
-                                       ours["locust_p50_ms"], "wrk_p50_ms": theirs["p50_ms"],
-                                       "ratio": ours["p50_ms"] / theirs["p50_ms"]}
+        out["accuracy_p50_at_50ms"] = {
+            "routebench_exact_p50_ms": ours["p50_ms"],
+            "locust_rounded_p50_ms": ours["locust_p50_ms"],
+            "wrk_p50_ms": theirs["p50_ms"],
+            "ratio": ours["p50_ms"] / theirs["p50_ms"],
+        }
     return out
 
 
@@ -122,34 +153,80 @@ def synthetic_run(root: Path, cells: int = 200, requests: int = 10_000_000, seed
         (cdir / "telemetry").mkdir()
         h = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
         values, counts = np.unique(rng.lognormal(np.log(50_000), 0.3, 20_000).astype(int), return_counts=True)
-        for v, c in zip(values, counts * (per_cell // 20_000)):
+        for v, c in zip(values, counts * (per_cell // 20_000), strict=True):
             h.record_value(int(v), int(c))
         (cdir / "hdr" / file_name(style)).write_bytes(h.encode())
         pct = {str(p): h.get_value_at_percentile(p) for p in (50, 90, 95, 99, 99.9)}
-        (cdir / "exact.json").write_text(json.dumps({"measure_from": t0, "samples_by_worker": {"w1": per_cell},
-                                                     "requests": {style: {"count": h.get_total_count(),
-                                                                          "percentiles_us": pct, "late_starts": 0}}}))
+        (cdir / "exact.json").write_text(
+            json.dumps(
+                {
+                    "measure_from": t0,
+                    "samples_by_worker": {"w1": per_cell},
+                    "requests": {style: {"count": h.get_total_count(), "percentiles_us": pct, "late_starts": 0}},
+                }
+            )
+        )
         rps = per_cell / 10
         (cdir / "locust_stats.csv").write_text(
             "Type,Name,Request Count,Failure Count,Requests/s,50%,95%,99%\n"
             f"GET,{style},{per_cell},0,{rps},{pct['50'] // 1000},{pct['95'] // 1000},{pct['99'] // 1000}\n"
-            f",Aggregated,{per_cell},0,{rps},{pct['50'] // 1000},{pct['95'] // 1000},{pct['99'] // 1000}\n")
-        rows = "".join(f"{int(t0) + s},{users},GET,{style},{rps},50\n{int(t0) + s},{users},,Aggregated,{rps},50\n"
-                       for s in range(12))
+            f",Aggregated,{per_cell},0,{rps},{pct['50'] // 1000},{pct['95'] // 1000},{pct['99'] // 1000}\n"
+        )
+        rows = "".join(
+            f"{int(t0) + s},{users},GET,{style},{rps},50\n{int(t0) + s},{users},,Aggregated,{rps},50\n"
+            for s in range(12)
+        )
         (cdir / "locust_stats_history.csv").write_text("Timestamp,User Count,Type,Name,Requests/s,95%\n" + rows)
         (cdir / "locust_failures.csv").write_text("Method,Name,Error,Occurrences\n")
         (cdir / "locust_exceptions.csv").write_text("Count,Message,Traceback,Nodes\n")
         for pid in (1, 2):
-            (cdir / "telemetry" / f"worker-{pid}.jsonl").write_text("".join(
-                json.dumps({"t": t0 + k / 10, "pid": pid, "lag_ms": float(rng.exponential(2)), "threads_busy": 0,
-                            "threads_total": 40, "inflight": 5}) + "\n" for k in range(120)))
-        cell_records.append({"index": i + 1, "id": cid, "dir": cid, "group": "sleep", "styles": [style],
-                             "users": users, "server_workers": 2, "repeat": i // 20 + 1, "model": "closed",
-                             "wait_ms": 50, "work": 200000, "fanout": 5, "threadpool_tokens": 40,
-                             "db_pool_size": 10, "status": "ok"})
-    write_json(run_dir / "run.json", {"run_id": "synthetic", "status": "complete",
-                                      "experiment": {"name": "synthetic", "description": "bench", "slo": []},
-                                      "versions": {}, "machine": {"cpu_count": 2}, "git": {}, "cells": cell_records})
+            (cdir / "telemetry" / f"worker-{pid}.jsonl").write_text(
+                "".join(
+                    json.dumps(
+                        {
+                            "t": t0 + k / 10,
+                            "pid": pid,
+                            "lag_ms": float(rng.exponential(2)),
+                            "threads_busy": 0,
+                            "threads_total": 40,
+                            "inflight": 5,
+                        }
+                    )
+                    + "\n"
+                    for k in range(120)
+                )
+            )
+        cell_records.append(
+            {
+                "index": i + 1,
+                "id": cid,
+                "dir": cid,
+                "group": "sleep",
+                "styles": [style],
+                "users": users,
+                "server_workers": 2,
+                "repeat": i // 20 + 1,
+                "model": "closed",
+                "wait_ms": 50,
+                "work": 200000,
+                "fanout": 5,
+                "threadpool_tokens": 40,
+                "db_pool_size": 10,
+                "status": "ok",
+            }
+        )
+    write_json(
+        run_dir / "run.json",
+        {
+            "run_id": "synthetic",
+            "status": "complete",
+            "experiment": {"name": "synthetic", "description": "bench", "slo": []},
+            "versions": {},
+            "machine": {"cpu_count": 2},
+            "git": {},
+            "cells": cell_records,
+        },
+    )
     return run_dir
 
 
@@ -159,28 +236,48 @@ def bench_analysis() -> dict[str, Any]:
         run_dir = synthetic_run(Path(tmp))
         made = time.perf_counter() - made
         # In a child process, so its peak memory is the pipeline's alone.
-        code = ("import sys, time, resource; from pathlib import Path; from analysis.report import publish; "
-                "t = time.perf_counter(); p = publish(Path(sys.argv[1]), Path(sys.argv[2])); "
-                "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, p.stat().st_size)")
-        done = subprocess.run([sys.executable, "-c", code, str(run_dir), str(Path(tmp) / "reports")],
-                              capture_output=True, text=True, check=True)
+        code = (
+            "import sys, time, resource; from pathlib import Path; from analysis.report import publish; "
+            "t = time.perf_counter(); p = publish(Path(sys.argv[1]), Path(sys.argv[2])); "
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, p.stat().st_size)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(run_dir), str(Path(tmp) / "reports")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         wall, rss_kb, size = done.stdout.split()
-    return {"cells": 200, "requests": 10_000_000, "synthesis_s": round(made, 1), "pipeline_and_report_s": float(wall),
-            "peak_rss_mb": int(rss_kb) / 1024, "report_mb": int(size) / 1e6}
+    return {
+        "cells": 200,
+        "requests": 10_000_000,
+        "synthesis_s": round(made, 1),
+        "pipeline_and_report_s": float(wall),
+        "peak_rss_mb": int(rss_kb) / 1024,
+        "report_mb": int(size) / 1e6,
+    }
 
 
 def bench_model_fit(results: Path) -> dict[str, Any]:
     from analysis.report import analyse
 
-    runs = sorted(p.parent for p in results.glob("*-default/run.json")
-                  if json.loads(p.read_text()).get("status") == "complete")
+    runs = sorted(
+        p.parent for p in results.glob("*-default/run.json") if json.loads(p.read_text()).get("status") == "complete"
+    )
     if not runs:
         return {"note": "no complete default run in results/: run `make loadtest` first"}
     a = analyse(runs[-1])
     solo = a.table[~a.table["together"]]
-    rows = [{"style": r.style, "users": int(r.users), "measured_rps": round(r.rps, 1),
-             "predicted_rps": round(r.predicted_rps, 1), "ratio": round(r.rps_vs_predicted, 2)}
-            for r in solo.itertuples()]
+    rows = [
+        {
+            "style": r.style,
+            "users": int(r.users),
+            "measured_rps": round(r.rps, 1),
+            "predicted_rps": round(r.predicted_rps, 1),
+            "ratio": round(r.rps_vs_predicted, 2),
+        }
+        for r in solo.itertuples()
+    ]
     return {"run": runs[-1].name, "rows": rows}
 
 
@@ -188,26 +285,43 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines = [f"# routebench bench, {result['when']}", ""]
     g = result.get("generator_ceiling")
     if g:
-        lines += ["| benchmark | routebench | reference | ratio |", "|---|--:|--:|--:|",
-                  f"| generator ceiling, no-wait route, 50 users/connections (req/s) | {g['routebench_rps']:,.0f} "
-                  f"| wrk {g['wrk_rps']:,.0f} | {g['ratio']:.2f} |"]
+        lines += [
+            "| benchmark | routebench | reference | ratio |",
+            "|---|--:|--:|--:|",
+            f"| generator ceiling, no-wait route, 50 users/connections (req/s) | {g['routebench_rps']:,.0f} "
+            f"| wrk {g['wrk_rps']:,.0f} | {g['ratio']:.2f} |",
+        ]
         c = result["capture_overhead"]
-        lines.append(f"| generator CPU per request, exact capture on / off (µs) | {c['cpu_us_per_request_on']:,.0f} "
-                     f"| {c['cpu_us_per_request_off']:,.0f} | overhead {c['overhead']:+.1%} (goal < 3%); "
-                     f"one record() alone {c['record_us']:.1f} µs |")
+        lines.append(
+            f"| generator CPU per request, exact capture on / off (µs) | {c['cpu_us_per_request_on']:,.0f} "
+            f"| {c['cpu_us_per_request_off']:,.0f} | overhead {c['overhead']:+.1%} (goal < 3%); "
+            f"one record() alone {c['record_us']:.1f} µs |"
+        )
         acc = result["accuracy_p50_at_50ms"]
-        lines.append(f"| p50 of sleep/async-await at d=50 ms (ms) | {acc['routebench_exact_p50_ms']:.2f} "
-                     f"| wrk {acc['wrk_p50_ms']:.2f} | {acc['ratio']:.3f} |")
+        lines.append(
+            f"| p50 of sleep/async-await at d=50 ms (ms) | {acc['routebench_exact_p50_ms']:.2f} "
+            f"| wrk {acc['wrk_p50_ms']:.2f} | {acc['ratio']:.3f} |"
+        )
     an = result["analysis_at_scale"]
-    lines += ["", f"Analysis at scale: {an['cells']} cells, {an['requests']:,} requests: pipeline and report "
-              f"{an['pipeline_and_report_s']:.1f} s, peak memory {an['peak_rss_mb']:.0f} MB, "
-              f"report {an['report_mb']:.2f} MB.", ""]
+    lines += [
+        "",
+        f"Analysis at scale: {an['cells']} cells, {an['requests']:,} requests: pipeline and report "
+        f"{an['pipeline_and_report_s']:.1f} s, peak memory {an['peak_rss_mb']:.0f} MB, "
+        f"report {an['report_mb']:.2f} MB.",
+        "",
+    ]
     fit = result["model_fit"]
     if "rows" in fit:
-        lines += [f"Model fit ({fit['run']}): measured against predicted throughput", "",
-                  "| style | users | measured req/s | predicted req/s | measured/predicted |", "|---|--:|--:|--:|--:|"]
-        lines += [f"| {r['style']} | {r['users']} | {r['measured_rps']} | {r['predicted_rps']} | {r['ratio']} |"
-                  for r in fit["rows"]]
+        lines += [
+            f"Model fit ({fit['run']}): measured against predicted throughput",
+            "",
+            "| style | users | measured req/s | predicted req/s | measured/predicted |",
+            "|---|--:|--:|--:|--:|",
+        ]
+        lines += [
+            f"| {r['style']} | {r['users']} | {r['measured_rps']} | {r['predicted_rps']} | {r['ratio']} |"
+            for r in fit["rows"]
+        ]
     else:
         lines.append(f"Model fit: {fit['note']}")
     return "\n".join(lines) + "\n"
@@ -225,4 +339,3 @@ def run_bench(results: Path, seconds: int, out_dir: Path = BENCH_DIR) -> tuple[P
     (out_dir / f"bench-{stamp}.md").write_text(md)
     (out_dir / "latest.md").write_text(md)
     return out_dir / f"bench-{stamp}.md", md
-

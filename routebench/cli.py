@@ -17,10 +17,10 @@ from rich.console import Console
 from analysis import load, report, summary
 from locustfiles.names import user_class_name
 from routebench import experiment, metadata, terminal, ui_session
+from routebench.launcher import Stack, StackError, claim_port
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count
 from routebench.runner import Runner, new_run_id, write_json
 from target_app import catalogue
-from routebench.launcher import Stack, StackError, claim_port
 from target_app.settings import Settings
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -78,8 +78,10 @@ def one_line(exc: ValidationError) -> str:
 
 def warn_if_exposed(settings: Settings) -> None:
     if not settings.is_loopback:
-        console.print(f"[yellow]warning:[/] listening on {settings.host}, reachable from other machines; "
-                      "the target app has no authentication")
+        console.print(
+            f"[yellow]warning:[/] listening on {settings.host}, reachable from other machines; "
+            "the target app has no authentication"
+        )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -88,8 +90,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     console.print("starting the target stack ...")
     with Stack(settings, with_db=not args.no_db) as stack:
         urls = stack.describe()
-        console.print(f"[green]target[/]   {urls['target']}  (W={settings.workers}, "
-                      f"{settings.worker_class}, T={settings.threadpool_tokens})")
+        console.print(
+            f"[green]target[/]   {urls['target']}  (W={settings.workers}, "
+            f"{settings.worker_class}, T={settings.threadpool_tokens})"
+        )
         console.print(f"[green]upstream[/] {urls['upstream']}")
         console.print(f"[green]database[/] {urls['database'] or 'disabled'}")
         console.print(f"styles: {urls['target']}/styles   telemetry: {urls['target']}/telemetry")
@@ -105,12 +109,27 @@ def print_summary(run_dir: Path) -> None:
     """The plain summary table of a run, printed and written beside it (summary.csv, summary.md)."""
     table = summary.summarise(load.load_run(run_dir))
     table.to_csv(run_dir / "summary.csv", index=False)
-    shown = table[["cell", "style", "style_users", "users", "server_workers", "requests", "failures", "rps", "p50_ms",
-                   "p95_ms", "p99_ms", "locust_p99_ms"]]
+    shown = table[
+        [
+            "cell",
+            "style",
+            "style_users",
+            "users",
+            "server_workers",
+            "requests",
+            "failures",
+            "rps",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "locust_p99_ms",
+        ]
+    ]
     (run_dir / "summary.md").write_text(shown.to_markdown(index=False, floatfmt=".1f") + "\n")
     # Piped output (a CI log, a file) gets the full table; a terminal gets what fits its width.
-    terminal.print_summary_table(table, f"{run_dir.name}: per cell",
-                                 Console(highlight=False, width=None if sys.stdout.isatty() else 160))
+    terminal.print_summary_table(
+        table, f"{run_dir.name}: per cell", Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    )
     console.print(f"summary: {run_dir / 'summary.md'}")
 
 
@@ -119,7 +138,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     warn_if_exposed(settings)
     # Ports the user chose are checked before anything is written: each cell would need them.
-    for field, what in (("port", "target app"), ("upstream_port", "upstream service"), ("db_port", "embedded PostgreSQL")):
+    for field, what in (
+        ("port", "target app"),
+        ("upstream_port", "upstream service"),
+        ("db_port", "embedded PostgreSQL"),
+    ):
         if getattr(settings, field):
             claim_port(settings.host, getattr(settings, field), what)
     results = Path(args.results)
@@ -131,25 +154,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"results directory {results} is not writable: {exc.strerror}") from None
     if args.external_workers and args.master_host == "127.0.0.1":
-        console.print("[yellow]note:[/] the master listens on 127.0.0.1 only; workers on other machines "
-                      "need --master-host set to an address they can reach")
+        console.print(
+            "[yellow]note:[/] the master listens on 127.0.0.1 only; workers on other machines "
+            "need --master-host set to an address they can reach"
+        )
     if args.master_host != "127.0.0.1":
-        console.print(f"[yellow]warning:[/] the Locust master listens on {args.master_host} "
-                      "(ZeroMQ, no authentication)")
+        console.print(
+            f"[yellow]warning:[/] the Locust master listens on {args.master_host} (ZeroMQ, no authentication)"
+        )
 
     def show_worker_command(cmd: list[str]) -> None:
         console.print(f"waiting for {args.external_workers} worker(s); start each with:\n  {' '.join(cmd)}")
 
     master_port = args.master_port or (LOCUST_MASTER_PORT if args.external_workers else 0)
-    runner = Runner(exp, settings, results_dir=results, external_workers=args.external_workers,
-                    master_host=args.master_host, master_port=master_port, target_url=args.target_url,
-                    console=console, on_worker_command=show_worker_command, source=args.experiment)
+    runner = Runner(
+        exp,
+        settings,
+        results_dir=results,
+        external_workers=args.external_workers,
+        master_host=args.master_host,
+        master_port=master_port,
+        target_url=args.target_url,
+        console=console,
+        on_worker_command=show_worker_command,
+        source=args.experiment,
+    )
     try:
         run_dir = runner.run()
     except KeyboardInterrupt:
         done = sum(1 for c in runner.state.get("cells", []) if c["status"] == "ok")
-        console.print(f"[yellow]interrupted:[/] {done} of {len(runner.cells)} cells finished and kept; "
-                      f"the run is marked incomplete: {runner.run_dir}")
+        console.print(
+            f"[yellow]interrupted:[/] {done} of {len(runner.cells)} cells finished and kept; "
+            f"the run is marked incomplete: {runner.run_dir}"
+        )
         if done:
             print_summary(runner.run_dir)
             publish_report(runner.run_dir, Path(args.reports))
@@ -159,7 +196,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     publish_report(run_dir, Path(args.reports))
     failed = [c for c in runner.state["cells"] if c["status"] not in ("ok", "skipped")]
     if failed:
-        console.print(f"[red]{len(failed)} cell(s) failed:[/] " + "; ".join(f"{c['id']}: {c.get('reason')}" for c in failed))
+        console.print(
+            f"[red]{len(failed)} cell(s) failed:[/] " + "; ".join(f"{c['id']}: {c.get('reason')}" for c in failed)
+        )
         return 1
     return 0
 
@@ -182,7 +221,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if a.slo.empty:
         raise UserError("no SLO thresholds: give --slo 'STYLE:p99<120ms' or an slo list in the experiment file")
     for r in a.slo.itertuples():
-        mark = "[green]pass[/]" if r.passed else "[yellow]FAIL, as expected[/]" if r.expected_failure else "[red]FAIL[/]"
+        mark = (
+            "[green]pass[/]" if r.passed else "[yellow]FAIL, as expected[/]" if r.expected_failure else "[red]FAIL[/]"
+        )
         where = f"{r.cell} (U={r.users})" if r.cell else r.note
         value = f"{r.value:,.2f}" if r.value is not None else "–"
         why = f"  [dim]({r.note})[/]" if r.cell and r.note else ""
@@ -220,28 +261,46 @@ def cmd_ui(args: argparse.Namespace) -> int:
     run_dir = Path(args.results) / new_run_id("ui")
     run_dir.mkdir(parents=True)
     started = time.time()
-    state: dict[str, Any] = {"run_id": run_dir.name, "status": "running", "started_at": started,
-                             "experiment": {"name": "web-ui", "description": "a Locust web-UI session"},
-                             "settings": settings.model_dump(mode="json", exclude={"database_url", "ui_password"}),
-                             **metadata.collect(settings), "cells": []}
+    state: dict[str, Any] = {
+        "run_id": run_dir.name,
+        "status": "running",
+        "started_at": started,
+        "experiment": {"name": "web-ui", "description": "a Locust web-UI session"},
+        "settings": settings.model_dump(mode="json", exclude={"database_url", "ui_password"}),
+        **metadata.collect(settings),
+        "cells": [],
+    }
     write_json(run_dir / "run.json", state)
     ticked = [user_class_name(s.id) for s in catalogue.family(UI_FAMILY)]
     # The form opens with the headless default's work sizes (d = 50 ms ...), so Start as it comes runs.
-    spec = LoadSpec(target_url="", user_classes=[], users=UI_USERS_PER_STYLE * len(ticked), out_dir=run_dir,
-                    wait_ms=experiment.DEFAULTS.wait_ms, work=experiment.DEFAULTS.work,
-                    fanout=experiment.DEFAULTS.fanout, default_classes=ticked)
+    spec = LoadSpec(
+        target_url="",
+        user_classes=[],
+        users=UI_USERS_PER_STYLE * len(ticked),
+        out_dir=run_dir,
+        wait_ms=experiment.DEFAULTS.wait_ms,
+        work=experiment.DEFAULTS.work,
+        fanout=experiment.DEFAULTS.fanout,
+        default_classes=ticked,
+    )
     try:
         with Stack(settings, telemetry_dir=run_dir / "telemetry", with_db=not args.no_db) as stack:
             spec.target_url = stack.target_url
             login = ["--web-login"] if settings.ui_password is not None else []
             if not login and not settings.is_loopback:
-                console.print("[yellow]warning:[/] the web UI is open to anyone who can reach it; set "
-                              "ROUTEBENCH_UI_PASSWORD to require a login")
-            with LocustCluster(spec, args.locust_workers or default_worker_count(), web_port=args.web_port,
-                               bind_host=settings.host, extra_args=login) as cluster:
+                console.print(
+                    "[yellow]warning:[/] the web UI is open to anyone who can reach it; set "
+                    "ROUTEBENCH_UI_PASSWORD to require a login"
+                )
+            with LocustCluster(
+                spec,
+                args.locust_workers or default_worker_count(),
+                web_port=args.web_port,
+                bind_host=settings.host,
+                extra_args=login,
+            ) as cluster:
                 url = cluster.wait_web_ui()
-                console.print(f"[green]Locust web UI[/] {url}  (target {stack.target_url}); "
-                              "Ctrl-C stops everything")
+                console.print(f"[green]Locust web UI[/] {url}  (target {stack.target_url}); Ctrl-C stops everything")
                 print(url, flush=True)
                 while cluster.master and cluster.master.alive() and all(m.alive() for m in stack.processes):
                     time.sleep(0.5)
@@ -252,8 +311,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         state.update(status="complete", ended_at=time.time())
         write_json(run_dir / "run.json", state)
         tests = len(state["cells"])
-        console.print(f"web-UI session saved: {run_dir}, {tests} test(s) "
-                      f"(report: routebench report {run_dir})")
+        console.print(f"web-UI session saved: {run_dir}, {tests} test(s) (report: routebench report {run_dir})")
     return 0
 
 
@@ -295,16 +353,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_flags(serve)
     serve.set_defaults(func=cmd_serve)
     run = sub.add_parser("run", help="run an experiment matrix headless into results/<run-id>/")
-    run.add_argument("experiment", nargs="?", default="default",
-                     help="profile name (smoke, default, full) or path to a TOML experiment file")
+    run.add_argument(
+        "experiment",
+        nargs="?",
+        default="default",
+        help="profile name (smoke, default, full) or path to a TOML experiment file",
+    )
     run.add_argument("--results", default="results", help="where run directories go (default results/)")
-    run.add_argument("--external-workers", type=int, default=0,
-                     help="start no local Locust workers; wait for N started on other machines")
+    run.add_argument(
+        "--external-workers",
+        type=int,
+        default=0,
+        help="start no local Locust workers; wait for N started on other machines",
+    )
     run.add_argument("--master-host", default="127.0.0.1", help="address the Locust master binds")
-    run.add_argument("--master-port", type=int, default=0,
-                     help=f"the Locust master's port (default: free, or {LOCUST_MASTER_PORT} with --external-workers)")
-    run.add_argument("--target-url", default=None,
-                     help="measure a target already running at this URL (e.g. routebench serve on another host)")
+    run.add_argument(
+        "--master-port",
+        type=int,
+        default=0,
+        help=f"the Locust master's port (default: free, or {LOCUST_MASTER_PORT} with --external-workers)",
+    )
+    run.add_argument(
+        "--target-url",
+        default=None,
+        help="measure a target already running at this URL (e.g. routebench serve on another host)",
+    )
     run.add_argument("--reports", default="reports", help="where the report is published (default reports/)")
     # W, T, P and the rest come from the experiment file, cell by cell.
     add_server_flags(run, only=("--host", "--port", "--upstream-latency"))
@@ -336,8 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
     tables = sub.add_parser("readme-tables", help="the README's measured tables, made from a run (markdown)")
     tables.add_argument("run", help="results/<run-id>")
-    tables.add_argument("--write", metavar="README", default=None,
-                        help="replace the tables between the readme-tables markers of this file")
+    tables.add_argument(
+        "--write",
+        metavar="README",
+        default=None,
+        help="replace the tables between the readme-tables markers of this file",
+    )
     tables.set_defaults(func=cmd_readme_tables)
     styles = sub.add_parser("styles", help="list the route-style catalogue")
     styles.set_defaults(func=cmd_styles)

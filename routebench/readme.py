@@ -37,9 +37,11 @@ def provenance(a: Analysis) -> str:
     ok = sum(1 for c in cells if c.get("status") == "ok")
     wall = meta.get("wall_s")
     took = f", {wall:.0f} s of matrix" if isinstance(wall, (int, float)) else ""
-    return (f"Run `{meta.get('run_id', a.run.dir.name)}` (experiment `{meta.get('experiment', {}).get('name', '?')}`, "
-            f"{ok} of {len(cells)} cells{took}), commit `{commit}`, {machine.get('cpu_model', 'unknown CPU')} "
-            f"x {machine.get('cpu_count', '?')}. Reproduce: `{meta.get('reproduce', {}).get('command', 'make loadtest')}`.")
+    return (
+        f"Run `{meta.get('run_id', a.run.dir.name)}` (experiment `{meta.get('experiment', {}).get('name', '?')}`, "
+        f"{ok} of {len(cells)} cells{took}), commit `{commit}`, {machine.get('cpu_model', 'unknown CPU')} "
+        f"x {machine.get('cpu_count', '?')}. Reproduce: `{meta.get('reproduce', {}).get('command', 'make loadtest')}`."
+    )
 
 
 def answers_markdown(a: Analysis) -> str:
@@ -53,11 +55,16 @@ def cells_markdown(a: Analysis) -> str:
     t = a.table[~a.table["together"]]
     t = t.assign(_order=t["style"].map({s: i for i, s in enumerate(catalogue_order(t["style"]))}))
     t = t.sort_values(["_order", "users", "repeat"], kind="stable")
-    header = ("| style | users | W | repeat | requests | req/s | predicted req/s | p50 | p95 | p99 | Locust's p99 |\n"
-              "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    rows = [f"| `{r.style}` | {r.users:g} | {r.server_workers} | {r.repeat} | {r.requests:,} | {_num(r.rps)} | "
-            f"{_num(r.predicted_rps, 0)} | {_num(r.p50_ms)} | {_num(r.p95_ms)} | {_num(r.p99_ms)} | "
-            f"{_num(r.locust_p99_ms, 0)} |" for r in t.itertuples()]
+    header = (
+        "| style | users | W | repeat | requests | req/s | predicted req/s | p50 | p95 | p99 | Locust's p99 |\n"
+        "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    )
+    rows = [
+        f"| `{r.style}` | {r.users:g} | {r.server_workers} | {r.repeat} | {r.requests:,} | {_num(r.rps)} | "
+        f"{_num(r.predicted_rps, 0)} | {_num(r.p50_ms)} | {_num(r.p95_ms)} | {_num(r.p99_ms)} | "
+        f"{_num(r.locust_p99_ms, 0)} |"
+        for r in t.itertuples()
+    ]
     return "\n".join([header, *rows])
 
 
@@ -65,13 +72,17 @@ def neighbours_markdown(a: Analysis) -> str:
     n = neighbour_table(a.table)
     if n.empty:
         return ""
-    header = ("| style | users | alone at | p50 alone | p50 beside | x | p99 alone | p99 beside | x | req/s alone | "
-              "req/s beside |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    rows = [f"| `{r['style']}` | {r['users_label']} | {_num(r['alone_users'], 0)} users |"
-            f" {_num(r['p50_ms_alone'])} | {_num(r['p50_ms_beside'])} | "
-            f"{_num(r['p50_ms_ratio'], 2)} | {_num(r['p99_ms_alone'])} | {_num(r['p99_ms_beside'])} | "
-            f"{_num(r['p99_ms_ratio'], 2)} | {_num(r['rps_alone'])} | {_num(r['rps_beside'])} |"
-            for _, r in n.iterrows()]
+    header = (
+        "| style | users | alone at | p50 alone | p50 beside | x | p99 alone | p99 beside | x | req/s alone | "
+        "req/s beside |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    )
+    rows = [
+        f"| `{r['style']}` | {r['users_label']} | {_num(r['alone_users'], 0)} users |"
+        f" {_num(r['p50_ms_alone'])} | {_num(r['p50_ms_beside'])} | "
+        f"{_num(r['p50_ms_ratio'], 2)} | {_num(r['p99_ms_alone'])} | {_num(r['p99_ms_beside'])} | "
+        f"{_num(r['p99_ms_ratio'], 2)} | {_num(r['rps_alone'])} | {_num(r['rps_beside'])} |"
+        for _, r in n.iterrows()
+    ]
     return "\n".join([header, *rows])
 
 
@@ -85,17 +96,30 @@ def _repeats(a: Analysis) -> str:
 def tables(run_dir: Path) -> str:
     """The README block for ``run_dir``, markers included."""
     a = analyse(run_dir)
-    parts = [BEGIN, provenance(a), "",
-             "Latency in ms, exact (HDR histograms merged from every Locust worker; Locust's own p99 beside "
-             "it, rounded as Locust rounds); req/s: completed requests over the measured window; "
-             f"{_repeats(a)}; predicted: the route style's model ([docs/model.md](docs/model.md)) for the cell's own W, T, P, d and U.",
-             "",
-             "What this run answers, per family:", "", answers_markdown(a), "", cells_markdown(a)]
+    parts = [
+        BEGIN,
+        provenance(a),
+        "",
+        "Latency in ms, exact (HDR histograms merged from every Locust worker; Locust's own p99 beside "
+        "it, rounded as Locust rounds); req/s: completed requests over the measured window; "
+        f"{_repeats(a)}; predicted: the route style's model ([docs/model.md](docs/model.md)) "
+        "for the cell's own W, T, P, d and U.",
+        "",
+        "What this run answers, per family:",
+        "",
+        answers_markdown(a),
+        "",
+        cells_markdown(a),
+    ]
     beside = neighbours_markdown(a)
     if beside:
-        parts += ["", "Neighbour damage: each style beside the others (one cell) against the same style alone "
-                      "(its solo cells at the users named, repeats averaged); users: on the style of the cell's.",
-                  "", beside]
+        parts += [
+            "",
+            "Neighbour damage: each style beside the others (one cell) against the same style alone "
+            "(its solo cells at the users named, repeats averaged); users: on the style of the cell's.",
+            "",
+            beside,
+        ]
     return "\n".join([*parts, END]) + "\n"
 
 

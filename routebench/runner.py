@@ -16,7 +16,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from locustfiles.names import user_class_name
 from routebench import metadata
 from routebench.experiment import Cell, Experiment, expand, reproduce
-from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
 from routebench.launcher import Stack, StackError
+from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
 from target_app.settings import Settings
 from target_app.work import burn
 
@@ -44,7 +44,7 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def new_run_id(name: str) -> str:
-    return f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{name}"
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{name}"
 
 
 def current_rps(history_csv: Path) -> float | None:
@@ -104,13 +104,19 @@ class Runner:
 
     def _run_matrix(self) -> None:
         planned = sum(c.warmup_s + c.duration_s + CELL_OVERHEAD_S for c in self.cells)
-        self.console.print(f"run [bold]{self.run_id}[/]: {len(self.cells)} cells, about {planned / 60:.1f} min "
-                           f"-> {self.run_dir}")
+        self.console.print(
+            f"run [bold]{self.run_id}[/]: {len(self.cells)} cells, about {planned / 60:.1f} min -> {self.run_dir}"
+        )
         db_problem = self._database_problem()
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=self.console, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
         ) as progress:
             task = progress.add_task("starting", total=planned)
             done_s = 0.0
@@ -167,9 +173,15 @@ class Runner:
         progress.update(task, description=label)
         begun = time.monotonic()
         try:
-            outcome = self._measure(cell, cell_dir, lambda rps: progress.update(
-                task, description=f"{label} {rps:,.0f} req/s" if rps is not None else label,
-                completed=done_s + min(budget, time.monotonic() - begun)))
+            outcome = self._measure(
+                cell,
+                cell_dir,
+                lambda rps: progress.update(
+                    task,
+                    description=f"{label} {rps:,.0f} req/s" if rps is not None else label,
+                    completed=done_s + min(budget, time.monotonic() - begun),
+                ),
+            )
         except StackError as exc:
             outcome = {"status": "failed", "reason": str(exc)}
         except KeyboardInterrupt:
@@ -182,14 +194,25 @@ class Runner:
         self._report_cell(cell, record, label)
 
     def _measure(self, cell: Cell, cell_dir: Path, on_rps: Callable[[float | None], None]) -> dict[str, Any]:
-        settings = self.base_settings.model_copy(update={
-            "workers": cell.server_workers, "worker_class": cell.worker_class,
-            "threadpool_tokens": cell.threadpool_tokens, "db_pool_size": cell.db_pool_size,
-        })
+        settings = self.base_settings.model_copy(
+            update={
+                "workers": cell.server_workers,
+                "worker_class": cell.worker_class,
+                "threadpool_tokens": cell.threadpool_tokens,
+                "db_pool_size": cell.db_pool_size,
+            }
+        )
         spec = LoadSpec(
-            target_url="", user_classes=[user_class_name(s) for s in cell.styles], users=cell.users,
-            out_dir=cell_dir, run_time_s=cell.warmup_s + cell.duration_s, warmup_s=cell.warmup_s,
-            model=cell.model, arrival_rate=cell.arrival_rate, wait_ms=cell.wait_ms, work=cell.work,
+            target_url="",
+            user_classes=[user_class_name(s) for s in cell.styles],
+            users=cell.users,
+            out_dir=cell_dir,
+            run_time_s=cell.warmup_s + cell.duration_s,
+            warmup_s=cell.warmup_s,
+            model=cell.model,
+            arrival_rate=cell.arrival_rate,
+            wait_ms=cell.wait_ms,
+            work=cell.work,
             fanout=cell.fanout,
         )
         workers = cell.locust_workers or default_worker_count()
@@ -197,9 +220,14 @@ class Runner:
             workers = 0
         with self._target(settings, cell, cell_dir) as stack:
             spec.target_url = stack.target_url
-            cluster = LocustCluster(spec, workers, bind_host=self.master_host, master_port=self.master_port,
-                                    external_workers=self.external_workers,
-                                    expect_timeout_s=600 if self.external_workers else 60)
+            cluster = LocustCluster(
+                spec,
+                workers,
+                bind_host=self.master_host,
+                master_port=self.master_port,
+                external_workers=self.external_workers,
+                expect_timeout_s=600 if self.external_workers else 60,
+            )
             with cluster:
                 if self.external_workers and self.on_worker_command:
                     self.on_worker_command(cluster.worker_command())
@@ -208,12 +236,15 @@ class Runner:
                 def tick() -> None:
                     dead = [m for m in stack.processes if not m.alive()]
                     if dead:
-                        raise StackError(f"the target stack died mid-cell: {dead[0].name} exited with code "
-                                         f"{dead[0].proc.returncode}")
+                        raise StackError(
+                            f"the target stack died mid-cell: {dead[0].name} exited with code {dead[0].proc.returncode}"
+                        )
                     on_rps(current_rps(history))
 
-                code = cluster.wait(timeout=spec.run_time_s + (660 if self.external_workers else 90),  # type: ignore[operator]
-                                    on_tick=tick)
+                code = cluster.wait(
+                    timeout=spec.run_time_s + (660 if self.external_workers else 90),  # type: ignore[operator]
+                    on_tick=tick,
+                )
             cpu = {str(pid): readings for pid, readings in cluster.cpu.items()}
             names = {str(m.proc.pid): m.name for m in cluster.processes()}
             server_log = stack.log("target")
@@ -225,9 +256,14 @@ class Runner:
             tail = cluster.master.tail(3) if cluster.master else ""
             return {"status": "failed", "reason": f"Locust left no results (exit code {code}): {tail}"}
         exact = json.loads((cell_dir / "exact.json").read_text())
-        return {"status": "ok", "locust_exit_code": code, "generator_saturated": generator["saturated"],
-                "users_by_style": exact.get("test", {}).get("users_by_style", {}),
-                "lost_workers": exact.get("lost_workers", []), "server_worker_deaths": deaths}
+        return {
+            "status": "ok",
+            "locust_exit_code": code,
+            "generator_saturated": generator["saturated"],
+            "users_by_style": exact.get("test", {}).get("users_by_style", {}),
+            "lost_workers": exact.get("lost_workers", []),
+            "server_worker_deaths": deaths,
+        }
 
     @contextlib.contextmanager
     def _target(self, settings: Settings, cell: Cell, cell_dir: Path) -> Iterator[Stack | ExternalTarget]:
@@ -250,12 +286,15 @@ class Runner:
             if e:
                 # A one-style cell's label names the style already: only a shared cell repeats it.
                 name = f"{style} " if len(cell.styles) > 1 else ""
-                parts.append(f"{name}p50 {e['percentiles_us']['50'] / 1000:,.1f} ms, "
-                             f"p99 {e['percentiles_us']['99'] / 1000:,.1f} ms, {e['count']:,} req")
+                parts.append(
+                    f"{name}p50 {e['percentiles_us']['50'] / 1000:,.1f} ms, "
+                    f"p99 {e['percentiles_us']['99'] / 1000:,.1f} ms, {e['count']:,} req"
+                )
         warn = " [yellow]generator saturated[/]" if record.get("generator_saturated") else ""
         # Wrapped by words, not cut mid-number, in a narrow terminal.
-        self.console.print(f"{label}: {'; '.join(parts) or 'no requests'}{warn} [dim]({record['wall_s']} s)[/]",
-                           soft_wrap=False)
+        self.console.print(
+            f"{label}: {'; '.join(parts) or 'no requests'}{warn} [dim]({record['wall_s']} s)[/]", soft_wrap=False
+        )
 
 
 @dataclass
@@ -282,11 +321,17 @@ class ExternalTarget:
 
 def generator_load(cpu: dict[str, list[float]], names: dict[str, str]) -> dict[str, Any]:
     """Each Locust process's CPU over the cell; saturated when any averaged above Locust's warning."""
-    processes = []
+    processes: list[dict[str, Any]] = []
     for pid, readings in cpu.items():
         mean = sum(readings) / len(readings) if readings else 0.0
-        processes.append({"pid": int(pid), "name": names.get(pid, "?"), "mean_cpu_percent": round(mean, 1),
-                          "max_cpu_percent": round(max(readings, default=0.0), 1)})
+        processes.append(
+            {
+                "pid": int(pid),
+                "name": names.get(pid, "?"),
+                "mean_cpu_percent": round(mean, 1),
+                "max_cpu_percent": round(max(readings, default=0.0), 1),
+            }
+        )
     saturated = any(p["mean_cpu_percent"] > CPU_WARNING for p in processes)
     return {"threshold_percent": CPU_WARNING, "saturated": saturated, "processes": processes}
 
@@ -297,7 +342,9 @@ def calibrate_cpu(cells: list[Cell]) -> dict[str, float]:
     return {str(w): statistics.median(burn(w) for _ in range(5)) / 1000 for w in works}
 
 
-WORKER_DEATH = re.compile(r"^\[(?P<at>[^\]]+)\] \[\d+\] \[\w+\] Worker \(pid:(?P<pid>\d+)\) (?P<how>was sent \w+|exited with code -?\d+)")
+WORKER_DEATH = re.compile(
+    r"^\[(?P<at>[^\]]+)\] \[\d+\] \[\w+\] Worker \(pid:(?P<pid>\d+)\) (?P<how>was sent \w+|exited with code -?\d+)"
+)
 
 
 def worker_deaths(server_log: str, telemetry_dir: Path) -> list[dict[str, Any]]:
@@ -322,6 +369,13 @@ def worker_deaths(server_log: str, telemetry_dir: Path) -> list[dict[str, Any]]:
                     break
                 except json.JSONDecodeError:
                     continue
-        deaths.append({"pid": pid, "at": m["at"], "how": m["how"], "inflight_at_last_sample": last.get("inflight"),
-                       "last_sample_t": last.get("t")})
+        deaths.append(
+            {
+                "pid": pid,
+                "at": m["at"],
+                "how": m["how"],
+                "inflight_at_last_sample": last.get("inflight"),
+                "last_sample_t": last.get("t"),
+            }
+        )
     return deaths

@@ -36,7 +36,8 @@ def _users(row: pd.Series) -> str:
 def summary_table(table: pd.DataFrame, title: str, width: int) -> tuple[Table, list[str]]:
     """The rich table for ``width`` columns, and the notes to print under it."""
     rows = table.assign(_order=table["style"].map(ORDER)).sort_values(
-        ["together", "_order", "users", "repeat"], kind="stable")
+        ["together", "_order", "users", "repeat"], kind="stable"
+    )
     wide = width >= WIDE
     one_w = rows["server_workers"].nunique() == 1
     any_failures = bool(rows["failures"].sum())

@@ -30,21 +30,37 @@ def _cell(index: int, test_dir: Path, settings: Settings, locust_workers: int) -
     styles = _styles_in_order(set(by_style) | set(exact.get("requests", {})))
     ended = test.get("stopped_at") or exact.get("saved_at")
     cell = experiment.Cell(
-        index=index, id=test_dir.name, group="web-ui", styles=styles or ["sleep/async-await"],
-        users=sum(by_style.values()), server_workers=settings.workers, repeat=1,
-        duration_s=round(max(0.0, ended - test["measure_from"]), 1), warmup_s=opts.get("warmup_s", 0.0),
-        model=opts.get("model", "closed"), arrival_rate=opts.get("arrival_rate") or experiment.DEFAULTS.arrival_rate,
-        wait_ms=opts.get("ms", settings.default_wait_ms), work=opts.get("work", settings.default_work),
-        fanout=opts.get("k", settings.default_fanout), worker_class=settings.worker_class,
-        threadpool_tokens=settings.threadpool_tokens, db_pool_size=settings.db_pool_size,
+        index=index,
+        id=test_dir.name,
+        group="web-ui",
+        styles=styles or ["sleep/async-await"],
+        users=sum(by_style.values()),
+        server_workers=settings.workers,
+        repeat=1,
+        duration_s=round(max(0.0, ended - test["measure_from"]), 1),
+        warmup_s=opts.get("warmup_s", 0.0),
+        model=opts.get("model", "closed"),
+        arrival_rate=opts.get("arrival_rate") or experiment.DEFAULTS.arrival_rate,
+        wait_ms=opts.get("ms", settings.default_wait_ms),
+        work=opts.get("work", settings.default_work),
+        fanout=opts.get("k", settings.default_fanout),
+        worker_class=settings.worker_class,
+        threadpool_tokens=settings.threadpool_tokens,
+        db_pool_size=settings.db_pool_size,
         locust_workers=locust_workers,
     )
     recorded = sum(r["count"] for r in exact.get("requests", {}).values())
     status = {"status": "ok"} if recorded and styles else {"status": "failed", "reason": "no requests were recorded"}
-    return {**cell.model_dump(), "dir": test_dir.name, "users_by_style": by_style,
-            "started_at": test["started_at"], "ended_at": ended, "lost_workers": exact.get("lost_workers", []),
-            "warnings": test.get("warnings", []),
-            **status}
+    return {
+        **cell.model_dump(),
+        "dir": test_dir.name,
+        "users_by_style": by_style,
+        "started_at": test["started_at"],
+        "ended_at": ended,
+        "lost_workers": exact.get("lost_workers", []),
+        "warnings": test.get("warnings", []),
+        **status,
+    }
 
 
 def _split_telemetry(run_dir: Path, cells: list[dict[str, Any]]) -> None:
@@ -67,16 +83,31 @@ def _split_telemetry(run_dir: Path, cells: list[dict[str, Any]]) -> None:
 
 
 def _as_experiment(cells: list[dict[str, Any]], settings: Settings) -> experiment.Experiment:
-    groups = [experiment.Group(
-        name=cell["id"], styles=cell["styles"], together=len(cell["styles"]) > 1, users=[max(1, cell["users"])],
-        duration_s=max(1.0, cell["duration_s"]), warmup_s=cell["warmup_s"], model=cell["model"],
-        arrival_rate=cell["arrival_rate"], wait_ms=cell["wait_ms"], work=cell["work"], fanout=cell["fanout"],
-    ) for cell in cells if cell["status"] == "ok"]
+    groups = [
+        experiment.Group(
+            name=cell["id"],
+            styles=cell["styles"],
+            together=len(cell["styles"]) > 1,
+            users=[max(1, cell["users"])],
+            duration_s=max(1.0, cell["duration_s"]),
+            warmup_s=cell["warmup_s"],
+            model=cell["model"],
+            arrival_rate=cell["arrival_rate"],
+            wait_ms=cell["wait_ms"],
+            work=cell["work"],
+            fanout=cell["fanout"],
+        )
+        for cell in cells
+        if cell["status"] == "ok"
+    ]
     return experiment.Experiment(
-        name="web-ui", description="the tests of a Locust web-UI session, as a headless experiment",
+        name="web-ui",
+        description="the tests of a Locust web-UI session, as a headless experiment",
         groups=groups or [experiment.Group(styles=[catalogue.STYLES[0].id])],
-        server_workers=[settings.workers], worker_class=settings.worker_class,
-        threadpool_tokens=settings.threadpool_tokens, db_pool_size=settings.db_pool_size,
+        server_workers=[settings.workers],
+        worker_class=settings.worker_class,
+        threadpool_tokens=settings.threadpool_tokens,
+        db_pool_size=settings.db_pool_size,
     )
 
 
@@ -86,5 +117,8 @@ def cells(run_dir: Path, settings: Settings, locust_workers: int) -> dict[str, A
     found = [_cell(i, p, settings, locust_workers) for i, p in enumerate(tests, 1)]
     _split_telemetry(run_dir, found)
     exp = _as_experiment(found, settings)
-    return {"cells": found, "experiment": exp.model_dump(exclude_none=True),
-            "reproduce": experiment.reproduce(str(run_dir / "experiment.toml"), exp, run_dir)}
+    return {
+        "cells": found,
+        "experiment": exp.model_dump(exclude_none=True),
+        "reproduce": experiment.reproduce(str(run_dir / "experiment.toml"), exp, run_dir),
+    }

@@ -82,13 +82,31 @@ STYLES: tuple[RouteStyle, ...] = (
     RouteStyle("cpu/sync-def", "pure-Python CPU work in a plain def route (threadpool, GIL-bound)", "cpu", ("work",)),
     RouteStyle("cpu/process-pool", "CPU work sent to a per-worker process pool", "process-pool", ("work",)),
     RouteStyle("fanout/sequential", "k upstream calls awaited one after another", "fanout-sequential", ("ms", "k")),
-    RouteStyle("fanout/gather", "k upstream calls awaited together with asyncio.gather", "fanout-gather", ("ms", "k"), baseline=True),
-    RouteStyle("http/async-client", "one upstream call through a shared httpx.AsyncClient", "async", ("ms",), baseline=True),
+    RouteStyle(
+        "fanout/gather",
+        "k upstream calls awaited together with asyncio.gather",
+        "fanout-gather",
+        ("ms", "k"),
+        baseline=True,
+    ),
+    RouteStyle(
+        "http/async-client", "one upstream call through a shared httpx.AsyncClient", "async", ("ms",), baseline=True
+    ),
     RouteStyle("http/blocking-client-in-async", "a blocking httpx.Client call inside async def", "blocking", ("ms",)),
     RouteStyle("http/sync-def", "a blocking httpx.Client call in a plain def route", "threadpool", ("ms",)),
-    RouteStyle("db/asyncpg", "SELECT pg_sleep(d) through an asyncpg pool of P per worker", "db-async-pool", ("ms",), baseline=True),
-    RouteStyle("db/blocking-in-async", "SELECT pg_sleep(d) through blocking psycopg inside async def", "db-blocking", ("ms",)),
-    RouteStyle("db/sync-def", "SELECT pg_sleep(d) through blocking psycopg in a plain def route", "db-threadpool", ("ms",)),
+    RouteStyle(
+        "db/asyncpg",
+        "SELECT pg_sleep(d) through an asyncpg pool of P per worker",
+        "db-async-pool",
+        ("ms",),
+        baseline=True,
+    ),
+    RouteStyle(
+        "db/blocking-in-async", "SELECT pg_sleep(d) through blocking psycopg inside async def", "db-blocking", ("ms",)
+    ),
+    RouteStyle(
+        "db/sync-def", "SELECT pg_sleep(d) through blocking psycopg in a plain def route", "db-threadpool", ("ms",)
+    ),
 )
 
 BY_ID: dict[str, RouteStyle] = {s.id: s for s in STYLES}

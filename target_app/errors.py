@@ -31,9 +31,7 @@ def describe_validation(exc: RequestValidationError) -> str:
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse(
-        {"detail": describe_validation(exc), "errors": jsonable_errors(exc)}, status_code=422
-    )
+    return JSONResponse({"detail": describe_validation(exc), "errors": jsonable_errors(exc)}, status_code=422)
 
 
 def jsonable_errors(exc: RequestValidationError) -> list[dict[str, object]]:
@@ -62,7 +60,8 @@ class LimitQueryString:
         size = len(scope.get("query_string", b"")) if scope["type"] == "http" else 0
         if size > MAX_QUERY_BYTES:
             response = JSONResponse(
-                {"detail": f"query string of {size} bytes is over the {MAX_QUERY_BYTES}-byte limit"}, status_code=414)
+                {"detail": f"query string of {size} bytes is over the {MAX_QUERY_BYTES}-byte limit"}, status_code=414
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -73,6 +72,12 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(Unavailable, _unavailable(""))
     app.add_exception_handler(httpx.HTTPError, _unavailable("upstream failed"))
-    for db_error in (asyncpg.PostgresError, asyncpg.InterfaceError, psycopg.Error, psycopg_pool.PoolTimeout,
-                     TimeoutError, OSError):
+    for db_error in (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        psycopg.Error,
+        psycopg_pool.PoolTimeout,
+        TimeoutError,
+        OSError,
+    ):
         app.add_exception_handler(db_error, _unavailable("database failed"))

@@ -30,7 +30,10 @@ def family_router(name: str, handlers: dict[str, Callable[..., Any]]) -> APIRout
     router = APIRouter(prefix=f"/{name}", tags=[name])
     for style in styles:
         router.add_api_route(
-            f"/{style.style}", handlers[style.style], methods=["GET"], name=style.id,
+            f"/{style.style}",
+            handlers[style.style],
+            methods=["GET"],
+            name=style.id,
             summary=style.description,
         )
     return router
@@ -47,9 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         res = Resources(settings)
         await res.open()
         app.state.resources = res
-        sampler = Sampler(
-            settings.telemetry_interval_ms / 1000, inflight, res.db.stats, settings.telemetry_dir
-        )
+        sampler = Sampler(settings.telemetry_interval_ms / 1000, inflight, res.db.stats, settings.telemetry_dir)
         sampler.start()
         app.state.sampler = sampler
         marker = settings.state_dir / f"ready-{os.getpid()}" if settings.state_dir else None
@@ -78,7 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health() -> JSONResponse:
         res: Resources = app.state.resources
         body: dict[str, object] = {
-            "status": "ok", "pid": os.getpid(),
+            "status": "ok",
+            "pid": os.getpid(),
             "threadpool_tokens": int(anyio.to_thread.current_default_thread_limiter().total_tokens),
             "upstream": settings.upstream_url or "disabled",
         }

@@ -41,9 +41,7 @@ def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def wait_seconds(
-    request: Request, ms: Annotated[int | None, _query("ms")] = None
-) -> float:
+async def wait_seconds(request: Request, ms: Annotated[int | None, _query("ms")] = None) -> float:
     return (settings_of(request).default_wait_ms if ms is None else ms) / 1000
 
 

@@ -17,8 +17,8 @@ import psycopg
 import psycopg_pool
 from fastapi import Request
 
-from target_app.settings import Settings
 from target_app.lifeline import die_with_parent
+from target_app.settings import Settings
 from target_app.work import burn
 
 
@@ -47,12 +47,15 @@ class Database:
                 self.url, min_size=self.pool_size, max_size=self.pool_size, timeout=self.timeout_s
             )
             self.sync_pool = psycopg_pool.ConnectionPool(
-                self.url, min_size=self.pool_size, max_size=self.pool_size,
-                timeout=self.timeout_s, open=False,
+                self.url,
+                min_size=self.pool_size,
+                max_size=self.pool_size,
+                timeout=self.timeout_s,
+                open=False,
             )
             # Opening waits for the first connections; keep that off the event loop.
             await asyncio.to_thread(self.sync_pool.open, wait=True, timeout=self.timeout_s)
-        except (OSError, asyncpg.PostgresError, psycopg.Error, psycopg_pool.PoolTimeout, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError, psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             self.error = f"database unreachable: {type(exc).__name__}: {exc}".strip()
             await self.close()
 
@@ -93,8 +96,10 @@ class Database:
 
     def stats(self) -> dict[str, int | None]:
         out: dict[str, int | None] = {
-            "db_async_in_use": None, "db_async_waiting": None,
-            "db_sync_in_use": None, "db_sync_waiting": None,
+            "db_async_in_use": None,
+            "db_async_waiting": None,
+            "db_sync_in_use": None,
+            "db_sync_waiting": None,
         }
         if self.async_pool is not None:
             out["db_async_in_use"] = self.async_pool.get_size() - self.async_pool.get_idle_size()
@@ -163,13 +168,16 @@ class Resources:
         # spawn, not fork: this worker already runs threads (AnyIO's, psycopg_pool's). Not forkserver
         # either: a forkserver outlives a SIGKILLed worker; spawned children die with it.
         self.process_pool = ProcessPoolExecutor(
-            self.settings.process_pool_size, mp_context=multiprocessing.get_context("spawn"),
-            initializer=die_with_parent, initargs=(signal.SIGKILL,),
+            self.settings.process_pool_size,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(signal.SIGKILL,),
         )
         # Start the pool's processes now, not on the first measured request.
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self.process_pool, burn, 0)
-                               for _ in range(self.settings.process_pool_size)))
+        await asyncio.gather(
+            *(loop.run_in_executor(self.process_pool, burn, 0) for _ in range(self.settings.process_pool_size))
+        )
 
     async def close(self) -> None:
         if self.process_pool is not None:

@@ -42,9 +42,7 @@ class Settings(BaseSettings):
     worker_timeout_s: int = Field(30, ge=2, le=3600)
 
     # Database: DATABASE_URL (or ROUTEBENCH_DATABASE_URL) to use one's own, else the embedded server.
-    database_url: str | None = Field(
-        None, validation_alias=AliasChoices("ROUTEBENCH_DATABASE_URL", "DATABASE_URL")
-    )
+    database_url: str | None = Field(None, validation_alias=AliasChoices("ROUTEBENCH_DATABASE_URL", "DATABASE_URL"))
     embedded_db: bool = True
     db_pool_size: int = Field(10, ge=1, le=200)
     db_timeout_s: float = Field(15.0, gt=0, le=600)

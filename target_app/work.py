@@ -12,4 +12,3 @@ def burn(work: int) -> float:
     for i in range(work):
         total += i * i
     return (time.thread_time() - start) * 1000
-

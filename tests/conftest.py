@@ -36,7 +36,9 @@ def stack(telemetry_dir: Path) -> Iterator[Stack]:
         yield s
 
 
-async def burst(base_url: str, path: str, n: int, params: dict[str, object] | None = None) -> tuple[float, list[httpx.Response]]:
+async def burst(
+    base_url: str, path: str, n: int, params: dict[str, object] | None = None
+) -> tuple[float, list[httpx.Response]]:
     """Send n concurrent requests, each on its own connection; return the wall time and responses."""
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
@@ -45,15 +47,25 @@ async def burst(base_url: str, path: str, n: int, params: dict[str, object] | No
         return time.perf_counter() - start, list(responses)
 
 
-def routebench_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None,
-                   ) -> subprocess.CompletedProcess[str]:
+def routebench_cli(
+    *args: str,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """The real command, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "routebench.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "routebench.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
 
 
 def still_running(pids: list[int], grace_s: float = 5.0) -> list[int]:
     """Those of ``pids`` still alive (zombies excepted) after up to ``grace_s`` of waiting for them."""
+
     def alive() -> list[int]:
         out = []
         for pid in pids:
@@ -73,10 +85,19 @@ def still_running(pids: list[int], grace_s: float = 5.0) -> list[int]:
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed "
-                                    "(.ci/run installs it: apt-get install chromium)")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason="Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)",
+)
 
 
 @pytest.fixture(scope="module")

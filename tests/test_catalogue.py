@@ -7,11 +7,21 @@ from target_app.main import FAMILY_MODULES, create_app, family_router
 from target_app.settings import Settings
 
 REQUIRED = {
-    "sleep/async-await", "sleep/blocking-in-async", "sleep/sync-def", "sleep/offloaded",
-    "cpu/async", "cpu/sync-def", "cpu/process-pool",
-    "fanout/sequential", "fanout/gather",
-    "http/async-client", "http/blocking-client-in-async", "http/sync-def",
-    "db/asyncpg", "db/blocking-in-async", "db/sync-def",
+    "sleep/async-await",
+    "sleep/blocking-in-async",
+    "sleep/sync-def",
+    "sleep/offloaded",
+    "cpu/async",
+    "cpu/sync-def",
+    "cpu/process-pool",
+    "fanout/sequential",
+    "fanout/gather",
+    "http/async-client",
+    "http/blocking-client-in-async",
+    "http/sync-def",
+    "db/asyncpg",
+    "db/blocking-in-async",
+    "db/sync-def",
 }
 
 
@@ -55,7 +65,12 @@ def test_the_app_imports_nothing_from_the_orchestrator() -> None:
     for path in Path(target_app.__file__).parent.rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 assert name.split(".")[0] not in {"routebench", "analysis", "locustfiles"}, (path, name)

@@ -22,14 +22,17 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], words: str) ->
     assert len(lines) == 1 and words in lines[0], lines
 
 
-@pytest.mark.parametrize("body, words", [
-    ("name = 'x'\n[[groups]\nstyles = ['sleep']\n", "not valid TOML"),
-    ("[[groups]]\nstyles = ['sleep/nope']\n", "unknown route style 'sleep/nope'"),
-    ("users = [0]\n[[groups]]\nstyles = ['sleep']\n", "users"),
-    ("wait_ms = 20000\n[[groups]]\nstyles = ['sleep']\n", "wait_ms"),
-    ("colour = 'blue'\n[[groups]]\nstyles = ['sleep']\n", "colour"),
-    ("name = 'no groups'\n", "groups"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ("name = 'x'\n[[groups]\nstyles = ['sleep']\n", "not valid TOML"),
+        ("[[groups]]\nstyles = ['sleep/nope']\n", "unknown route style 'sleep/nope'"),
+        ("users = [0]\n[[groups]]\nstyles = ['sleep']\n", "users"),
+        ("wait_ms = 20000\n[[groups]]\nstyles = ['sleep']\n", "wait_ms"),
+        ("colour = 'blue'\n[[groups]]\nstyles = ['sleep']\n", "colour"),
+        ("name = 'no groups'\n", "groups"),
+    ],
+)
 def test_malformed_experiment_files(tmp_path: Path, body: str, words: str) -> None:
     exp = tmp_path / "bad.toml"
     exp.write_text(body)
@@ -65,7 +68,8 @@ def test_ui_with_its_port_taken_writes_nothing(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        done = routebench_cli("ui", "--no-db", "--web-port", str(port), "--results", str(tmp_path / "results"),
-                              timeout=120)
+        done = routebench_cli(
+            "ui", "--no-db", "--web-port", str(port), "--results", str(tmp_path / "results"), timeout=120
+        )
     assert_one_line_error(done, f"port {port} on 127.0.0.1 is already in use (wanted for the Locust web UI)")
     assert not (tmp_path / "results").exists()

@@ -13,8 +13,7 @@ from analysis.load import load_run
 from analysis.summary import summarise
 from routebench import experiment, readme, terminal
 from target_app import catalogue
-from tests.conftest import FIXTURE_RUN
-from tests.conftest import routebench_cli
+from tests.conftest import FIXTURE_RUN, routebench_cli
 
 
 def rendered(width: int, table: object) -> str:
@@ -56,7 +55,9 @@ def test_readme_tables_come_from_the_run_and_name_it(tmp_path: Path) -> None:
     table = summarise(load_run(FIXTURE_RUN))
     solo = table[~table["together"]]
     for r in solo.itertuples():
-        assert f"| `{r.style}` | {r.users:g} | {r.server_workers} | {r.repeat} | {r.requests:,} | {r.rps:,.1f} |" in block
+        assert (
+            f"| `{r.style}` | {r.users:g} | {r.server_workers} | {r.repeat} | {r.requests:,} | {r.rps:,.1f} |" in block
+        )
     page = tmp_path / "README.md"
     page.write_text(f"# title\n\n{readme.BEGIN}\nold numbers\n{readme.END}\n\nafter\n")
     done = routebench_cli("readme-tables", str(FIXTURE_RUN), "--write", str(page))
@@ -97,8 +98,10 @@ def test_reproduce_names_a_profile_a_checkout_file_or_the_runs_own_copy(tmp_path
     smoke = experiment.load("smoke")
     assert experiment.reproduce("smoke", smoke, tmp_path)["command"] == "make loadtest PROFILE=smoke"
     fixture = "tests/fixtures/fixture.toml"
-    assert experiment.reproduce(fixture, experiment.load(fixture), tmp_path)["command"] == \
-        f"make loadtest PROFILE={fixture}"
+    assert (
+        experiment.reproduce(fixture, experiment.load(fixture), tmp_path)["command"]
+        == f"make loadtest PROFILE={fixture}"
+    )
     elsewhere = tmp_path / "mine.toml"
     elsewhere.write_text(experiment.to_toml(smoke))
     again = experiment.reproduce(str(elsewhere), experiment.load(str(elsewhere)), tmp_path)

@@ -26,8 +26,16 @@ def parses(cmd: list[str]) -> Any:
         pytest.fail(f"{cmd} does not parse: exit {exc.code}")
 
 
-def check_roles(target: list[str], target_port: int, target_host: str, master: list[str], master_port: int,
-                master_host: str, worker: list[str], worker_replicas: int) -> None:
+def check_roles(
+    target: list[str],
+    target_port: int,
+    target_host: str,
+    master: list[str],
+    master_port: int,
+    master_host: str,
+    worker: list[str],
+    worker_replicas: int,
+) -> None:
     serve = parses(target)
     assert serve.func.__name__ == "cmd_serve" and serve.port == target_port
     run = parses(master)
@@ -47,8 +55,16 @@ def test_compose_file_agrees_with_the_cli() -> None:
     s = compose["services"]
     target_port = int(s["target"]["expose"][0])
     master_port = int(s["master"]["expose"][0])
-    check_roles(s["target"]["command"], target_port, "target", s["master"]["command"], master_port, "master",
-                s["worker"]["command"], s["worker"]["deploy"]["replicas"])
+    check_roles(
+        s["target"]["command"],
+        target_port,
+        "target",
+        s["master"]["command"],
+        master_port,
+        "master",
+        s["worker"]["command"],
+        s["worker"]["deploy"]["replicas"],
+    )
     assert s["target"]["build"] == ".." and all(v.get("image") == "routebench:latest" for v in s.values())
 
 
@@ -66,9 +82,16 @@ def test_kubernetes_manifests_agree_with_the_cli() -> None:
     assert container("routebench-master")["ports"][0]["containerPort"] == master_port
     for name, svc in services.items():  # each Service selects the pods of its Deployment
         assert svc["spec"]["selector"] == deployments[name]["spec"]["selector"]["matchLabels"]
-    check_roles(container("routebench-target")["command"], target_port, "routebench-target",
-                container("routebench-master")["command"], master_port, "routebench-master",
-                container("routebench-worker")["command"], deployments["routebench-worker"]["spec"]["replicas"])
+    check_roles(
+        container("routebench-target")["command"],
+        target_port,
+        "routebench-target",
+        container("routebench-master")["command"],
+        master_port,
+        "routebench-master",
+        container("routebench-worker")["command"],
+        deployments["routebench-worker"]["spec"]["replicas"],
+    )
 
 
 def test_dockerfile_ships_every_package_and_the_profiles() -> None:

@@ -17,6 +17,8 @@ import pytest
 from locustfiles.capture import file_name, load_histogram
 from tests.conftest import still_running
 
+pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'
+
 
 def write_experiment(path: Path, body: str) -> Path:
     path.write_text(body)
@@ -25,9 +27,22 @@ def write_experiment(path: Path, body: str) -> Path:
 
 def start_run(experiment: Path, results: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "routebench.cli", "run", str(experiment), "--results", str(results),
-         "--reports", str(results / "reports")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        [
+            sys.executable,
+            "-m",
+            "routebench.cli",
+            "run",
+            str(experiment),
+            "--results",
+            str(results),
+            "--reports",
+            str(results / "reports"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -78,6 +93,7 @@ def test_killed_locust_worker_and_gunicorn_worker(tmp_path: Path) -> None:
     exp = write_experiment(tmp_path / "fault.toml", ONE_CELL)
     with start_run(exp, tmp_path) as proc:
         try:
+
             def cluster() -> list[psutil.Process] | None:
                 procs = descendants(proc.pid)
                 workers = [p for p in procs if "--worker" in cmdline(p)]
@@ -96,8 +112,9 @@ def test_killed_locust_worker_and_gunicorn_worker(tmp_path: Path) -> None:
             gunicorn_master = next(p for p in procs if "gunicorn" in cmdline(p) and p.ppid() == proc.pid)
             time.sleep(1)
             # The worker holding the most client connections, so requests are surely in flight on it.
-            gunicorn_worker = max(gunicorn_master.children(),
-                                  key=lambda w: sum(c.status == "ESTABLISHED" for c in _connections(w)))
+            gunicorn_worker = max(
+                gunicorn_master.children(), key=lambda w: sum(c.status == "ESTABLISHED" for c in _connections(w))
+            )
             gunicorn_worker.send_signal(signal.SIGKILL)
             killed_server_worker = gunicorn_worker.pid
             assert proc.wait(120) == 0, proc.stderr.read() if proc.stderr else ""
@@ -162,6 +179,7 @@ def test_target_stack_dying_fails_only_its_cell(tmp_path: Path) -> None:
     exp = write_experiment(tmp_path / "two.toml", TWO_CELLS)
     with start_run(exp, tmp_path) as proc:
         try:
+
             def gunicorn_master() -> psutil.Process | None:
                 procs = descendants(proc.pid)
                 if not any("--worker" in cmdline(q) for q in procs):

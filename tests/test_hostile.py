@@ -6,8 +6,11 @@ import asyncio
 import time
 
 import httpx
+import pytest
 
 from routebench.launcher import Stack
+
+pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'
 
 HOSTILE = [
     ("/sleep/async-await", {"ms": "-5"}),

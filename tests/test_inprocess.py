@@ -1,4 +1,5 @@
-"""In-process behaviour (HTTPX ASGITransport, one process): the shape of a published reference table (20 and 100 concurrent requests, d = 50 ms).
+"""In-process behaviour (HTTPX ASGITransport, one process): the shape of a published reference
+table (20 and 100 concurrent requests, d = 50 ms).
 
 For a burst of N requests with wait d: blocking-in-async takes about N*d (one event loop, each
 request holds it), async-await stays near d, the threadpool styles go in waves of T tokens.
@@ -93,10 +94,17 @@ def test_missing_database_and_upstream_answer_503_promptly() -> None:
         # A port nobody listens on: connection refused, at once.
         dead = "127.0.0.1:9"
         out = []
-        async with client_for(database_url=f"postgresql://postgres@{dead}/postgres",
-                              upstream_url=f"http://{dead}") as client:
-            for path in ("/db/asyncpg", "/db/sync-def", "/db/blocking-in-async", "/http/async-client",
-                         "/http/sync-def", "/fanout/gather"):
+        async with client_for(
+            database_url=f"postgresql://postgres@{dead}/postgres", upstream_url=f"http://{dead}"
+        ) as client:
+            for path in (
+                "/db/asyncpg",
+                "/db/sync-def",
+                "/db/blocking-in-async",
+                "/http/async-client",
+                "/http/sync-def",
+                "/fanout/gather",
+            ):
                 start = time.perf_counter()
                 out.append((await client.get(path), time.perf_counter() - start))
             health = await client.get("/health")

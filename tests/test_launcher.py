@@ -15,6 +15,8 @@ import pytest
 from routebench.launcher import Stack, StackError
 from tests.conftest import routebench_cli, stack_settings, still_running
 
+pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'
+
 
 @pytest.fixture
 def taken_port() -> Iterator[int]:
@@ -39,11 +41,14 @@ def test_cli_port_in_use_exits_nonzero_with_one_line(taken_port: int) -> None:
     ]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--workers", "0"], "workers"),
-    (["--threadpool", "-3"], "threadpool_tokens"),
-    (["--worker-class", "tornado"], "worker_class"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--workers", "0"], "workers"),
+        (["--threadpool", "-3"], "threadpool_tokens"),
+        (["--worker-class", "tornado"], "worker_class"),
+    ],
+)
 def test_cli_bad_settings_are_one_line(args: list[str], words: str) -> None:
     result = routebench_cli("serve", "--no-db", *args)
     assert result.returncode == 2
@@ -61,8 +66,12 @@ def test_alternative_worker_classes_serve_with_w_workers(worker_class: str) -> N
 
 
 def test_serve_prints_urls_and_stops_everything_on_ctrl_c() -> None:
-    with subprocess.Popen([sys.executable, "-m", "routebench.cli", "serve", "--workers", "2"],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "routebench.cli", "serve", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
         try:
             url = proc.stdout.readline().strip() if proc.stdout else ""
             assert url.startswith("http://127.0.0.1:")

@@ -20,6 +20,8 @@ from analysis.summary import summarise
 from locustfiles.capture import file_name, load_histogram
 from tests.conftest import routebench_cli, still_running
 
+pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'
+
 
 def locust_bucket(ms: float) -> float:
     """The rounding Locust applies before its percentiles (locust/stats.py)."""
@@ -79,16 +81,23 @@ def test_blocking_in_async_p99_is_far_above_async_await(smoke_run: Path) -> None
 def test_exact_percentiles_agree_with_locusts_within_its_rounding(smoke_run: Path) -> None:
     table = summarise(load_run(smoke_run))
     for row in table.itertuples():
-        for exact, rounded, slack in ((row.p50_ms, row.locust_p50_ms, 0.05), (row.p95_ms, row.locust_p95_ms, 0.05),
-                                      (row.p99_ms, row.locust_p99_ms, 0.10)):
+        for exact, rounded, slack in (
+            (row.p50_ms, row.locust_p50_ms, 0.05),
+            (row.p95_ms, row.locust_p95_ms, 0.05),
+            (row.p99_ms, row.locust_p99_ms, 0.10),
+        ):
             assert abs(exact - rounded) <= max(locust_bucket(rounded), slack * rounded), (row.style, exact, rounded)
         # Exact values resolve below a millisecond; Locust's never do.
         assert any(abs(v - round(v)) > 1e-6 for v in (row.p50_ms, row.p95_ms, row.p99_ms, row.p999_ms))
 
 
 def test_ctrl_c_keeps_finished_cells_and_leaves_no_process(tmp_path: Path) -> None:
-    with subprocess.Popen([sys.executable, "-m", "routebench.cli", "run", "smoke", "--results", str(tmp_path)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "routebench.cli", "run", "smoke", "--results", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
         try:
             state: dict[str, object] = {}
             deadline = time.monotonic() + 120
@@ -122,9 +131,12 @@ def test_ctrl_c_keeps_finished_cells_and_leaves_no_process(tmp_path: Path) -> No
 
 @pytest.fixture
 def ui(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
-    with subprocess.Popen([sys.executable, "-m", "routebench.cli", "ui", "--no-db", "--workers", "2",
-                           "--results", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "routebench.cli", "ui", "--no-db", "--workers", "2", "--results", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
         try:
             yield proc, tmp_path
         finally:
@@ -137,8 +149,8 @@ def test_web_ui_lists_every_style_records_and_stops_cleanly(ui: tuple[subprocess
     url = proc.stdout.readline().strip() if proc.stdout else ""
     assert url == "http://127.0.0.1:8089"
     page = httpx.get(url).text
-    from target_app import catalogue
     from locustfiles.names import user_class_name
+    from target_app import catalogue
 
     for style in catalogue.STYLES:
         assert user_class_name(style.id) in page
@@ -205,9 +217,25 @@ def test_web_ui_requires_a_login_when_a_password_is_set(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "ROUTEBENCH_UI_PASSWORD": "s3cret-pass"}
-    with subprocess.Popen([sys.executable, "-m", "routebench.cli", "ui", "--no-db", "--workers", "1",
-                           "--web-port", str(port), "--results", str(tmp_path)], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "routebench.cli",
+            "ui",
+            "--no-db",
+            "--workers",
+            "1",
+            "--web-port",
+            str(port),
+            "--results",
+            str(tmp_path),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
         try:
             url = proc.stdout.readline().strip() if proc.stdout else ""
             assert url == f"http://127.0.0.1:{port}"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'
+
 ROOT = Path(__file__).resolve().parent.parent
 SUBNET = "10.213.77"
 HOSTS = {"target": 1, "master": 2, "w1": 3, "w2": 4}
@@ -61,8 +63,19 @@ class Net:
 
     def run_in(self, host: str, argv: list[str], **kw: object) -> subprocess.Popen[str]:
         # Its own UTS namespace too, so Locust's client id names the host.
-        wrapped = ["unshare", "--uts", "sh", "-c", f'hostname {self.tag}-{host} && exec "$@"', "sh",
-                   "ip", "netns", "exec", self.ns(host), *argv]
+        wrapped = [
+            "unshare",
+            "--uts",
+            "sh",
+            "-c",
+            f'hostname {self.tag}-{host} && exec "$@"',
+            "sh",
+            "ip",
+            "netns",
+            "exec",
+            self.ns(host),
+            *argv,
+        ]
         return subprocess.Popen(wrapped, cwd=ROOT, text=True, **kw)  # type: ignore[call-overload]
 
 
@@ -84,22 +97,55 @@ def net() -> Iterator[Net]:
 def test_workers_on_two_hosts_and_a_cut_link(net: Net, tmp_path: Path) -> None:
     procs: list[subprocess.Popen[str]] = []
     try:
-        target = net.run_in("target", [sys.executable, "-m", "routebench.cli", "serve", "--host", net.addr("target"),
-                                       "--port", "8000", "--no-db", "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        target = net.run_in(
+            "target",
+            [
+                sys.executable,
+                "-m",
+                "routebench.cli",
+                "serve",
+                "--host",
+                net.addr("target"),
+                "--port",
+                "8000",
+                "--no-db",
+                "--workers",
+                "2",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         procs.append(target)
         assert target.stdout is not None
         assert target.stdout.readline().strip() == f"http://{net.addr('target')}:8000"
 
         exp = tmp_path / "hosts.toml"
-        exp.write_text('name = "hosts"\nduration_s = 16\nwarmup_s = 1\nusers = [10]\n'
-                       '[[groups]]\nstyles = ["sleep/async-await"]\n')
+        exp.write_text(
+            'name = "hosts"\nduration_s = 16\nwarmup_s = 1\nusers = [10]\n[[groups]]\nstyles = ["sleep/async-await"]\n'
+        )
         results = tmp_path / "results"
-        master = net.run_in("master", [
-            sys.executable, "-m", "routebench.cli", "run", str(exp), "--external-workers", "2",
-            "--master-host", net.addr("master"), "--target-url", f"http://{net.addr('target')}:8000",
-            "--results", str(results), "--reports", str(tmp_path / "reports")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        master = net.run_in(
+            "master",
+            [
+                sys.executable,
+                "-m",
+                "routebench.cli",
+                "run",
+                str(exp),
+                "--external-workers",
+                "2",
+                "--master-host",
+                net.addr("master"),
+                "--target-url",
+                f"http://{net.addr('target')}:8000",
+                "--results",
+                str(results),
+                "--reports",
+                str(tmp_path / "reports"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         procs.append(master)
         assert master.stderr is not None
         command = None

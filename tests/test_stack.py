@@ -7,11 +7,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from target_app import catalogue
 from routebench.launcher import Stack
+from target_app import catalogue
 from target_app.telemetry import read_dir
 from tests.conftest import WAIT_MS, burst, stack_settings, still_running
+
+pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'
 
 D = WAIT_MS / 1000
 N = 20
@@ -41,8 +44,10 @@ def test_blocking_in_async_queues_per_worker_and_lags_the_loop(stack: Stack, tel
     t3 = time.time()
     time.sleep(0.5)
     assert all(r.status_code == 200 for r in ok + blocked)
-    print(f"burst {N} x {WAIT_MS} ms, W={W}: async-await {async_wall:.3f} s, "
-          f"blocking-in-async {blocking_wall:.3f} s (predicted {N * D / W:.3f} s)")
+    print(
+        f"burst {N} x {WAIT_MS} ms, W={W}: async-await {async_wall:.3f} s, "
+        f"blocking-in-async {blocking_wall:.3f} s (predicted {N * D / W:.3f} s)"
+    )
 
     # N sleeps of d shared by W blocked loops cannot finish before N*d/W.
     assert blocking_wall >= 0.9 * N * D / W
@@ -94,8 +99,11 @@ def test_telemetry_route_reports_this_workers_samples(stack: Stack) -> None:
 
 
 def test_bad_parameters_get_422(stack: Stack) -> None:
-    for path, params in [("/sleep/sync-def", {"ms": "x"}), ("/db/asyncpg", {"ms": 99_999}),
-                         ("/fanout/gather", {"k": 0})]:
+    for path, params in [
+        ("/sleep/sync-def", {"ms": "x"}),
+        ("/db/asyncpg", {"ms": 99_999}),
+        ("/fanout/gather", {"k": 0}),
+    ]:
         r = httpx.get(stack.target_url + path, params=params)
         assert r.status_code == 422
         assert next(iter(params)) in r.json()["detail"]

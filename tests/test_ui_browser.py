@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from target_app import catalogue
 from locustfiles.names import user_class_name
+from target_app import catalogue
 from tests.conftest import needs_chromium, routebench_cli
 
 pytestmark = [needs_chromium, pytest.mark.stack]
@@ -24,9 +24,24 @@ pytestmark = [needs_chromium, pytest.mark.stack]
 
 @pytest.fixture
 def ui_session(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
-    with subprocess.Popen([sys.executable, "-m", "routebench.cli", "ui", "--no-db", "--workers", "2",
-                           "--web-port", "0", "--results", str(tmp_path / "results")],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "routebench.cli",
+            "ui",
+            "--no-db",
+            "--workers",
+            "2",
+            "--web-port",
+            "0",
+            "--results",
+            str(tmp_path / "results"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
         try:
             url = proc.stdout.readline().strip() if proc.stdout else ""
             assert url.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.stderr else ""
@@ -41,7 +56,8 @@ def requests_so_far(url: str) -> dict[str, Any]:
 
 
 def test_the_form_as_it_comes_runs_without_failures_and_the_session_reports(
-        browser: Any, ui_session: tuple[subprocess.Popen[str], str, Path]) -> None:
+    browser: Any, ui_session: tuple[subprocess.Popen[str], str, Path]
+) -> None:
     proc, url, tmp = ui_session
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(url)

@@ -20,9 +20,7 @@ async def sequential(
     return answer(wait_ms=wait * 1000, k=k)
 
 
-async def gather(
-    wait: WaitSeconds, k: FanoutWidth, res: Annotated[Resources, Depends(resources)]
-) -> dict[str, object]:
+async def gather(wait: WaitSeconds, k: FanoutWidth, res: Annotated[Resources, Depends(resources)]) -> dict[str, object]:
     await asyncio.gather(*(res.upstream.wait(wait) for _ in range(k)))
     return answer(wait_ms=wait * 1000, k=k)
 

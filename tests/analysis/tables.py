@@ -10,22 +10,60 @@ import pandas as pd
 from analysis.summary import COLUMNS
 
 
-def row(style: str, users: float, rps: float, p99: float, *, cell: str | None = None, together: bool = False,
-        cell_users: float | None = None, repeat: int = 1, workers: int = 2, p50: float | None = None,
-        requests: int | None = None, failure_rate: float = 0.0, wait_ms: float = 50, work: int = 200_000,
-        saturated: bool = False, predicted_rps: float = float("nan")) -> dict[str, Any]:
+def row(
+    style: str,
+    users: float,
+    rps: float,
+    p99: float,
+    *,
+    cell: str | None = None,
+    together: bool = False,
+    cell_users: float | None = None,
+    repeat: int = 1,
+    workers: int = 2,
+    p50: float | None = None,
+    requests: int | None = None,
+    failure_rate: float = 0.0,
+    wait_ms: float = 50,
+    work: int = 200_000,
+    saturated: bool = False,
+    predicted_rps: float = float("nan"),
+) -> dict[str, Any]:
     """One style's measurement; ``users`` are the users on this style, ``cell_users`` the cell's total."""
     p50 = p99 / 2 if p50 is None else p50
     requests = int(rps * 10) if requests is None else requests
     total = users if cell_users is None else cell_users
     return {
-        "cell": cell or f"{style}-u{users:g}-w{workers}-r{repeat}", "group": style.split("/")[0],
-        "together": together, "repeat": repeat, "family": style.split("/")[0], "style": style, "users": total,
-        "style_users": float(users), "server_workers": workers, "model": "closed", "wait_ms": wait_ms,
-        "work": work, "fanout": 5, "arrival_rate": 50.0, "requests": requests, "locust_requests": requests,
-        "locust_rps": rps, "window_s": 10.0, "failures": int(requests * failure_rate), "failure_rate": failure_rate, "rps": rps,
-        "p50_ms": p50, "p95_ms": (p50 + p99) / 2, "p99_ms": p99, "p999_ms": p99 * 1.1, "locust_p50_ms": p50,
-        "locust_p95_ms": (p50 + p99) / 2, "locust_p99_ms": p99, "late_starts": 0, "generator_saturated": saturated,
+        "cell": cell or f"{style}-u{users:g}-w{workers}-r{repeat}",
+        "group": style.split("/")[0],
+        "together": together,
+        "repeat": repeat,
+        "family": style.split("/")[0],
+        "style": style,
+        "users": total,
+        "style_users": float(users),
+        "server_workers": workers,
+        "model": "closed",
+        "wait_ms": wait_ms,
+        "work": work,
+        "fanout": 5,
+        "arrival_rate": 50.0,
+        "requests": requests,
+        "locust_requests": requests,
+        "locust_rps": rps,
+        "window_s": 10.0,
+        "failures": int(requests * failure_rate),
+        "failure_rate": failure_rate,
+        "rps": rps,
+        "p50_ms": p50,
+        "p95_ms": (p50 + p99) / 2,
+        "p99_ms": p99,
+        "p999_ms": p99 * 1.1,
+        "locust_p50_ms": p50,
+        "locust_p95_ms": (p50 + p99) / 2,
+        "locust_p99_ms": p99,
+        "late_starts": 0,
+        "generator_saturated": saturated,
         "predicted_rps": predicted_rps,
     }
 

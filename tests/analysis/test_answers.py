@@ -9,8 +9,8 @@ import pytest
 from analysis import answers
 from analysis.report import analyse
 from target_app import catalogue
-from tests.conftest import FIXTURE_RUN
 from tests.analysis.tables import row, table, together
+from tests.conftest import FIXTURE_RUN
 
 
 def family(table_: pd.DataFrame, name: str) -> answers.Answer:
@@ -35,38 +35,56 @@ def test_a_slower_style_reads_with_its_ratios_users_and_evidence() -> None:
     assert f"with {90 / 50:.1f}x its p99" in s.text and "1.8x" in s.text
     assert "at 100 users" in s.text and "plain `def`" in s.text.lower() and "`async def` + `await`" in s.text
     # Every number says what it is: the absolute values, that p99 is exact, n requests, and W.
-    for words in ("1,200 vs 1,600 req/s", "exact p99 90.0 ms vs 50.0 ms", "HDR histograms",
-                  "12,000 and 16,000 requests", "W=2"):
+    for words in (
+        "1,200 vs 1,600 req/s",
+        "exact p99 90.0 ms vs 50.0 ms",
+        "HDR histograms",
+        "12,000 and 16,000 requests",
+        "W=2",
+    ):
         assert words in s.detail
     assert answers.Link("#row-sleep-sync-def", "table row") in s.links
     assert any(link.href.startswith("#chart-") for link in s.links)
 
 
 def test_a_capped_blocking_style_reads_as_held_and_is_never_to_be_used() -> None:
-    t = table(row("sleep/async-await", 10, rps=190, p99=55), row("sleep/async-await", 100, rps=1800, p99=60),
-              row("sleep/blocking-in-async", 10, rps=39, p99=300), row("sleep/blocking-in-async", 100, rps=39.5,
-                                                                      p99=2600))
+    t = table(
+        row("sleep/async-await", 10, rps=190, p99=55),
+        row("sleep/async-await", 100, rps=1800, p99=60),
+        row("sleep/blocking-in-async", 10, rps=39, p99=300),
+        row("sleep/blocking-in-async", 100, rps=39.5, p99=2600),
+    )
     answer = family(t, "sleep")
     blocking = about(answer, "sleep/blocking-in-async")
     assert "held throughput at about 39" in blocking.text and "(10 → 100 users)" in blocking.text
     base = next(s for s in answer.sentences if "baseline" in s.text)
     assert f"scaled {1800 / 190:.1f}x for 10x the users" in base.text
     never = headline_parts(answer)["never"]
-    assert never == f"never use a blocking call inside `async def` ({39.5 / 1800:.2f}x the best req/s, {2600 / 60:.0f}x the lowest p99)"
+    assert (
+        never == "never use a blocking call inside `async def` "
+        f"({39.5 / 1800:.2f}x the best req/s, {2600 / 60:.0f}x the lowest p99)"
+    )
     assert headline_parts(answer)["use"] == "use `async def` + `await`"
     assert answer.headline.startswith("sleep at 100 users: ")
 
 
 def test_throughput_that_grows_far_less_than_the_users_reads_as_capped() -> None:
-    t = table(row("sleep/async-await", 10, rps=200, p99=55), row("sleep/async-await", 100, rps=2000, p99=55),
-              row("sleep/sync-def", 10, rps=200, p99=55), row("sleep/sync-def", 100, rps=800, p99=130))
+    t = table(
+        row("sleep/async-await", 10, rps=200, p99=55),
+        row("sleep/async-await", 100, rps=2000, p99=55),
+        row("sleep/sync-def", 10, rps=200, p99=55),
+        row("sleep/sync-def", 100, rps=800, p99=130),
+    )
     s = about(family(t, "sleep"), "sleep/sync-def")
     assert "throughput was capped: 10x the users gave 4.0x the requests/s" in s.text
 
 
 def test_a_family_with_only_its_baseline_says_so() -> None:
-    t = table(row("sleep/async-await", 10, rps=190, p99=55), row("sleep/sync-def", 10, rps=190, p99=55),
-              row("cpu/async", 4, rps=287, p99=24))
+    t = table(
+        row("sleep/async-await", 10, rps=190, p99=55),
+        row("sleep/sync-def", 10, rps=190, p99=55),
+        row("cpu/async", 4, rps=287, p99=24),
+    )
     cpu = family(t, "cpu")
     assert cpu.headline == "cpu: only `async def` (`cpu/async`) was measured; nothing to compare"
     assert "nothing to compare" not in family(t, "sleep").headline
@@ -78,15 +96,20 @@ def test_a_family_without_its_baseline_compares_nothing() -> None:
     assert "`db/sync-def`" in answer.headline
 
 
-@pytest.mark.parametrize("rps_ratio, p99_ratio, good", [
-    (0.95, 1.20, True),    # within 10% and p99 under 1.25x: as good as the best
-    (0.89, 1.00, False),   # 11% behind
-    (1.00, 1.30, False),   # p99 over 1.25x the lowest
-    (1.05, 1.00, True),    # ahead of the baseline, which is then within 5% of it
-])
+@pytest.mark.parametrize(
+    "rps_ratio, p99_ratio, good",
+    [
+        (0.95, 1.20, True),  # within 10% and p99 under 1.25x: as good as the best
+        (0.89, 1.00, False),  # 11% behind
+        (1.00, 1.30, False),  # p99 over 1.25x the lowest
+        (1.05, 1.00, True),  # ahead of the baseline, which is then within 5% of it
+    ],
+)
 def test_the_rule_decides_the_headline(rps_ratio: float, p99_ratio: float, good: bool) -> None:
-    t = table(row("sleep/async-await", 100, rps=1000, p99=100),
-              row("sleep/offloaded", 100, rps=1000 * rps_ratio, p99=100 * p99_ratio))
+    t = table(
+        row("sleep/async-await", 100, rps=1000, p99=100),
+        row("sleep/offloaded", 100, rps=1000 * rps_ratio, p99=100 * p99_ratio),
+    )
     parts = headline_parts(family(t, "sleep"))
     assert ("`run_in_threadpool`" in parts["use"]) is good
     assert ("`run_in_threadpool`" in parts.get("behind:", "")) is not good
@@ -95,23 +118,34 @@ def test_the_rule_decides_the_headline(rps_ratio: float, p99_ratio: float, good:
 
 
 def test_the_headline_judges_the_highest_user_count() -> None:
-    t = table(row("sleep/async-await", 10, rps=200, p99=55), row("sleep/async-await", 1000, rps=15000, p99=70),
-              row("sleep/sync-def", 10, rps=196, p99=56), row("sleep/sync-def", 1000, rps=1500, p99=650))
+    t = table(
+        row("sleep/async-await", 10, rps=200, p99=55),
+        row("sleep/async-await", 1000, rps=15000, p99=70),
+        row("sleep/sync-def", 10, rps=196, p99=56),
+        row("sleep/sync-def", 1000, rps=1500, p99=650),
+    )
     parts = headline_parts(family(t, "sleep"))
     assert parts["use"] == "use `async def` + `await`"
-    assert parts["behind:"] == f"behind: plain `def` ({1500 / 15000:.2f}x the best req/s, {650 / 70:.2f}x the lowest p99)"
+    assert (
+        parts["behind:"] == f"behind: plain `def` ({1500 / 15000:.2f}x the best req/s, {650 / 70:.2f}x the lowest p99)"
+    )
 
 
 def test_no_leader_names_the_best_on_each_count() -> None:
     t = table(row("cpu/async", 20, rps=252, p99=221), row("cpu/process-pool", 20, rps=204, p99=125))
     parts = headline_parts(family(t, "cpu"))
-    assert parts["none"] == ("none led on both: `async def` served the most req/s (252), a process pool had "
-                             "the lowest p99 (125.0 ms)")
+    assert parts["none"] == (
+        "none led on both: `async def` served the most req/s (252), a process pool had the lowest p99 (125.0 ms)"
+    )
 
 
 def test_a_style_behind_only_at_lower_users_says_where() -> None:
-    t = table(row("fanout/gather", 10, rps=190, p99=60), row("fanout/gather", 1000, rps=1360, p99=1500),
-              row("fanout/sequential", 10, rps=38, p99=280), row("fanout/sequential", 1000, rps=1330, p99=1550))
+    t = table(
+        row("fanout/gather", 10, rps=190, p99=60),
+        row("fanout/gather", 1000, rps=1360, p99=1500),
+        row("fanout/sequential", 10, rps=38, p99=280),
+        row("fanout/sequential", 1000, rps=1330, p99=1550),
+    )
     answer = family(t, "fanout")
     s = about(answer, "fanout/sequential")
     assert f"but at 10 users only {38 / 190:.1f}x the throughput" in s.text
@@ -120,17 +154,20 @@ def test_a_style_behind_only_at_lower_users_says_where() -> None:
 
 
 def test_repeats_are_averaged_and_said_so() -> None:
-    t = table(row("sleep/async-await", 10, rps=100, p99=50, repeat=1), row("sleep/async-await", 10, rps=200, p99=70,
-                                                                          repeat=2))
+    t = table(
+        row("sleep/async-await", 10, rps=100, p99=50, repeat=1), row("sleep/async-await", 10, rps=200, p99=70, repeat=2)
+    )
     base = family(t, "sleep").sentences[0]
     assert "150 req/s" in base.text and "exact p99 of 60.0 ms" in base.text
     assert "mean of 2 repeats" in base.detail and "3,000 requests" in base.detail
 
 
 def test_neighbour_damage_sentence() -> None:
-    t = table(row("sleep/async-await", 10, rps=190, p99=60, p50=50), row("sleep/blocking-in-async", 10, rps=39,
-                                                                          p99=300, p50=250),
-              *together("nb-u20", 20, ("sleep/async-await", 10, 45, 420), ("sleep/blocking-in-async", 10, 39, 300)))
+    t = table(
+        row("sleep/async-await", 10, rps=190, p99=60, p50=50),
+        row("sleep/blocking-in-async", 10, rps=39, p99=300, p50=250),
+        *together("nb-u20", 20, ("sleep/async-await", 10, 45, 420), ("sleep/blocking-in-async", 10, 39, 300)),
+    )
     nb = [s for s in family(t, "sleep").sentences if s.text.startswith("Beside")]
     assert len(nb) == 1  # the blocking style is the cause, not a victim
     text, detail = nb[0].text, nb[0].detail
@@ -141,8 +178,12 @@ def test_neighbour_damage_sentence() -> None:
 
 
 def test_families_and_sentences_follow_the_catalogue() -> None:
-    t = table(row("db/asyncpg", 10, rps=190, p99=60), row("sleep/sync-def", 10, rps=190, p99=60),
-              row("sleep/async-await", 10, rps=190, p99=60), row("sleep/blocking-in-async", 10, rps=40, p99=300))
+    t = table(
+        row("db/asyncpg", 10, rps=190, p99=60),
+        row("sleep/sync-def", 10, rps=190, p99=60),
+        row("sleep/async-await", 10, rps=190, p99=60),
+        row("sleep/blocking-in-async", 10, rps=40, p99=300),
+    )
     found = answers.answers(t)
     assert [a.family for a in found] == [f for f in catalogue.FAMILIES if f in ("db", "sleep")]
     named = [next(s.id for s in catalogue.STYLES if f"(`{s.id}`)" in sentence.text) for sentence in found[0].sentences]
@@ -173,31 +214,38 @@ def test_answers_on_the_committed_run() -> None:
 
 
 def test_a_style_whose_requests_failed_is_not_recommended() -> None:
-    t = table(row("http/async-client", 20, rps=378, p99=61), row("http/sync-def", 20, rps=378, p99=60,
-                                                                 failure_rate=0.5))
+    t = table(
+        row("http/async-client", 20, rps=378, p99=61), row("http/sync-def", 20, rps=378, p99=60, failure_rate=0.5)
+    )
     parts = headline_parts(family(t, "http"))
     assert parts["use"] == "use a shared `httpx.AsyncClient`"
     assert parts["not"] == "not judged: plain `def` (50% of its requests failed)"
 
 
 def test_a_saturated_generator_leaves_a_style_unjudged() -> None:
-    t = table(row("sleep/async-await", 100, rps=1900, p99=55, saturated=True), row("sleep/sync-def", 100, rps=1500,
-                                                                                   p99=100))
+    t = table(
+        row("sleep/async-await", 100, rps=1900, p99=55, saturated=True), row("sleep/sync-def", 100, rps=1500, p99=100)
+    )
     parts = headline_parts(family(t, "sleep"))
     assert "not judged: `async def` + `await` (the load generator was saturated)" == parts["not"]
     assert parts["use"] == "use plain `def`"
 
 
 def test_the_headline_is_judged_where_styles_meet_not_where_the_baseline_is_alone() -> None:
-    t = table(row("sleep/async-await", 10, rps=197, p99=53), row("sleep/async-await", 100, rps=1945, p99=54),
-              row("sleep/sync-def", 10, rps=194, p99=54))
+    t = table(
+        row("sleep/async-await", 10, rps=197, p99=53),
+        row("sleep/async-await", 100, rps=1945, p99=54),
+        row("sleep/sync-def", 10, rps=194, p99=54),
+    )
     answer = family(t, "sleep")
     assert answer.headline.startswith("sleep at 10 users: use `async def` + `await`, or plain `def`")
 
 
 def test_a_style_far_below_its_model_is_pointed_out() -> None:
-    t = table(row("fanout/gather", 20, rps=91, p99=730, predicted_rps=400),
-              row("fanout/sequential", 20, rps=78, p99=275, predicted_rps=80))
+    t = table(
+        row("fanout/gather", 20, rps=91, p99=730, predicted_rps=400),
+        row("fanout/sequential", 20, rps=78, p99=275, predicted_rps=80),
+    )
     mind = headline_parts(family(t, "fanout"))["mind:"]
     assert f"`asyncio.gather` reached {91 / 400:.0%} of the model's req/s" in mind
     assert "sequential" not in mind

@@ -17,8 +17,8 @@ from analysis.render import render
 from analysis.report import analyse, build_context, cell_evidence, neighbour_view, slo_view
 from analysis.summary import neighbour_table, style_users
 from target_app import catalogue
-from tests.conftest import FIXTURE_RUN
 from tests.analysis.tables import row, table, together
+from tests.conftest import FIXTURE_RUN
 
 NEIGHBOUR_CELL = "009-neighbour-u8-w2-r1"
 
@@ -36,12 +36,17 @@ def rewrite_json(path: Path, change: object) -> None:
 
 # -- users per style ----------------------------------------------------------------------------------
 
+
 def test_style_users_reads_the_runner_else_splits_evenly() -> None:
     cell = {"users": 20, "styles": ["sleep/async-await", "sleep/blocking-in-async"]}
     assert style_users(cell, "sleep/async-await") == 10
     assert style_users({**cell, "users": 5}, "sleep/async-await") == 2.5
-    assert style_users({**cell, "users_by_style": {"sleep/async-await": 3, "sleep/blocking-in-async": 2}},
-                       "sleep/async-await") == 3
+    assert (
+        style_users(
+            {**cell, "users_by_style": {"sleep/async-await": 3, "sleep/blocking-in-async": 2}}, "sleep/async-await"
+        )
+        == 3
+    )
     assert math.isnan(style_users({**cell, "users": None}, "sleep/async-await"))
 
 
@@ -65,9 +70,16 @@ def test_predictions_use_the_users_of_the_style(run_copy: Path) -> None:
     for style, users in shares.items():
         r = t[(t["cell"] == NEIGHBOUR_CELL) & (t["style"] == style)].iloc[0]
         assert r["style_users"] == users
-        shape = theory.Shape(users=users, workers=cell["server_workers"], threads=cell["threadpool_tokens"],
-                             pool=cell["db_pool_size"], wait_s=cell["wait_ms"] / 1000, fanout=cell["fanout"],
-                             cpu_s=math.nan, cores=2)
+        shape = theory.Shape(
+            users=users,
+            workers=cell["server_workers"],
+            threads=cell["threadpool_tokens"],
+            pool=cell["db_pool_size"],
+            wait_s=cell["wait_ms"] / 1000,
+            fanout=cell["fanout"],
+            cpu_s=math.nan,
+            cores=2,
+        )
         assert r["predicted_rps"] == pytest.approx(theory.predict(style, shape)[0])
     nb = neighbour_table(t).set_index("style")
     assert nb.loc["sleep/async-await", "users_label"] == "3 of 8"
@@ -76,12 +88,15 @@ def test_predictions_use_the_users_of_the_style(run_copy: Path) -> None:
 
 # -- the neighbour table ------------------------------------------------------------------------------
 
+
 def test_neighbour_table_compares_a_style_alone_with_it_beside_the_others() -> None:
-    t = table(row("sleep/async-await", 10, rps=190, p99=60, p50=50), row("sleep/async-await", 10, rps=180, p99=70,
-                                                                          p50=54, repeat=2),
-              row("sleep/async-await", 10, rps=10, p99=9, workers=4),  # another W: never the "alone"
-              row("sleep/blocking-in-async", 10, rps=39, p99=300, p50=250),
-              *together("nb", 20, ("sleep/async-await", 10, 45, 416), ("sleep/blocking-in-async", 10, 39, 300)))
+    t = table(
+        row("sleep/async-await", 10, rps=190, p99=60, p50=50),
+        row("sleep/async-await", 10, rps=180, p99=70, p50=54, repeat=2),
+        row("sleep/async-await", 10, rps=10, p99=9, workers=4),  # another W: never the "alone"
+        row("sleep/blocking-in-async", 10, rps=39, p99=300, p50=250),
+        *together("nb", 20, ("sleep/async-await", 10, 45, 416), ("sleep/blocking-in-async", 10, 39, 300)),
+    )
     nb = neighbour_table(t).set_index("style")
     victim = nb.loc["sleep/async-await"]
     assert victim["users_label"] == "10 of 20"
@@ -94,8 +109,11 @@ def test_neighbour_table_compares_a_style_alone_with_it_beside_the_others() -> N
 
 
 def test_neighbour_alone_falls_back_to_the_nearest_users_and_says_so() -> None:
-    t = table(row("sleep/async-await", 8, rps=150, p99=60), row("sleep/async-await", 16, rps=300, p99=62),
-              *together("nb", 20, ("sleep/async-await", 10, 45, 416), ("sleep/blocking-in-async", 10, 39, 300)))
+    t = table(
+        row("sleep/async-await", 8, rps=150, p99=60),
+        row("sleep/async-await", 16, rps=300, p99=62),
+        *together("nb", 20, ("sleep/async-await", 10, 45, 416), ("sleep/blocking-in-async", 10, 39, 300)),
+    )
     rows = {r["style"]: r for r in neighbour_view(t)}
     assert rows["sleep/async-await"]["alone_users"] == 8
     assert "nearest" in rows["sleep/async-await"]["alone_label"]
@@ -115,9 +133,16 @@ def test_neighbour_table_on_the_committed_run(fixture_table: pd.DataFrame) -> No
 
 # -- SLOs a lesson expects to fail --------------------------------------------------------------------
 
+
 def test_slo_in_a_cell_beside_a_blocking_style_is_expected_to_fail(fixture_table: pd.DataFrame) -> None:
-    checks = slo.evaluate([slo.parse("sleep/async-await:p99<100ms"), slo.parse("sleep/async-await:p99<1000ms"),
-                           slo.parse("sleep/blocking-in-async:p99<60ms")], fixture_table)
+    checks = slo.evaluate(
+        [
+            slo.parse("sleep/async-await:p99<100ms"),
+            slo.parse("sleep/async-await:p99<1000ms"),
+            slo.parse("sleep/blocking-in-async:p99<60ms"),
+        ],
+        fixture_table,
+    )
     in_nb = checks["cell"] == NEIGHBOUR_CELL
     victim = checks[in_nb & checks["slo"].str.startswith("sleep/async-await")]
     assert len(victim) == 2 and victim["expected_failure"].all()
@@ -148,17 +173,18 @@ def test_answers_point_to_the_warnings_that_qualify_them(run_copy: Path) -> None
 
 # -- timelines ----------------------------------------------------------------------------------------
 
+
 def test_exact_timeline_is_read_as_is() -> None:
-    series = timeseries.exact_series({"sleep/async-await": [[100, 180, 51000, 55000, 61000],
-                                                            [101, 0, 0, 0, 0]]})
+    series = timeseries.exact_series({"sleep/async-await": [[100, 180, 51000, 55000, 61000], [101, 0, 0, 0, 0]]})
     assert series["rps"].tolist() == [180, 0]
     assert series["p95_ms"].tolist() == [55.0, 0.0] and series["p99_ms"].iloc[0] == 61.0
     assert series["t"].tolist() == [100.5, 101.5]  # the middle of each whole second
 
 
 def test_locust_history_loses_only_its_filling_rows() -> None:
-    history = pd.DataFrame({"Timestamp": [1, 2, 3, 4, 5], "Name": ["a"] * 5, "Requests/s": [0, 0, 20, 0, 21],
-                            "95%": [0, 55, 56, 0, 57]})
+    history = pd.DataFrame(
+        {"Timestamp": [1, 2, 3, 4, 5], "Name": ["a"] * 5, "Requests/s": [0, 0, 20, 0, 21], "95%": [0, 55, 56, 0, 57]}
+    )
     kept = timeseries.settled(timeseries.client_series(history, None))
     assert kept["t"].tolist() == [3, 4, 5]  # the stall at t=4 is the server's, so it stays
 
@@ -175,8 +201,9 @@ def test_a_real_cell_gets_its_exact_seconds() -> None:
         # Whole seconds of the window only: their responses are part of, at most all of, the total.
         assert 0 < mine["rps"].sum() <= exact["requests"][style]["count"]
         assert (mine["t"] >= exact["measure_from"]).all() and (mine["t"] <= exact["stopped_at"]).all()
-    fig = charts.cell_timeline(cell["id"], client, evidence["server"], evidence["client_source"],
-                               evidence["measure_from"])
+    fig = charts.cell_timeline(
+        cell["id"], client, evidence["server"], evidence["client_source"], evidence["measure_from"]
+    )
     assert all("exact, per second" in f.title.text for f in fig.children[:2])
 
 
@@ -187,8 +214,9 @@ def test_a_cell_without_one_falls_back_to_settled_locust_rows(run_copy: Path) ->
     assert evidence["client_source"] == timeseries.LOCUST
     first = evidence["client"].groupby("style").head(1)
     assert not first.empty and (first["rps"] > 0).all() and (first["p95_ms"] > 0).all()
-    fig = charts.cell_timeline(cell["id"], evidence["client"], evidence["server"], evidence["client_source"],
-                               evidence["measure_from"])
+    fig = charts.cell_timeline(
+        cell["id"], evidence["client"], evidence["server"], evidence["client_source"], evidence["measure_from"]
+    )
     assert all("Locust's rolling 10 s window" in f.title.text for f in fig.children[:2])
 
 
@@ -204,8 +232,9 @@ def test_timeline_axes_start_at_zero_and_a_flat_zero_series_is_not_centred() -> 
     run = load_run(FIXTURE_RUN)
     evidence = cell_evidence(run, run.cells[0])
     assert (evidence["server"]["threads_busy"] == 0).all()  # the async route never uses the threadpool
-    fig = charts.cell_timeline("c", evidence["client"], evidence["server"], evidence["client_source"],
-                               evidence["measure_from"])
+    fig = charts.cell_timeline(
+        "c", evidence["client"], evidence["server"], evidence["client_source"], evidence["measure_from"]
+    )
     for f in fig.children:
         assert f.y_range.start == 0 and f.y_range.end >= 1
         assert f.x_range.start >= 0  # the measured window only
@@ -215,6 +244,7 @@ def test_timeline_axes_start_at_zero_and_a_flat_zero_series_is_not_centred() -> 
 
 
 # -- charts -------------------------------------------------------------------------------------------
+
 
 def legend_labels(fig: object) -> list[str]:
     legends = [x for x in fig.right if isinstance(x, Legend)]  # type: ignore[attr-defined]

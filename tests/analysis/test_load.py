@@ -9,8 +9,7 @@ import pytest
 
 from analysis.load import BadInput, load_run, ok_cells
 from analysis.report import analyse
-from tests.conftest import FIXTURE_RUN
-from tests.conftest import routebench_cli
+from tests.conftest import FIXTURE_RUN, routebench_cli
 
 
 def test_fixture_run_loads() -> None:
@@ -56,8 +55,9 @@ BREAKAGES: list[tuple[str, Callable[[Path], None], str]] = [
 
 
 @pytest.mark.parametrize("name, breakage, words", BREAKAGES, ids=[f"{n}-{b.__name__}" for n, b, _ in BREAKAGES])
-def test_broken_files_are_named_in_one_line(run_copy: Path, name: str, breakage: Callable[[Path], None],
-                                            words: str) -> None:
+def test_broken_files_are_named_in_one_line(
+    run_copy: Path, name: str, breakage: Callable[[Path], None], words: str
+) -> None:
     target = first_cell(run_copy) / name
     breakage(target)
     with pytest.raises(BadInput) as err:

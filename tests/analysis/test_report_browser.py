@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from analysis.load import load_run
 from analysis.report import MAX_REPORT_BYTES, publish, publish_comparison
 from tests.conftest import FIXTURE_RUN, needs_chromium
@@ -56,8 +55,9 @@ def test_answers_come_first_with_evidence_that_exists(browser: object, tmp_path:
     page.evaluate("window.scrollTo(0, 0)")
     box = page.locator("#answers").bounding_box()
     assert box is not None and 0 <= box["y"] < 900  # on the first screen, before anything else to read
-    order = page.evaluate("['answers', 'slo', 'decision', 'neighbour'].map(id => document.getElementById(id)"
-                          ".getBoundingClientRect().top)")
+    order = page.evaluate(
+        "['answers', 'slo', 'decision', 'neighbour'].map(id => document.getElementById(id).getBoundingClientRect().top)"
+    )
     assert order == sorted(order)
     answers = page.inner_text("#answers")
     assert "sleep at 8 users:" in answers and "never use a blocking call inside async def" in answers
@@ -97,7 +97,9 @@ def test_markup_from_a_run_is_shown_as_text(browser: object, run_copy: Path, tmp
     hostile = '<b class="injected">bold</b><script>alert("owned")</script><img src=x onerror=alert(2)>'
     cell_dir = run_copy / load_run(run_copy).cells[0]["dir"]
     failures = cell_dir / "locust_failures.csv"
-    failures.write_text(failures.read_text().rstrip("\n") + f'\nGET,sleep/async-await,"{hostile.replace(chr(34), chr(34) * 2)}",3\n')
+    failures.write_text(
+        failures.read_text().rstrip("\n") + f'\nGET,sleep/async-await,"{hostile.replace(chr(34), chr(34) * 2)}",3\n'
+    )
     index = publish(run_copy, tmp_path / "reports")
     page, problems = open_page(browser, index)
     assert page.evaluate("document.querySelectorAll('.injected').length") == 0

@@ -41,14 +41,17 @@ def test_ratio_to_async_baseline(table: pd.DataFrame) -> None:
     assert table[table["together"]]["rps_vs_async"].isna().all()  # no baseline inside a neighbour cell
 
 
-@pytest.mark.parametrize("style, shape, rps, latency", [
-    ("sleep/async-await", dict(users=10), 200, 0.05),
-    ("sleep/blocking-in-async", dict(users=10), 40, 0.25),           # W/d, U*d/W
-    ("sleep/sync-def", dict(users=100), 1600, 0.0625),               # min(U, W*T)/d
-    ("db/sync-def", dict(users=100, pool=5), 200, 0.5),              # W*min(T, P)/d
-    ("fanout/sequential", dict(users=10, fanout=4), 50, 0.2),        # U/(k*d), k*d
-    ("cpu/async", dict(users=10, cpu_s=0.01), 200, 0.05),            # min(W, cores)/c
-])
+@pytest.mark.parametrize(
+    "style, shape, rps, latency",
+    [
+        ("sleep/async-await", dict(users=10), 200, 0.05),
+        ("sleep/blocking-in-async", dict(users=10), 40, 0.25),  # W/d, U*d/W
+        ("sleep/sync-def", dict(users=100), 1600, 0.0625),  # min(U, W*T)/d
+        ("db/sync-def", dict(users=100, pool=5), 200, 0.5),  # W*min(T, P)/d
+        ("fanout/sequential", dict(users=10, fanout=4), 50, 0.2),  # U/(k*d), k*d
+        ("cpu/async", dict(users=10, cpu_s=0.01), 200, 0.05),  # min(W, cores)/c
+    ],
+)
 def test_predictions_follow_the_brief(style: str, shape: dict, rps: float, latency: float) -> None:
     base = dict(users=10, workers=2, threads=40, pool=10, wait_s=0.05, fanout=5, cpu_s=0.01, cores=2)
     x, lat = theory.predict(style, theory.Shape(**{**base, **shape}))
@@ -106,8 +109,14 @@ def test_slo_parsing_and_evaluation(table: pd.DataFrame) -> None:
     for bad in ("sleep/async-await:p99", "nope/x:p99<1ms", "sleep/async-await:p42<1ms"):
         with pytest.raises(slo.SloError):
             slo.parse(bad)
-    result = slo.evaluate([slo.parse("sleep/async-await:p99<1000ms"), slo.parse("sleep/blocking-in-async:p99<60ms"),
-                           slo.parse("db/asyncpg:p99<10ms")], table)
+    result = slo.evaluate(
+        [
+            slo.parse("sleep/async-await:p99<1000ms"),
+            slo.parse("sleep/blocking-in-async:p99<60ms"),
+            slo.parse("db/asyncpg:p99<10ms"),
+        ],
+        table,
+    )
     by = result.groupby("slo")["passed"].all()
     assert by["sleep/async-await:p99<1000ms"] and not by["sleep/blocking-in-async:p99<60ms"]
     assert not by["db/asyncpg:p99<10ms"]  # not measured: not met
