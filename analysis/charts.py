@@ -51,7 +51,7 @@ def style_colors(styles: Iterable[str]) -> dict[str, str]:
 
 def style_marker(style: str) -> str:
     """A marker by the style's place in its family, so styles whose colours are close still differ."""
-    family = [s.id for s in catalogue.family(style.split("/", 1)[0])]
+    family = [s.id for s in catalogue.family(catalogue.family_of(style))]
     return MARKERS[family.index(style) % len(MARKERS)] if style in family else MARKERS[0]
 
 

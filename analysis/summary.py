@@ -83,7 +83,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 "group": cell["group"],
                 "together": len(cell["styles"]) > 1,
                 "repeat": cell.get("repeat", 1),
-                "family": style.split("/")[0],
+                "family": catalogue.family_of(style),
                 "style": style,
                 "users": cell["users"],
                 "style_users": style_users(cell, style),

@@ -20,6 +20,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from target_app.catalogue import hdr_file
+
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
 SIGNIFICANT_DIGITS = 3
@@ -30,10 +32,6 @@ TIMELINE_PERCENTILES = (50, 95, 99)
 
 def new_histogram(digits: int = SIGNIFICANT_DIGITS) -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, digits)
-
-
-def file_name(name: str) -> str:
-    return name.replace("/", "__") + ".hdr"
 
 
 class Capture:
@@ -123,7 +121,7 @@ class Capture:
         hdr_dir = directory / "hdr"
         hdr_dir.mkdir(parents=True, exist_ok=True)
         for name, h in self.histograms.items():
-            (hdr_dir / file_name(name)).write_bytes(h.encode())
+            (hdr_dir / hdr_file(name)).write_bytes(h.encode())
         body = {**extra, "samples_by_worker": dict(self.samples_by_worker), "requests": self.summary()}
         if window is not None:
             body["timeline"] = self.timeline(*window)

@@ -35,7 +35,6 @@ from locust.runners import MasterRunner, WorkerRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for ``locust -f`` from a clone
 
 from locustfiles.capture import Capture  # noqa: E402
-from locustfiles.names import user_class_name  # noqa: E402
 from target_app import catalogue  # noqa: E402
 
 LATE_MS = 10.0
@@ -151,7 +150,7 @@ def _make_user(style: catalogue.RouteStyle) -> type[StyleUser]:
 
     run.__name__ = style.id
     return type(
-        user_class_name(style.id),
+        style.class_name,
         (StyleUser,),
         {
             "style": style,

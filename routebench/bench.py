@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from locustfiles.capture import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, file_name
+from locustfiles.capture import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from routebench.launcher import Stack, StackError
 from routebench.locust_cluster import LoadSpec, LocustCluster
 from routebench.runner import write_json
+from target_app import catalogue
 from target_app.settings import Settings
 
 BENCH_DIR = Path("bench") / "results"
@@ -155,7 +156,7 @@ def synthetic_run(root: Path, cells: int = 200, requests: int = 10_000_000, seed
         values, counts = np.unique(rng.lognormal(np.log(50_000), 0.3, 20_000).astype(int), return_counts=True)
         for v, c in zip(values, counts * (per_cell // 20_000), strict=True):
             h.record_value(int(v), int(c))
-        (cdir / "hdr" / file_name(style)).write_bytes(h.encode())
+        (cdir / "hdr" / catalogue.hdr_file(style)).write_bytes(h.encode())
         pct = {str(p): h.get_value_at_percentile(p) for p in (50, 90, 95, 99, 99.9)}
         (cdir / "exact.json").write_text(
             json.dumps(

@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from analysis import load, report, summary
-from locustfiles.names import user_class_name
 from routebench import experiment, metadata, terminal, ui_session
 from routebench.launcher import Stack, StackError, claim_port
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count
@@ -271,7 +270,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "cells": [],
     }
     write_json(run_dir / "run.json", state)
-    ticked = [user_class_name(s.id) for s in catalogue.family(UI_FAMILY)]
+    ticked = [s.class_name for s in catalogue.family(UI_FAMILY)]
     # The form opens with the headless default's work sizes (d = 50 ms ...), so Start as it comes runs.
     spec = LoadSpec(
         target_url="",

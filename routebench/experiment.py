@@ -8,7 +8,6 @@ See ``experiments/*.toml`` for the shipped profiles.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -118,11 +117,7 @@ class Cell(BaseModel):
 
     @property
     def needs_db(self) -> bool:
-        return any(s.startswith("db/") for s in self.styles)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_")
+        return any(catalogue.family_of(s) == "db" for s in self.styles)
 
 
 def expand(exp: Experiment) -> list[Cell]:
@@ -143,8 +138,8 @@ def expand(exp: Experiment) -> list[Cell]:
                         cells.append(
                             Cell(
                                 index=index,
-                                id=_slug(f"{index:03d}-{what}-u{users}-w{workers}-r{repeat}"),
-                                group=label or style_set[0].split("/")[0],
+                                id=catalogue.slug(f"{index:03d}-{what}-u{users}-w{workers}-r{repeat}"),
+                                group=label or catalogue.family_of(style_set[0]),
                                 styles=style_set,
                                 users=users,
                                 server_workers=workers,

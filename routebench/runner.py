@@ -24,11 +24,11 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from locustfiles.names import user_class_name
 from routebench import metadata
 from routebench.experiment import Cell, Experiment, expand, reproduce
 from routebench.launcher import Stack, StackError
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
+from target_app import catalogue
 from target_app.settings import Settings
 from target_app.work import burn
 
@@ -204,7 +204,7 @@ class Runner:
         )
         spec = LoadSpec(
             target_url="",
-            user_classes=[user_class_name(s) for s in cell.styles],
+            user_classes=[catalogue.BY_ID[s].class_name for s in cell.styles],
             users=cell.users,
             out_dir=cell_dir,
             run_time_s=cell.warmup_s + cell.duration_s,
@@ -338,7 +338,7 @@ def generator_load(cpu: dict[str, list[float]], names: dict[str, str]) -> dict[s
 
 def calibrate_cpu(cells: list[Cell]) -> dict[str, float]:
     """c for the cpu family: the median time of one request's work on this machine, this Python."""
-    works = sorted({c.work for c in cells if any(s.startswith("cpu/") for s in c.styles)})
+    works = sorted({c.work for c in cells if any(catalogue.family_of(s) == "cpu" for s in c.styles)})
     return {str(w): statistics.median(burn(w) for _ in range(5)) / 1000 for w in works}
 
 

@@ -7,6 +7,7 @@ This module imports only the standard library so Locust workers can read it chea
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 
@@ -40,6 +41,21 @@ PREDICTIONS: dict[str, Prediction] = {
 }
 
 
+def family_of(style_id: str) -> str:
+    """The family part of an id, known to the catalogue or not (``sleep/async-await`` -> ``sleep``)."""
+    return style_id.split("/", 1)[0]
+
+
+def hdr_file(name: str) -> str:
+    """The file an exact histogram of request name ``name`` is saved in."""
+    return name.replace("/", "__") + ".hdr"
+
+
+def slug(text: str) -> str:
+    """A style id, group or cell name as a directory name: ``001-sleep_async-await-u10-w2-r1``."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_")
+
+
 @dataclass(frozen=True)
 class RouteStyle:
     id: str
@@ -50,7 +66,7 @@ class RouteStyle:
 
     @property
     def family(self) -> str:
-        return self.id.split("/", 1)[0]
+        return family_of(self.id)
 
     @property
     def style(self) -> str:
@@ -59,6 +75,16 @@ class RouteStyle:
     @property
     def path(self) -> str:
         return "/" + self.id
+
+    @property
+    def class_name(self) -> str:
+        """The Locust user class (what the web UI's picker lists): ``SleepAsyncAwait``."""
+        return "".join(part.capitalize() for part in self.id.replace("/", "-").split("-"))
+
+    @property
+    def hdr_file(self) -> str:
+        """The exact histogram's file in a cell's ``hdr/``: ``sleep__async-await.hdr``."""
+        return hdr_file(self.id)
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -74,3 +74,19 @@ def test_the_app_imports_nothing_from_the_orchestrator() -> None:
             )
             for name in names:
                 assert name.split(".")[0] not in {"routebench", "analysis", "locustfiles"}, (path, name)
+
+
+def test_each_spelling_of_a_style_is_its_own_and_unique() -> None:
+    """The route style owns its path, Locust class, histogram file and family: nothing re-spells them."""
+    for spelling in ("path", "class_name", "hdr_file"):
+        values = [getattr(s, spelling) for s in catalogue.STYLES]
+        assert len(set(values)) == len(values), spelling
+    style = catalogue.BY_ID["http/blocking-client-in-async"]
+    assert (style.path, style.class_name, style.hdr_file, style.family) == (
+        "/http/blocking-client-in-async",
+        "HttpBlockingClientInAsync",
+        "http__blocking-client-in-async.hdr",
+        "http",
+    )
+    assert catalogue.family_of(style.id) == style.family == "http"
+    assert catalogue.slug("007-sleep/async-await-u10-w2-r1") == "007-sleep_async-await-u10-w2-r1"

@@ -14,7 +14,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from locustfiles.capture import file_name, load_histogram
+from locustfiles.capture import load_histogram
+from target_app import catalogue
 from tests.conftest import still_running
 
 pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'
@@ -131,7 +132,7 @@ def test_killed_locust_worker_and_gunicorn_worker(tmp_path: Path) -> None:
     assert lost["samples_received"] > 0
     assert exact["samples_by_worker"][lost["id"]] >= lost["samples_received"]  # kept, not dropped
     assert len(exact["samples_by_worker"]) == 2
-    hist = load_histogram(cell_dir / "hdr" / file_name("sleep/async-await"))
+    hist = load_histogram(cell_dir / "hdr" / catalogue.hdr_file("sleep/async-await"))
     assert hist.get_total_count() == sum(exact["samples_by_worker"].values())
     # Gunicorn replaced its worker: a third worker wrote telemetry; the dead one's requests failed.
     assert len(list((cell_dir / "telemetry").glob("worker-*.jsonl"))) >= 3

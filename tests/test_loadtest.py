@@ -17,7 +17,8 @@ import pytest
 
 from analysis.load import load_run
 from analysis.summary import summarise
-from locustfiles.capture import file_name, load_histogram
+from locustfiles.capture import load_histogram
+from target_app import catalogue
 from tests.conftest import routebench_cli, still_running
 
 pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'
@@ -50,7 +51,7 @@ def test_every_cell_has_exact_histograms_and_locust_csvs(smoke_run: Path) -> Non
         assert len([n for n in exact["samples_by_worker"].values() if n > 0]) >= 2
         stats = pd.read_csv(cell_dir / "locust_stats.csv").set_index("Name")
         for style in cell["styles"]:
-            hist = load_histogram(cell_dir / "hdr" / file_name(style))
+            hist = load_histogram(cell_dir / "hdr" / catalogue.BY_ID[style].hdr_file)
             assert hist.get_total_count() == exact["requests"][style]["count"] > 0
             assert stats.loc[style, "Request Count"] > 0
         for name in ("locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv"):
@@ -149,11 +150,10 @@ def test_web_ui_lists_every_style_records_and_stops_cleanly(ui: tuple[subprocess
     url = proc.stdout.readline().strip() if proc.stdout else ""
     assert url == "http://127.0.0.1:8089"
     page = httpx.get(url).text
-    from locustfiles.names import user_class_name
     from target_app import catalogue
 
     for style in catalogue.STYLES:
-        assert user_class_name(style.id) in page
+        assert style.class_name in page
     listening = [c for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == 8089]
     assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening)
     r = httpx.post(url + "/swarm", data={"user_count": 4, "spawn_rate": 4, "user_classes": ["SleepAsyncAwait"]})

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from locustfiles.names import user_class_name
 from target_app import catalogue
 from tests.conftest import needs_chromium, routebench_cli
 
@@ -66,8 +65,8 @@ def test_the_form_as_it_comes_runs_without_failures_and_the_session_reports(
     rows = page.evaluate("""[...document.querySelectorAll('tbody tr')].map(r =>
         [r.innerText.trim().split('\\n')[0], r.querySelector('input[type=checkbox]').checked])""")
     listed = {name for name, _ in rows}
-    assert {user_class_name(s.id) for s in catalogue.STYLES} <= listed
-    assert {name for name, ticked in rows if ticked} == {user_class_name(s.id) for s in catalogue.family("sleep")}
+    assert {s.class_name for s in catalogue.STYLES} <= listed
+    assert {name for name, ticked in rows if ticked} == {s.class_name for s in catalogue.family("sleep")}
     page.get_by_text("Custom parameters").click()
     assert page.input_value("input[name=rbMs]") == "50"
 
