@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from routebench.rundir import SCHEMA_VERSION, RunDir
+
 STATS_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%")
 
 
@@ -42,9 +44,15 @@ def read_json(path: Path) -> Any:
 def load_run(run_dir: Path) -> Run:
     if not run_dir.is_dir():
         raise BadInput(f"{run_dir}: no such run directory")
-    meta = read_json(run_dir / "run.json")
+    meta = read_json(RunDir(run_dir).run_json)
     if not isinstance(meta, dict) or not isinstance(meta.get("cells"), list):
-        raise BadInput(f"{run_dir / 'run.json'}: has no list of cells")
+        raise BadInput(f"{RunDir(run_dir).run_json}: has no list of cells")
+    version = meta.get("schema_version", 1)  # runs from before the field are version 1's layout
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise BadInput(
+            f"{RunDir(run_dir).run_json}: schema version {version!r}; this routebench reads up to "
+            f"{SCHEMA_VERSION} (a newer routebench wrote it)"
+        )
     return Run(run_dir, meta, meta["cells"])
 
 

@@ -33,6 +33,7 @@ from analysis.load import (
 from analysis.render import render
 from analysis.repeats import aggregate
 from analysis.summary import add_baseline_ratios, neighbour_table, summarise, users_label
+from routebench.rundir import RunDir, write_text
 from target_app import catalogue
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024
@@ -72,15 +73,15 @@ def analyse(run_dir: Path, extra_slo: list[str] | None = None) -> Analysis:
 
 
 def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
-    cell_dir = run.dir / cell["dir"]
-    exact = read_json(cell_dir / "exact.json")
+    files = RunDir(run.dir).cell(cell["dir"])
+    exact = read_json(files.exact)
     measure_from = exact.get("measure_from")
     measure_until = window_end(exact, cell)
-    history = read_csv(cell_dir / "locust_stats_history.csv", HISTORY_COLUMNS)
-    telemetry = read_telemetry(cell_dir / "telemetry")
-    failures = read_csv(cell_dir / "locust_failures.csv", FAILURE_COLUMNS, allow_empty=True)
-    exceptions = read_csv(cell_dir / "locust_exceptions.csv", EXCEPTION_COLUMNS, allow_empty=True)
-    client, source = client_evidence(cell_dir / "exact.json", exact, history)
+    history = read_csv(files.history, HISTORY_COLUMNS)
+    telemetry = read_telemetry(files.telemetry)
+    failures = read_csv(files.failures, FAILURE_COLUMNS, allow_empty=True)
+    exceptions = read_csv(files.exceptions, EXCEPTION_COLUMNS, allow_empty=True)
+    client, source = client_evidence(files.exact, exact, history)
     return {
         "id": cell["id"],
         "styles": cell["styles"],
@@ -285,8 +286,8 @@ def publish(run_dir: Path, reports_dir: Path, extra_slo: list[str] | None = None
     size = len(html.encode())
     if size > MAX_REPORT_BYTES:
         raise BadInput(f"{run_dir}: the report would be {size / 1e6:.1f} MB, over the 5 MB limit")
-    _atomic_write(out_dir / "index.html", html)
-    _atomic_write(out_dir / "report.json", json.dumps(_clean(headline(a)), indent=2))
+    write_text(out_dir / "index.html", html)
+    write_text(out_dir / "report.json", json.dumps(_clean(headline(a)), indent=2))
     publish_index(reports_dir)
     return out_dir / "index.html"
 
@@ -299,7 +300,7 @@ def publish_index(reports_dir: Path) -> Path:
         except (OSError, json.JSONDecodeError):
             continue
     index = reports_dir / "index.html"
-    _atomic_write(index, render("index.html.j2", {"runs": runs}))
+    write_text(index, render("index.html.j2", {"runs": runs}))
     return index
 
 
@@ -310,7 +311,7 @@ def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float
         raise BadInput(f"{run_a.name} and {run_b.name} share no cell (same style, users, workers, model, wait)")
     out = reports_dir / f"compare-{run_a.name}-vs-{run_b.name}.html"
     reports_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(
+    write_text(
         out,
         render(
             "compare.html.j2",
@@ -324,12 +325,6 @@ def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float
         ),
     )
     return out
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _clean(obj: Any) -> Any:

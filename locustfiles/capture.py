@@ -12,7 +12,6 @@ report's timelines are exact per second instead of Locust's rolling 10-second wi
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from routebench.rundir import CellDir, write_json
 from target_app.catalogue import hdr_file
 
 LOWEST_US = 1
@@ -118,16 +118,14 @@ class Capture:
         return out
 
     def save(self, directory: Path, extra: dict[str, Any], window: tuple[float, float] | None = None) -> None:
-        hdr_dir = directory / "hdr"
-        hdr_dir.mkdir(parents=True, exist_ok=True)
+        cell = CellDir(directory)
+        cell.hdr_dir.mkdir(parents=True, exist_ok=True)
         for name, h in self.histograms.items():
-            (hdr_dir / hdr_file(name)).write_bytes(h.encode())
+            (cell.hdr_dir / hdr_file(name)).write_bytes(h.encode())
         body = {**extra, "samples_by_worker": dict(self.samples_by_worker), "requests": self.summary()}
         if window is not None:
             body["timeline"] = self.timeline(*window)
-        tmp = directory / "exact.json.tmp"
-        tmp.write_text(json.dumps(body, indent=2))
-        tmp.replace(directory / "exact.json")
+        write_json(cell.exact, body)
 
 
 def load_histogram(path: Path) -> HdrHistogram:

@@ -35,6 +35,7 @@ from locust.runners import MasterRunner, WorkerRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for ``locust -f`` from a clone
 
 from locustfiles.capture import Capture  # noqa: E402
+from routebench.rundir import CellDir, RunDir  # noqa: E402
 from target_app import catalogue  # noqa: E402
 
 LATE_MS = 10.0
@@ -446,7 +447,7 @@ def _save_test(environment: Environment, out: Path, test: Test) -> None:
     runner = environment.runner
     ended = test.stopped_at or time.time()
     session = in_session(environment)
-    directory = out / f"ui-{test.number:03d}" if session else out
+    directory = RunDir(out).ui_test(test.number).path if session else out
     directory.mkdir(parents=True, exist_ok=True)
     workers: list[dict[str, Any]] = []
     if isinstance(runner, MasterRunner):
@@ -481,11 +482,11 @@ def _save_locust_csvs(environment: Environment, out: Path, directory: Path, test
         ("failures", writer.failures_csv),
         ("exceptions", writer.exceptions_csv),
     ):
-        with (directory / f"locust_{name}.csv").open("w", newline="") as f:
+        with CellDir(directory).locust_csv(name).open("w", newline="") as f:
             write(csv.writer(f))
-    history = out / "locust_stats_history.csv"
+    history = RunDir(out).session.history
     rows = list(csv.reader(history.open(newline=""))) if history.is_file() else []
-    with (directory / "locust_stats_history.csv").open("w", newline="") as f:
+    with CellDir(directory).history.open("w", newline="") as f:
         w = csv.writer(f)
         if rows:
             w.writerow(rows[0])

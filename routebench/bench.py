@@ -26,7 +26,7 @@ from hdrh.histogram import HdrHistogram
 from locustfiles.capture import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from routebench.launcher import Stack, StackError
 from routebench.locust_cluster import LoadSpec, LocustCluster
-from routebench.runner import write_json
+from routebench.rundir import CellDir, RunDir, write_json
 from target_app import catalogue
 from target_app.settings import Settings
 
@@ -68,8 +68,8 @@ def locust(
         cluster.wait(timeout=seconds + 60)
     import pandas as pd
 
-    stats = pd.read_csv(out / "locust_stats.csv").set_index("Name").loc["sleep/async-await"]
-    exact = json.loads((out / "exact.json").read_text())["requests"].get("sleep/async-await")
+    stats = pd.read_csv(CellDir(out).stats).set_index("Name").loc["sleep/async-await"]
+    exact = json.loads(CellDir(out).exact.read_text())["requests"].get("sleep/async-await")
     cpu = [statistics.mean(r) for r in cluster.cpu.values() if r]
     rps = float(stats["Requests/s"])
     return {
@@ -149,16 +149,16 @@ def synthetic_run(root: Path, cells: int = 200, requests: int = 10_000_000, seed
     for i in range(cells):
         style, users = styles[i % 4], [10, 50, 100, 200, 400][(i // 4) % 5]
         cid = f"{i + 1:03d}-{style.replace('/', '_')}-u{users}-w2-r{i // 20 + 1}"
-        cdir = run_dir / cid
-        (cdir / "hdr").mkdir(parents=True)
-        (cdir / "telemetry").mkdir()
+        cell = RunDir(run_dir).cell(cid)
+        cell.hdr_dir.mkdir(parents=True)
+        cell.telemetry.mkdir()
         h = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
         values, counts = np.unique(rng.lognormal(np.log(50_000), 0.3, 20_000).astype(int), return_counts=True)
         for v, c in zip(values, counts * (per_cell // 20_000), strict=True):
             h.record_value(int(v), int(c))
-        (cdir / "hdr" / catalogue.hdr_file(style)).write_bytes(h.encode())
+        (cell.hdr_dir / catalogue.hdr_file(style)).write_bytes(h.encode())
         pct = {str(p): h.get_value_at_percentile(p) for p in (50, 90, 95, 99, 99.9)}
-        (cdir / "exact.json").write_text(
+        cell.exact.write_text(
             json.dumps(
                 {
                     "measure_from": t0,
@@ -168,7 +168,7 @@ def synthetic_run(root: Path, cells: int = 200, requests: int = 10_000_000, seed
             )
         )
         rps = per_cell / 10
-        (cdir / "locust_stats.csv").write_text(
+        cell.stats.write_text(
             "Type,Name,Request Count,Failure Count,Requests/s,50%,95%,99%\n"
             f"GET,{style},{per_cell},0,{rps},{pct['50'] // 1000},{pct['95'] // 1000},{pct['99'] // 1000}\n"
             f",Aggregated,{per_cell},0,{rps},{pct['50'] // 1000},{pct['95'] // 1000},{pct['99'] // 1000}\n"
@@ -177,11 +177,11 @@ def synthetic_run(root: Path, cells: int = 200, requests: int = 10_000_000, seed
             f"{int(t0) + s},{users},GET,{style},{rps},50\n{int(t0) + s},{users},,Aggregated,{rps},50\n"
             for s in range(12)
         )
-        (cdir / "locust_stats_history.csv").write_text("Timestamp,User Count,Type,Name,Requests/s,95%\n" + rows)
-        (cdir / "locust_failures.csv").write_text("Method,Name,Error,Occurrences\n")
-        (cdir / "locust_exceptions.csv").write_text("Count,Message,Traceback,Nodes\n")
+        cell.history.write_text("Timestamp,User Count,Type,Name,Requests/s,95%\n" + rows)
+        cell.failures.write_text("Method,Name,Error,Occurrences\n")
+        cell.exceptions.write_text("Count,Message,Traceback,Nodes\n")
         for pid in (1, 2):
-            (cdir / "telemetry" / f"worker-{pid}.jsonl").write_text(
+            (cell.telemetry / f"worker-{pid}.jsonl").write_text(
                 "".join(
                     json.dumps(
                         {
@@ -216,8 +216,7 @@ def synthetic_run(root: Path, cells: int = 200, requests: int = 10_000_000, seed
                 "status": "ok",
             }
         )
-    write_json(
-        run_dir / "run.json",
+    RunDir(run_dir).write_state(
         {
             "run_id": "synthetic",
             "status": "complete",

@@ -18,7 +18,8 @@ from analysis import load, report, summary
 from routebench import experiment, metadata, terminal, ui_session
 from routebench.launcher import Stack, StackError, claim_port
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count
-from routebench.runner import Runner, new_run_id, write_json
+from routebench.rundir import RunDir, write_text
+from routebench.runner import Runner, new_run_id
 from target_app import catalogue
 from target_app.settings import Settings
 
@@ -107,7 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def print_summary(run_dir: Path) -> None:
     """The plain summary table of a run, printed and written beside it (summary.csv, summary.md)."""
     table = summary.summarise(load.load_run(run_dir))
-    table.to_csv(run_dir / "summary.csv", index=False)
+    files = RunDir(run_dir)
+    table.to_csv(files.summary_csv, index=False)
     shown = table[
         [
             "cell",
@@ -124,12 +126,12 @@ def print_summary(run_dir: Path) -> None:
             "locust_p99_ms",
         ]
     ]
-    (run_dir / "summary.md").write_text(shown.to_markdown(index=False, floatfmt=".1f") + "\n")
+    write_text(files.summary_md, shown.to_markdown(index=False, floatfmt=".1f") + "\n")
     # Piped output (a CI log, a file) gets the full table; a terminal gets what fits its width.
     terminal.print_summary_table(
         table, f"{run_dir.name}: per cell", Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     )
-    console.print(f"summary: {run_dir / 'summary.md'}")
+    console.print(f"summary: {files.summary_md}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -259,6 +261,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         claim_port(settings.host, settings.port, "target app")
     run_dir = Path(args.results) / new_run_id("ui")
     run_dir.mkdir(parents=True)
+    files = RunDir(run_dir)
     started = time.time()
     state: dict[str, Any] = {
         "run_id": run_dir.name,
@@ -269,7 +272,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         **metadata.collect(settings),
         "cells": [],
     }
-    write_json(run_dir / "run.json", state)
+    files.write_state(state)
     ticked = [s.class_name for s in catalogue.family(UI_FAMILY)]
     # The form opens with the headless default's work sizes (d = 50 ms ...), so Start as it comes runs.
     spec = LoadSpec(
@@ -283,7 +286,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         default_classes=ticked,
     )
     try:
-        with Stack(settings, telemetry_dir=run_dir / "telemetry", with_db=not args.no_db) as stack:
+        with Stack(settings, telemetry_dir=files.telemetry, with_db=not args.no_db) as stack:
             spec.target_url = stack.target_url
             login = ["--web-login"] if settings.ui_password is not None else []
             if not login and not settings.is_loopback:
@@ -308,7 +311,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     finally:
         state.update(ui_session.cells(run_dir, settings, default_worker_count()))
         state.update(status="complete", ended_at=time.time())
-        write_json(run_dir / "run.json", state)
+        files.write_state(state)
         tests = len(state["cells"])
         console.print(f"web-UI session saved: {run_dir}, {tests} test(s) (report: routebench report {run_dir})")
     return 0

@@ -15,6 +15,7 @@ from typing import Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from routebench.rundir import RunDir
 from target_app import catalogue
 from target_app.settings import MAX_FANOUT, MAX_WAIT_MS, MAX_WORK, WorkerClass
 
@@ -196,7 +197,7 @@ def reproduce(name_or_path: str, exp: Experiment, run_dir: Path) -> dict[str, st
     it is, is named as such; anything else points at the copy written beside the run
     (``experiment.toml``), whose text the report also shows, so it runs from any checkout."""
     text = to_toml(exp)
-    copy = run_dir / "experiment.toml"
+    copy = RunDir(run_dir).experiment_toml
     copy.write_text(text, encoding="utf-8")
     try:
         source = resolve_path(name_or_path)

@@ -19,6 +19,7 @@ import httpx
 import psutil
 
 from routebench.launcher import REPO, Managed, StackError, StartedAndStopped, claim_port, spawn
+from routebench.rundir import CellDir
 
 LOCUSTFILE = REPO / "locustfiles" / "route_styles.py"
 CPU_WARNING = 90.0  # Locust warns above this per generator process
@@ -83,7 +84,7 @@ class LocustCluster(StartedAndStopped):
             "-r",
             str(s.users),
             "--csv",
-            str(s.out_dir / "locust"),
+            str(CellDir(s.out_dir).locust_prefix),
             "--csv-full-history",
             "--rb-out",
             str(s.out_dir),
@@ -148,7 +149,7 @@ class LocustCluster(StartedAndStopped):
         return self
 
     def _spawn(self, name: str, argv: list[str]) -> Managed:
-        return spawn(name, argv, self.spec.out_dir / f"{name}.log")
+        return spawn(name, argv, CellDir(self.spec.out_dir).log(name))
 
     def wait_web_ui(self, timeout: float = 30.0) -> str:
         """The web UI's URL, once it answers."""

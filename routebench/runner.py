@@ -28,19 +28,13 @@ from routebench import metadata
 from routebench.experiment import Cell, Experiment, expand, reproduce
 from routebench.launcher import Stack, StackError
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
+from routebench.rundir import CellDir, RunDir, write_json
 from target_app import catalogue
 from target_app.settings import Settings
 from target_app.work import burn
 
 RESULTS_DIR = Path("results")
 CELL_OVERHEAD_S = 7.0  # stack and cluster start/stop, for the ETA
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write-then-rename, so a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
 
 
 def new_run_id(name: str) -> str:
@@ -156,7 +150,7 @@ class Runner:
         self._save_state()
 
     def _save_state(self) -> None:
-        write_json(self.run_dir / "run.json", self.state)
+        RunDir(self.run_dir).write_state(self.state)
 
     def _cell_state(self, cell: Cell) -> dict[str, Any]:
         return self.state["cells"][cell.index - 1]
@@ -186,10 +180,10 @@ class Runner:
             outcome = {"status": "failed", "reason": str(exc)}
         except KeyboardInterrupt:
             record.update(status="interrupted", ended_at=time.time())
-            write_json(cell_dir / "cell.json", {**cell.model_dump(), **record})
+            write_json(CellDir(cell_dir).cell_json, {**cell.model_dump(), **record})
             raise
         record.update(outcome, ended_at=time.time(), wall_s=round(time.monotonic() - begun, 1))
-        write_json(cell_dir / "cell.json", {**cell.model_dump(), **record})
+        write_json(CellDir(cell_dir).cell_json, {**cell.model_dump(), **record})
         self._save_state()
         self._report_cell(cell, record, label)
 
@@ -231,7 +225,7 @@ class Runner:
             with cluster:
                 if self.external_workers and self.on_worker_command:
                     self.on_worker_command(cluster.worker_command())
-                history = cell_dir / "locust_stats_history.csv"
+                history = CellDir(cell_dir).history
 
                 def tick() -> None:
                     dead = [m for m in stack.processes if not m.alive()]
@@ -248,14 +242,15 @@ class Runner:
             cpu = {str(pid): readings for pid, readings in cluster.cpu.items()}
             names = {str(m.proc.pid): m.name for m in cluster.processes()}
             server_log = stack.log("target")
-            (cell_dir / "server.log").write_text(server_log)
-        deaths = worker_deaths(server_log, cell_dir / "telemetry")
+            files = CellDir(cell_dir)
+            files.server_log.write_text(server_log)
+        deaths = worker_deaths(server_log, files.telemetry)
         generator = generator_load(cpu, names)
-        (cell_dir / "generator.json").write_text(json.dumps(generator, indent=2))
-        if not (cell_dir / "exact.json").exists() or not (cell_dir / "locust_stats.csv").exists():
+        write_json(files.generator, generator)
+        if not files.exact.exists() or not files.stats.exists():
             tail = cluster.master.tail(3) if cluster.master else ""
             return {"status": "failed", "reason": f"Locust left no results (exit code {code}): {tail}"}
-        exact = json.loads((cell_dir / "exact.json").read_text())
+        exact = json.loads(files.exact.read_text())
         return {
             "status": "ok",
             "locust_exit_code": code,
@@ -268,7 +263,7 @@ class Runner:
     @contextlib.contextmanager
     def _target(self, settings: Settings, cell: Cell, cell_dir: Path) -> Iterator[Stack | ExternalTarget]:
         if self.target_url is None:
-            with Stack(settings, telemetry_dir=cell_dir / "telemetry", with_db=cell.needs_db) as stack:
+            with Stack(settings, telemetry_dir=CellDir(cell_dir).telemetry, with_db=cell.needs_db) as stack:
                 yield stack
             return
         target = ExternalTarget(self.target_url.rstrip("/"))
@@ -279,7 +274,7 @@ class Runner:
         if record["status"] != "ok":
             self.console.print(f"[red]{label}: {record['status']}[/] {record.get('reason', '')}")
             return
-        exact = json.loads((self.run_dir / cell.id / "exact.json").read_text())["requests"]
+        exact = json.loads(RunDir(self.run_dir).cell(cell.id).exact.read_text())["requests"]
         parts = []
         for style in cell.styles:
             e = exact.get(style)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from routebench import experiment
+from routebench.rundir import CellDir, RunDir
 from target_app import catalogue
 from target_app.settings import Settings
 
@@ -22,13 +23,14 @@ def _styles_in_order(names: set[str]) -> list[str]:
     return [s.id for s in catalogue.STYLES if s.id in names]
 
 
-def _cell(index: int, test_dir: Path, settings: Settings, locust_workers: int) -> dict[str, Any]:
-    exact = json.loads((test_dir / "exact.json").read_text())
-    test = exact["test"]
-    opts = test["options"]
-    by_style = test.get("users_by_style") or {}
+def _cell(index: int, test: CellDir, settings: Settings, locust_workers: int) -> dict[str, Any]:
+    test_dir = test.path
+    exact = json.loads(test.exact.read_text())
+    record = exact["test"]
+    opts = record["options"]
+    by_style = record.get("users_by_style") or {}
     styles = _styles_in_order(set(by_style) | set(exact.get("requests", {})))
-    ended = test.get("stopped_at") or exact.get("saved_at")
+    ended = record.get("stopped_at") or exact.get("saved_at")
     cell = experiment.Cell(
         index=index,
         id=test_dir.name,
@@ -37,7 +39,7 @@ def _cell(index: int, test_dir: Path, settings: Settings, locust_workers: int) -
         users=sum(by_style.values()),
         server_workers=settings.workers,
         repeat=1,
-        duration_s=round(max(0.0, ended - test["measure_from"]), 1),
+        duration_s=round(max(0.0, ended - record["measure_from"]), 1),
         warmup_s=opts.get("warmup_s", 0.0),
         model=opts.get("model", "closed"),
         arrival_rate=opts.get("arrival_rate") or experiment.DEFAULTS.arrival_rate,
@@ -55,21 +57,21 @@ def _cell(index: int, test_dir: Path, settings: Settings, locust_workers: int) -
         **cell.model_dump(),
         "dir": test_dir.name,
         "users_by_style": by_style,
-        "started_at": test["started_at"],
+        "started_at": record["started_at"],
         "ended_at": ended,
         "lost_workers": exact.get("lost_workers", []),
-        "warnings": test.get("warnings", []),
+        "warnings": record.get("warnings", []),
         **status,
     }
 
 
 def _split_telemetry(run_dir: Path, cells: list[dict[str, Any]]) -> None:
     """Each test gets the server samples taken between its start and stop."""
-    source = run_dir / "telemetry"
+    files = RunDir(run_dir)
     for cell in cells:
-        out = run_dir / cell["dir"] / "telemetry"
+        out = files.cell(cell["dir"]).telemetry
         out.mkdir(exist_ok=True)
-        for path in source.glob("worker-*.jsonl"):
+        for path in files.telemetry.glob("worker-*.jsonl"):
             kept = []
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
@@ -113,12 +115,11 @@ def _as_experiment(cells: list[dict[str, Any]], settings: Settings) -> experimen
 
 def cells(run_dir: Path, settings: Settings, locust_workers: int) -> dict[str, Any]:
     """The run.json entries of a finished session: its cells, the experiment and how to reproduce it."""
-    tests = sorted(p for p in run_dir.glob("ui-*") if (p / "exact.json").is_file())
-    found = [_cell(i, p, settings, locust_workers) for i, p in enumerate(tests, 1)]
+    found = [_cell(i, test, settings, locust_workers) for i, test in enumerate(RunDir(run_dir).ui_tests(), 1)]
     _split_telemetry(run_dir, found)
     exp = _as_experiment(found, settings)
     return {
         "cells": found,
         "experiment": exp.model_dump(exclude_none=True),
-        "reproduce": experiment.reproduce(str(run_dir / "experiment.toml"), exp, run_dir),
+        "reproduce": experiment.reproduce(str(RunDir(run_dir).experiment_toml), exp, run_dir),
     }

@@ -1,0 +1,139 @@
+"""The run directory, ``results/<run-id>/``: the one place that knows its layout.
+
+Every writer (the runner, the web-UI session, the Locust master's capture, the benchmarks) and the
+one reader (the analysis' load stage) take their paths from here, and JSON records are written
+whole or not at all. ``run.json`` carries ``schema_version``: a change of layout or of a record's
+meaning raises it. Standard library only, so a Locust process can import it cheaply.
+
+    results/<run-id>/
+      run.json                 metadata and every cell's state (schema_version)
+      experiment.toml          the experiment as run ("Reproduce" runs it again)
+      summary.csv, summary.md  the terminal's table, as files
+      telemetry/               a web-UI session's server samples, before they are split by test
+      <cell>/                  one per cell (``ui-NNN`` in a web-UI session)
+        cell.json, exact.json, hdr/<style>.hdr, generator.json, server.log,
+        locust_stats.csv, locust_stats_history.csv, locust_failures.csv, locust_exceptions.csv,
+        locust-<process>.log, telemetry/worker-<pid>.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+UI_TEST_PREFIX = "ui-"
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write-then-rename, so a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, default=str))
+
+
+@dataclass(frozen=True)
+class CellDir:
+    path: Path
+
+    @property
+    def cell_json(self) -> Path:
+        return self.path / "cell.json"
+
+    @property
+    def exact(self) -> Path:
+        return self.path / "exact.json"
+
+    @property
+    def hdr_dir(self) -> Path:
+        return self.path / "hdr"
+
+    @property
+    def generator(self) -> Path:
+        return self.path / "generator.json"
+
+    @property
+    def server_log(self) -> Path:
+        return self.path / "server.log"
+
+    @property
+    def telemetry(self) -> Path:
+        return self.path / "telemetry"
+
+    @property
+    def locust_prefix(self) -> Path:
+        """What Locust's ``--csv`` takes: it adds ``_stats.csv``, ``_stats_history.csv`` ..."""
+        return self.path / "locust"
+
+    @property
+    def stats(self) -> Path:
+        return self.path / "locust_stats.csv"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "locust_stats_history.csv"
+
+    @property
+    def failures(self) -> Path:
+        return self.path / "locust_failures.csv"
+
+    @property
+    def exceptions(self) -> Path:
+        return self.path / "locust_exceptions.csv"
+
+    def locust_csv(self, kind: str) -> Path:
+        """``stats``, ``failures`` or ``exceptions``: Locust's CSV of that kind."""
+        return self.path / f"locust_{kind}.csv"
+
+    def log(self, process: str) -> Path:
+        return self.path / f"{process}.log"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def experiment_toml(self) -> Path:
+        return self.path / "experiment.toml"
+
+    @property
+    def summary_csv(self) -> Path:
+        return self.path / "summary.csv"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.path / "summary.md"
+
+    @property
+    def telemetry(self) -> Path:
+        return self.path / "telemetry"
+
+    @property
+    def session(self) -> CellDir:
+        """A web-UI session's own files (Locust's CSVs for the whole session) sit at the top."""
+        return CellDir(self.path)
+
+    def cell(self, name: str) -> CellDir:
+        return CellDir(self.path / name)
+
+    def ui_test(self, number: int) -> CellDir:
+        return self.cell(f"{UI_TEST_PREFIX}{number:03d}")
+
+    def ui_tests(self) -> list[CellDir]:
+        """The tests a web-UI session saved, in order."""
+        found = (p for p in self.path.glob(f"{UI_TEST_PREFIX}*") if CellDir(p).exact.is_file())
+        return [CellDir(p) for p in sorted(found)]
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        write_json(self.run_json, {**state, "schema_version": SCHEMA_VERSION})
