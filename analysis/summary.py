@@ -141,7 +141,6 @@ def add_baseline_ratios(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-BLOCKING_PREDICTIONS = frozenset({"blocking", "db-blocking"})
 SHAPE = ["server_workers", "wait_ms", "work", "fanout", "model", "arrival_rate"]
 POINT = ["family", "style", "users", *SHAPE]
 NEIGHBOUR_METRICS = ("p50_ms", "p95_ms", "p99_ms", "rps")
@@ -174,7 +173,7 @@ def catalogue_order(styles: Iterable[str]) -> list[str]:
 def blocks_the_loop(style: str) -> bool:
     """Whether theory says ``style`` stalls every request on its worker (a blocking call in async def)."""
     known = catalogue.BY_ID.get(style)
-    return known is not None and known.prediction in BLOCKING_PREDICTIONS
+    return known is not None and catalogue.PREDICTIONS[known.prediction].blocks_loop
 
 
 def users_label(users: Any, share: Any) -> str:

@@ -9,52 +9,11 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import pandas as pd
 
 from target_app import catalogue
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What a cell's prediction depends on (seconds and counts)."""
-
-    users: float  # U, users on this style
-    workers: int  # W
-    threads: int  # T
-    pool: int  # P
-    wait_s: float  # d
-    fanout: int  # k
-    cpu_s: float  # c, CPU seconds per request of the cpu family
-    cores: int
-
-
-def _queued(concurrency: float, s: Shape) -> float:
-    """Throughput when at most ``concurrency`` requests can wait at once, each for d."""
-    return min(s.users, concurrency) / s.wait_s
-
-
-def _latency(x: float, s: Shape, floor: float) -> float:
-    # Little's law for a closed loop: every user is always waiting, so latency = U / X.
-    return max(floor, s.users / x) if x > 0 else math.inf
-
-
-Model = Callable[[Shape], tuple[float, float]]
-
-MODELS: dict[str, Model] = {
-    "async": lambda s: (s.users / s.wait_s, s.wait_s),
-    "blocking": lambda s: ((x := _queued(s.workers, s)), _latency(x, s, s.wait_s)),
-    "threadpool": lambda s: ((x := _queued(s.workers * s.threads, s)), _latency(x, s, s.wait_s)),
-    "cpu": lambda s: ((x := min(s.workers, s.cores) / s.cpu_s), _latency(x, s, s.cpu_s)),
-    "process-pool": lambda s: ((x := min(s.workers, s.cores) / s.cpu_s), _latency(x, s, s.cpu_s)),
-    "fanout-sequential": lambda s: (s.users / (s.fanout * s.wait_s), s.fanout * s.wait_s),
-    "fanout-gather": lambda s: (s.users / s.wait_s, s.wait_s),
-    "db-async-pool": lambda s: ((x := _queued(s.workers * s.pool, s)), _latency(x, s, s.wait_s)),
-    "db-blocking": lambda s: ((x := _queued(s.workers, s)), _latency(x, s, s.wait_s)),
-    "db-threadpool": lambda s: ((x := _queued(s.workers * min(s.threads, s.pool), s)), _latency(x, s, s.wait_s)),
-}
+from target_app.catalogue import Shape
 
 
 def predict(style_id: str, s: Shape) -> tuple[float, float]:
@@ -63,7 +22,7 @@ def predict(style_id: str, s: Shape) -> tuple[float, float]:
         return math.nan, math.nan
     if s.cpu_s <= 0 and catalogue.BY_ID[style_id].family == "cpu":
         return math.nan, math.nan
-    return MODELS[catalogue.BY_ID[style_id].prediction](s)
+    return catalogue.PREDICTIONS[catalogue.BY_ID[style_id].prediction].model(s)
 
 
 def add_predictions(

@@ -7,13 +7,48 @@ This module imports only the standard library so Locust workers can read it chea
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a cell's prediction depends on (seconds and counts)."""
+
+    users: float  # U, users on this style
+    workers: int  # W
+    threads: int  # T
+    pool: int  # P
+    wait_s: float  # d
+    fanout: int  # k
+    cpu_s: float  # c, CPU seconds per request of the cpu family
+    cores: int
+
+
+def _queued(concurrency: float, s: Shape) -> float:
+    """Throughput when at most ``concurrency`` requests can wait at once, each for d."""
+    return min(s.users, concurrency) / s.wait_s
+
+
+def _latency(x: float, s: Shape, floor: float) -> float:
+    # Little's law for a closed loop: every user is always waiting, so latency = U / X.
+    return max(floor, s.users / x) if x > 0 else math.inf
+
+
+def _closed(x: float, s: Shape, floor: float) -> tuple[float, float]:
+    """Throughput ``x`` and the latency Little's law gives it, never below ``floor``."""
+    return x, _latency(x, s, floor)
+
+
+Model = Callable[[Shape], tuple[float, float]]
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """What theory (docs/model.md) predicts for a style, in its symbols.
+    """What theory (docs/model.md) predicts for a style: in words, in its symbols, and as the formula
+    the analysis evaluates for each cell, side by side so the two cannot drift apart.
 
     W worker processes, T threadpool tokens per worker, d the wait per request, U concurrent users,
     c CPU seconds per request, P database pool size per worker, k calls in a fan-out.
@@ -22,21 +57,65 @@ class Prediction:
     key: str
     throughput: str
     latency: str
+    model: Model = field(repr=False, compare=False)  # (requests/s, latency in s) for a Shape
+    blocks_loop: bool = False  # the wait holds the worker's event loop: every neighbour waits too
 
 
 PREDICTIONS: dict[str, Prediction] = {
     p.key: p
     for p in (
-        Prediction("async", "about U/d until CPU caps it", "about d"),
-        Prediction("blocking", "about W/d", "about U*d/W: every request on that worker queues"),
-        Prediction("threadpool", "about min(U, W*T)/d", "d while U <= W*T, then grows"),
-        Prediction("cpu", "about min(W, cores)/c whatever the style", "grows with queueing"),
-        Prediction("process-pool", "bounded by cores, event loop stays free", "neighbours stay fast"),
-        Prediction("fanout-sequential", "U/(k*d)", "about k*d"),
-        Prediction("fanout-gather", "U/d", "about d (the slowest call)"),
-        Prediction("db-async-pool", "about W*P/d", "d while U <= W*P"),
-        Prediction("db-blocking", "about W/d", "about U*d/W: every request on that worker queues"),
-        Prediction("db-threadpool", "about W*min(T, P)/d", "grows past W*min(T,P) users"),
+        Prediction("async", "about U/d until CPU caps it", "about d", lambda s: (s.users / s.wait_s, s.wait_s)),
+        Prediction(
+            "blocking",
+            "about W/d",
+            "about U*d/W: every request on that worker queues",
+            lambda s: _closed(_queued(s.workers, s), s, s.wait_s),
+            blocks_loop=True,
+        ),
+        Prediction(
+            "threadpool",
+            "about min(U, W*T)/d",
+            "d while U <= W*T, then grows",
+            lambda s: _closed(_queued(s.workers * s.threads, s), s, s.wait_s),
+        ),
+        Prediction(
+            "cpu",
+            "about min(W, cores)/c whatever the style",
+            "grows with queueing",
+            lambda s: _closed(min(s.workers, s.cores) / s.cpu_s, s, s.cpu_s),
+        ),
+        Prediction(
+            "process-pool",
+            "bounded by cores, event loop stays free",
+            "neighbours stay fast",
+            lambda s: _closed(min(s.workers, s.cores) / s.cpu_s, s, s.cpu_s),
+        ),
+        Prediction(
+            "fanout-sequential",
+            "U/(k*d)",
+            "about k*d",
+            lambda s: (s.users / (s.fanout * s.wait_s), s.fanout * s.wait_s),
+        ),
+        Prediction("fanout-gather", "U/d", "about d (the slowest call)", lambda s: (s.users / s.wait_s, s.wait_s)),
+        Prediction(
+            "db-async-pool",
+            "about W*P/d",
+            "d while U <= W*P",
+            lambda s: _closed(_queued(s.workers * s.pool, s), s, s.wait_s),
+        ),
+        Prediction(
+            "db-blocking",
+            "about W/d",
+            "about U*d/W: every request on that worker queues",
+            lambda s: _closed(_queued(s.workers, s), s, s.wait_s),
+            blocks_loop=True,
+        ),
+        Prediction(
+            "db-threadpool",
+            "about W*min(T, P)/d",
+            "grows past W*min(T,P) users",
+            lambda s: _closed(_queued(s.workers * min(s.threads, s.pool), s), s, s.wait_s),
+        ),
     )
 }
 
@@ -95,7 +174,7 @@ class RouteStyle:
             "description": self.description,
             "params": list(self.params),
             "baseline": self.baseline,
-            "prediction": asdict(PREDICTIONS[self.prediction]),
+            "prediction": {k: getattr(PREDICTIONS[self.prediction], k) for k in ("key", "throughput", "latency")},
         }
 
 
