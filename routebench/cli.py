@@ -4,6 +4,7 @@ given as a ROUTEBENCH_* environment variable. Errors the user can act on are one
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -17,7 +18,7 @@ from rich.console import Console
 from analysis import load, report, summary
 from routebench import experiment, metadata, terminal, ui_session
 from routebench.launcher import Stack, StackError, claim_port
-from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count
+from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count, worker_argv
 from routebench.rundir import RunDir, write_text
 from routebench.runner import Runner, new_run_id
 from target_app import catalogue
@@ -342,6 +343,13 @@ def cmd_readme_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Become a Locust worker of a routebench master (on another machine, a container, a pod)."""
+    argv = worker_argv(args.master_host, args.master_port)
+    os.execv(argv[0], argv)
+    return 0  # not reached: the process is Locust's now
+
+
 def cmd_styles(_: argparse.Namespace) -> int:
     for s in catalogue.STYLES:
         print(f"{s.id:32} {s.description}")
@@ -418,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace the tables between the readme-tables markers of this file",
     )
     tables.set_defaults(func=cmd_readme_tables)
+    worker = sub.add_parser("worker", help="run a Locust worker that joins a routebench master")
+    worker.add_argument("--master-host", required=True, help="the master's address (routebench run --master-host)")
+    worker.add_argument(
+        "--master-port", type=int, default=LOCUST_MASTER_PORT, help=f"the master's port (default {LOCUST_MASTER_PORT})"
+    )
+    worker.set_defaults(func=cmd_worker)
     styles = sub.add_parser("styles", help="list the route-style catalogue")
     styles.set_defaults(func=cmd_styles)
     return parser

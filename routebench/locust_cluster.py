@@ -31,6 +31,25 @@ def default_worker_count() -> int:
     return max(2, (os.cpu_count() or 2) // 2)
 
 
+def worker_argv(master_host: str, master_port: int) -> list[str]:
+    """The one Locust worker command line: local workers, ``routebench worker`` and the deploy
+    recipes (which call ``routebench worker``) all come here."""
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--worker",
+        "--master-host",
+        master_host,
+        "--master-port",
+        str(master_port),
+        "--loglevel",
+        "WARNING",
+    ]
+
+
 @dataclass
 class LoadSpec:
     target_url: str
@@ -113,11 +132,10 @@ class LocustCluster(StartedAndStopped):
         return argv + self.extra_args + s.user_classes
 
     def worker_command(self, master_host: str | None = None) -> list[str]:
+        """What to run on another machine (a checkout with the project installed) to join."""
         return [
-            "locust",
-            "-f",
-            str(LOCUSTFILE.relative_to(REPO)),
-            "--worker",
+            "routebench",
+            "worker",
             "--master-host",
             master_host or self.bind_host,
             "--master-port",
@@ -130,21 +148,9 @@ class LocustCluster(StartedAndStopped):
         if self.web_port is not None:
             self.web_port = claim_port(self.bind_host, self.web_port, "Locust web UI")
         self.master = self._spawn("locust-master", self.master_argv())
+        local_host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host
         for i in range(self.workers):
-            argv = [
-                sys.executable,
-                "-m",
-                "locust",
-                "-f",
-                str(LOCUSTFILE),
-                "--worker",
-                "--master-host",
-                "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host,
-                "--master-port",
-                str(self.master_port),
-                "--loglevel",
-                "WARNING",
-            ]
+            argv = worker_argv(local_host, self.master_port)
             self.local_workers.append(self._spawn(f"locust-worker-{i + 1}", argv))
         return self
 

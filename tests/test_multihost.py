@@ -150,12 +150,12 @@ def test_workers_on_two_hosts_and_a_cut_link(net: Net, tmp_path: Path) -> None:
         assert master.stderr is not None
         command = None
         for line in master.stderr:
-            if line.strip().startswith("locust -f"):
+            if line.strip().startswith("routebench worker"):
                 command = line.split()
                 break
         assert command is not None, "the master printed no worker command"
         assert command[command.index("--master-host") + 1] == net.addr("master")
-        worker_argv = [sys.executable, "-m", *command]
+        worker_argv = [sys.executable, "-m", "routebench.cli", *command[1:]]
         for host in ("w1", "w2"):
             procs.append(net.run_in(host, worker_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
