@@ -22,7 +22,7 @@ from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_co
 from routebench.rundir import RunDir, write_text
 from routebench.runner import Runner, new_run_id
 from target_app import catalogue
-from target_app.settings import Settings
+from target_app.settings import Settings, default
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 SLO_EXIT_CODE = 99  # as k6 does when a threshold is crossed
@@ -43,8 +43,12 @@ SERVER_FLAGS: dict[str, tuple[str, type, str]] = {
     "--port": ("port", int, "target app port (0: pick a free one)"),
     "--workers": ("workers", int, "server worker processes W (default: CPU count)"),
     "--worker-class": ("worker_class", str, "uvicorn-worker | gunicorn-asgi | uvicorn"),
-    "--threadpool": ("threadpool_tokens", int, "threadpool tokens T per worker (default 40)"),
-    "--db-pool": ("db_pool_size", int, "database pool size P per worker (default 10)"),
+    "--threadpool": (
+        "threadpool_tokens",
+        int,
+        f"threadpool tokens T per worker (default {default('threadpool_tokens')})",
+    ),
+    "--db-pool": ("db_pool_size", int, f"database pool size P per worker (default {default('db_pool_size')})"),
     "--upstream-latency": ("upstream_latency_ms", int, "upstream service default latency in ms"),
 }
 

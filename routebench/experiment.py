@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from routebench.rundir import RunDir
 from target_app import catalogue
-from target_app.settings import MAX_FANOUT, MAX_WAIT_MS, MAX_WORK, WorkerClass
+from target_app.settings import WorkerClass, bounds, default
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "experiments"
 
@@ -37,20 +37,29 @@ class Knobs(BaseModel):
     model: Literal["closed", "open"] | None = None
     arrival_rate: float | None = Field(None, gt=0, le=100_000)
     users: list[int] | None = None
-    wait_ms: int | None = Field(None, ge=0, le=MAX_WAIT_MS)
-    work: int | None = Field(None, ge=0, le=MAX_WORK)
-    fanout: int | None = Field(None, ge=1, le=MAX_FANOUT)
+    # The server-side knobs take their bounds from Settings, which declares each once.
+    wait_ms: int | None = Field(None, **bounds("default_wait_ms"))
+    work: int | None = Field(None, **bounds("default_work"))
+    fanout: int | None = Field(None, **bounds("default_fanout"))
     server_workers: list[int] | None = None
     worker_class: WorkerClass | None = None
-    threadpool_tokens: int | None = Field(None, ge=1, le=1000)
-    db_pool_size: int | None = Field(None, ge=1, le=200)
+    threadpool_tokens: int | None = Field(None, **bounds("threadpool_tokens"))
+    db_pool_size: int | None = Field(None, **bounds("db_pool_size"))
     locust_workers: int | None = Field(None, ge=0, le=64)
 
-    @field_validator("users", "server_workers")
+    @field_validator("users")
     @classmethod
-    def _positive_counts(cls, v: list[int] | None) -> list[int] | None:
+    def _user_counts(cls, v: list[int] | None) -> list[int] | None:
         if v is not None and (not v or any(n < 1 or n > 10_000 for n in v)):
             raise ValueError("must be a non-empty list of integers from 1 to 10000")
+        return v
+
+    @field_validator("server_workers")
+    @classmethod
+    def _worker_counts(cls, v: list[int] | None) -> list[int] | None:
+        low, high = bounds("workers")["ge"], bounds("workers")["le"]
+        if v is not None and (not v or any(n < low or n > high for n in v)):
+            raise ValueError(f"must be a non-empty list of integers from {low} to {high}")
         return v
 
 
@@ -61,13 +70,13 @@ DEFAULTS = Knobs(
     model="closed",
     arrival_rate=50,
     users=[10],
-    wait_ms=50,
-    work=200_000,
-    fanout=5,
+    wait_ms=default("default_wait_ms"),
+    work=default("default_work"),
+    fanout=default("default_fanout"),
     server_workers=[2],
-    worker_class="uvicorn-worker",
-    threadpool_tokens=40,
-    db_pool_size=10,
+    worker_class=default("worker_class"),
+    threadpool_tokens=default("threadpool_tokens"),
+    db_pool_size=default("db_pool_size"),
     locust_workers=0,
 )
 

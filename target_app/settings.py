@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,3 +81,17 @@ class Settings(BaseSettings):
                 continue
             env[ENV_PREFIX + name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
         return env
+
+
+def bounds(name: str) -> dict[str, Any]:
+    """The bounds (ge, gt, le, lt) ``Settings`` declares for a knob: an experiment file or a CLI flag
+    that takes the same knob checks it against these, never a copy."""
+    out: dict[str, Any] = {}
+    for rule in Settings.model_fields[name].metadata:
+        out.update({key: getattr(rule, key) for key in ("ge", "gt", "le", "lt") if hasattr(rule, key)})
+    return out
+
+
+def default(name: str) -> Any:
+    """The knob's built-in default (before any ROUTEBENCH_* variable)."""
+    return Settings.model_fields[name].get_default(call_default_factory=True)
