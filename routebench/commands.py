@@ -1,0 +1,354 @@
+"""What each ``routebench`` subcommand does. The parser and the one place that turns errors into
+exit codes are in :mod:`routebench.cli`; here, commands raise and return an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from analysis import load, report, summary
+from routebench import experiment, metadata, terminal, ui_session
+from routebench.launcher import Stack, claim_port
+from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count, worker_argv
+from routebench.rundir import RunDir, write_text
+from routebench.runner import Runner, new_run_id
+from target_app import catalogue
+from target_app.settings import Settings, default
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+SLO_EXIT_CODE = 99  # as k6 does when a threshold is crossed
+LOCUST_MASTER_PORT = 5557  # Locust's own default, which remote workers expect
+
+
+class UserError(Exception):
+    """Bad input or an environment problem: printed as one line, never a traceback."""
+
+
+# CLI flag -> Settings field. The flag's default is the setting's (env var, then built-in).
+SERVER_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--host": ("host", str, "address every listener binds (default 127.0.0.1)"),
+    "--port": ("port", int, "target app port (0: pick a free one)"),
+    "--workers": ("workers", int, "server worker processes W (default: CPU count)"),
+    "--worker-class": ("worker_class", str, "uvicorn-worker | gunicorn-asgi | uvicorn"),
+    "--threadpool": (
+        "threadpool_tokens",
+        int,
+        f"threadpool tokens T per worker (default {default('threadpool_tokens')})",
+    ),
+    "--db-pool": ("db_pool_size", int, f"database pool size P per worker (default {default('db_pool_size')})"),
+    "--upstream-latency": ("upstream_latency_ms", int, "upstream service default latency in ms"),
+}
+
+
+def add_server_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    for flag, (_, kind, help_text) in SERVER_FLAGS.items():
+        if only is None or flag in only:
+            p.add_argument(flag, type=kind, default=None, help=help_text)
+    if only is None:
+        p.add_argument("--no-db", action="store_true", help="run without PostgreSQL (db routes answer 503)")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for flag, (field, _, _) in SERVER_FLAGS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is not None:
+            overrides[field] = value
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise UserError(one_line(exc)) from None
+
+
+def one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        name = ".".join(str(x) for x in err["loc"]) or "settings"
+        parts.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid setting: " + "; ".join(parts)
+
+
+def warn_if_exposed(settings: Settings) -> None:
+    if not settings.is_loopback:
+        console.print(
+            f"[yellow]warning:[/] listening on {settings.host}, reachable from other machines; "
+            "the target app has no authentication"
+        )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    warn_if_exposed(settings)
+    console.print("starting the target stack ...")
+    with Stack(settings, with_db=not args.no_db) as stack:
+        urls = stack.describe()
+        console.print(
+            f"[green]target[/]   {urls['target']}  (W={settings.workers}, "
+            f"{settings.worker_class}, T={settings.threadpool_tokens})"
+        )
+        console.print(f"[green]upstream[/] {urls['upstream']}")
+        console.print(f"[green]database[/] {urls['database'] or 'disabled'}")
+        console.print(f"styles: {urls['target']}/styles   telemetry: {urls['target']}/telemetry")
+        console.print("Ctrl-C stops everything.")
+        print(urls["target"], flush=True)
+        while all(m.alive() for m in stack.processes):
+            time.sleep(0.5)
+        dead = [m for m in stack.processes if not m.alive()]
+        raise UserError(f"{dead[0].name} exited unexpectedly (code {dead[0].proc.returncode})")
+
+
+def print_summary(run_dir: Path) -> None:
+    """The plain summary table of a run, printed and written beside it (summary.csv, summary.md)."""
+    table = summary.summarise(load.load_run(run_dir))
+    files = RunDir(run_dir)
+    table.to_csv(files.summary_csv, index=False)
+    shown = table[
+        [
+            "cell",
+            "style",
+            "style_users",
+            "users",
+            "server_workers",
+            "requests",
+            "failures",
+            "rps",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "locust_p99_ms",
+        ]
+    ]
+    write_text(files.summary_md, shown.to_markdown(index=False, floatfmt=".1f") + "\n")
+    # Piped output (a CI log, a file) gets the full table; a terminal gets what fits its width.
+    terminal.print_summary_table(
+        table, f"{run_dir.name}: per cell", Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    )
+    console.print(f"summary: {files.summary_md}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    exp = experiment.load(args.experiment)
+    settings = settings_from(args)
+    warn_if_exposed(settings)
+    # Ports the user chose are checked before anything is written: each cell would need them.
+    for field, what in (
+        ("port", "target app"),
+        ("upstream_port", "upstream service"),
+        ("db_port", "embedded PostgreSQL"),
+    ):
+        if getattr(settings, field):
+            claim_port(settings.host, getattr(settings, field), what)
+    results = Path(args.results)
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        probe = results / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"results directory {results} is not writable: {exc.strerror}") from None
+    if args.external_workers and args.master_host == "127.0.0.1":
+        console.print(
+            "[yellow]note:[/] the master listens on 127.0.0.1 only; workers on other machines "
+            "need --master-host set to an address they can reach"
+        )
+    if args.master_host != "127.0.0.1":
+        console.print(
+            f"[yellow]warning:[/] the Locust master listens on {args.master_host} (ZeroMQ, no authentication)"
+        )
+
+    def show_worker_command(cmd: list[str]) -> None:
+        console.print(f"waiting for {args.external_workers} worker(s); start each with:\n  {' '.join(cmd)}")
+
+    master_port = args.master_port or (LOCUST_MASTER_PORT if args.external_workers else 0)
+    runner = Runner(
+        exp,
+        settings,
+        results_dir=results,
+        external_workers=args.external_workers,
+        master_host=args.master_host,
+        master_port=master_port,
+        target_url=args.target_url,
+        console=console,
+        on_worker_command=show_worker_command,
+        source=args.experiment,
+    )
+    try:
+        run_dir = runner.run()
+    except KeyboardInterrupt:
+        done = sum(1 for c in runner.state.get("cells", []) if c["status"] == "ok")
+        console.print(
+            f"[yellow]interrupted:[/] {done} of {len(runner.cells)} cells finished and kept; "
+            f"the run is marked incomplete: {runner.run_dir}"
+        )
+        if done:
+            print_summary(runner.run_dir)
+            publish_report(runner.run_dir, Path(args.reports))
+        return 130
+    console.print(f"run finished in {runner.state['wall_s']} s: {run_dir}")
+    print_summary(run_dir)
+    publish_report(run_dir, Path(args.reports))
+    failed = [c for c in runner.state["cells"] if c["status"] not in ("ok", "skipped")]
+    if failed:
+        console.print(
+            f"[red]{len(failed)} cell(s) failed:[/] " + "; ".join(f"{c['id']}: {c.get('reason')}" for c in failed)
+        )
+        return 1
+    return 0
+
+
+def publish_report(run_dir: Path, reports_dir: Path, slo_args: list[str] | None = None) -> Path:
+    page = report.publish(run_dir, reports_dir, slo_args)
+    console.print(f"report: {page}  (all runs: {reports_dir / 'index.html'})")
+    return page
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run)
+    print_summary(run_dir)
+    publish_report(run_dir, Path(args.reports), args.slo)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    a = report.analyse(Path(args.run), args.slo)
+    if a.slo.empty:
+        raise UserError("no SLO thresholds: give --slo 'STYLE:p99<120ms' or an slo list in the experiment file")
+    for r in a.slo.itertuples():
+        mark = (
+            "[green]pass[/]" if r.passed else "[yellow]FAIL, as expected[/]" if r.expected_failure else "[red]FAIL[/]"
+        )
+        where = f"{r.cell} (U={r.users})" if r.cell else r.note
+        value = f"{r.value:,.2f}" if r.value is not None else "–"
+        why = f"  [dim]({r.note})[/]" if r.cell and r.note else ""
+        console.print(f"{mark} {r.slo}  {where}: {value}{why}")
+    # A cell that shares its workers with a loop-blocking style is there to show the damage: its
+    # failure is the lesson, reported but not counted against the gate.
+    failed = ~a.slo["passed"]
+    expected = int((failed & a.slo["expected_failure"]).sum())
+    broken = int((failed & ~a.slo["expected_failure"]).sum())
+    if expected:
+        console.print(f"[yellow]{expected} check(s) failed as expected (neighbour damage), not counted[/]")
+    if broken:
+        console.print(f"[red]{broken} threshold check(s) failed[/]")
+        return SLO_EXIT_CODE
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    page = report.publish_comparison(Path(args.run_a), Path(args.run_b), Path(args.reports), args.noise)
+    console.print(f"comparison: {page}")
+    return 0
+
+
+UI_FAMILY = "sleep"  # ticked when the web UI's form opens: the family whose lesson is quickest to see
+UI_USERS_PER_STYLE = 10
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    warn_if_exposed(settings)
+    # A taken port is one line before anything is written, not a session directory that says "failed".
+    claim_port(settings.host, args.web_port, "Locust web UI")
+    if settings.port:
+        claim_port(settings.host, settings.port, "target app")
+    run_dir = Path(args.results) / new_run_id("ui")
+    run_dir.mkdir(parents=True)
+    files = RunDir(run_dir)
+    started = time.time()
+    state: dict[str, Any] = {
+        "run_id": run_dir.name,
+        "status": "running",
+        "started_at": started,
+        "experiment": {"name": "web-ui", "description": "a Locust web-UI session"},
+        "settings": settings.model_dump(mode="json", exclude={"database_url", "ui_password"}),
+        **metadata.collect(settings),
+        "cells": [],
+    }
+    files.write_state(state)
+    ticked = [s.class_name for s in catalogue.family(UI_FAMILY)]
+    # The form opens with the headless default's work sizes (d = 50 ms ...), so Start as it comes runs.
+    spec = LoadSpec(
+        target_url="",
+        user_classes=[],
+        users=UI_USERS_PER_STYLE * len(ticked),
+        out_dir=run_dir,
+        wait_ms=experiment.DEFAULTS.wait_ms,
+        work=experiment.DEFAULTS.work,
+        fanout=experiment.DEFAULTS.fanout,
+        default_classes=ticked,
+    )
+    try:
+        with Stack(settings, telemetry_dir=files.telemetry, with_db=not args.no_db) as stack:
+            spec.target_url = stack.target_url
+            login = ["--web-login"] if settings.ui_password is not None else []
+            if not login and not settings.is_loopback:
+                console.print(
+                    "[yellow]warning:[/] the web UI is open to anyone who can reach it; set "
+                    "ROUTEBENCH_UI_PASSWORD to require a login"
+                )
+            with LocustCluster(
+                spec,
+                args.locust_workers or default_worker_count(),
+                web_port=args.web_port,
+                bind_host=settings.host,
+                extra_args=login,
+            ) as cluster:
+                url = cluster.wait_web_ui()
+                console.print(f"[green]Locust web UI[/] {url}  (target {stack.target_url}); Ctrl-C stops everything")
+                print(url, flush=True)
+                while cluster.master and cluster.master.alive() and all(m.alive() for m in stack.processes):
+                    time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        state.update(ui_session.cells(run_dir, settings, default_worker_count()))
+        state.update(status="complete", ended_at=time.time())
+        files.write_state(state)
+        tests = len(state["cells"])
+        console.print(f"web-UI session saved: {run_dir}, {tests} test(s) (report: routebench report {run_dir})")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from routebench.bench import run_bench
+
+    console.print("benchmarking routebench itself (about 3 minutes) ...")
+    path, text = run_bench(Path(args.results), args.seconds)
+    print(text)
+    console.print(f"saved: {path}")
+    return 0
+
+
+def cmd_readme_tables(args: argparse.Namespace) -> int:
+    from routebench import readme
+
+    try:
+        block = readme.tables(Path(args.run))
+        if args.write:
+            readme.write(Path(args.write), block)
+            console.print(f"{args.write}: tables replaced with {Path(args.run).name}'s")
+        else:
+            print(block, end="")
+    except (ValueError, OSError) as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Become a Locust worker of a routebench master (on another machine, a container, a pod)."""
+    argv = worker_argv(args.master_host, args.master_port)
+    os.execv(argv[0], argv)
+    return 0  # not reached: the process is Locust's now
+
+
+def cmd_styles(_: argparse.Namespace) -> int:
+    for s in catalogue.STYLES:
+        print(f"{s.id:32} {s.description}")
+    return 0
