@@ -7,13 +7,13 @@ what is wrong; the CLI prints that one line.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from routebench.rundir import SCHEMA_VERSION, RunDir
+from routebench.rundir import SCHEMA_VERSION, CellDir, RunDir
 
 STATS_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%")
 
@@ -23,10 +23,24 @@ class BadInput(ValueError):
 
 
 @dataclass(frozen=True)
+class CellData:
+    """Everything a finished cell left, read once and checked: the stages after loading are pure."""
+
+    exact: dict[str, Any]  # exact.json: per-style entries checked by read_exact
+    stats: pd.DataFrame
+    history: pd.DataFrame
+    failures: pd.DataFrame
+    exceptions: pd.DataFrame
+    telemetry: pd.DataFrame
+    exact_path: Path  # named in the messages of later checks
+
+
+@dataclass(frozen=True)
 class Run:
     dir: Path
     meta: dict[str, Any]
     cells: list[dict[str, Any]]
+    data: dict[str, CellData] = field(default_factory=dict)  # every "ok" cell, by id
 
 
 def read_json(path: Path) -> Any:
@@ -53,7 +67,21 @@ def load_run(run_dir: Path) -> Run:
             f"{RunDir(run_dir).run_json}: schema version {version!r}; this routebench reads up to "
             f"{SCHEMA_VERSION} (a newer routebench wrote it)"
         )
-    return Run(run_dir, meta, meta["cells"])
+    cells = meta["cells"]
+    data = {c["id"]: load_cell(RunDir(run_dir).cell(c["dir"])) for c in cells if c.get("status") == "ok"}
+    return Run(run_dir, meta, cells, data)
+
+
+def load_cell(files: CellDir) -> CellData:
+    return CellData(
+        exact=read_exact(files.exact),
+        stats=read_stats_csv(files.stats),
+        history=read_csv(files.history, HISTORY_COLUMNS),
+        failures=read_csv(files.failures, FAILURE_COLUMNS, allow_empty=True),
+        exceptions=read_csv(files.exceptions, EXCEPTION_COLUMNS, allow_empty=True),
+        telemetry=read_telemetry(files.telemetry),
+        exact_path=files.exact,
+    )
 
 
 def read_stats_csv(path: Path) -> pd.DataFrame:

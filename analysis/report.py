@@ -19,21 +19,15 @@ import pandas as pd
 from analysis import answers, charts, slo, theory, timeseries
 from analysis.compare import compare
 from analysis.load import (
-    EXCEPTION_COLUMNS,
-    FAILURE_COLUMNS,
-    HISTORY_COLUMNS,
     BadInput,
     Run,
     load_run,
     ok_cells,
-    read_csv,
-    read_json,
-    read_telemetry,
 )
 from analysis.render import render
 from analysis.repeats import aggregate
 from analysis.summary import add_baseline_ratios, neighbour_table, summarise, users_label
-from routebench.rundir import RunDir, write_text
+from routebench.rundir import write_text
 from target_app import catalogue
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024
@@ -73,15 +67,12 @@ def analyse(run_dir: Path, extra_slo: list[str] | None = None) -> Analysis:
 
 
 def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
-    files = RunDir(run.dir).cell(cell["dir"])
-    exact = read_json(files.exact)
+    data = run.data[cell["id"]]
+    exact, history, telemetry = data.exact, data.history, data.telemetry
+    failures, exceptions = data.failures, data.exceptions
     measure_from = exact.get("measure_from")
     measure_until = window_end(exact, cell)
-    history = read_csv(files.history, HISTORY_COLUMNS)
-    telemetry = read_telemetry(files.telemetry)
-    failures = read_csv(files.failures, FAILURE_COLUMNS, allow_empty=True)
-    exceptions = read_csv(files.exceptions, EXCEPTION_COLUMNS, allow_empty=True)
-    client, source = client_evidence(files.exact, exact, history)
+    client, source = client_evidence(data.exact_path, exact, history)
     return {
         "id": cell["id"],
         "styles": cell["styles"],

@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.load import Run, ok_cells, read_exact, read_stats_csv, window_s
-from routebench.rundir import RunDir
+from analysis.load import Run, ok_cells, window_s
 from target_app import catalogue
 
 # users: the cell's; style_users: those on this style (fewer in a cell shared with other styles).
@@ -62,10 +61,9 @@ def style_users(cell: dict[str, Any], style: str) -> float:
 
 
 def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
-    files = RunDir(run.dir).cell(cell["dir"])
-    body = read_exact(files.exact)
-    exact, window = body["requests"], window_s(body)
-    stats = read_stats_csv(files.stats).set_index("Name")
+    data = run.data[cell["id"]]
+    exact, window = data.exact["requests"], window_s(data.exact)
+    stats = data.stats.set_index("Name")
     rows = []
     for style in cell["styles"]:
         e = exact.get(style)
