@@ -113,10 +113,7 @@ class Managed:
             except subprocess.TimeoutExpired:
                 pass
             # Whatever is left of the group (a stuck worker, an orphaned pool process) is killed.
-            deadline = time.monotonic() + timeout
-            while _group_alive(pgid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _group_alive(pgid):
+            if not wait_for(lambda: not _group_alive(pgid), timeout, 0.05):
                 signal_group(pgid, signal.SIGKILL)
         finally:
             if self.proc.poll() is None:
@@ -297,20 +294,19 @@ class Stack(StartedAndStopped):
 
     def _wait_until(self, name: str, ready: Callable[[], bool], timeout: float = READY_TIMEOUT_S) -> None:
         managed = next(m for m in self.processes if m.name == name)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def still_alive() -> None:
             if not managed.alive():
                 raise StackError(
                     f"{name} exited with code {managed.proc.returncode} while starting: "
                     f"{_last_line(managed.tail())} (log: {managed.log})"
                 )
-            if ready():
-                return
-            time.sleep(0.05)
-        raise StackError(f"{name} did not become ready in {timeout:.0f} s: {_last_line(managed.tail())}")
+
+        if not wait_for(ready, timeout, 0.05, still_alive):
+            raise StackError(f"{name} did not become ready in {timeout:.0f} s: {_last_line(managed.tail())}")
 
     def _wait_http(self, name: str, url: str) -> None:
-        self._wait_until(name, lambda: _http_status(url) == 200)
+        self._wait_until(name, lambda: http_status(url) == 200)
 
     def _wait_target(self, s: Settings) -> None:
         state = s.state_dir
@@ -364,7 +360,8 @@ class Stack(StartedAndStopped):
         return {"target": self.target_url, "upstream": self.upstream_url, "database": self.database_url}
 
 
-def _http_status(url: str) -> int | None:
+def http_status(url: str) -> int | None:
+    """The status ``url`` answers with, or None when nothing answers."""
     try:
         return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
@@ -372,13 +369,22 @@ def _http_status(url: str) -> int | None:
 
 
 def _pg_ready(url: str) -> bool:
-    import psycopg
+    return postgres.probe(url, 2) is None
 
-    try:
-        with psycopg.connect(url, connect_timeout=2):
+
+def wait_for(
+    ready: Callable[[], bool], timeout: float, interval: float, check: Callable[[], None] | None = None
+) -> bool:
+    """Poll ``ready`` until it holds (True) or ``timeout`` passes (False); ``check`` may raise to
+    stop early (a process that died while we waited for it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check is not None:
+            check()
+        if ready():
             return True
-    except psycopg.Error:
-        return False
+        time.sleep(interval)
+    return False
 
 
 def _last_line(text: str) -> str:

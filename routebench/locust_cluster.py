@@ -15,10 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import psutil
 
-from routebench.launcher import REPO, Managed, StackError, StartedAndStopped, claim_port, spawn
+from routebench.launcher import REPO, Managed, StackError, StartedAndStopped, claim_port, http_status, spawn, wait_for
 from routebench.rundir import CellDir
 
 LOCUSTFILE = REPO / "locustfiles" / "route_styles.py"
@@ -161,16 +160,15 @@ class LocustCluster(StartedAndStopped):
         """The web UI's URL, once it answers."""
         assert self.master is not None and self.web_port is not None
         url = f"http://{self.bind_host}:{self.web_port}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.master.alive():
-                raise StackError(f"Locust master exited while starting: {self.master.tail(3)}")
-            try:
-                if httpx.get(url, timeout=2).status_code in (200, 302):  # 302: to its login page
-                    return url
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        master = self.master
+
+        def master_alive() -> None:
+            if not master.alive():
+                raise StackError(f"Locust master exited while starting: {master.tail(3)}")
+
+        # 302: to its login page
+        if wait_for(lambda: http_status(url) in (200, 302), timeout, 0.1, master_alive):
+            return url
         raise StackError(f"Locust web UI did not answer on {url} within {timeout:.0f} s")
 
     def processes(self) -> list[Managed]:

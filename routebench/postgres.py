@@ -84,3 +84,15 @@ def server_args(host: str, port: int, socket_dir: Path, max_connections: int) ->
         "-c",
         "full_page_writes=off",
     ]
+
+
+def probe(url: str, timeout_s: float) -> str | None:
+    """None when a PostgreSQL server answers at ``url``; else why not, in one line."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=max(1, int(timeout_s))):
+            return None
+    except psycopg.Error as exc:
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__

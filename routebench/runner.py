@@ -20,13 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from routebench import metadata
+from routebench import metadata, postgres
 from routebench.experiment import Cell, Experiment, expand, reproduce
-from routebench.launcher import Stack, StackError
+from routebench.launcher import Stack, StackError, http_status, wait_for
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
 from routebench.rundir import CellDir, RunDir, write_json
 from target_app import catalogue
@@ -128,14 +127,8 @@ class Runner:
         url = self.base_settings.database_url
         if not url or not any(c.needs_db for c in self.cells):
             return None
-        import psycopg
-
-        try:
-            with psycopg.connect(url, connect_timeout=5):
-                return None
-        except psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return f"PostgreSQL unreachable at DATABASE_URL: {first}"
+        problem = postgres.probe(url, 5)
+        return f"PostgreSQL unreachable at DATABASE_URL: {problem}" if problem else None
 
     def _skip_cell(self, cell: Cell, reason: str) -> None:
         self._cell_state(cell).update(status="skipped", reason=reason)
@@ -300,15 +293,8 @@ class ExternalTarget:
     processes: list[Any] = field(default_factory=list)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.target_url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise StackError(f"the target at {self.target_url} did not answer /health within {timeout:.0f} s")
+        if not wait_for(lambda: http_status(self.target_url + "/health") == 200, timeout, 0.2):
+            raise StackError(f"the target at {self.target_url} did not answer /health within {timeout:.0f} s")
 
     def log(self, name: str) -> str:
         return ""
