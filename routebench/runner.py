@@ -34,6 +34,7 @@ from target_app.work import burn
 
 RESULTS_DIR = Path("results")
 CELL_OVERHEAD_S = 7.0  # stack and cluster start/stop, for the ETA
+PROGRESS_COLUMNS_WIDTH = 44  # bar (up to 40 shrinks to fit), "100%", "0:01:23", "ETA", "0:04:56", spaces
 
 
 def new_run_id(name: str) -> str:
@@ -145,6 +146,12 @@ class Runner:
     def _save_state(self) -> None:
         RunDir(self.run_dir).write_state(self.state)
 
+    def _fit(self, description: str) -> str:
+        """The progress line's description, cut to leave the bar, percentage, elapsed time and ETA
+        whole in a narrow terminal (they take about 40 columns)."""
+        room = max(16, self.console.width - PROGRESS_COLUMNS_WIDTH)
+        return description if len(description) <= room else description[: room - 1] + "…"
+
     def _cell_state(self, cell: Cell) -> dict[str, Any]:
         return self.state["cells"][cell.index - 1]
 
@@ -157,7 +164,7 @@ class Runner:
         record = self._cell_state(cell)
         record.update(status="running", started_at=time.time(), dir=cell.id)
         self._save_state()
-        progress.update(task, description=label)
+        progress.update(task, description=self._fit(label))
         begun = time.monotonic()
         try:
             outcome = self._measure(
@@ -165,7 +172,7 @@ class Runner:
                 cell_dir,
                 lambda rps: progress.update(
                     task,
-                    description=f"{label} {rps:,.0f} req/s" if rps is not None else label,
+                    description=self._fit(f"{label} {rps:,.0f} req/s" if rps is not None else label),
                     completed=done_s + min(budget, time.monotonic() - begun),
                 ),
             )
