@@ -7,6 +7,7 @@ COPY locustfiles locustfiles
 COPY routebench routebench
 COPY analysis analysis
 COPY experiments experiments
-RUN pip install --no-cache-dir -c constraints.txt .
+# Editable, so the code runs from /app beside experiments/ and the report templates it reads.
+RUN pip install --no-cache-dir -c constraints.txt -e .
 ENTRYPOINT []
 CMD ["routebench", "--help"]

@@ -312,7 +312,8 @@ def _require_login(environment: Environment, password: str) -> None:
     assert web_ui is not None and web_ui.app is not None
     web_ui.app.secret_key = secrets.token_hex(32)  # sessions live as long as this master
     web_ui.login_manager.user_loader(_UiUser)
-    web_ui.auth_args = {"username_password_callback": "/rb_login"}
+    # Locust's login page reads "title" though its AuthArgs type does not declare it.
+    web_ui.auth_args = {"username_password_callback": "/rb_login", "title": "routebench"}  # type: ignore[typeddict-unknown-key]
     auth = Blueprint("rb_auth", __name__)
 
     @auth.route("/rb_login", methods=["POST"])
