@@ -115,7 +115,11 @@ def test_ctrl_c_keeps_finished_cells_and_leaves_no_process(tmp_path: Path) -> No
                 time.sleep(0.2)
             time.sleep(4)  # well inside the second cell: stack and Locust are up
             family = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-            assert len(family) >= 6
+            now = json.loads(runs[0].read_text()) if runs else {}
+            assert len(family) >= 6, (
+                f"routebench exit code {proc.poll()}; cells: "
+                f"{[(c['status'], c.get('reason')) for c in now.get('cells', [])]}"
+            )
             proc.send_signal(signal.SIGINT)
             assert proc.wait(60) == 130
             err = proc.stderr.read() if proc.stderr else ""
