@@ -164,8 +164,7 @@ NEIGHBOUR_COLUMNS = [
 
 def catalogue_order(styles: Iterable[str]) -> list[str]:
     """Styles as the catalogue lists them (by family, in the catalogue's order); unknown ones last."""
-    rank = {s.id: i for i, s in enumerate(catalogue.STYLES)}
-    return sorted(set(styles), key=lambda s: (rank.get(s, len(rank)), s))
+    return sorted(set(styles), key=lambda s: (catalogue.rank(s), s))
 
 
 def blocks_the_loop(style: str) -> bool:

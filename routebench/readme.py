@@ -13,7 +13,8 @@ from pathlib import Path
 
 from analysis.answers import answers
 from analysis.report import Analysis, analyse
-from analysis.summary import catalogue_order, neighbour_table
+from analysis.summary import neighbour_table
+from target_app import catalogue
 
 BEGIN = "<!-- readme-tables: begin (made by `routebench readme-tables`; do not edit by hand) -->"
 END = "<!-- readme-tables: end -->"
@@ -53,7 +54,7 @@ def answers_markdown(a: Analysis) -> str:
 
 def cells_markdown(a: Analysis) -> str:
     t = a.table[~a.table["together"]]
-    t = t.assign(_order=t["style"].map({s: i for i, s in enumerate(catalogue_order(t["style"]))}))
+    t = t.assign(_order=t["style"].map(catalogue.rank))
     t = t.sort_values(["_order", "users", "repeat"], kind="stable")
     header = (
         "| style | users | W | repeat | requests | req/s | predicted req/s | p50 | p95 | p99 | Locust's p99 |\n"

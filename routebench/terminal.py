@@ -17,7 +17,6 @@ from rich.table import Table
 from target_app import catalogue
 
 WIDE = 110
-ORDER = {s.id: i for i, s in enumerate(catalogue.STYLES)}
 
 
 def _ms(value: float) -> str:
@@ -35,7 +34,7 @@ def _users(row: pd.Series) -> str:
 
 def summary_table(table: pd.DataFrame, title: str, width: int) -> tuple[Table, list[str]]:
     """The rich table for ``width`` columns, and the notes to print under it."""
-    rows = table.assign(_order=table["style"].map(ORDER)).sort_values(
+    rows = table.assign(_order=table["style"].map(catalogue.rank)).sort_values(
         ["together", "_order", "users", "repeat"], kind="stable"
     )
     wide = width >= WIDE

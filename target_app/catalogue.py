@@ -37,6 +37,11 @@ def _latency(x: float, s: Shape, floor: float) -> float:
     return max(floor, s.users / x) if x > 0 else math.inf
 
 
+def _one_per_loop(s: Shape) -> tuple[float, float]:
+    """A wait that holds the event loop: one request at a time per worker."""
+    return _closed(_queued(s.workers, s), s, s.wait_s)
+
+
 def _closed(x: float, s: Shape, floor: float) -> tuple[float, float]:
     """Throughput ``x`` and the latency Little's law gives it, never below ``floor``."""
     return x, _latency(x, s, floor)
@@ -69,7 +74,7 @@ PREDICTIONS: dict[str, Prediction] = {
             "blocking",
             "about W/d",
             "about U*d/W: every request on that worker queues",
-            lambda s: _closed(_queued(s.workers, s), s, s.wait_s),
+            _one_per_loop,
             blocks_loop=True,
         ),
         Prediction(
@@ -107,7 +112,7 @@ PREDICTIONS: dict[str, Prediction] = {
             "db-blocking",
             "about W/d",
             "about U*d/W: every request on that worker queues",
-            lambda s: _closed(_queued(s.workers, s), s, s.wait_s),
+            _one_per_loop,
             blocks_loop=True,
         ),
         Prediction(
@@ -215,7 +220,14 @@ STYLES: tuple[RouteStyle, ...] = (
 )
 
 BY_ID: dict[str, RouteStyle] = {s.id: s for s in STYLES}
+_RANK: dict[str, int] = {s.id: i for i, s in enumerate(STYLES)}
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(s.family for s in STYLES))
+
+
+def rank(style_id: str) -> int:
+    """A style's place in the catalogue (family by family), the order every table and chart uses;
+    a name the catalogue does not know comes after all of them."""
+    return _RANK.get(style_id, len(_RANK))
 
 
 def baseline(family_name: str) -> RouteStyle:

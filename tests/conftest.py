@@ -63,6 +63,11 @@ def routebench_cli(
     )
 
 
+def ui_command(results: Path, *extra: str) -> list[str]:
+    """``routebench ui`` as the tests start it: no database, results under ``results``."""
+    return [sys.executable, "-m", "routebench.cli", "ui", "--no-db", "--results", str(results), *extra]
+
+
 def still_running(pids: list[int], grace_s: float = 5.0) -> list[int]:
     """Those of ``pids`` still alive (zombies excepted) after up to ``grace_s`` of waiting for them."""
 

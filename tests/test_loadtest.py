@@ -19,7 +19,7 @@ from analysis.load import load_run
 from analysis.summary import summarise
 from locustfiles.capture import load_histogram
 from target_app import catalogue
-from tests.conftest import routebench_cli, still_running
+from tests.conftest import routebench_cli, still_running, ui_command
 
 pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'
 
@@ -137,7 +137,7 @@ def test_ctrl_c_keeps_finished_cells_and_leaves_no_process(tmp_path: Path) -> No
 @pytest.fixture
 def ui(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     with subprocess.Popen(
-        [sys.executable, "-m", "routebench.cli", "ui", "--no-db", "--workers", "2", "--results", str(tmp_path)],
+        ui_command(tmp_path, "--workers", "2"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -222,19 +222,7 @@ def test_web_ui_requires_a_login_when_a_password_is_set(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     env = {**os.environ, "ROUTEBENCH_UI_PASSWORD": "s3cret-pass"}
     with subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "routebench.cli",
-            "ui",
-            "--no-db",
-            "--workers",
-            "1",
-            "--web-port",
-            str(port),
-            "--results",
-            str(tmp_path),
-        ],
+        ui_command(tmp_path, "--workers", "1", "--web-port", str(port)),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from target_app import catalogue
-from tests.conftest import needs_chromium, routebench_cli
+from tests.conftest import needs_chromium, routebench_cli, ui_command
 
 pytestmark = [needs_chromium, pytest.mark.stack]
 
@@ -24,19 +23,7 @@ pytestmark = [needs_chromium, pytest.mark.stack]
 @pytest.fixture
 def ui_session(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
     with subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "routebench.cli",
-            "ui",
-            "--no-db",
-            "--workers",
-            "2",
-            "--web-port",
-            "0",
-            "--results",
-            str(tmp_path / "results"),
-        ],
+        ui_command(tmp_path / "results", "--workers", "2", "--web-port", "0"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
