@@ -1,19 +1,27 @@
-"""Exact latency capture: an HDR histogram per request name in every Locust process.
+"""Exact latency capture: HDR histograms per request name in every Locust process.
 
 Locust rounds response times before its percentiles (to 10 ms between 100 ms and 1 s) and its
 workers ship only the rounded counts. Here every response time is recorded in microseconds into
 an HdrHistogram (3 significant digits), shipped to the master in each worker report and merged
 there without loss: merging HDR histograms adds their bucket counts.
 
-Beside the whole-window histogram, each response also lands in a histogram of the second it
-completed in (2 significant digits: percentiles within 1%, at a seventh of the memory), so the
-report's timelines are exact per second instead of Locust's rolling 10-second window.
+Three histograms per name, kept apart:
+
+- ``ok``: successful responses completed in the window;
+- ``failed``: failed ones (a fast 503 must not make a p99 look good);
+- ``censored``: requests the window closed on (still in flight, or, in the open model, not yet
+  sent), each at its elapsed time so far: its latency is *at least* that.
+
+A percentile is taken over ``ok`` and ``censored`` together; when censored samples reach it, it is
+a lower bound and says so (``at_least``). Beside the window's histograms, each successful response
+also lands in a histogram of the second it completed in (2 significant digits), so the report's
+timelines are exact per second.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -28,79 +36,147 @@ SIGNIFICANT_DIGITS = 3
 SECOND_DIGITS = 2
 PERCENTILES = (50, 90, 95, 99, 99.9)
 TIMELINE_PERCENTILES = (50, 95, 99)
+KINDS = ("ok", "failed", "censored")
+# Per-name counters a worker adds up and the master sums: see Capture.count.
+COUNTERS = (
+    "late_starts",  # open model: sent more than LATE_MS after the intended start
+    "warmup_rejected",  # completed before this process's window opened: never recorded
+    "inflight_at_stop",  # the window closed while they were in flight (censored)
+    "started_in_warmup",  # open model: completed in the window, scheduled before it (not recorded)
+    "offered",  # open model: intended starts inside the window
+    "sent",  # open model: of those, sent before the window closed
+    "unsent_at_stop",  # open model: due but not sent when the window closed (censored)
+)
 
 
 def new_histogram(digits: int = SIGNIFICANT_DIGITS) -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, digits)
 
 
+def clamp(micros: float) -> int:
+    return max(LOWEST_US, min(int(micros), HIGHEST_US))
+
+
 class Capture:
     """Histograms of one process (a worker's since its last report, or the master's merged total)."""
 
     def __init__(self) -> None:
-        self.histograms: dict[str, HdrHistogram] = {}
+        self.histograms: dict[str, dict[str, HdrHistogram]] = {k: {} for k in KINDS}
         self.seconds: dict[tuple[str, int], HdrHistogram] = {}  # (name, epoch second of completion)
-        self.late_starts: Counter[str] = Counter()
+        self.counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.max_start_lag_us: Counter[str] = Counter()
         self.samples_by_worker: Counter[str] = Counter()
 
-    def record(self, name: str, micros: int, now: float | None = None) -> None:
-        value = max(LOWEST_US, min(int(micros), HIGHEST_US))
-        h = self.histograms.get(name)
+    def _histogram(self, kind: str, name: str) -> HdrHistogram:
+        h = self.histograms[kind].get(name)
         if h is None:
-            h = self.histograms[name] = new_histogram()
-        h.record_value(value)
+            h = self.histograms[kind][name] = new_histogram()
+        return h
+
+    def record(self, name: str, micros: float, now: float | None = None, kind: str = "ok") -> None:
+        value = clamp(micros)
+        self._histogram(kind, name).record_value(value)
+        if kind != "ok":
+            return
         key = (name, int(time.time() if now is None else now))
         sh = self.seconds.get(key)
         if sh is None:
             sh = self.seconds[key] = new_histogram(SECOND_DIGITS)
         sh.record_value(value)
 
-    def late(self, name: str) -> None:
-        self.late_starts[name] += 1
+    def count(self, name: str, counter: str, n: int = 1) -> None:
+        self.counts[name][counter] += n
+
+    def start_lag(self, name: str, micros: float) -> None:
+        self.max_start_lag_us[name] = max(self.max_start_lag_us[name], int(micros))
 
     def take(self) -> dict[str, Any]:
         """Everything recorded since the last take, encoded for a worker report; then start afresh."""
         payload = {
-            "histograms": {n: h.encode() for n, h in self.histograms.items() if h.get_total_count()},
+            "histograms": {
+                kind: {n: h.encode() for n, h in hs.items() if h.get_total_count()}
+                for kind, hs in self.histograms.items()
+            },
             "seconds": [[n, t, h.encode()] for (n, t), h in self.seconds.items() if h.get_total_count()],
-            "late_starts": dict(self.late_starts),
+            "counts": {n: dict(c) for n, c in self.counts.items()},
+            "max_start_lag_us": dict(self.max_start_lag_us),
         }
         self.reset()
         return payload
 
     def merge(self, payload: dict[str, Any], source: str = "") -> None:
         """Add one worker's report; count its samples per worker (Locust's client id names the host)."""
-        for name, encoded in payload.get("histograms", {}).items():
-            h = self.histograms.get(name)
-            if h is None:
-                h = self.histograms[name] = new_histogram()
-            before = h.get_total_count()
-            h.decode_and_add(encoded)
-            self.samples_by_worker[source] += h.get_total_count() - before
+        for kind, encoded_by_name in payload.get("histograms", {}).items():
+            if kind not in self.histograms:
+                continue
+            for name, encoded in encoded_by_name.items():
+                h = self._histogram(kind, name)
+                before = h.get_total_count()
+                h.decode_and_add(encoded)
+                if kind != "censored":
+                    self.samples_by_worker[source] += h.get_total_count() - before
         for name, second, encoded in payload.get("seconds", []):
             key = (name, int(second))
             sh = self.seconds.get(key)
             if sh is None:
                 sh = self.seconds[key] = new_histogram(SECOND_DIGITS)
             sh.decode_and_add(encoded)
-        self.late_starts.update(payload.get("late_starts", {}))
+        for name, counters in payload.get("counts", {}).items():
+            self.counts[name].update(counters)
+        for name, lag in payload.get("max_start_lag_us", {}).items():
+            self.start_lag(name, lag)
 
     def reset(self) -> None:
-        self.histograms.clear()
+        for hs in self.histograms.values():
+            hs.clear()
         self.seconds.clear()
-        self.late_starts.clear()
+        self.counts.clear()
+        self.max_start_lag_us.clear()
         self.samples_by_worker.clear()
 
+    def names(self) -> list[str]:
+        return sorted({n for hs in self.histograms.values() for n in hs} | set(self.counts))
+
     def summary(self) -> dict[str, dict[str, Any]]:
+        """Per name: counts, the distribution of successes with the censored samples (lower bounds
+        where they reach), the failures' own percentiles, and the counters."""
         out = {}
-        for name, h in sorted(self.histograms.items()):
+        for name in self.names():
+            ok = self.histograms["ok"].get(name) or new_histogram()
+            failed = self.histograms["failed"].get(name) or new_histogram()
+            censored = self.histograms["censored"].get(name) or new_histogram()
+            dist, worst = new_histogram(), new_histogram()  # censored at their elapsed time / at infinity
+            dist.add(ok)
+            dist.add(censored)
+            worst.add(ok)
+            if censored.get_total_count():
+                worst.record_value(HIGHEST_US, censored.get_total_count())
+            n_ok, n_failed, n_censored = ok.get_total_count(), failed.get_total_count(), censored.get_total_count()
+            percentiles = (
+                {str(p): dist.get_value_at_percentile(p) for p in PERCENTILES} if dist.get_total_count() else {}
+            )
+            # A censored request's latency is at least its elapsed time. A percentile is exact
+            # when placing the censored ones at infinity instead moves it by less than the
+            # histogram's own resolution; otherwise its true value is at least the one shown.
+            completed = n_ok + n_failed
+            mean = (ok.get_mean_value() * n_ok + failed.get_mean_value() * n_failed) / completed if completed else None
+            counts = self.counts.get(name, Counter())
             out[name] = {
-                "count": h.get_total_count(),
-                "min_us": h.get_min_value(),
-                "max_us": h.get_max_value(),
-                "mean_us": round(h.get_mean_value(), 1),
-                "percentiles_us": {str(p): h.get_value_at_percentile(p) for p in PERCENTILES},
-                "late_starts": self.late_starts.get(name, 0),
+                "count": n_ok,
+                "failures": n_failed,
+                "censored": n_censored,
+                "min_us": ok.get_min_value() if n_ok else None,
+                "max_us": dist.get_max_value() if dist.get_total_count() else None,
+                "mean_us": round(ok.get_mean_value(), 1) if n_ok else None,
+                "completed_mean_us": round(mean, 1) if mean is not None else None,
+                "percentiles_us": percentiles,
+                "at_least": [p for p, v in percentiles.items() if worst.get_value_at_percentile(float(p)) > v * 1.01],
+                "censored_max_us": censored.get_max_value() if n_censored else None,
+                "failure_percentiles_us": (
+                    {str(p): failed.get_value_at_percentile(p) for p in PERCENTILES} if n_failed else {}
+                ),
+                "max_start_lag_us": self.max_start_lag_us.get(name, 0),
+                **{c: int(counts.get(c, 0)) for c in COUNTERS},
             }
         return out
 
@@ -120,7 +196,7 @@ class Capture:
     def save(self, directory: Path, extra: dict[str, Any], window: tuple[float, float] | None = None) -> None:
         cell = CellDir(directory)
         cell.hdr_dir.mkdir(parents=True, exist_ok=True)
-        for name, h in self.histograms.items():
+        for name, h in self.histograms["ok"].items():
             (cell.hdr_dir / hdr_file(name)).write_bytes(h.encode())
         body = {**extra, "samples_by_worker": dict(self.samples_by_worker), "requests": self.summary()}
         if window is not None:

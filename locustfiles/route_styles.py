@@ -9,16 +9,22 @@ The request name is the style id; each task is tagged with its family. Two load 
 - closed (default): users with no think time, each sends its next request when the last answers;
 - open (``--rb-model open --rb-rate R``): each style is started R times a second in all, on a fixed
   schedule, and latency counts from each request's *intended* start, so a slow server cannot hide
-  its queue (coordinated omission). A start more than ``LATE_MS`` behind schedule counts as late.
+  its queue (coordinated omission). With N generator processes each runs R/N a second, process i
+  offset by i/R, so arrivals are evenly spaced. A start more than ``LATE_MS`` behind schedule counts
+  as late.
 
-Exact latencies go to :mod:`locustfiles.capture`; the measured window opens ``--rb-warmup``
-seconds after the test starts, when Locust's own stats are reset too.
+Exact latencies go to :mod:`locustfiles.capture`. The master never sends its clock: each process
+opens its own window ``--rb-warmup`` seconds after it hears of the test (its own clock), resets
+Locust's stats there, and closes it when the test stops. Requests the window closes on are kept as
+censored samples at their elapsed time; each worker then sends a final report, and the master
+saves the test once every worker's final report is in (or says whose is missing).
 """
 
 from __future__ import annotations
 
 import atexit
 import csv
+import math
 import os
 import secrets
 import sys
@@ -40,10 +46,36 @@ from target_app import catalogue  # noqa: E402
 
 LATE_MS = 10.0
 WATCH_INTERVAL_S = 0.5
+FINAL_WAIT_S = 5.0  # how long the master waits for the workers' final reports after a stop
 capture = Capture()
 lost_workers: list[dict[str, Any]] = []  # master: workers that went missing mid-run, and when
-# When load starts, when measuring starts (after warm-up), and the open model's rate per process.
-window: dict[str, float | None] = {"schedule_from": None, "measure_from": None, "rate_per_process": None}
+
+
+@dataclass
+class Window:
+    """This process's measured window, on its own clock."""
+
+    test: int = 0  # the master's test number: reports from another test are not merged
+    schedule_from: float | None = None  # open model: when this process's schedule starts
+    measure_from: float | None = None
+    closed_at: float | None = None
+    rate: float = 0.0  # open model: starts per second per style, in this process
+    offset: float = 0.0  # open model: this process's first start after schedule_from
+    final: bool = False  # a worker sent its final report for this test
+
+    def measuring(self, now: float) -> bool:
+        return self.measure_from is not None and self.closed_at is None and now >= self.measure_from
+
+    def intended(self, ticket: int) -> float:
+        assert self.schedule_from is not None and self.rate > 0
+        return self.schedule_from + self.offset + ticket / self.rate
+
+
+window = Window()
+# Requests this process has in flight (sent, not yet answered) and open-model starts it has taken
+# but not yet sent, by user: (request name, when its latency clock started).
+in_flight: dict[int, tuple[str, float]] = {}
+waiting: dict[int, tuple[str, float]] = {}
 
 
 # The work-size fields travel as text: Locust's web UI posts every field as a string and converts
@@ -60,6 +92,13 @@ def _add_arguments(parser: Any) -> None:
     parser.add_argument("--rb-model", choices=["closed", "open"], default="closed", help="load model")
     parser.add_argument("--rb-rate", type=float, default=10.0, help="open model: requests/s per style, in all")
     parser.add_argument("--rb-warmup", type=float, default=0.0, help="seconds excluded before measuring")
+    parser.add_argument(
+        "--rb-run-time",
+        type=float,
+        default=0.0,
+        include_in_web_ui=False,
+        help="headless: stop after this many seconds, collect every worker's final report, save, quit",
+    )
     parser.add_argument("--rb-out", default="", help="directory for exact histograms (master)", include_in_web_ui=False)
     parser.add_argument(
         "--rb-default-classes",
@@ -117,6 +156,7 @@ class StyleUser(FastHttpUser):
     wait_time = constant(0)
     style: catalogue.RouteStyle
     _next_ticket = 0  # open model: this process's next scheduled start, per class
+    _sent_in_window = 0  # open model: starts of this class sent inside the window
 
     def query(self) -> dict[str, int]:
         return {p: v for p, v in work_sizes(self.environment.parsed_options).items() if p in self.style.params}
@@ -125,24 +165,40 @@ class StyleUser(FastHttpUser):
         opts = self.environment.parsed_options
         if getattr(opts, "rb_model", "closed") == "open":
             self._hit_on_schedule()
-        else:
+            return
+        in_flight[id(self)] = (self.style.id, time.time())
+        try:
             self.client.get(self.style.path, params=self.query(), name=self.style.id)
+        finally:
+            in_flight.pop(id(self), None)
 
     def _hit_on_schedule(self) -> None:
-        rate, start, measure_from = window["rate_per_process"], window["schedule_from"], window["measure_from"]
-        if not rate or start is None or measure_from is None:
+        if not window.rate or window.schedule_from is None or window.closed_at is not None:
             gevent.sleep(0.05)
             return
         cls = type(self)
-        intended = start + cls._next_ticket / rate
+        intended = window.intended(cls._next_ticket)
         cls._next_ticket += 1
-        gevent.sleep(max(0.0, intended - time.time()))
+        waiting[id(self)] = (self.style.id, intended)
+        try:
+            gevent.sleep(max(0.0, intended - time.time()))
+        finally:
+            waiting.pop(id(self), None)
+        if window.closed_at is not None:
+            return  # the window closed while this start waited: counted unsent at the close
         began = time.time()
-        self.client.get(self.style.path, params=self.query(), name=self.style.id)
-        if intended >= measure_from:
-            capture.record(self.style.id, int((time.time() - intended) * 1_000_000))
-            if (began - intended) * 1000 > LATE_MS:
-                capture.late(self.style.id)
+        counted = window.measure_from is not None and intended >= window.measure_from
+        if counted:
+            cls._sent_in_window += 1
+            lag_us = (began - intended) * 1_000_000
+            capture.start_lag(self.style.id, lag_us)
+            if lag_us > LATE_MS * 1000:
+                capture.count(self.style.id, "late_starts")
+        in_flight[id(self)] = (self.style.id, intended)
+        try:
+            self.client.get(self.style.path, params=self.query(), name=self.style.id, context={"rb_intended": intended})
+        finally:
+            in_flight.pop(id(self), None)
 
 
 def _make_user(style: catalogue.RouteStyle) -> type[StyleUser]:
@@ -167,33 +223,103 @@ globals().update({cls.__name__: cls for cls in USER_CLASSES.values()})
 
 
 @events.request.add_listener
-def _on_request(name: str, response_time: float, exception: Any, **_: Any) -> None:
-    # Like Locust's own stats: every response that completes in the window (the reset at
-    # ``measure_from`` clears both), failures included, so the two can be compared.
-    # Warm-up samples are never recorded: a report taken before this process's reset would
-    # otherwise carry them into the window.
-    if window["measure_from"] is None or time.time() < window["measure_from"]:
-        return
+def _on_request(
+    name: str, response_time: float, exception: Any, context: dict[str, Any] | None = None, **_: Any
+) -> None:
+    # Every response that completes in this process's window, failures in their own histogram.
+    # Warm-up samples are never recorded (counted as rejected), so a report taken before the
+    # window opened cannot carry them into it; nothing is recorded after the close (the
+    # requests then in flight were recorded as censored at the close).
     opts = getattr(_env, "parsed_options", None)
-    if getattr(opts, "rb_model", "closed") == "open" or getattr(opts, "rb_no_capture", False):
-        return  # open model: recorded from the intended start in _hit_on_schedule
-    capture.record(name, int(response_time * 1000))
+    if getattr(opts, "rb_no_capture", False) or name not in USER_CLASSES:
+        return
+    now = time.time()
+    intended = (context or {}).get("rb_intended")
+    if getattr(opts, "rb_model", "closed") == "open":
+        if intended is None:
+            return
+        if window.closed_at is not None or window.measure_from is None:
+            return
+        if intended < window.measure_from:
+            # Scheduled in the warm-up: not part of the window's schedule (Locust counts it if it
+            # completes after the window opened; the cross-check needs both numbers).
+            capture.count(name, "warmup_rejected" if now < window.measure_from else "started_in_warmup")
+            return
+        micros = (now - intended) * 1_000_000  # from the intended start: coordinated omission counted
+    else:
+        if not window.measuring(now):
+            if window.closed_at is None and window.measure_from is not None:
+                capture.count(name, "warmup_rejected")
+            return
+        micros = response_time * 1000
+    capture.record(name, micros, now, kind="failed" if exception else "ok")
+
+
+def close_window(environment: Environment) -> None:
+    """The load stops now: every request this process has in flight, and in the open model every
+    due start it has not sent, enters the distribution as a censored sample at its elapsed time."""
+    if window.measure_from is None or window.closed_at is not None:
+        return
+    now = window.closed_at = time.time()
+    if getattr(environment.parsed_options, "rb_no_capture", False):
+        return
+    for name, since in list(in_flight.values()):
+        if since >= window.measure_from or getattr(environment.parsed_options, "rb_model", "closed") == "closed":
+            capture.record(name, (now - since) * 1_000_000, now, kind="censored")
+            capture.count(name, "inflight_at_stop")
+    if getattr(environment.parsed_options, "rb_model", "closed") != "open" or not window.rate:
+        return
+    running = getattr(environment.runner, "user_classes_count", {}) or {}
+    for style, cls in USER_CLASSES.items():
+        if not running.get(cls.__name__):
+            continue  # no user of this class here: this process offered none of its starts
+        unsent = [t for n, t in waiting.values() if n == style and window.measure_from <= t < now]
+        ticket = cls._next_ticket
+        while window.intended(ticket) < now:
+            if window.intended(ticket) >= window.measure_from:
+                unsent.append(window.intended(ticket))
+            ticket += 1
+        first = max(0, math.ceil((window.measure_from - window.schedule_from - window.offset) * window.rate))  # type: ignore[operator]
+        offered = max(0, ticket - first)
+        for t in unsent:
+            capture.record(style, (now - t) * 1_000_000, now, kind="censored")
+        capture.count(style, "offered", offered)
+        capture.count(style, "sent", cls._sent_in_window)
+        capture.count(style, "unsent_at_stop", len(unsent))
 
 
 _env: Environment | None = None
 
 
-def _open_window(environment: Environment, data: dict[str, float]) -> None:
-    window.update(data)
+def _open_window(environment: Environment, data: dict[str, Any]) -> None:
+    """A new test: this process's window opens ``warmup_s`` after now, on its own clock, and each
+    user class starts a fresh schedule (process i of N offset by i/R)."""
+    now = time.time()
+    runner = environment.runner
+    processes = max(1, int(data.get("processes", 1)))
+    index = max(0, getattr(runner, "worker_index", 0)) % processes if isinstance(runner, WorkerRunner) else 0
+    rate = float(data.get("rate", 0.0))
+    global window
+    window = Window(
+        test=int(data["test"]),
+        schedule_from=now,
+        measure_from=now + float(data.get("warmup_s", 0.0)),
+        rate=rate / processes,
+        offset=index / rate if rate else 0.0,
+    )
+    in_flight.clear()
+    waiting.clear()
+    capture.reset()
     for cls in USER_CLASSES.values():
-        cls._next_ticket = 0  # a new test, a new schedule
-    measure_from = data["measure_from"]
+        cls._next_ticket = 0
+        cls._sent_in_window = 0
+    measure_from = window.measure_from or now
+    test = window.test
 
     def reset() -> None:
-        # Warm-up is over: Locust's own numbers start from here, like ours.
-        if environment.runner is not None:
+        # Warm-up is over: Locust's own numbers start from here, like ours (ours never held any).
+        if window.test == test and environment.runner is not None:
             environment.runner.stats.reset_all()
-        capture.reset()
 
     gevent.spawn_later(max(0.0, measure_from - time.time()), reset)
 
@@ -209,10 +335,14 @@ class Test:
     stopped_at: float | None = None
     saved: bool = False
     warnings: list[str] = field(default_factory=list)  # what makes this test's numbers less clean
+    workers_at_stop: list[str] = field(default_factory=list)  # whose final report the master expects
+    final_reports: list[str] = field(default_factory=list)  # whose final report arrived
+
+    def finals_in(self) -> bool:
+        return set(self.workers_at_stop) <= set(self.final_reports)
 
 
 tests: list[Test] = []  # master only
-REPORT_WAIT_S = 3.0 + 1.0  # a worker's last report comes within one report interval (3 s) of its stop
 
 
 @events.init.add_listener
@@ -282,7 +412,7 @@ def _extend_web_ui(environment: Environment) -> None:
         if out and tests and tests[-1].stopped_at is not None and not tests[-1].saved:
             tests[-1].warnings.append(
                 f"saved {time.time() - tests[-1].stopped_at:.1f} s after its stop, when the "
-                f"next test started: up to {REPORT_WAIT_S - 1:.0f} s of worker reports may be missing"
+                "next test started: workers' final reports may be missing"
             )
             _save_test(environment, Path(out), tests[-1])
         return None
@@ -336,23 +466,26 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         return
     opts = environment.parsed_options
     now = time.time()
-    processes = max(1, runner.worker_count) if isinstance(runner, MasterRunner) else 1
+    warmup = float(getattr(opts, "rb_warmup", 0.0) or 0.0)
+    # A relative delay, never this host's clock: each process opens its window on receipt.
+    number = len(tests) + 1
     data = {
-        "schedule_from": now,
-        "measure_from": now + float(getattr(opts, "rb_warmup", 0.0) or 0.0),
-        "rate_per_process": float(getattr(opts, "rb_rate", 0.0) or 0.0) / processes,
+        "test": number,
+        "warmup_s": warmup,
+        "rate": float(getattr(opts, "rb_rate", 0.0) or 0.0) if getattr(opts, "rb_model", "closed") == "open" else 0.0,
+        "processes": max(1, runner.worker_count) if isinstance(runner, MasterRunner) else 1,
     }
     lost_workers.clear()  # each test names its own
     tests.append(
         Test(
-            len(tests) + 1,
+            number,
             now,
-            data["measure_from"],
+            now + warmup,
             {
                 **work_sizes(opts),
                 "model": getattr(opts, "rb_model", "closed"),
                 "arrival_rate": float(getattr(opts, "rb_rate", 0.0) or 0.0),
-                "warmup_s": float(getattr(opts, "rb_warmup", 0.0) or 0.0),
+                "warmup_s": warmup,
             },
         )
     )
@@ -360,30 +493,64 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if isinstance(runner, MasterRunner):
         runner.send_message("rb_window", data)
         gevent.spawn(_watch_workers, runner)
+    run_time = float(getattr(opts, "rb_run_time", 0.0) or 0.0)
+    if run_time > 0 and not in_session(environment):
+        gevent.spawn_later(run_time, _stop_save_quit, environment, tests[-1])
+
+
+def _stop_save_quit(environment: Environment, test: Test) -> None:
+    """Headless end of a cell: stop the load, wait for every worker's final report, save, quit.
+    (Locust's own ``--run-time`` would quit at once and drop reports that come later.)"""
+    runner = environment.runner
+    assert runner is not None
+    runner.stop()
+    deadline = time.time() + FINAL_WAIT_S
+    while isinstance(runner, MasterRunner) and not test.finals_in() and time.time() < deadline:
+        gevent.sleep(0.05)
+    out = getattr(environment.parsed_options, "rb_out", "")
+    if out and not test.saved:
+        _save_test(environment, Path(out), test)
+    runner.quit()
 
 
 @events.test_stopping.add_listener
 def _on_test_stopping(environment: Environment, **_: Any) -> None:
     # The load ends now; Locust's test_stop comes only once every worker has counted its users
     # down (polled once a second), which would stretch the window past the load.
-    if not isinstance(environment.runner, WorkerRunner) and tests and tests[-1].stopped_at is None:
-        tests[-1].stopped_at = time.time()
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        close_window(environment)  # a process with users: censor what is still in flight
+    if isinstance(runner, WorkerRunner) or not tests or tests[-1].stopped_at is not None:
+        return
+    tests[-1].stopped_at = time.time()
+    if isinstance(runner, MasterRunner):
+        tests[-1].workers_at_stop = [c.id for c in runner.clients.all if c.state != "missing"]
 
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner) or not tests:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        # Users are stopped: everything this process measured (ours and Locust's stats) goes to
+        # the master now, marked final, instead of waiting up to 3 s for the next periodic report.
+        window.final = True
+        runner._send_stats()
+        return
+    if not tests:
         return
     test = tests[-1]
     test.stopped_at = test.stopped_at or time.time()
     out = getattr(environment.parsed_options, "rb_out", "")
     if out and in_session(environment):
 
-        def save_after_last_reports() -> None:
+        def save_after_final_reports() -> None:
+            deadline = time.time() + FINAL_WAIT_S
+            while not test.finals_in() and time.time() < deadline:
+                gevent.sleep(0.05)
             if not test.saved:
                 _save_test(environment, Path(out), test)
 
-        gevent.spawn_later(REPORT_WAIT_S, save_after_last_reports)
+        gevent.spawn(save_after_final_reports)
 
 
 def _watch_workers(runner: MasterRunner) -> None:
@@ -412,16 +579,19 @@ def _watch_workers(runner: MasterRunner) -> None:
 
 @events.report_to_master.add_listener
 def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
-    # Tagged with the window it was recorded in, so a report that arrives late (after the next
+    # Tagged with the test it was recorded in, so a report that arrives late (after the next
     # test of a web-UI session began) is not counted in the wrong test.
-    data["rb_capture"] = {**capture.take(), "window": window["measure_from"]}
+    data["rb_capture"] = {**capture.take(), "test": window.test, "final": window.final}
 
 
 @events.worker_report.add_listener
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     payload = data.get("rb_capture")
-    if payload and payload.get("window") == window["measure_from"]:
-        capture.merge(payload, source=client_id)
+    if not payload or not tests or payload.get("test") != tests[-1].number or tests[-1].saved:
+        return
+    capture.merge(payload, source=client_id)
+    if payload.get("final"):
+        tests[-1].final_reports.append(client_id)
 
 
 def users_by_style(runner: Any) -> dict[str, int]:
@@ -429,6 +599,16 @@ def users_by_style(runner: Any) -> dict[str, int]:
     counts = getattr(runner, "final_user_classes_count", None) or getattr(runner, "target_user_classes_count", {})
     by_class = {cls.__name__: style for style, cls in USER_CLASSES.items()}
     return {by_class[name]: int(n) for name, n in counts.items() if name in by_class and n}
+
+
+def locust_counts(runner: Any) -> dict[str, dict[str, int]]:
+    """Locust's request and failure counts per name, as its stats stand now."""
+    if runner is None:
+        return {}
+    return {
+        name: {"requests": int(e.num_requests), "failures": int(e.num_failures)}
+        for (name, _method), e in runner.stats.entries.items()
+    }
 
 
 def in_session(environment: Environment) -> bool:
@@ -453,6 +633,7 @@ def _save_test(environment: Environment, out: Path, test: Test) -> None:
     workers: list[dict[str, Any]] = []
     if isinstance(runner, MasterRunner):
         workers = [{"id": c.id, "state": c.state} for c in runner.clients.all]
+    missing = [w for w in test.workers_at_stop if w not in test.final_reports]
     capture.save(
         directory,
         {
@@ -464,6 +645,9 @@ def _save_test(environment: Environment, out: Path, test: Test) -> None:
             "test": {**asdict(test), "users_by_style": users_by_style(runner)},
             "workers": workers,
             "lost_workers": lost_workers,
+            "final_reports": {"expected": test.workers_at_stop, "received": test.final_reports, "missing": missing},
+            # Locust's own counts once the final reports are in, to cross-check the exact ones.
+            "locust_counts": locust_counts(runner),
             "master_pid": os.getpid(),
         },
         window=(test.measure_from, ended),

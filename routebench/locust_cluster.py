@@ -30,6 +30,9 @@ def default_worker_count() -> int:
     return max(2, (os.cpu_count() or 2) // 2)
 
 
+RUN_TIME_BACKSTOP_S = 20  # past the locustfile's own stop and its wait for final reports
+
+
 def worker_argv(master_host: str, master_port: int) -> list[str]:
     """The one Locust worker command line: local workers, ``routebench worker`` and the deploy
     recipes (which call ``routebench worker``) all come here."""
@@ -123,7 +126,9 @@ class LocustCluster(StartedAndStopped):
         if self.web_port is None:
             argv += ["--headless", "--only-summary", "--expect-workers-max-wait", str(int(self.expect_timeout_s))]
             if s.run_time_s is not None:
-                argv += ["-t", f"{s.run_time_s:g}s"]
+                # The locustfile stops the test itself, collects every worker's final report and
+                # quits; Locust's own run time is only a backstop (it quits without waiting).
+                argv += ["--rb-run-time", f"{s.run_time_s:g}", "-t", f"{s.run_time_s + RUN_TIME_BACKSTOP_S:g}s"]
         else:
             argv += ["--web-host", self.bind_host, "--web-port", str(self.web_port), "--class-picker"]
             if s.default_classes:

@@ -12,7 +12,6 @@ import contextlib
 import csv
 import json
 import re
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,14 +22,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from routebench import metadata, postgres
+from analysis import validity
+from routebench import calibrate, metadata, postgres
 from routebench.experiment import Cell, Experiment, expand, reproduce
 from routebench.launcher import Stack, StackError, http_status, wait_for
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
 from routebench.rundir import CellDir, RunDir, write_json
 from target_app import catalogue
 from target_app.settings import Settings
-from target_app.work import burn
 
 RESULTS_DIR = Path("results")
 CELL_OVERHEAD_S = 7.0  # stack and cluster start/stop, for the ETA
@@ -87,7 +86,7 @@ class Runner:
             self._save_state()  # first, so an interrupted run is always marked as such
             self.state["reproduce"] = reproduce(self.source or self.experiment.name, self.experiment, self.run_dir)
             self.state.update(metadata.collect(self.base_settings))
-            self.state["calibration"] = {"cpu_s_per_request": calibrate_cpu(self.cells)}
+            self.state["calibration"] = self._calibrate()
             self._save_state()
             self._run_matrix()
         except KeyboardInterrupt:
@@ -122,6 +121,23 @@ class Runner:
                     self._run_cell(cell, progress, task, done_s, budget)
                 done_s += budget
                 progress.update(task, completed=done_s)
+
+    def _calibrate(self) -> dict[str, Any]:
+        """Each style's server CPU per request, measured apart from the cells (routebench.calibrate)."""
+        if self.target_url is not None:
+            return {"method": calibrate.METHOD, "probes": [], "reason": "the target runs elsewhere: not measured"}
+        cells = [c for c in self.cells if not (c.needs_db and self._database_problem())]
+        begun = time.monotonic()
+        with self.console.status("calibrating") as status:
+            result = calibrate.calibrate(
+                cells,
+                self.base_settings,
+                lambda i, n, style: status.update(f"calibrating server CPU per request: probe {i}/{n} {style}"),
+            )
+        self.console.print(
+            f"calibrated server CPU per request for {len(result['probes'])} styles in {time.monotonic() - begun:.0f} s"
+        )
+        return result
 
     def _database_problem(self) -> str | None:
         """Why the db cells cannot run (your DATABASE_URL does not answer), or None."""
@@ -251,14 +267,21 @@ class Runner:
             tail = cluster.master.tail(3) if cluster.master else ""
             return {"status": "failed", "reason": f"Locust left no results (exit code {code}): {tail}"}
         exact = json.loads(files.exact.read_text())
-        return {
+        if not exact.get("requests"):
+            return {"status": "failed", "reason": f"no request completed in the window (Locust exit code {code})"}
+        outcome = {
             "status": "ok",
             "locust_exit_code": code,
             "generator_saturated": generator["saturated"],
+            "generator_cpu_cores": generator["cpu_cores"],
             "users_by_style": exact.get("test", {}).get("users_by_style", {}),
             "lost_workers": exact.get("lost_workers", []),
             "server_worker_deaths": deaths,
+            "warmup_s": cell.warmup_s,
+            "window_s": round(float(exact["stopped_at"]) - float(exact["measure_from"]), 3),
         }
+        outcome["validity"] = validity.check({**cell.model_dump(), **outcome}, exact)
+        return outcome
 
     @contextlib.contextmanager
     def _target(self, settings: Settings, cell: Cell, cell_dir: Path) -> Iterator[Stack | ExternalTarget]:
@@ -321,13 +344,9 @@ def generator_load(cpu: dict[str, list[float]], names: dict[str, str]) -> dict[s
             }
         )
     saturated = any(p["mean_cpu_percent"] > CPU_WARNING for p in processes)
-    return {"threshold_percent": CPU_WARNING, "saturated": saturated, "processes": processes}
-
-
-def calibrate_cpu(cells: list[Cell]) -> dict[str, float]:
-    """c for the cpu family: the median time of one request's work on this machine, this Python."""
-    works = sorted({c.work for c in cells if any(catalogue.family_of(s) == "cpu" for s in c.styles)})
-    return {str(w): statistics.median(burn(w) for _ in range(5)) / 1000 for w in works}
+    # The cores the generator took from the machine, which the server then did not have.
+    cores = round(sum(p["mean_cpu_percent"] for p in processes) / 100, 3)
+    return {"threshold_percent": CPU_WARNING, "saturated": saturated, "cpu_cores": cores, "processes": processes}
 
 
 WORKER_DEATH = re.compile(

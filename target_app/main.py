@@ -81,7 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body: dict[str, object] = {
             "status": "ok",
             "pid": os.getpid(),
+            # What theory needs to predict for this server, read from the server itself.
+            "workers": settings.workers,
+            "worker_class": settings.worker_class,
             "threadpool_tokens": int(anyio.to_thread.current_default_thread_limiter().total_tokens),
+            "db_pool_size": settings.db_pool_size,
             "upstream": settings.upstream_url or "disabled",
         }
         if settings.database_url is None:

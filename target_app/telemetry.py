@@ -1,10 +1,12 @@
-"""Server-side evidence, sampled by every worker while it serves.
+"""Server-side evidence, sampled by every worker while it serves, from a thread of its own.
 
-A periodic timer on the worker's own event loop measures how late it fires (event-loop lag): a
-route that blocks the loop for d makes the timer late by about d. Beside it: AnyIO threadpool
-tokens in use, database pool connections in use and waiters, requests in flight. Samples stay in
-memory for ``GET /telemetry`` and, when a directory is configured, are appended as JSON lines to
-``worker-<pid>.jsonl`` there.
+The event loop reschedules a heartbeat every ``BEAT_S``; each time it runs it notes how late it
+ran. A sampler *thread* (not a task on the loop, so a blocked loop cannot thin out its own
+evidence) reads every ``interval_s``: the worst lateness since its last sample, or, if the loop
+has not turned since, how long it has been stuck (event-loop lag); AnyIO threadpool tokens in use;
+database pool connections in use and waiters; requests in flight; requests served per path; and
+the process's CPU seconds. Samples stay in memory for ``GET /telemetry`` and, when a directory is
+configured, are appended as JSON lines to ``worker-<pid>.jsonl`` there.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import asyncio
 import collections
 import json
 import os
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,15 +27,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 SAMPLES_KEPT = 36_000  # an hour at the default 100 ms
 FLUSH_EVERY = 10
+BEAT_S = 0.005  # how often the loop's heartbeat asks to run
 
 
 class Gauge:
+    """Requests in flight on this worker, and requests served per path (cumulative)."""
+
     def __init__(self) -> None:
         self.count = 0
+        self.served: Counter[str] = Counter()
 
 
 class InFlight:
-    """Pure ASGI middleware counting HTTP requests in flight on this worker."""
+    """Pure ASGI middleware counting HTTP requests in flight on this worker, and served per path."""
 
     def __init__(self, app: ASGIApp, gauge: Gauge) -> None:
         self.app = app
@@ -46,6 +54,7 @@ class InFlight:
             await self.app(scope, receive, send)
         finally:
             self.gauge.count -= 1
+            self.gauge.served[scope["path"]] += 1
 
 
 class Sampler:
@@ -63,64 +72,99 @@ class Sampler:
         self.samples: collections.deque[dict[str, Any]] = collections.deque(maxlen=SAMPLES_KEPT)
         self.path = out_dir / f"worker-{self.pid}.jsonl" if out_dir is not None else None
         self._pending: list[dict[str, Any]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._limiter: Any = None
+        self._last_beat = time.monotonic()
+        self._worst_late = 0.0  # the heartbeat's worst lateness since the last sample
 
-    def sample(self, lag_s: float) -> dict[str, Any]:
-        limiter = anyio.to_thread.current_default_thread_limiter()
-        return {
-            "t": time.time(),
-            "pid": self.pid,
-            "lag_ms": round(lag_s * 1000, 3),
-            "threads_busy": limiter.borrowed_tokens,
-            "threads_total": int(limiter.total_tokens),
-            "inflight": self.inflight.count,
-            **self.db_stats(),
-        }
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        due = loop.time() + self.interval_s
-        while True:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            now = loop.time()
-            self.record(self.sample(now - due))
-            due = now + self.interval_s
-
-    def record(self, sample: dict[str, Any]) -> None:
-        self.samples.append(sample)
-        if self.path is not None:
-            self._pending.append(sample)
-            if len(self._pending) >= FLUSH_EVERY:
-                self.flush()
-
-    def flush(self) -> None:
-        if self.path is None or not self._pending:
-            return
-        # A few hundred bytes appended to the page cache: cheap enough for the loop.
-        with self.path.open("a", encoding="utf-8") as f:
-            f.writelines(json.dumps(s, separators=(",", ":")) + "\n" for s in self._pending)
-        self._pending.clear()
+    # -- on the event loop ----------------------------------------------------------------------
+    def _beat(self, due: float) -> None:
+        now = time.monotonic()
+        self._worst_late = max(self._worst_late, now - due)
+        self._last_beat = now
+        if not self._stop.is_set() and self._loop is not None:
+            self._loop.call_later(BEAT_S, self._beat, now + BEAT_S)
 
     def start(self) -> None:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._limiter = anyio.to_thread.current_default_thread_limiter()  # this loop's own
+        self._last_beat = time.monotonic()
+        self._loop.call_later(BEAT_S, self._beat, self._last_beat + BEAT_S)
+        self._thread = threading.Thread(target=self._run, name="routebench-telemetry", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 2 * self.interval_s + 1)
         self.flush()
 
-    def snapshot(self, since: float = 0.0) -> dict[str, Any]:
+    # -- on the sampler thread ------------------------------------------------------------------
+    def lag_s(self) -> float:
+        """The loop's lag now: its worst late heartbeat since the last sample, or the stall in
+        progress if it has not turned since (a loop blocked for seconds shows seconds)."""
+        stuck = time.monotonic() - self._last_beat - BEAT_S
+        late, self._worst_late = self._worst_late, 0.0
+        return max(0.0, late, stuck)
+
+    def sample(self) -> dict[str, Any]:
+        limiter = self._limiter
+        try:
+            db = self.db_stats()
+        except Exception:  # a pool mid-resize: the next sample reads it
+            db = {}
+        for _ in range(3):
+            try:
+                served = dict(self.inflight.served)
+                break
+            except RuntimeError:  # changed size while copied: the loop served a new path
+                served = {}
         return {
+            "t": time.time(),
             "pid": self.pid,
-            "interval_ms": round(self.interval_s * 1000),
-            "samples": [s for s in self.samples if s["t"] > since],
+            "lag_ms": round(self.lag_s() * 1000, 3),
+            "threads_busy": limiter.borrowed_tokens if limiter is not None else None,
+            "threads_total": int(limiter.total_tokens) if limiter is not None else None,
+            "inflight": self.inflight.count,
+            "cpu_s": round(time.process_time(), 4),
+            "served": served,
+            **db,
         }
+
+    def _run(self) -> None:
+        due = time.monotonic() + self.interval_s
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            self.record(self.sample())
+            due += self.interval_s
+
+    def record(self, sample: dict[str, Any]) -> None:
+        with self._lock:
+            self.samples.append(sample)
+            if self.path is not None:
+                self._pending.append(sample)
+                if len(self._pending) >= FLUSH_EVERY:
+                    self._flush_locked()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self.path is None or not self._pending:
+            return
+        with self.path.open("a", encoding="utf-8") as f:
+            f.writelines(json.dumps(s, separators=(",", ":")) + "\n" for s in self._pending)
+        self._pending.clear()
+
+    def snapshot(self, since: float = 0.0) -> dict[str, Any]:
+        with self._lock:
+            samples = [s for s in self.samples if s["t"] > since]
+        return {"pid": self.pid, "interval_ms": round(self.interval_s * 1000), "samples": samples}
 
 
 def read_dir(directory: Path) -> list[dict[str, Any]]:

@@ -1,0 +1,148 @@
+"""Whether a cell's numbers can be trusted: each rule checked from what the cell left, said in words.
+
+A cell that breaks a rule keeps its numbers, marked: the report shows the reason next to them, the
+model's fit leaves it out, and ``routebench check`` does not judge it unless asked. Rules:
+
+- ``counts``: the exact capture's completed requests match Locust's own count (same window; Locust
+  also counts what completed after the close, and open-model starts scheduled in the warm-up);
+- ``littles_law``: closed model, U = X x mean latency within 20% (else requests were lost, stuck
+  or outlasted the window);
+- ``window``: no request the window closed on had been waiting more than a tenth of the window
+  (else the latencies are too long for it: percentiles they reach are lower bounds);
+- ``generator``: no load-generator process averaged above Locust's CPU warning;
+- ``schedule``: open model, at most 5% of starts late, and offered = sent + unsent;
+- ``failures``: at most 1% of requests failed;
+- ``final_reports``: every worker's final report reached the master;
+- ``workers``: no load-generator worker went missing during the cell;
+- ``warmup`` (information, never fails): warm-up samples rejected.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+COUNT_TOLERANCE = 0.01  # of the larger count, and at least 2 requests
+LITTLE_TOLERANCE = 0.20
+LATE_SHARE = 0.05
+FAILURE_SHARE = 0.01
+WINDOW_FACTOR = 10  # a window this many times the longest latency lets nearly every request finish
+RULES = ("counts", "littles_law", "window", "generator", "schedule", "failures", "final_reports", "workers")
+
+
+def _rule(name: str, ok: bool, text: str) -> dict[str, Any]:
+    return {"rule": name, "ok": ok, "text": text}
+
+
+def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """The ``validity`` record of one cell. ``locust_counts`` (request name -> requests) is the
+    fallback for runs whose exact.json did not record Locust's own counts."""
+    requests: dict[str, Any] = exact.get("requests", {})
+    window = _window(exact)
+    model = cell.get("model", exact.get("model", "closed"))
+    users_by_style = cell.get("users_by_style") or {}
+    counted = exact.get("locust_counts") or {n: {"requests": c} for n, c in (locust_counts or {}).items()}
+    rules: list[dict[str, Any]] = []
+    notes: list[str] = []
+
+    for style in cell.get("styles", []):
+        e = requests.get(style)
+        if e is None:
+            rules.append(_rule("counts", False, f"{style}: no request completed in the window"))
+            continue
+        completed = int(e.get("count", 0)) + int(e.get("failures", 0))
+        # Locust also counts what completed after the close (recorded here as censored) and, in
+        # the open model, what was scheduled in the warm-up but completed in the window.
+        low = completed + int(e.get("started_in_warmup", 0))
+        high = low + int(e.get("inflight_at_stop", 0))
+        theirs = counted.get(style, {}).get("requests")
+        slack = max(2, COUNT_TOLERANCE * max(high, theirs or 0))
+        if theirs is not None and not low - slack <= theirs <= high + slack:
+            rules.append(
+                _rule(
+                    "counts",
+                    False,
+                    f"{style}: exact count {completed:,} but Locust counted {theirs:,} (expected "
+                    f"{low:,}..{high:,}): they disagree",
+                )
+            )
+        users = users_by_style.get(style)
+        mean_us = e.get("completed_mean_us", e.get("mean_us"))
+        if model == "closed" and window and users and mean_us and completed:
+            x = completed / window
+            little = x * mean_us / 1e6
+            if abs(1 - little / users) > LITTLE_TOLERANCE:
+                rules.append(
+                    _rule(
+                        "littles_law",
+                        False,
+                        f"{style}: Little's law does not close: {users:g} users, but throughput x mean latency "
+                        f"= {x:,.1f}/s x {mean_us / 1e6:,.3f} s = {little:,.1f}",
+                    )
+                )
+        longest = (e.get("censored_max_us") or 0) / 1e6
+        if window and longest * WINDOW_FACTOR > window:
+            need = max(1, math.ceil(WINDOW_FACTOR * longest))
+            bounds = ", ".join(f"p{p}" for p in e.get("at_least") or [])
+            rules.append(
+                _rule(
+                    "window",
+                    False,
+                    f"{style}: {e.get('censored', 0):,} requests were unfinished when the {window:,.0f} s window "
+                    f"closed, after up to {longest:,.1f} s{f' ({bounds} only lower bounds)' if bounds else ''}; "
+                    f"a window of about {need:,} s ({WINDOW_FACTOR}x that) would measure them",
+                )
+            )
+        if model == "open":
+            sent, offered, unsent = int(e.get("sent", 0)), int(e.get("offered", 0)), int(e.get("unsent_at_stop", 0))
+            late = int(e.get("late_starts", 0))
+            if offered != sent + unsent:
+                rules.append(
+                    _rule("schedule", False, f"{style}: offered {offered:,} but sent {sent:,} + unsent {unsent:,}")
+                )
+            if sent and late / sent > LATE_SHARE:
+                rules.append(
+                    _rule(
+                        "schedule",
+                        False,
+                        f"{style}: {late:,} of {sent:,} starts ({late / sent:.0%}) began more than "
+                        f"{exact.get('late_ms', 10):g} ms late (worst {e.get('max_start_lag_us', 0) / 1000:,.0f} ms): "
+                        "the generator did not keep the schedule (too few users, or too little CPU)",
+                    )
+                )
+        failures = int(e.get("failures", 0))
+        if completed and failures / completed > FAILURE_SHARE:
+            rules.append(
+                _rule(
+                    "failures",
+                    False,
+                    f"{style}: {failures:,} of {completed:,} requests failed ({failures / completed:.1%})",
+                )
+            )
+        if e.get("warmup_rejected"):
+            notes.append(f"{style}: {int(e['warmup_rejected']):,} warm-up samples rejected")
+
+    if cell.get("generator_saturated"):
+        rules.append(_rule("generator", False, "a load-generator process averaged above Locust's CPU warning"))
+    finals = exact.get("final_reports") or {}
+    if finals.get("missing"):
+        rules.append(_rule("final_reports", False, f"final report never arrived from {', '.join(finals['missing'])}"))
+    lost = cell.get("lost_workers") or exact.get("lost_workers") or []
+    if lost:
+        rules.append(
+            _rule("workers", False, f"load-generator worker lost: {', '.join(str(w.get('id')) for w in lost)}")
+        )
+    failed = [r for r in rules if not r["ok"]]
+    return {
+        "valid": not failed,
+        "failed": sorted({r["rule"] for r in failed}),
+        "reasons": [r["text"] for r in failed],
+        "notes": notes,
+    }
+
+
+def _window(exact: dict[str, Any]) -> float | None:
+    start, stop = exact.get("measure_from"), exact.get("stopped_at")
+    if isinstance(start, (int, float)) and isinstance(stop, (int, float)) and stop > start:
+        return float(stop - start)
+    return None

@@ -1,0 +1,157 @@
+"""The CPU each style costs the server, measured before the matrix and apart from it.
+
+Theory needs D_cpu, the server-side CPU seconds one request of a style costs (the Gunicorn workers,
+and the upstream service and PostgreSQL it calls). It is measured here in a short probe per style
+at low load (two requests at a time, so no queue forms), on a stack of its own, before any cell
+runs: no prediction is fitted to the cell it is judged against. The stack's idle CPU (samplers,
+the database's background work) is measured first and taken off.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import psutil
+
+from routebench.experiment import Cell
+from routebench.launcher import Stack
+from target_app import catalogue
+from target_app.settings import Settings
+
+PROBE_S = 1.5  # per style: long enough for a few dozen requests of the slowest style
+MIN_REQUESTS = 20
+CONCURRENCY = 2
+IDLE_S = 1.0
+METHOD = (
+    f"server CPU seconds per request (Gunicorn workers, upstream and PostgreSQL processes, idle CPU "
+    f"taken off), measured by a {PROBE_S:g}-second probe per style at {CONCURRENCY} requests at a time "
+    "on a stack of its own before the first cell"
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    style: str
+    work: int
+    fanout: int
+    wait_ms: int
+
+    def query(self) -> dict[str, int]:
+        params = catalogue.BY_ID[self.style].params
+        values = {"ms": self.wait_ms, "work": self.work, "k": self.fanout}
+        return {p: v for p, v in values.items() if p in params}
+
+
+def probes_for(cells: list[Cell]) -> list[Probe]:
+    """One probe per style and the work sizes that change its CPU (work for cpu, k for fanout)."""
+    seen: dict[Probe, None] = {}
+    for cell in cells:
+        for style in cell.styles:
+            family = catalogue.family_of(style)
+            seen[
+                Probe(
+                    style,
+                    cell.work if family == "cpu" else 0,
+                    cell.fanout if family == "fanout" else 0,
+                    cell.wait_ms,
+                )
+            ] = None
+    return list(seen)
+
+
+def stack_cpu_s(stack: Stack) -> tuple[float, float]:
+    """(CPU seconds of every stack process so far, of the target's workers alone)."""
+    workers = set(stack.worker_pids())
+    total = only_workers = 0.0
+    for pid in stack.all_pids():
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        used = t.user + t.system
+        total += used
+        if pid in workers:
+            only_workers += used
+    return total, only_workers
+
+
+def hammer(url: str, seconds: float, min_requests: int, concurrency: int) -> int:
+    """Requests completed by ``concurrency`` keep-alive clients in at least ``seconds`` (and at
+    least ``min_requests``, within 4x the time)."""
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    done = [0] * concurrency
+    start = time.monotonic()
+
+    def client(i: int) -> None:
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+        try:
+            while True:
+                elapsed = time.monotonic() - start
+                if elapsed >= seconds and (sum(done) >= min_requests or elapsed >= 4 * seconds):
+                    return
+                conn.request("GET", path)
+                conn.getresponse().read()
+                done[i] += 1
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done)
+
+
+def calibrate(
+    cells: list[Cell], settings: Settings, on_probe: Callable[[int, int, str], None] | None = None
+) -> dict[str, Any]:
+    """Run the probes on a fresh stack shaped like the first cell; the run.json ``calibration``."""
+    probes = probes_for(cells)
+    if not probes:
+        return {"method": METHOD, "probes": []}
+    first = cells[0]
+    shaped = settings.model_copy(
+        update={
+            "workers": first.server_workers,
+            "worker_class": first.worker_class,
+            "threadpool_tokens": first.threadpool_tokens,
+            "db_pool_size": first.db_pool_size,
+        }
+    )
+    out: list[dict[str, Any]] = []
+    with Stack(shaped, with_db=any(c.needs_db for c in cells)) as stack:
+        before, _ = stack_cpu_s(stack)
+        time.sleep(IDLE_S)
+        idle_rate = (stack_cpu_s(stack)[0] - before) / IDLE_S
+        for i, probe in enumerate(probes, 1):
+            if on_probe:
+                on_probe(i, len(probes), probe.style)
+            url = f"{stack.target_url}{catalogue.BY_ID[probe.style].path}?{urlencode(probe.query())}"
+            hammer(url, 0.3, 4, CONCURRENCY)  # warm connections, pools and caches
+            total0, workers0 = stack_cpu_s(stack)
+            t0 = time.monotonic()
+            n = hammer(url, PROBE_S, MIN_REQUESTS, CONCURRENCY)
+            seconds = time.monotonic() - t0
+            total1, workers1 = stack_cpu_s(stack)
+            idle = idle_rate * seconds
+            out.append(
+                {
+                    "style": probe.style,
+                    "work": probe.work,
+                    "fanout": probe.fanout,
+                    "wait_ms": probe.wait_ms,
+                    "requests": n,
+                    "seconds": round(seconds, 3),
+                    "cpu_s_per_request": max(0.0, total1 - total0 - idle) / n if n else None,
+                    "workers_cpu_s_per_request": max(0.0, workers1 - workers0) / n if n else None,
+                }
+            )
+    return {"method": METHOD, "idle_cpu_cores": round(idle_rate, 4), "probes": out}
