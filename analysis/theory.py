@@ -1,79 +1,378 @@
-"""Theory beside measurement: what the model in docs/model.md predicts for each cell, from the cell's own
-W, T, P, d, U, k and c, and a verdict per style written from the numbers.
+"""Theory beside measurement: what the model in docs/model.md predicts for each cell and style, and a
+verdict per style written from the numbers.
 
-Closed model with no think time: throughput X = concurrency / latency (Little's law); each style
-caps concurrency differently (one loop per worker, T threads, P connections, the cores).
+Each style is a small queueing network (the structure comes from ``target_app.catalogue``):
+
+- a CPU station: D_cpu seconds per request (measured by the run's calibration probe), served by the
+  cores the style's CPU work can use (the cores left to the server in that cell; at most one per
+  worker for the cpu family's pure-Python work, the GIL);
+- a held station: L places (one event loop per worker, W*T threadpool tokens, W*P pooled
+  connections, or unlimited for awaited waits), each held for the hold time (the wait d, k*d for
+  a sequential fan-out, d + D_cpu for a blocking call inside ``async def``).
+
+Closed model (U users, no think time): exact mean-value analysis, multi-server stations by
+Seidmann's approximation. Open model (λ requests/s): utilisation law, then M/M/m (Erlang C)
+response times, or "overloaded" when a station's utilisation reaches 1. Pure functions.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from target_app import catalogue
 from target_app.catalogue import Shape
 
+__all__ = [
+    "MIN_CORES",
+    "Predicted",
+    "Shape",
+    "Station",
+    "add_predictions",
+    "bounds",
+    "demand_for",
+    "erlang_c",
+    "mva",
+    "network",
+    "predict",
+    "verdict",
+]
 
-def predict(style_id: str, s: Shape) -> tuple[float, float]:
-    """(throughput in requests/s, latency in seconds) that theory expects for ``style_id``."""
-    if s.wait_s <= 0 and catalogue.BY_ID[style_id].family != "cpu":
-        return math.nan, math.nan
-    if s.cpu_s <= 0 and catalogue.BY_ID[style_id].family == "cpu":
-        return math.nan, math.nan
-    return catalogue.PREDICTIONS[catalogue.BY_ID[style_id].prediction].model(s)
+CPU = "CPU"
+WAIT = "wait"
+MIN_CORES = 0.1  # the floor on the cores left to the server when the generator took (nearly) all of them
+BOTTLENECK_UTILISATION = 0.8  # a station this busy (per server) is named the bottleneck; below it, the wait is
+
+
+@dataclass(frozen=True)
+class Station:
+    """``demand`` seconds per request at a station of ``servers`` parallel servers (inf: a delay)."""
+
+    name: str
+    demand: float
+    servers: float
+
+    @property
+    def capacity(self) -> float:
+        """The most requests/s it can complete: m/D (inf for a delay station)."""
+        return math.inf if math.isinf(self.servers) else self.servers / self.demand
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """What the model expects of one style in one cell.
+
+    ``utilisation`` is per station with a finite number of servers (utilisation law, at the predicted
+    throughput: X*D/m). ``bound_rps`` is the asymptotic bound min(U/sum(D), min m/D) (closed) or the
+    capacity (open); ``capacity_rps`` is min over stations of m/D.
+    """
+
+    rps: float
+    mean_s: float
+    bottleneck: str  # "CPU", "event loop", "threadpool", "db pool" or "wait"; "" when nothing was predicted
+    utilisation: dict[str, float] = field(default_factory=dict)
+    overloaded: bool = False  # open model only: a station's utilisation reached 1
+    bound_rps: float = math.nan
+    capacity_rps: float = math.nan
+
+    @property
+    def cpu_utilisation(self) -> float:
+        return self.utilisation.get(CPU, math.nan)
+
+
+NOTHING = Predicted(math.nan, math.nan, "")
+
+
+def network(style_id: str, s: Shape) -> list[Station]:
+    """The stations a request of ``style_id`` visits in a cell of shape ``s`` (empty: nothing to predict)."""
+    style = catalogue.BY_ID[style_id]
+    p = catalogue.PREDICTIONS[style.prediction]
+    cpu = catalogue.cpu_of(s)
+    stations = []
+    if style.family == "cpu":
+        if cpu <= 0:
+            return []  # the cpu family's service is its CPU: unmeasured, nothing to predict
+    elif not (math.isfinite(s.wait_s) and s.wait_s >= 0):
+        return []
+    if cpu > 0:
+        stations.append(Station(CPU, cpu, p.cpu_cores(s)))
+    hold = p.hold(s)
+    if hold > 0:
+        stations.append(Station(p.station_name(s), hold, p.limit(s)))
+    return stations
+
+
+def _seidmann(stations: list[Station]) -> tuple[np.ndarray, float]:
+    """Queueing demands and the total delay of the single-server network that stands in for
+    ``stations``: m servers of demand D become a queue of D/m plus a delay of D*(m-1)/m (Seidmann);
+    m < 1 is one server slower by 1/m; infinitely many servers are a delay."""
+    queues, delay = [], 0.0
+    for st in stations:
+        if math.isinf(st.servers):
+            delay += st.demand
+        elif st.servers >= 1:
+            queues.append(st.demand / st.servers)
+            delay += st.demand * (st.servers - 1) / st.servers
+        else:
+            queues.append(st.demand / st.servers)
+    return np.array(queues, dtype=float), delay
+
+
+def mva(stations: list[Station], users: float) -> float:
+    """Throughput of the closed network with ``users`` requests in it and no think time, by exact
+    mean-value analysis of its Seidmann network; a fractional population is interpolated."""
+    if users <= 0:
+        return 0.0
+    queues, delay = _seidmann(stations)
+    top = math.ceil(users)
+    q = np.zeros_like(queues)
+    xs = [0.0]
+    for n in range(1, top + 1):
+        r = queues * (1 + q)
+        x = n / (float(r.sum()) + delay)
+        q = x * r
+        xs.append(x)
+    low = math.floor(users)
+    return xs[low] + (users - low) * (xs[top] - xs[low])
+
+
+def bounds(stations: list[Station], users: float) -> tuple[float, float]:
+    """The asymptotic bounds: (min(U/sum(D), capacity), capacity = min over stations of m/D)."""
+    capacity = min((st.capacity for st in stations), default=math.inf)
+    total = sum(st.demand / min(1.0, st.servers) for st in stations)
+    return min(users / total if total > 0 else math.inf, capacity), capacity
+
+
+@cache
+def _laguerre() -> tuple[np.ndarray, np.ndarray]:
+    nodes, weights = np.polynomial.laguerre.laggauss(60)
+    return nodes, weights
+
+
+def erlang_b(servers: float, offered: float) -> float:
+    """Erlang B for ``servers`` >= 0 (real: the continuous extension) and offered load a = λ*S."""
+    whole = math.floor(servers)
+    frac = servers - whole
+    if frac > 1e-12:
+        # 1/B(f, a) = integral over u >= 0 of exp(-u) (1 + u/a)^f, for 0 < f < 1: smooth, Gauss-Laguerre.
+        nodes, weights = _laguerre()
+        b = 1.0 / float(np.sum(weights * (1 + nodes / offered) ** frac))
+    else:
+        frac, b = 0.0, 1.0
+    for k in range(1, whole + 1):
+        b = offered * b / (k + frac + offered * b)
+    return b
+
+
+def erlang_c(servers: float, offered: float) -> float:
+    """The probability that an arrival waits at an M/M/m queue (m may be fractional, a < m)."""
+    b = erlang_b(servers, offered)
+    return servers * b / (servers - offered * (1 - b))
+
+
+def _open_response(st: Station, rate: float) -> float:
+    """Mean time a request spends at ``st`` under Poisson arrivals of ``rate`` (below saturation)."""
+    if math.isinf(st.servers):
+        return st.demand
+    if st.servers < 1:
+        service = st.demand / st.servers
+        return service / (1 - rate * service)
+    offered = rate * st.demand
+    return st.demand + erlang_c(st.servers, offered) * st.demand / (st.servers - offered)
+
+
+def _bottleneck(utilisation: dict[str, float], stations: list[Station]) -> str:
+    """The busiest station once its utilisation reaches BOTTLENECK_UTILISATION; below that the wait
+    (throughput is users over latency), unless there is no wait at all (the cpu family: the CPU)."""
+    busiest = max(utilisation, key=lambda k: utilisation[k], default=None)
+    waits = any(st.name != CPU for st in stations)
+    if busiest is not None and (utilisation[busiest] >= BOTTLENECK_UTILISATION or not waits):
+        return busiest
+    return WAIT
+
+
+def _utilisation(stations: list[Station], x: float) -> dict[str, float]:
+    return {st.name: float(x * st.demand / st.servers) for st in stations if math.isfinite(st.servers)}
+
+
+def predict(style_id: str, shape: Shape) -> Predicted:
+    """What the model expects of ``style_id`` in a cell of shape ``shape`` (NaNs when it has nothing
+    to go on: no users or rate, no wait, or the cpu family without a measured D_cpu)."""
+    stations = network(style_id, shape)
+    if not stations:
+        return NOTHING
+    if shape.model == "open":
+        rate = shape.arrival_rate
+        if not (math.isfinite(rate) and rate > 0):
+            return NOTHING
+        _, capacity = bounds(stations, math.inf)
+        offered = _utilisation(stations, rate)
+        if any(rho >= 1 for rho in offered.values()):
+            worst = max(offered, key=lambda k: offered[k])
+            return Predicted(capacity, math.inf, worst, _utilisation(stations, capacity), True, capacity, capacity)
+        mean = sum(_open_response(st, rate) for st in stations)
+        return Predicted(rate, mean, _bottleneck(offered, stations), offered, False, capacity, capacity)
+    users = shape.users
+    if not (math.isfinite(users) and users > 0):
+        return NOTHING
+    x = mva(stations, users)
+    bound, capacity = bounds(stations, users)
+    utilisation = _utilisation(stations, x)
+    return Predicted(x, users / x, _bottleneck(utilisation, stations), utilisation, False, bound, capacity)
+
+
+# -- calibration ----------------------------------------------------------------------------------------
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def demand_for(calibration: dict[str, Any] | None, style: str, cell: dict[str, Any]) -> float:
+    """D_cpu for ``style`` in ``cell`` from a run's ``calibration`` (NaN when it has none).
+
+    The calibration probes (``{"probes": [{"style", "work", "fanout", "cpu_s_per_request", ...}]}``)
+    match on the style, and on ``work`` for the cpu family and ``fanout`` for the fanout family.
+    Older runs timed the cpu family's work alone (``{"cpu_s_per_request": {"<work>": seconds}}``):
+    that gives the cpu family's c and nothing for the others."""
+    if not isinstance(calibration, dict):
+        return math.nan
+    fam = catalogue.family_of(style)
+    for probe in calibration.get("probes") or []:
+        if not isinstance(probe, dict) or probe.get("style") != style:
+            continue
+        if fam == "cpu" and not _same(probe.get("work"), cell.get("work")):
+            continue
+        if fam == "fanout" and not _same(probe.get("fanout"), cell.get("fanout")):
+            continue
+        value = probe.get("cpu_s_per_request")
+        if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+            return float(value)
+    legacy = calibration.get("cpu_s_per_request")
+    if fam == "cpu" and isinstance(legacy, dict):
+        for work, seconds in legacy.items():
+            if _same(work, cell.get("work")) and isinstance(seconds, (int, float)):
+                return float(seconds)
+    return math.nan
+
+
+# -- the table ------------------------------------------------------------------------------------------
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def cores_available(cell: dict[str, Any], machine_cores: float) -> float:
+    """The machine's cores minus those the load generator used in the cell, never below MIN_CORES."""
+    generator = _number(cell.get("generator_cpu_cores"))
+    return max(MIN_CORES, machine_cores - (generator if math.isfinite(generator) else 0.0))
+
+
+def shape_for(
+    row: dict[str, Any], cell: dict[str, Any], calibration: dict[str, Any] | None, machine_cores: float
+) -> Shape:
+    """The Shape of one table row (a style in a cell); KeyError when the cell lacks a setting."""
+    open_model = row.get("model") == "open"
+    return Shape(
+        users=math.nan if open_model else _number(row.get("style_users")),
+        workers=int(cell["server_workers"]),
+        threads=int(cell["threadpool_tokens"]),
+        pool=int(cell["db_pool_size"]),
+        wait_s=_number(cell["wait_ms"]) / 1000,
+        fanout=int(cell["fanout"]),
+        cpu_s=demand_for(calibration, row["style"], cell),
+        cores=cores_available(cell, machine_cores),
+        model="open" if open_model else "closed",
+        arrival_rate=_number(row.get("arrival_rate")) if open_model else math.nan,
+    )
 
 
 def add_predictions(
-    table: pd.DataFrame, cells: dict[str, dict], cpu_s: dict[int, float], cores: int | None = None
+    table: pd.DataFrame,
+    cells: dict[str, dict[str, Any]],
+    calibration: dict[str, Any] | None,
+    machine_cores: float | None = None,
 ) -> pd.DataFrame:
-    """Predicted throughput and p50 per row, and measured/predicted ratios. U is the users on the
-    row's own style (``style_users``): in a together cell the others drive the other styles."""
-    cores = cores or os.cpu_count() or 1
+    """The model's throughput, mean latency, bottleneck and CPU utilisation per row, and measured
+    over predicted. U is the users on the row's own style (``style_users``): in a shared cell the
+    others drive the other styles. ``calibration`` is run.json's; ``machine_cores`` the machine's
+    (default: this one's)."""
+    machine = float(machine_cores or os.cpu_count() or 1)
     out = table.copy()
-    pred_x, pred_l = [], []
-    for row in out.itertuples():
-        cell = cells[row.cell]
+    predictions = []
+    for row in out.to_dict("records"):
         try:
-            if math.isnan(row.style_users):
-                raise TypeError("no fixed users")
-            shape = Shape(
-                users=row.style_users,
-                workers=cell["server_workers"],
-                threads=cell["threadpool_tokens"],
-                pool=cell["db_pool_size"],
-                wait_s=cell["wait_ms"] / 1000,
-                fanout=cell["fanout"],
-                cpu_s=cpu_s.get(cell["work"], math.nan),
-                cores=cores,
-            )
-            x, latency = predict(row.style, shape)
-        except (KeyError, TypeError, ZeroDivisionError):
+            shape = shape_for(row, cells[row["cell"]], calibration, machine)
+            predictions.append(predict(row["style"], shape))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
             # A web-UI session has no fixed users or work sizes: nothing to predict from.
-            x, latency = math.nan, math.nan
-        pred_x.append(x)
-        pred_l.append(latency * 1000)
-    out["predicted_rps"] = pred_x
-    out["predicted_latency_ms"] = pred_l
+            predictions.append(NOTHING)
+    out["predicted_rps"] = [p.rps for p in predictions]
+    out["predicted_mean_ms"] = [p.mean_s * 1000 for p in predictions]
+    out["predicted_bottleneck"] = [p.bottleneck or None for p in predictions]
+    out["predicted_cpu_utilisation"] = [p.cpu_utilisation for p in predictions]
     out["rps_vs_predicted"] = out["rps"] / out["predicted_rps"]
-    out["p50_vs_predicted"] = out["p50_ms"] / out["predicted_latency_ms"]
-    return out
+    measured_mean = out["mean_ms"] if "mean_ms" in out else pd.Series(math.nan, index=out.index)
+    finite_mean = out["predicted_mean_ms"].where(np.isfinite(out["predicted_mean_ms"]))
+    out["mean_vs_predicted"] = measured_mean / finite_mean
+    return out.drop(columns=["predicted_latency_ms", "p50_vs_predicted"], errors="ignore")
 
 
-def verdict(rows: pd.DataFrame) -> str:
-    """One line for a style, from its rows (one per user count), written from the numbers. Users
-    are those on this style (its share of a shared cell)."""
+# -- the verdict ----------------------------------------------------------------------------------------
+
+LIMITED_BY = {
+    CPU: "the CPU",
+    "event loop": "one event loop per worker",
+    "threadpool": "the threadpool's tokens",
+    "db pool": "the database pool",
+    WAIT: "the wait itself (users over latency)",
+}
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f} ms"
+
+
+def verdict(rows: pd.DataFrame, baseline: str | None = None) -> str:
+    """One line for a style, from its rows (one per user count), written from the numbers: measured
+    against the model's throughput and MEAN latency, and what the model says limits it. Users are
+    those on this style (its share of a shared cell). With ``baseline`` (the family's reference
+    style's name) and a ``p99_vs_baseline`` column, the p99 ratio to it too."""
     rows = rows.sort_values("style_users")
     top = rows.iloc[-1]
-    parts = [f"at U={top.style_users:g}: {top.rps:,.0f} req/s"]
-    if not math.isnan(top.predicted_rps):
-        parts[0] += f" against {top.predicted_rps:,.0f} predicted ({top.rps_vs_predicted:.0%})"
-    parts.append(f"p50 {top.p50_ms:,.1f} ms (predicted {top.predicted_latency_ms:,.1f}), p99 {top.p99_ms:,.1f} ms")
-    ratio = top.get("p99_vs_async")
-    if ratio is not None and not math.isnan(ratio) and abs(ratio - 1) > 0.05:
-        parts.append(f"p99 {ratio:.1f}x async-await's")
-    if len(rows) > 1:
+    open_model = top.get("model") == "open"
+    where = f"at {top.arrival_rate:g} req/s offered" if open_model else f"at U={top.style_users:g}"
+    parts = [f"{where}: {top.rps:,.0f} req/s"]
+    predicted_rps = _number(top.get("predicted_rps"))
+    if math.isfinite(predicted_rps):
+        parts[0] += f" against {predicted_rps:,.0f} predicted ({top.rps / predicted_rps:.0%})"
+        bottleneck = top.get("predicted_bottleneck")
+        if isinstance(bottleneck, str) and bottleneck in LIMITED_BY:
+            parts[0] += f", limited by {LIMITED_BY[bottleneck]}"
+    mean, predicted_mean = _number(top.get("mean_ms")), _number(top.get("predicted_mean_ms"))
+    latency = f"mean {_ms(mean)}" if math.isfinite(mean) else f"p50 {_ms(top.p50_ms)} (mean not recorded)"
+    if math.isinf(predicted_mean):
+        latency += " (predicted: overloaded, grows without bound)"
+    elif math.isfinite(predicted_mean):
+        latency += f" (predicted mean {_ms(predicted_mean)})"
+    parts.append(f"{latency}, p99 {_ms(top.p99_ms)}")
+    ratio = _number(top.get("p99_vs_baseline", top.get("p99_vs_async")))
+    if baseline and math.isfinite(ratio) and abs(ratio - 1) > 0.05:
+        parts.append(f"p99 {ratio:.1f}x {baseline}'s")
+    if len(rows) > 1 and not open_model:
         low = rows.iloc[0]
         growth_users = top.style_users / low.style_users
         growth_rps = top.rps / low.rps if low.rps else math.nan

@@ -15,111 +15,149 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Shape:
-    """What a cell's prediction depends on (seconds and counts)."""
+    """What a cell's prediction depends on, for one style (seconds, counts and cores)."""
 
-    users: float  # U, users on this style
+    users: float  # U, users on this style (closed model); NaN when there are none
     workers: int  # W
     threads: int  # T
     pool: int  # P
     wait_s: float  # d
     fanout: int  # k
-    cpu_s: float  # c, CPU seconds per request of the cpu family
-    cores: int
+    cpu_s: float  # D_cpu: server CPU seconds per request of this style (c for the cpu family); NaN: not measured
+    cores: float  # cores available to the server in the cell (the machine's minus the load generator's)
+    model: str = "closed"  # "closed": U users with no think time; "open": arrival_rate requests/s
+    arrival_rate: float = math.nan  # λ, requests/s for this style (open model)
 
 
-def _queued(concurrency: float, s: Shape) -> float:
-    """Throughput when at most ``concurrency`` requests can wait at once, each for d."""
-    return min(s.users, concurrency) / s.wait_s
+def cpu_of(s: Shape) -> float:
+    """D_cpu when it was measured, else 0 (no CPU term: the model of runs without a calibration probe)."""
+    return s.cpu_s if math.isfinite(s.cpu_s) and s.cpu_s > 0 else 0.0
 
 
-def _latency(x: float, s: Shape, floor: float) -> float:
-    # Little's law for a closed loop: every user is always waiting, so latency = U / X.
-    return max(floor, s.users / x) if x > 0 else math.inf
-
-
-def _one_per_loop(s: Shape) -> tuple[float, float]:
-    """A wait that holds the event loop: one request at a time per worker."""
-    return _closed(_queued(s.workers, s), s, s.wait_s)
-
-
-def _closed(x: float, s: Shape, floor: float) -> tuple[float, float]:
-    """Throughput ``x`` and the latency Little's law gives it, never below ``floor``."""
-    return x, _latency(x, s, floor)
-
-
-Model = Callable[[Shape], tuple[float, float]]
+Quantity = Callable[[Shape], float]
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """What theory (docs/model.md) predicts for a style: in words, in its symbols, and as the formula
-    the analysis evaluates for each cell, side by side so the two cannot drift apart.
+    """What theory (docs/model.md) expects of a style: in words, and as the structure the analysis
+    solves for each cell (analysis/theory.py), side by side so the two cannot drift apart.
 
     W worker processes, T threadpool tokens per worker, d the wait per request, U concurrent users,
-    c CPU seconds per request, P database pool size per worker, k calls in a fan-out.
+    c (D_cpu) CPU seconds per request, P database pool size per worker, k calls in a fan-out.
+
+    A request holds one of ``limit`` places (a worker's event loop, a threadpool token, a pooled
+    connection; infinity when nothing caps it) for ``hold`` seconds, and needs D_cpu seconds of CPU,
+    of which ``cpu_cores`` cores can serve at once. ``hold`` 0 means the CPU is the whole service.
     """
 
     key: str
     throughput: str
     latency: str
-    model: Model = field(repr=False, compare=False)  # (requests/s, latency in s) for a Shape
+    limit: Quantity = field(repr=False, compare=False)  # L: requests that can hold the station at once
+    hold: Quantity = field(repr=False, compare=False)  # seconds one request holds it
+    station: str | Callable[[Shape], str] = field(default="wait", repr=False, compare=False)  # its name in words
+    cpu_cores: Quantity = field(default=lambda s: s.cores, repr=False, compare=False)  # cores the CPU work can use
     blocks_loop: bool = False  # the wait holds the worker's event loop: every neighbour waits too
+
+    def station_name(self, s: Shape) -> str:
+        """The held station in words ("event loop", "threadpool", "db pool"), "wait" when unlimited."""
+        if math.isinf(self.limit(s)):
+            return "wait"
+        return self.station(s) if callable(self.station) else self.station
+
+
+def _unlimited(s: Shape) -> float:
+    return math.inf
+
+
+def _one_per_loop(s: Shape) -> float:
+    return float(s.workers)
+
+
+def _gil_bound(s: Shape) -> float:
+    """Pure-Python work holds each worker's GIL: at most one core per worker process."""
+    return min(float(s.workers), s.cores)
+
+
+def _loop_held(s: Shape) -> float:
+    """A blocking call inside async def holds the loop for the wait and for the request's own CPU."""
+    return s.wait_s + cpu_of(s)
+
+
+def _cpu_only(s: Shape) -> float:
+    return 0.0
 
 
 PREDICTIONS: dict[str, Prediction] = {
     p.key: p
     for p in (
-        Prediction("async", "about U/d until CPU caps it", "about d", lambda s: (s.users / s.wait_s, s.wait_s)),
+        Prediction("async", "about U/d until CPU caps it", "about d", _unlimited, lambda s: s.wait_s),
         Prediction(
             "blocking",
             "about W/d",
             "about U*d/W: every request on that worker queues",
             _one_per_loop,
+            _loop_held,
+            "event loop",
             blocks_loop=True,
         ),
         Prediction(
             "threadpool",
             "about min(U, W*T)/d",
             "d while U <= W*T, then grows",
-            lambda s: _closed(_queued(s.workers * s.threads, s), s, s.wait_s),
+            lambda s: float(s.workers * s.threads),
+            lambda s: s.wait_s,
+            "threadpool",
         ),
         Prediction(
             "cpu",
             "about min(W, cores)/c whatever the style",
             "grows with queueing",
-            lambda s: _closed(min(s.workers, s.cores) / s.cpu_s, s, s.cpu_s),
+            _one_per_loop,  # one thread per worker runs Python at a time (the GIL)
+            _cpu_only,
+            "CPU",
+            cpu_cores=_gil_bound,
         ),
         Prediction(
             "process-pool",
             "bounded by cores, event loop stays free",
             "neighbours stay fast",
-            lambda s: _closed(min(s.workers, s.cores) / s.cpu_s, s, s.cpu_s),
+            _unlimited,
+            _cpu_only,
+            "CPU",
         ),
         Prediction(
             "fanout-sequential",
             "U/(k*d)",
             "about k*d",
-            lambda s: (s.users / (s.fanout * s.wait_s), s.fanout * s.wait_s),
+            _unlimited,
+            lambda s: s.fanout * s.wait_s,
         ),
-        Prediction("fanout-gather", "U/d", "about d (the slowest call)", lambda s: (s.users / s.wait_s, s.wait_s)),
+        Prediction("fanout-gather", "U/d", "about d (the slowest call)", _unlimited, lambda s: s.wait_s),
         Prediction(
             "db-async-pool",
             "about W*P/d",
             "d while U <= W*P",
-            lambda s: _closed(_queued(s.workers * s.pool, s), s, s.wait_s),
+            lambda s: float(s.workers * s.pool),
+            lambda s: s.wait_s,
+            "db pool",
         ),
         Prediction(
             "db-blocking",
             "about W/d",
             "about U*d/W: every request on that worker queues",
             _one_per_loop,
+            _loop_held,
+            "event loop",
             blocks_loop=True,
         ),
         Prediction(
             "db-threadpool",
             "about W*min(T, P)/d",
             "grows past W*min(T,P) users",
-            lambda s: _closed(_queued(s.workers * min(s.threads, s.pool), s), s, s.wait_s),
+            lambda s: float(s.workers * min(s.threads, s.pool)),
+            lambda s: s.wait_s,
+            lambda s: "db pool" if s.pool <= s.threads else "threadpool",
         ),
     )
 }
