@@ -1,35 +1,165 @@
-"""Repeats: mean and a 95% bootstrap confidence interval of throughput, p95 and p99 per cell shape."""
+"""Repeats: per cell shape and metric, the mean of the per-repeat values and a Student-t 95% interval.
+
+The per-repeat statistic (a cell's req/s, or its exact p99) is one number per repeat; with n repeats
+the interval is mean ± t(0.975, n-1) x sd / sqrt(n). For roughly normal per-repeat statistics it
+covers the true mean 95% of the time at any n >= 2 (wide at small n, honestly); a percentile bootstrap
+at n = 2 or 3 covers it only about half to three quarters of the time. One repeat gives no interval.
+
+Student's t distribution is computed here (regularised incomplete beta function), so the project
+needs no scipy: :func:`t_two_sided_p` and :func:`t_quantile` serve :mod:`analysis.compare` too.
+"""
 
 from __future__ import annotations
+
+import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
-SHAPE = ["group", "together", "style", "users", "server_workers", "model", "wait_ms", "work", "fanout", "arrival_rate"]
-METRICS = ("rps", "p95_ms", "p99_ms")
-RESAMPLES = 2000
+# Everything that makes two cells different. The last three are in the summary table only from the
+# runs that record them: :func:`shape_keys` uses those present.
+REQUIRED_SHAPE = [
+    "group",
+    "together",
+    "style",
+    "users",
+    "server_workers",
+    "model",
+    "arrival_rate",
+    "wait_ms",
+    "work",
+    "fanout",
+]
+OPTIONAL_SHAPE = ["threadpool_tokens", "db_pool_size", "worker_class"]
+SHAPE = REQUIRED_SHAPE + OPTIONAL_SHAPE
+
+REQUIRED_METRICS = ("rps", "p95_ms", "p99_ms")
+OPTIONAL_METRICS = ("mean_ms", "p50_ms")
+METRICS = ("rps", "mean_ms", "p50_ms", "p95_ms", "p99_ms")  # display order
+
+LEVEL = 0.95
+INTERVAL_METHOD = (
+    "Student-t 95% interval of the mean over n repeats "
+    "(mean ± t(0.975, n-1) x sd/sqrt(n) of the per-repeat values; none from one repeat)"
+)
+# Per metric, in this order: what compare needs (n, mean, sd), the noise-floor spread (min, max), the interval.
+STATS = ("mean", "sd", "n", "min", "max", "ci_low", "ci_high")
 
 
-def bootstrap_ci(values: np.ndarray, rng: np.random.Generator, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap of the mean. With one value there is no interval: (nan, nan)."""
-    if len(values) < 2:
-        return np.nan, np.nan
-    means = rng.choice(values, size=(RESAMPLES, len(values)), replace=True).mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+def shape_keys(table: pd.DataFrame) -> list[str]:
+    """The grouping key of ``table``: every required shape column, and the optional ones it has."""
+    return REQUIRED_SHAPE + [k for k in OPTIONAL_SHAPE if k in table.columns]
 
 
-def aggregate(table: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """One row per cell shape: n repeats, and for each metric its mean, ci_low and ci_high."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for shape, group in table.groupby(SHAPE, sort=False, dropna=False):
-        row = dict(zip(SHAPE, shape, strict=True))
-        row["repeats"] = len(group)
-        for metric in METRICS:
-            values = group[metric].to_numpy(dtype=float)
-            low, high = bootstrap_ci(values, rng)
-            row[f"{metric}_mean"] = float(values.mean())
-            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
-        rows.append(row)
-    return pd.DataFrame(rows)
+def metrics_in(table: pd.DataFrame) -> list[str]:
+    """The metrics ``table`` (a summary table) has, in display order: always rps, p95 and p99."""
+    return [m for m in METRICS if m in REQUIRED_METRICS or m in table.columns]
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 10_000):
+        for aa in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """P(|T| >= |t|) for Student's t with ``df`` (> 0, not necessarily whole) degrees of freedom."""
+    if math.isnan(t) or not df > 0:
+        return math.nan
+    if math.isinf(t):
+        return 0.0
+    return betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+@lru_cache(maxsize=1024)
+def t_quantile(prob: float, df: float) -> float:
+    """The ``prob`` quantile of Student's t with ``df`` degrees of freedom (bisection on the CDF)."""
+    if not 0.0 < prob < 1.0 or not df > 0:
+        return math.nan
+    if prob == 0.5:
+        return 0.0
+    tail = 2.0 * min(prob, 1.0 - prob)  # the two-sided tail probability at the quantile's |t|
+    low, high = 0.0, 1.0
+    while t_two_sided_p(high, df) > tail:
+        low, high = high, high * 2.0
+    for _ in range(200):
+        mid = (low + high) / 2.0
+        if t_two_sided_p(mid, df) > tail:
+            low = mid
+        else:
+            high = mid
+        if high - low < 1e-12 * max(1.0, high):
+            break
+    q = (low + high) / 2.0
+    return q if prob > 0.5 else -q
+
+
+def t_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Student-t interval of the mean of ``values`` (NaNs dropped); (nan, nan) from fewer than two."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n < 2:
+        return math.nan, math.nan
+    half = t_quantile(1.0 - (1.0 - level) / 2.0, n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
+    mean = float(v.mean())
+    return mean - half, mean + half
+
+
+def aggregate(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell shape (:func:`shape_keys`, missing values a key of their own): ``repeats``
+    (rows in the shape) and, per metric (:func:`metrics_in`) over its finite per-repeat values,
+    ``{metric}_mean``, ``_sd`` (n-1; NaN from one value), ``_n``, ``_min``, ``_max`` and the
+    Student-t 95% interval ``_ci_low`` / ``_ci_high`` (NaN from one value)."""
+    keys = shape_keys(table)
+    metrics = metrics_in(table)
+    columns = keys + ["repeats"] + [f"{m}_{s}" for m in metrics for s in STATS]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    spec: dict[str, tuple[str, str]] = {"repeats": (metrics[0], "size")}
+    for m in metrics:
+        spec |= {
+            f"{m}_mean": (m, "mean"),
+            f"{m}_sd": (m, "std"),
+            f"{m}_n": (m, "count"),
+            f"{m}_min": (m, "min"),
+            f"{m}_max": (m, "max"),
+        }
+    numeric = table[keys + metrics].astype({m: float for m in metrics})
+    out = numeric.groupby(keys, sort=False, dropna=False).agg(**spec).reset_index()
+    q = 1.0 - (1.0 - LEVEL) / 2.0
+    for m in metrics:
+        n = out[f"{m}_n"].astype(int)
+        t = n.map(lambda k: t_quantile(q, k - 1) if k >= 2 else math.nan).astype(float)
+        half = t * out[f"{m}_sd"] / np.sqrt(n.where(n >= 2))
+        out[f"{m}_ci_low"] = out[f"{m}_mean"] - half
+        out[f"{m}_ci_high"] = out[f"{m}_mean"] + half
+    return out[columns]

@@ -14,6 +14,7 @@ from analysis.load import BadInput
 from routebench.commands import (
     LOCUST_MASTER_PORT,
     SLO_EXIT_CODE,
+    UNFIT_EXIT_CODE,
     UserError,
     add_server_flags,
     cmd_bench,
@@ -78,14 +79,36 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--reports", default="reports", help="where reports are published (default reports/)")
     rep.add_argument("--slo", action="append", default=[], help="extra threshold, e.g. 'sleep/async-await:p99<120ms'")
     rep.set_defaults(func=cmd_report)
-    check = sub.add_parser("check", help=f"check SLO thresholds; exit {SLO_EXIT_CODE} when one is broken")
+    check = sub.add_parser(
+        "check",
+        help=f"check SLO thresholds; exit {SLO_EXIT_CODE} when one is broken, {UNFIT_EXIT_CODE} when the run is "
+        "incomplete, a cell failed, or a judged cell is invalid",
+    )
     check.add_argument("run", help="results/<run-id>")
     check.add_argument("--slo", action="append", default=[], help="threshold, e.g. 'sleep/async-await:p99<120ms'")
+    check.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help=f"judge what finished instead of exiting {UNFIT_EXIT_CODE} on an incomplete run or failed cell",
+    )
+    check.add_argument(
+        "--include-invalid", action="store_true", help="judge cells that broke a validity rule too (they are shown)"
+    )
     check.set_defaults(func=cmd_check)
-    cmp_ = sub.add_parser("compare", help="HTML comparison of two runs, cell by cell, beyond noise")
+    cmp_ = sub.add_parser(
+        "compare",
+        help="HTML comparison of two runs, cell by cell: Welch's t-test (alpha 0.05) with 3+ repeats a side",
+    )
     cmp_.add_argument("run_a")
     cmp_.add_argument("run_b")
-    cmp_.add_argument("--noise", type=float, default=0.10, help="relative change counted without repeats (0.10)")
+    cmp_.add_argument(
+        "--noise",
+        type=float,
+        default=None,
+        help="relative change (e.g. 0.10) that counts for a cell with under 3 repeats, used only when neither "
+        "run repeated any cell (otherwise the floor is 2x the runs' own widest repeat spread); default: none, "
+        "so such cells are inconclusive",
+    )
     cmp_.add_argument("--reports", default="reports")
     cmp_.set_defaults(func=cmd_compare)
     ui = sub.add_parser("ui", help="the target stack plus Locust's web UI (127.0.0.1:8089)")

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
-from analysis import load, report, summary
+from analysis import load, report, summary, validity
 from routebench import experiment, metadata, terminal, ui_session
 from routebench.launcher import Stack, claim_port
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count, worker_argv
@@ -24,6 +24,7 @@ from target_app.settings import Settings, default
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 SLO_EXIT_CODE = 99  # as k6 does when a threshold is crossed
+UNFIT_EXIT_CODE = 3  # check: the run is incomplete, a cell failed, or a judged cell is invalid
 LOCUST_MASTER_PORT = 5557  # Locust's own default, which remote workers expect
 
 
@@ -220,7 +221,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     a = report.analyse(Path(args.run), args.slo)
     if a.slo.empty:
         raise UserError("no SLO thresholds: give --slo 'STYLE:p99<120ms' or an slo list in the experiment file")
+    # What makes the run unfit to judge: it did not finish, a cell failed, or a cell is invalid.
+    unfit = (
+        [f"run {a.run.meta.get('status', 'unknown')}: not every cell ran"]
+        if a.run.meta.get("status") != "complete"
+        else []
+    )
+    unfit += [
+        f"cell {c['id']} {c['status']}{': ' + c['reason'] if c.get('reason') else ''}"
+        for c in a.run.cells
+        if c.get("status") != "ok"
+    ]
+    validity = {c["id"]: validity_of(a, c) for c in load.ok_cells(a.run)}
+    judged = failed_expected = broken = 0
     for r in a.slo.itertuples():
+        v = validity.get(r.cell) if r.cell else None
+        if v is not None and not v["valid"] and not args.include_invalid:
+            console.print(f"[yellow]not judged[/] {r.slo}  {r.cell}: invalid: {'; '.join(v['reasons'])}")
+            unfit.append(f"cell {r.cell} invalid ({', '.join(v['failed'])})")
+            continue
+        judged += 1
         mark = (
             "[green]pass[/]" if r.passed else "[yellow]FAIL, as expected[/]" if r.expected_failure else "[red]FAIL[/]"
         )
@@ -228,17 +248,40 @@ def cmd_check(args: argparse.Namespace) -> int:
         value = f"{r.value:,.2f}" if r.value is not None else "–"
         why = f"  [dim]({r.note})[/]" if r.cell and r.note else ""
         console.print(f"{mark} {r.slo}  {where}: {value}{why}")
-    # A cell that shares its workers with a loop-blocking style is there to show the damage: its
-    # failure is the lesson, reported but not counted against the gate.
-    failed = ~a.slo["passed"]
-    expected = int((failed & a.slo["expected_failure"]).sum())
-    broken = int((failed & ~a.slo["expected_failure"]).sum())
-    if expected:
-        console.print(f"[yellow]{expected} check(s) failed as expected (neighbour damage), not counted[/]")
+        # A cell that shares its workers with a loop-blocking style is there to show the damage:
+        # its failure is the lesson, reported but not counted against the gate.
+        if not r.passed:
+            if r.expected_failure:
+                failed_expected += 1
+            else:
+                broken += 1
+    if failed_expected:
+        console.print(f"[yellow]{failed_expected} check(s) failed as expected (neighbour damage), not counted[/]")
+    if unfit and not args.allow_incomplete:
+        for line in dict.fromkeys(unfit):
+            console.print(f"[red]cannot judge:[/] {line}")
+        console.print(
+            f"[red]exit {UNFIT_EXIT_CODE}: the run is not fit to judge[/] (--allow-incomplete judges what finished"
+            f"{', --include-invalid judges invalid cells too' if any('invalid' in u for u in unfit) else ''})"
+        )
+        return UNFIT_EXIT_CODE
     if broken:
         console.print(f"[red]{broken} threshold check(s) failed[/]")
         return SLO_EXIT_CODE
+    if not judged:
+        console.print("[red]no threshold could be judged[/]")
+        return UNFIT_EXIT_CODE
     return 0
+
+
+def validity_of(a: report.Analysis, cell: dict[str, Any]) -> dict[str, Any]:
+    """The cell's validity record as the runner stored it, or computed now for older runs."""
+    stored = cell.get("validity")
+    if isinstance(stored, dict) and "valid" in stored:
+        return stored
+    data = a.run.data[cell["id"]]
+    counts = {str(r["Name"]): int(r["Request Count"]) for _, r in data.stats.iterrows()}
+    return validity.check(cell, data.exact, counts)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
