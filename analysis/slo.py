@@ -72,6 +72,7 @@ COLUMNS = ["slo", "cell", "users", "style_users", "value", "passed", "expected_f
 
 
 LATENCY_METRICS = frozenset({"p50_ms", "p95_ms", "p99_ms", "p999_ms"})
+FAILURE_SHARE = 0.01  # above it, a latency or throughput SLO fails unless a failure budget is named
 
 
 def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
@@ -82,6 +83,7 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
     ``passed`` is left as measured, so a check command still counts it."""
     rows: list[dict[str, Any]] = []
     styles_by_cell = table.groupby("cell")["style"].agg(list).to_dict() if not table.empty else {}
+    budgeted = {th.style for th in thresholds if th.metric == "failure_rate"}
     for th in thresholds:
         matching = table[table["style"] == th.style]
         if matching.empty:
@@ -107,6 +109,16 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
                 else []
             )
             passed = th.holds(value)
+            note = _expected_note(blockers, passed)
+            # Percentiles are of successful requests: a cell full of fast errors must not pass a
+            # latency SLO unless the SLOs name a failure budget for the style.
+            failures = float(getattr(r, "failure_rate", 0.0) or 0.0)
+            if th.metric != "failure_rate" and failures > FAILURE_SHARE and th.style not in budgeted:
+                passed = False
+                note = (
+                    f"{failures:.1%} of requests failed: percentiles are of successes only, so this SLO "
+                    f"needs a failure budget (add {th.style}:failure_rate<N%)"
+                )
             rows.append(
                 {
                     "slo": th.text,
@@ -115,8 +127,8 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
                     "style_users": r.style_users,
                     "value": value,
                     "passed": passed,
-                    "expected_failure": bool(blockers),
-                    "note": _expected_note(blockers, passed),
+                    "expected_failure": bool(blockers) and failures <= FAILURE_SHARE,
+                    "note": note,
                 }
             )
     return pd.DataFrame(rows, columns=COLUMNS)

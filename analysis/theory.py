@@ -314,6 +314,10 @@ def add_predictions(
     out = table.copy()
     predictions = []
     for row in out.to_dict("records"):
+        if cells.get(row["cell"], {}).get("predict") is False:
+            # A target elsewhere that did not say its W, T and P: no prediction rather than a guess.
+            predictions.append(NOTHING)
+            continue
         try:
             shape = shape_for(row, cells[row["cell"]], calibration, machine)
             predictions.append(predict(row["style"], shape))

@@ -279,8 +279,12 @@ def close_window(environment: Environment) -> None:
             if window.intended(ticket) >= window.measure_from:
                 unsent.append(window.intended(ticket))
             ticket += 1
-        first = max(0, math.ceil((window.measure_from - window.schedule_from - window.offset) * window.rate))  # type: ignore[operator]
-        offered = max(0, ticket - first)
+        # Offered: the schedule's starts in [measure_from, now). Users take tickets ahead of time
+        # (and sleep until them), so the ticket counter can run past now: count by time instead.
+        def due_before(t: float) -> int:
+            return max(0, math.ceil((t - window.schedule_from - window.offset) * window.rate))  # type: ignore[operator]
+
+        offered = due_before(now) - due_before(window.measure_from)
         for t in unsent:
             capture.record(style, (now - t) * 1_000_000, now, kind="censored")
         capture.count(style, "offered", offered)
@@ -590,8 +594,8 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     if not payload or not tests or payload.get("test") != tests[-1].number or tests[-1].saved:
         return
     capture.merge(payload, source=client_id)
-    if payload.get("final"):
-        tests[-1].final_reports.append(client_id)
+    if payload.get("final") and client_id not in tests[-1].final_reports:
+        tests[-1].final_reports.append(client_id)  # (a worker told to quit after its stop reports again)
 
 
 def users_by_style(runner: Any) -> dict[str, int]:

@@ -33,7 +33,7 @@ def default_worker_count() -> int:
 RUN_TIME_BACKSTOP_S = 20  # past the locustfile's own stop and its wait for final reports
 
 
-def worker_argv(master_host: str, master_port: int) -> list[str]:
+def worker_argv(master_host: str, master_port: int, locustfile: Path = LOCUSTFILE) -> list[str]:
     """The one Locust worker command line: local workers, ``routebench worker`` and the deploy
     recipes (which call ``routebench worker``) all come here."""
     return [
@@ -41,7 +41,7 @@ def worker_argv(master_host: str, master_port: int) -> list[str]:
         "-m",
         "locust",
         "-f",
-        str(LOCUSTFILE),
+        str(locustfile),
         "--worker",
         "--master-host",
         master_host,
@@ -66,6 +66,7 @@ class LoadSpec:
     work: int | None = None
     fanout: int | None = None
     default_classes: list[str] = field(default_factory=list)  # web UI: ticked when the form opens
+    locustfile: Path = LOCUSTFILE  # another one only in tests that add a user class to ours
 
 
 @dataclass
@@ -90,7 +91,7 @@ class LocustCluster(StartedAndStopped):
             "-m",
             "locust",
             "-f",
-            str(LOCUSTFILE),
+            str(s.locustfile),
             "--master",
             "--master-bind-host",
             self.bind_host,
@@ -154,7 +155,7 @@ class LocustCluster(StartedAndStopped):
         self.master = self._spawn("locust-master", self.master_argv())
         local_host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host
         for i in range(self.workers):
-            argv = worker_argv(local_host, self.master_port)
+            argv = worker_argv(local_host, self.master_port, self.spec.locustfile)
             self.local_workers.append(self._spawn(f"locust-worker-{i + 1}", argv))
         return self
 

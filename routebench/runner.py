@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -230,6 +231,7 @@ class Runner:
             workers = 0
         with self._target(settings, cell, cell_dir) as stack:
             spec.target_url = stack.target_url
+            reported = stack.server_shape() if isinstance(stack, ExternalTarget) else {}
             cluster = LocustCluster(
                 spec,
                 workers,
@@ -277,6 +279,7 @@ class Runner:
             "users_by_style": exact.get("test", {}).get("users_by_style", {}),
             "lost_workers": exact.get("lost_workers", []),
             "server_worker_deaths": deaths,
+            **reported,
             "warmup_s": cell.warmup_s,
             "window_s": round(float(exact["stopped_at"]) - float(exact["measure_from"]), 3),
         }
@@ -322,9 +325,28 @@ class ExternalTarget:
     target_url: str
     processes: list[Any] = field(default_factory=list)
 
+    health: dict[str, Any] = field(default_factory=dict)
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         if not wait_for(lambda: http_status(self.target_url + "/health") == 200, timeout, 0.2):
             raise StackError(f"the target at {self.target_url} did not answer /health within {timeout:.0f} s")
+        try:
+            with httpx.Client(timeout=5) as client:
+                body = client.get(self.target_url + "/health").json()
+            self.health = body if isinstance(body, dict) else {}
+        except (httpx.HTTPError, ValueError):
+            self.health = {}
+
+    def server_shape(self) -> dict[str, Any]:
+        """W, T and P as the server itself reports them (theory predicts from these, not from the
+        experiment file); without them, the cell is not predicted."""
+        keys = {"workers": "server_workers", "threadpool_tokens": "threadpool_tokens", "db_pool_size": "db_pool_size"}
+        reported = {
+            ours: self.health[theirs] for theirs, ours in keys.items() if isinstance(self.health.get(theirs), int)
+        }
+        if len(reported) < len(keys):
+            return {"predict": False, "predict_reason": "the target's /health does not report W, T and P"}
+        return {**reported, "worker_class": self.health.get("worker_class", "unknown")}
 
     def log(self, name: str) -> str:
         return ""

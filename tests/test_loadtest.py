@@ -211,6 +211,24 @@ def test_open_model_counts_latency_from_the_intended_start(tmp_path: Path) -> No
     # the intended start, the growing backlog shows in full (seconds, against about d).
     assert bad["late_starts"] > 0.3 * bad["requests"]
     assert bad["p99_ms"] > 10 * good["p99_ms"] and bad["p99_ms"] > 1000
+    # What the schedule offered is counted whether or not it was sent or finished: 60/s over the
+    # window (the two workers' schedules interleave, each at 30/s), offered = sent + unsent.
+    run = load_run(run_dir)
+    exact = {c["styles"][0]: run.data[c["id"]].exact for c in run.cells}
+    for style, body in exact.items():
+        e, window = body["requests"][style], body["stopped_at"] - body["measure_from"]
+        assert abs(e["offered"] - 60 * window) <= 2 + 0.02 * 60 * window, (style, e["offered"], window)
+        assert e["offered"] == e["sent"] + e["unsent_at_stop"]
+    g, b = (
+        exact["sleep/async-await"]["requests"]["sleep/async-await"],
+        exact["sleep/blocking-in-async"]["requests"]["sleep/blocking-in-async"],
+    )
+    assert g["unsent_at_stop"] <= 2 and g["censored"] <= 10 and {"50", "95"}.isdisjoint(g["at_least"])
+    # 60/s offered to a 40/s route: a third of the schedule never finished in the window. Those
+    # requests stay in the distribution, censored at their elapsed time, so p99 is a lower bound.
+    assert b["censored"] == b["unsent_at_stop"] + b["inflight_at_stop"] > 0.15 * b["offered"]
+    assert b["count"] < 0.8 * b["offered"]
+    assert "99" in b["at_least"] and b["percentiles_us"]["99"] > 1_000_000
 
 
 def test_web_ui_requires_a_login_when_a_password_is_set(tmp_path: Path) -> None:
