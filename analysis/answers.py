@@ -1,8 +1,10 @@
 """The report's answers, written from the numbers: per family a one-line headline, then one sentence
-per style comparing it with the family's async baseline, then what neighbours did to each other.
+per style comparing it with the family's own baseline (catalogue.baseline), then what neighbours did
+to each other.
 
-Comparisons use solo cells of one server shape (W, wait, model), repeats averaged, at the highest user
-count both styles were measured at. Each sentence links to its evidence (a table row, a chart).
+Comparisons use solo cells of one shape (summary.SHAPE: model, rate, W, T, P, worker class, wait,
+work, k), repeats averaged, at the highest user count both styles were measured at; the other shapes
+are named, never mixed in. Each sentence links to its evidence (a table row, a chart).
 Text marks code with backticks; the report turns them into <code>.
 """
 
@@ -13,7 +15,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.summary import SHAPE, blocks_the_loop, catalogue_order, neighbour_table, solo_points
+from analysis import theory
+from analysis.summary import (
+    SHAPE,
+    blocks_the_loop,
+    catalogue_order,
+    neighbour_points,
+    shape_labels,
+    solo_points,
+)
 from target_app import catalogue
 
 THROUGHPUT_WITHIN = 0.10
@@ -21,8 +31,9 @@ UNRELIABLE_FAILURES = 0.01  # more than 1% of requests failed: its latency is no
 BELOW_MODEL = 0.5  # under half the model's throughput: another limit is at work
 P99_AT_MOST = 1.25
 RULE = (
-    f"How each headline is decided: at the highest user count where the family's async baseline was "
-    f"measured (solo cells of the same W, wait and model, repeats averaged), a style counts as good as the "
+    "How each headline is decided: at the highest user count where the family's baseline style was "
+    "measured (solo cells of one shape: the same model, arrival rate, W, T, P, worker class, wait, work and "
+    f"fan-out; repeats averaged), a style counts as good as the "
     f"best when its throughput is within {THROUGHPUT_WITHIN:.0%} of the highest there and its exact p99 at "
     f"most {P99_AT_MOST:g}x the lowest there. The headline says to use those; every other style is listed "
     "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
@@ -83,9 +94,10 @@ def named(style: str) -> str:
     return f"{words(style)} (`{style}`)"
 
 
-def row_id(style: str) -> str:
-    """The decision-table row of ``style``: row-sleep-sync-def."""
-    return "row-" + _slug(style)
+def row_id(style: str, shape: str = "") -> str:
+    """The decision-table row of ``style``: row-sleep-sync-def in the section of the shape the answers
+    compare at; row-sleep-sync-def--W-4 in the section of another ``shape`` (its label)."""
+    return "row-" + _slug(style) + (f"--{_slug(shape)}" if shape else "")
 
 
 def neighbour_row_id(cell: str, style: str) -> str:
@@ -104,7 +116,7 @@ NEIGHBOUR_CHART = Link("#chart-neighbour", "neighbour chart")
 def answers(table: pd.DataFrame) -> list[Answer]:
     """One answer per family measured, in catalogue order."""
     points = solo_points(table)
-    victims = neighbour_table(table)
+    victims = neighbour_points(table)
     victims = victims[~victims["style"].map(blocks_the_loop).astype(bool)]  # bool even when empty
     out = []
     for family in catalogue.FAMILIES:
@@ -151,24 +163,21 @@ def main_shape(points: pd.DataFrame, base: str) -> pd.DataFrame | None:
 
 
 def elsewhere(points: pd.DataFrame, shape: pd.DataFrame) -> tuple[Sentence, ...]:
-    """A note naming the server shapes the sentences leave out, so none is silently dropped."""
-    rest = points.drop(shape.index).drop_duplicates(SHAPE)
+    """A note naming the shapes the sentences leave out (what sets each apart), so none is silently
+    dropped or mixed in: the decision table has a section for each."""
+    rest = points.drop(shape.index)
     if rest.empty:
         return ()
-    shapes = "; ".join(_shape_words(r) for _, r in rest.iterrows())
+    labels = shape_labels(points)
+    shapes = "; ".join(dict.fromkeys(labels[rest.index]))
     return (
         Sentence(
-            f"These comparisons are at {_shape_words(shape.iloc[0])}, where most styles met the "
-            f"baseline; also measured: {shapes}.",
+            f"These comparisons are at {labels[shape.index[0]]}, where most styles met the baseline; "
+            f"also measured, each in its own section of the decision table: {shapes}.",
             "",
-            (Link("#cells", "every cell"),),
+            (Link("#decision", "decision table"), Link("#cells", "every cell")),
         ),
     )
-
-
-def _shape_words(row: pd.Series) -> str:
-    wait = "no wait" if pd.isna(row["wait_ms"]) else f"wait {row['wait_ms']:g} ms"
-    return f"W={row['server_workers']:g}, {wait}, {row['model']} model"
 
 
 # -- the rule and the headline ------------------------------------------------------------------------
@@ -350,11 +359,18 @@ def scaling(rows: pd.DataFrame) -> str:
 
 
 def neighbour_sentence(r: pd.Series) -> Sentence:
+    """What the neighbours of a together point (repeats averaged: ``cells``, n ``repeats``) did to it."""
     beside = _and([named(s) for s in r["neighbours"]])
-    links = (Link(f"#{neighbour_row_id(r['cell'], r['style'])}", "neighbour table row"), NEIGHBOUR_CHART)
-    head = f"Beside {beside} on the same {r['server_workers']:g} workers, {words(r['style'])}"
+    links = (Link(f"#{neighbour_row_id(r['cells'][0], r['style'])}", "neighbour table row"), NEIGHBOUR_CHART)
+    head = (
+        f"Beside {beside} on the same {r['server_workers']:g} workers, with {r['users_label']} users on it, "
+        f"{words(r['style'])}"
+    )
+    cells = r["cells"]
+    listed = _and([f"`{c}`" for c in cells])
+    where = f"cell {listed}" if len(cells) == 1 else f"mean of {len(cells)} cells ({listed})"
     detail = (
-        f"cell `{r['cell']}` with {r['users_label']} users on `{r['style']}`; exact from HDR histograms "
+        f"{where} with {r['users_label']} users on `{r['style']}`; exact from HDR histograms "
         f"over {int(r['requests']):,} requests beside"
     )
     if not r["alone_repeats"]:
@@ -376,6 +392,20 @@ def neighbour_sentence(r: pd.Series) -> Sentence:
         detail,
         links,
     )
+
+
+def verdict(rows: pd.DataFrame, baseline: str) -> str:
+    """The decision table's line for a style from its points of one shape (one per user count,
+    repeats averaged): theory's reading of the numbers, then the style against its own family's
+    ``baseline`` at the top user count (same users and shape), named."""
+    text = theory.verdict(rows)
+    top = rows.sort_values("style_users").iloc[-1]
+    if top["style"] == baseline:
+        return f"{text}; the family's baseline"
+    rps, p99 = float(top.get("rps_vs_baseline", math.nan)), float(top.get("p99_vs_baseline", math.nan))
+    if math.isnan(rps) and math.isnan(p99):
+        return f"{text}; {baseline} (the baseline) not measured at these users and shape"
+    return f"{text}; against {baseline}: {_ratio(rps, 1.0)} its req/s, {_ratio(p99, 1.0)} its p99"
 
 
 # -- number words --------------------------------------------------------------------------------------

@@ -2,11 +2,14 @@
 
 Every chart reads the same way: styles in catalogue order with one colour each across the report,
 legends beside the plot (never over the data), log axes where values span orders of magnitude.
+Points are means over repeats (n in the hover); a series never mixes shapes (summary.SHAPE): a style
+measured in several gets one series per shape, labelled with what sets it apart (and dashed or
+hollow after the first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,7 +29,7 @@ from bokeh.palettes import Category10_10, Category20_20
 from bokeh.plotting import figure
 from bokeh.resources import Resources
 
-from analysis.summary import catalogue_order, neighbour_table, solo_points
+from analysis.summary import catalogue_order, neighbour_points, shape_ids, shape_labels, solo_points
 from target_app import catalogue
 
 WIDTH = 1040
@@ -108,9 +111,15 @@ def _zero_based(values: Iterable[float]) -> Range1d:
     return Range1d(0, max(1.0, max(v, default=0.0) * 1.1))
 
 
-def _dot_chart(rows: pd.DataFrame, factors: list[tuple[str, str]], title: str) -> figure:
-    """p50, p95 and p99 as three markers per row on a log ms axis; ``factors`` (group, label) top-down."""
-    src = _source(rows[["label", "requests", *(col for col, *_ in PERCENTILES)]].assign(y=factors))
+def _dot_chart(
+    rows: pd.DataFrame, factors: list[tuple[str, str]], title: str, extra: Sequence[tuple[str, str]] = ()
+) -> figure:
+    """p50, p95 and p99 as three markers per row on a log ms axis; ``factors`` (group, label) top-down,
+    unique; ``extra`` more (name, field) tooltips from ``rows``' columns."""
+    if len(set(factors)) < len(factors):
+        raise ValueError(f"{title}: two rows share a label; each needs its own")
+    fields = [col for col in ("label", "requests", "repeats", "baseline", "p99_vs_baseline") if col in rows.columns]
+    src = _source(rows[[*fields, *(col for col, *_ in PERCENTILES)]].assign(y=factors))
     values = [v for col, *_ in PERCENTILES for v in rows[col]]
     fig = figure(
         y_range=FactorRange(*reversed(factors), group_padding=0.6),
@@ -135,6 +144,7 @@ def _dot_chart(rows: pd.DataFrame, factors: list[tuple[str, str]], title: str) -
                 ("p95", "@p95_ms{0.0} ms"),
                 ("p99", "@p99_ms{0.0} ms"),
                 ("requests", "@requests"),
+                *extra,
             ]
         )
     )
@@ -145,33 +155,55 @@ def _dot_chart(rows: pd.DataFrame, factors: list[tuple[str, str]], title: str) -
     return fig
 
 
+DASHES = ("solid", "dashed", "dotted", "dotdash", "dashdot")
+BASELINE_TIP = ("p99 vs the family's baseline", "@p99_vs_baseline{0.00}x @baseline's")
+
+
+def series(points: pd.DataFrame) -> pd.DataFrame:
+    """``points`` (repeats averaged) with ``shape`` (a number per shape, first seen first),
+    ``shape_label`` (what sets the shape apart; "" when there is one) and ``series``: the style, with
+    the shape label when there are several, in catalogue order and then shape order."""
+    out = points.assign(shape=shape_ids(points), shape_label=shape_labels(points))
+    pairs = zip(out["style"], out["shape_label"], strict=True)
+    out["series"] = [f"{style} · {label}" if label else style for style, label in pairs]
+    out["rank"] = out["style"].map(catalogue.rank)
+    return out.sort_values(["rank", "style", "shape", "users"], kind="stable")
+
+
+def _each_series(points: pd.DataFrame) -> Iterator[tuple[str, str, int, pd.DataFrame]]:
+    """(style, series label, shape number, its rows by users) for each series of :func:`series` output."""
+    for (style, shape), rows in points.groupby(["style", "shape"], sort=False):
+        yield str(style), str(rows["series"].iloc[0]), int(shape), rows.sort_values("users")
+
+
 def percentiles_by_style(table: pd.DataFrame) -> figure:
-    """p50, p95 and p99 per style at its highest user count (solo cells, repeats averaged)."""
-    points = solo_points(table).sort_values(["users", "server_workers"])
-    top = points.groupby("style", sort=False).tail(1).set_index("style")
-    top = top.loc[catalogue_order(top.index)].reset_index()
-    several_w = points["server_workers"].nunique() > 1
-    top["label"] = [
-        f"{r.style} (U={r.users:g}" + (f", W={r.server_workers})" if several_w else ")") for r in top.itertuples()
-    ]
-    factors = [(r.family, r.label) for r in top.itertuples()]
+    """p50, p95 and p99 per style and shape at its highest user count in that shape (solo cells,
+    repeats averaged, n in the label)."""
+    points = series(solo_points(table))
+    top = points.groupby(["style", "shape"], sort=False).tail(1)
+    top = top.assign(
+        label=[
+            f"{r.style} (U={r.users:g}" + (f", {r.shape_label}" if r.shape_label else "") + f") n={r.repeats}"
+            for r in top.itertuples()
+        ]
+    )
+    factors = [(str(r.family), str(r.label)) for r in top.itertuples()]
     return _dot_chart(
         top,
         factors,
-        "p50, p95 and p99 per style at its highest user count (exact, from HDR histograms; mean of repeats)",
+        "p50, p95 and p99 per style at its highest user count (exact, from HDR histograms; mean of n repeats)",
+        [("n repeats", "@repeats"), BASELINE_TIP],
     )
 
 
 def latency_vs_users(table: pd.DataFrame) -> figure:
-    """p99 against user count, a line per style and server size (solo cells, repeats averaged)."""
-    points = solo_points(table).sort_values("users")
-    several_w = points["server_workers"].nunique() > 1
+    """p99 against user count, a line per style and shape (solo cells, repeats averaged)."""
+    points = series(solo_points(table))
     log_x = _spans_orders(points["users"])
-    lines = points.drop_duplicates(["style", "server_workers"])
     fig = figure(
-        height=_legend_height(len(lines), 400),
+        height=_legend_height(points.groupby(["style", "shape"]).ngroups, 400),
         width=WIDTH,
-        title="p99 latency against concurrent users (exact; mean of repeats)",
+        title="p99 latency against concurrent users (exact; mean of n repeats; a line per style and shape)",
         x_axis_label="users" + (" (log scale)" if log_x else ""),
         y_axis_label="p99 (ms, log scale)",
         x_axis_type="log" if log_x else "linear",
@@ -181,30 +213,30 @@ def latency_vs_users(table: pd.DataFrame) -> figure:
     )
     colors = style_colors(table["style"])
     items = []
-    for style in catalogue_order(points["style"]):
-        for w, rows in points[points["style"] == style].groupby("server_workers", sort=True):
-            label = f"{style} (W={w})" if several_w else style
-            src = _source(rows[["users", "p99_ms", "rps", "requests"]].assign(style=label))
-            dash = "solid" if not several_w or w == points["server_workers"].max() else "dashed"
-            items.append(
-                (
-                    label,
-                    [
-                        fig.line("users", "p99_ms", source=src, color=colors[style], line_width=2, line_dash=dash),
-                        fig.scatter(
-                            "users", "p99_ms", source=src, color=colors[style], size=8, marker=style_marker(style)
-                        ),
-                    ],
-                )
+    for style, label, shape, rows in _each_series(points):
+        src = _source(
+            rows[["users", "p99_ms", "rps", "requests", "repeats", "baseline", "p99_vs_baseline"]].assign(series=label)
+        )
+        dash = DASHES[shape % len(DASHES)]
+        items.append(
+            (
+                label,
+                [
+                    fig.line("users", "p99_ms", source=src, color=colors[style], line_width=2, line_dash=dash),
+                    fig.scatter("users", "p99_ms", source=src, color=colors[style], size=8, marker=style_marker(style)),
+                ],
             )
+        )
     fig.add_tools(
         HoverTool(
             tooltips=[
-                ("style", "@style"),
+                ("", "@series"),
                 ("users", "@users"),
                 ("p99", "@p99_ms{0.0} ms"),
                 ("req/s", "@rps{0}"),
+                ("n repeats", "@repeats"),
                 ("requests", "@requests"),
+                BASELINE_TIP,
             ]
         )
     )
@@ -216,47 +248,62 @@ def latency_vs_users(table: pd.DataFrame) -> figure:
     return fig
 
 
-def measured_vs_predicted(table: pd.DataFrame) -> figure:
-    """Measured throughput against theory's, one point per solo cell; the diagonal is a perfect fit."""
-    rows = table[~table["together"] & table["predicted_rps"].notna() & (table["rps"] > 0)]
+def measured_vs_predicted(table: pd.DataFrame) -> column:
+    """Measured against theory's throughput, then measured mean latency against the predicted mean (what
+    Little's law predicts is a mean): one point per style, users and shape (solo cells, repeats
+    averaged), a series per style and shape; the diagonal is a perfect fit."""
+    points = series(solo_points(table))
+    return column(
+        _against_model(points, "rps", "throughput: measured against predicted (req/s, log-log; mean of n repeats)"),
+        _against_model(
+            points, "mean_ms", "mean latency: measured (exact) against predicted (ms, log-log; mean of n repeats)"
+        ),
+    )
+
+
+def _against_model(points: pd.DataFrame, metric: str, title: str) -> figure:
+    predicted = f"predicted_{metric}"
+    unit = "req/s" if metric == "rps" else "ms"
+    shown = points.copy()
+    if predicted not in shown.columns:
+        shown[predicted] = np.nan
+    ok = np.isfinite(shown[predicted].astype(float)) & np.isfinite(shown[metric].astype(float))
+    rows = shown[ok & (shown[predicted] > 0) & (shown[metric] > 0)]
     fig = figure(
-        height=_legend_height(rows["style"].nunique() + 1, 400),
+        height=_legend_height(rows.groupby(["style", "shape"]).ngroups + 1, 400),
         width=WIDTH,
-        title="throughput: measured against predicted (req/s, log-log)",
-        x_axis_label="predicted req/s (log scale)",
-        y_axis_label="measured req/s (log scale)",
+        title=title if not rows.empty else f"{title}: nothing predicted in this run",
+        x_axis_label=f"predicted {unit} (log scale)",
+        y_axis_label=f"measured {unit} (log scale)",
         x_axis_type="log",
         y_axis_type="log",
         tools=TOOLS,
     )
     if rows.empty:
+        fig.x_range, fig.y_range = Range1d(1, 10), Range1d(1, 10)
+        _legend_outside(fig, [("nothing to compare", [fig.scatter([], [], color="#999999")])])
         return fig
-    lo = max(0.1, min(rows["predicted_rps"].min(), rows["rps"].min()) / 1.5)
-    hi = max(rows["predicted_rps"].max(), rows["rps"].max()) * 1.5
+    lo = max(0.1, min(rows[predicted].min(), rows[metric].min()) / 1.5)
+    hi = max(rows[predicted].max(), rows[metric].max()) * 1.5
     fig.x_range, fig.y_range = Range1d(lo, hi), Range1d(lo, hi)
     items = [("measured = predicted", [fig.line([lo, hi], [lo, hi], color="#888888", line_dash="dashed")])]
-    colors = style_colors(table["style"])
-    for style in catalogue_order(rows["style"]):
-        mine = rows[rows["style"] == style]
-        src = _source(mine[["style", "users", "server_workers", "rps", "predicted_rps"]])
-        items.append(
-            (
-                style,
-                [
-                    fig.scatter(
-                        "predicted_rps", "rps", source=src, color=colors[style], size=9, marker=style_marker(style)
-                    )
-                ],
-            )
+    colors = style_colors(points["style"])
+    for style, label, shape, mine in _each_series(rows):
+        src = _source(mine[["users", "repeats", metric, predicted]].assign(series=label))
+        hollow = {"fill_color": "white"} if shape else {}
+        marker = fig.scatter(
+            predicted, metric, source=src, color=colors[style], size=9, marker=style_marker(style), **hollow
         )
+        items.append((label, [marker]))
+    digits = "0.0"
     fig.add_tools(
         HoverTool(
             tooltips=[
-                ("style", "@style"),
+                ("", "@series"),
                 ("users", "@users"),
-                ("W", "@server_workers"),
-                ("measured", "@rps{0.0}"),
-                ("predicted", "@predicted_rps{0.0}"),
+                ("measured", f"@{metric}{{{digits}}} {unit}"),
+                ("predicted", f"@{predicted}{{{digits}}} {unit}"),
+                ("n repeats", "@repeats"),
             ]
         )
     )
@@ -267,38 +314,55 @@ def measured_vs_predicted(table: pd.DataFrame) -> figure:
 
 
 def neighbour_damage(table: pd.DataFrame) -> figure | None:
-    """Each style of a together cell beside its neighbours, against the same style alone."""
-    nb = neighbour_table(table)
+    """Each style of a together group beside its neighbours (mean over the group's repeats at those
+    users and shape), against the same style alone (its solo point, itself a mean over repeats)."""
+    nb = neighbour_points(table)
     if nb.empty:
         return None
-    groups = [f"{r.style}: {r.users_label} users" for r in nb.itertuples()]
-    if len(set(groups)) < len(groups):  # the same style and share in two cells: the cell tells them apart
-        groups = [f"{g} ({cell})" for g, cell in zip(groups, nb["cell"], strict=True)]
+    names = [f"{r.style}: {r.users_label} users" for r in nb.itertuples()]
+    # The same style and share measured twice (another shape, another group) says what sets them apart.
+    names = _apart(names, list(shape_labels(nb)))
+    names = _apart(names, [str(g) for g in nb["group"]])
+    names = _apart(names, [str(c[0]) for c in nb["cells"]])
     rows, factors = [], []
-    for r, group in zip(nb.itertuples(), groups, strict=True):
+    for r, group in zip(nb.itertuples(), names, strict=True):
         if r.alone_repeats:
-            alone = f"alone (U={r.alone_users:g}" + ("" if r.alone_users_match else ", nearest measured") + ")"
+            alone = (
+                f"alone (U={r.alone_users:g}"
+                + ("" if r.alone_users_match else ", nearest measured")
+                + f") n={r.alone_repeats}"
+            )
             rows.append(
                 {
                     "label": f"{r.style} {alone}",
                     "requests": r.alone_requests,
+                    "repeats": r.alone_repeats,
                     **{c: getattr(r, f"{c}_alone") for c, *_ in PERCENTILES},
                 }
             )
             factors.append((group, alone))
+        beside = f"beside the others n={r.repeats}"
         rows.append(
             {
                 "label": f"{r.style} beside {', '.join(r.neighbours)}",
                 "requests": r.requests,
+                "repeats": r.repeats,
                 **{c: getattr(r, f"{c}_beside") for c, *_ in PERCENTILES},
             }
         )
-        factors.append((group, "beside the others"))
+        factors.append((group, beside))
     return _dot_chart(
         pd.DataFrame(rows),
         factors,
-        "neighbour damage: each style alone and beside the other styles of its cell (exact ms)",
+        "neighbour damage: each style alone and beside the other styles of its cell (exact ms; mean of n repeats)",
+        [("n repeats", "@repeats")],
     )
+
+
+def _apart(names: list[str], extra: list[str]) -> list[str]:
+    """``names``, each that is not unique followed by its ``extra`` (when that tells them apart)."""
+    counts = pd.Series(names).value_counts()
+    return [f"{n} ({e})" if counts[n] > 1 and e else n for n, e in zip(names, extra, strict=True)]
 
 
 def cell_timeline(

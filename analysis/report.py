@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from analysis import answers, charts, slo, theory, timeseries
-from analysis.compare import compare
+from analysis.compare import ALPHA, FLOOR_METHOD, MIN_REPEATS, TEST_METHOD, VERDICTS, compare, noise_floors
 from analysis.load import (
     BadInput,
     Run,
@@ -25,8 +25,19 @@ from analysis.load import (
     ok_cells,
 )
 from analysis.render import render
-from analysis.repeats import aggregate
-from analysis.summary import add_baseline_ratios, neighbour_table, summarise, users_label
+from analysis.repeats import INTERVAL_METHOD, SHAPE, aggregate, shape_keys
+from analysis.summary import (
+    add_baseline_ratios,
+    neighbour_points,
+    shape_ids,
+    shape_labels,
+    shape_of,
+    shape_words,
+    solo_points,
+    summarise,
+    together_points,
+    users_label,
+)
 from routebench.rundir import write_text
 from target_app import catalogue
 
@@ -43,11 +54,6 @@ class Analysis:
     cells: list[dict[str, Any]]  # per-cell evidence: time series, lag, failures, exceptions
 
 
-def cpu_calibration(run: Run) -> dict[int, float]:
-    raw = run.meta.get("calibration", {}).get("cpu_s_per_request", {})
-    return {int(k): float(v) for k, v in raw.items()}
-
-
 def analyse(run_dir: Path, extra_slo: list[str] | None = None) -> Analysis:
     run = load_run(run_dir)
     table = summarise(run)
@@ -56,7 +62,7 @@ def analyse(run_dir: Path, extra_slo: list[str] | None = None) -> Analysis:
     cells_by_id = {c["id"]: c for c in run.cells}
     table = add_baseline_ratios(table)
     table = theory.add_predictions(
-        table, cells_by_id, cpu_calibration(run), cores=run.meta.get("machine", {}).get("cpu_count")
+        table, cells_by_id, run.meta.get("calibration"), run.meta.get("machine", {}).get("cpu_count")
     )
     try:
         thresholds = [slo.parse(t) for t in [*run.meta.get("experiment", {}).get("slo", []), *(extra_slo or [])]]
@@ -114,36 +120,78 @@ def client_evidence(path: Path, exact: dict[str, Any], history: pd.DataFrame) ->
         raise BadInput(f"{path}: 'timeline' is not {{style: [[second, count, p50_us, p95_us, p99_us], ...]}}") from None
 
 
+# Columns every decision-table row has, whatever the theory or the run provided.
+DECISION_DEFAULTS: dict[str, Any] = {
+    "mean_ms": math.nan,
+    "predicted_rps": math.nan,
+    "predicted_mean_ms": math.nan,
+    "predicted_bottleneck": None,
+    "predicted_cpu_utilisation": math.nan,
+    "rps_vs_baseline": math.nan,
+    "p99_vs_baseline": math.nan,
+}
+
+
 def decision_table(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per family, each style at its highest user count (solo cells, first repeat), with its verdict.
-    A style measured only beside others (a web-UI test of several classes, say) shows its shared
-    cell instead, named as such: its numbers include what its neighbours did to it."""
-    first = table[table["repeat"] == 1]
+    """Per family: its baseline (catalogue.baseline) and one section per shape, the shape the answers
+    compare at first, each labelled with what sets it apart from the family's other shapes. In a
+    section, each style at its highest user count there, repeats averaged (n in ``repeats``), its
+    ratios to the baseline of the same users and shape, and its verdict. A style measured only
+    beside others (a web-UI test of several classes, say) shows its shared cells instead, named as
+    such: its numbers include what its neighbours did to it."""
+    solo, shared = solo_points(table), together_points(table)
     out = []
     for family in catalogue.FAMILIES:
-        fam = first[first["family"] == family]
-        if fam.empty:
+        base = catalogue.baseline(family).id
+        mine = solo[solo["family"] == family].assign(shared=False)
+        others = shared[(shared["family"] == family) & ~shared["style"].isin(set(mine["style"]))]
+        parts = [frame for frame in (mine, others.assign(shared=True)) if not frame.empty]
+        if not parts:
             continue
-        rows = []
-        for style in [s.id for s in catalogue.family(family) if s.id in set(fam["style"])]:
-            mine = fam[fam["style"] == style]
-            alone = mine[~mine["together"]]
-            srows = alone if not alone.empty else mine
-            top = srows.sort_values("users").iloc[-1]
-            beside = [] if alone is srows else sorted(set(table[table["cell"] == top["cell"]]["style"]) - {style})
-            rows.append(
-                {
-                    **top.to_dict(),
-                    "row_id": answers.row_id(style),
-                    "description": catalogue.BY_ID[style].description,
-                    "prediction_text": catalogue.PREDICTIONS[catalogue.BY_ID[style].prediction].throughput,
-                    "users_label": users_label(top["users"], top["style_users"]),
-                    "beside": beside,
-                    "verdict": theory.verdict(srows),
-                }
-            )
-        out.append({"family": family, "rows": rows})
+        fam = pd.concat(parts, ignore_index=True)
+        ids, labels = shape_ids(fam), shape_labels(fam)
+        order = list(dict.fromkeys(ids))
+        main = answers.main_shape(mine, base) if not mine.empty else None
+        if main is not None:
+            first = ids[[shape_of(r) == shape_of(main.iloc[0]) for _, r in fam.iterrows()]].iloc[0]
+            order = [first, *(i for i in order if i != first)]
+        sections = []
+        for number, sid in enumerate(order):
+            section = fam[ids == sid]
+            label = labels[section.index[0]]
+            rows = [
+                _decision_row(table, section, style, base, label if number else "")
+                for style in catalogue_order_of(family, section["style"])
+            ]
+            sections.append({"label": label, "shape": shape_words(section.iloc[0]), "rows": rows})
+        out.append({"family": family, "baseline": base, "sections": sections})
     return out
+
+
+def catalogue_order_of(family: str, styles: pd.Series) -> list[str]:
+    present = set(styles)
+    return [s.id for s in catalogue.family(family) if s.id in present]
+
+
+def _decision_row(table: pd.DataFrame, section: pd.DataFrame, style: str, base: str, shape: str) -> dict[str, Any]:
+    points = section[section["style"] == style]
+    top = points.sort_values("users", kind="stable").iloc[-1]
+    beside: list[str] = []
+    if top["shared"]:
+        points = points[points["group"] == top["group"]]  # one group's cells: the same neighbours
+        beside = sorted(set(table[table["cell"].isin(top["cells"])]["style"]) - {style})
+    known = catalogue.BY_ID[style]
+    return {
+        **DECISION_DEFAULTS,
+        **top.to_dict(),
+        "repeats": int(top["repeats"]),
+        "row_id": answers.row_id(style, shape),
+        "description": known.description,
+        "prediction_text": catalogue.PREDICTIONS[known.prediction].throughput,
+        "users_label": users_label(top["users"], top["style_users"]),
+        "beside": beside,
+        "verdict": answers.verdict(points, base),
+    }
 
 
 def headline(a: Analysis) -> dict[str, Any]:
@@ -195,7 +243,8 @@ def build_context(a: Analysis) -> dict[str, Any]:
         "rule": answers.RULE,
         "neighbour": neighbour_view(a.table),
         "rows": [{**r, "users_label": users_label(r["users"], r["style_users"])} for r in a.table.to_dict("records")],
-        "repeats": a.repeats[a.repeats["repeats"] > 1].to_dict("records"),
+        "repeats": repeats_view(a.repeats),
+        "repeat_metrics": REPEAT_METRICS,
         "slo": [slo_view(r) for r in a.slo.to_dict("records")],
         "cells": a.cells,
         "failed_cells": failed,
@@ -242,10 +291,41 @@ def answer_view(answer: answers.Answer) -> dict[str, Any]:
 
 
 def neighbour_view(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per together point (repeats averaged), labelled with its shape when the points differ."""
+    nb = neighbour_points(table)
+    labels = shape_labels(nb) if not nb.empty else pd.Series(dtype=object)
     return [
-        {**r, "row_id": answers.neighbour_row_id(r["cell"], r["style"]), "alone_label": _alone_label(r)}
-        for r in neighbour_table(table).to_dict("records")
+        {
+            **r,
+            "row_id": answers.neighbour_row_id(r["cells"][0], r["style"]),
+            "alone_label": _alone_label(r),
+            "shape_label": labels[i],
+        }
+        for i, r in zip(nb.index, nb.to_dict("records"), strict=True)
     ]
+
+
+def repeats_view(agg: pd.DataFrame) -> dict[str, Any]:
+    """The repeated shapes (n > 1) with their intervals, each labelled with what sets its shape apart,
+    the metrics the interval table has, and how the intervals were made."""
+    shown = agg[agg["repeats"] > 1]
+    labels = shape_labels(shown) if not shown.empty else pd.Series(dtype=object)
+    rows = [
+        {**r, "shape_label": labels[i], "users_label": users_label(r["users"], r.get("style_users"))}
+        for i, r in zip(shown.index, shown.to_dict("records"), strict=True)
+    ]
+    metrics = [m for m in REPEAT_METRICS if f"{m}_mean" in agg.columns]
+    return {"rows": rows, "metrics": metrics, "method": INTERVAL_METHOD}
+
+
+# Interval metrics the report shows (those the interval table has): (heading, decimals).
+REPEAT_METRICS = {
+    "rps": ("req/s", 0),
+    "mean_ms": ("mean ms", 1),
+    "p50_ms": ("p50 ms", 1),
+    "p95_ms": ("p95 ms", 1),
+    "p99_ms": ("p99 ms", 1),
+}
 
 
 def _alone_label(r: dict[str, Any]) -> str:
@@ -295,13 +375,22 @@ def publish_index(reports_dir: Path) -> Path:
     return index
 
 
-def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float) -> Path:
+SHOWN_KEYS = ("group", "together", "style", "users", "server_workers")  # the comparison's own columns
+
+
+def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float | None = None) -> Path:
+    """``reports/compare-<a>-vs-<b>.html``: per shared cell shape and metric, the verdict of
+    :func:`analysis.compare.compare` and its basis; ``noise`` is the floor used only when neither run
+    has repeats (None: such rows are inconclusive)."""
+    if noise is not None and not noise > 0:
+        raise BadInput(f"--noise must be a positive relative change such as 0.10, not {noise}")
     a, b = analyse(run_a), analyse(run_b)
     table = compare(a.repeats, b.repeats, noise=noise)
     if table.empty:
-        raise BadInput(f"{run_a.name} and {run_b.name} share no cell (same style, users, workers, model, wait)")
+        raise BadInput(f"{run_a.name} and {run_b.name} share no cell (same {', '.join(shape_keys(a.repeats))})")
     out = reports_dir / f"compare-{run_a.name}-vs-{run_b.name}.html"
     reports_dir.mkdir(parents=True, exist_ok=True)
+    counts = table["verdict"].value_counts()
     write_text(
         out,
         render(
@@ -310,8 +399,16 @@ def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float
                 "a": headline(a),
                 "b": headline(b),
                 "rows": table.to_dict("records"),
+                "shape_columns": [k for k in SHAPE if k in table.columns and k not in SHOWN_KEYS],
                 "noise": noise,
                 "changed": int(table["significant"].sum()),
+                "counts": {v: int(counts.get(v, 0)) for v in VERDICTS},
+                "test_method": TEST_METHOD,
+                "floor_method": FLOOR_METHOD,
+                "interval_method": INTERVAL_METHOD,
+                "alpha": ALPHA,
+                "min_repeats": MIN_REPEATS,
+                "floors": noise_floors(a.repeats, b.repeats, noise),
             },
         ),
     )

@@ -1,10 +1,16 @@
-"""Per cell and style: throughput, exact and Locust-rounded percentiles, failures, saturation, and
-each style's ratio to its family's async baseline at the same user count and server shape; solo
-points (repeats averaged) and the neighbour table (a style alone against the same style beside others)."""
+"""Per cell and style: throughput, exact and Locust-rounded percentiles, the exact mean, failures,
+saturation, and each style's ratio to its own family's baseline at the same users and shape; points
+(one per style, users and shape, repeats averaged, n kept) and the neighbour table (a style alone
+against the same style beside others).
+
+:data:`SHAPE` is the one definition of what makes two cells comparable: every stage that groups or
+matches cells (baseline ratios, points, neighbour matching, the decision table, the charts, the
+answers) keys on it, plus users and repeat where they apply.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 import numpy as np
@@ -12,6 +18,21 @@ import pandas as pd
 
 from analysis.load import Run, ok_cells, window_s
 from target_app import catalogue
+
+# Everything of the load and the server a cell was measured with, except its users and repeat.
+# A run written before a field existed leaves it missing (NaN / None); missing equals missing.
+SHAPE = [
+    "model",
+    "arrival_rate",
+    "server_workers",
+    "threadpool_tokens",
+    "db_pool_size",
+    "worker_class",
+    "wait_ms",
+    "work",
+    "fanout",
+]
+POINT = ["family", "style", "users", *SHAPE]
 
 # users: the cell's; style_users: those on this style (fewer in a cell shared with other styles).
 COLUMNS = [
@@ -24,6 +45,9 @@ COLUMNS = [
     "users",
     "style_users",
     "server_workers",
+    "threadpool_tokens",
+    "db_pool_size",
+    "worker_class",
     "model",
     "wait_ms",
     "work",
@@ -36,6 +60,7 @@ COLUMNS = [
     "failures",
     "failure_rate",
     "rps",
+    "mean_ms",
     "p50_ms",
     "p95_ms",
     "p99_ms",
@@ -46,6 +71,8 @@ COLUMNS = [
     "late_starts",
     "generator_saturated",
 ]
+# Metric -> its ratio to the family baseline's (same users, same shape).
+BASELINE_RATIOS = {"rps": "rps_vs_baseline", "p95_ms": "p95_vs_baseline", "p99_ms": "p99_vs_baseline"}
 
 
 def style_users(cell: dict[str, Any], style: str) -> float:
@@ -58,6 +85,10 @@ def style_users(cell: dict[str, Any], style: str) -> float:
     if not isinstance(users, (int, float)):
         return np.nan  # a web-UI session: users change while it runs
     return users / max(1, len(cell["styles"]))
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 
 
 def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
@@ -87,6 +118,9 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 "users": cell["users"],
                 "style_users": style_users(cell, style),
                 "server_workers": cell["server_workers"],
+                "threadpool_tokens": _number(cell.get("threadpool_tokens")),
+                "db_pool_size": _number(cell.get("db_pool_size")),
+                "worker_class": cell.get("worker_class"),
                 "model": cell["model"],
                 "wait_ms": cell.get("wait_ms"),
                 "work": cell.get("work"),
@@ -99,6 +133,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 "locust_requests": locust_requests,
                 "locust_rps": float(s["Requests/s"]),
                 "window_s": window,
+                "mean_ms": _number(e.get("mean_us")) / 1000,
                 "p50_ms": pct["50"] / 1000,
                 "p95_ms": pct["95"] / 1000,
                 "p99_ms": pct["99"] / 1000,
@@ -118,32 +153,170 @@ def summarise(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def add_baseline_ratios(table: pd.DataFrame) -> pd.DataFrame:
-    """rps, p95 and p99 over the family baseline's, same users/W/wait/model/repeat, solo cells only."""
-    out = table.copy()
-    for col in ("rps_vs_async", "p95_vs_async", "p99_vs_async"):
-        out[col] = np.nan
-    key = ["family", "users", *SHAPE, "repeat"]
-    solo = out[~out["together"]]
-    base_ids = {f: catalogue.baseline(f).id for f in catalogue.FAMILIES}
-    baselines = solo[solo["style"] == solo["family"].map(base_ids)].set_index(key)
-    for idx, row in solo.iterrows():
-        k = tuple(row[c] for c in key)
-        if k not in baselines.index:
+# -- shapes -------------------------------------------------------------------------------------------
+
+
+def shape_of(row: Any) -> tuple[Hashable, ...]:
+    """``row``'s :data:`SHAPE` (a Series or a dict) as a hashable key, every missing value as None."""
+    values = [row.get(c) for c in SHAPE]  # a table without a column (an old run's) reads it as missing
+    return tuple(None if _missing(v) else v for v in values)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def shape_ids(frame: pd.DataFrame) -> pd.Series:
+    """A number per distinct shape of ``frame``'s rows, in order of first appearance."""
+    keys = [shape_of(r) for _, r in frame.iterrows()]
+    ids: dict[tuple[Hashable, ...], int] = {}
+    return pd.Series([ids.setdefault(k, len(ids)) for k in keys], index=frame.index, dtype=int)
+
+
+def same_shape(frame: pd.DataFrame, row: Any) -> pd.Series:
+    """Rows of ``frame`` with ``row``'s shape; a missing value matches a missing value."""
+    mask = pd.Series(True, index=frame.index)
+    for col in SHAPE:
+        value = row[col]
+        mask &= frame[col].isna() if _missing(value) else frame[col] == value
+    return mask
+
+
+def _load_words(model: Any, rate: Any) -> str:
+    if _missing(model):
+        return "model unknown"
+    if model == "open":
+        return "open model" + ("" if _missing(rate) else f" at {rate:g} req/s")
+    return f"{model} model"
+
+
+_SYMBOL = {
+    "server_workers": ("W=", "{:g}"),
+    "threadpool_tokens": ("T=", "{:g}"),
+    "db_pool_size": ("P=", "{:g}"),
+    "wait_ms": ("d=", "{:g} ms"),
+    "work": ("work=", "{:,.0f}"),
+    "fanout": ("k=", "{:g}"),
+}
+
+
+def shape_words(row: Any, columns: Iterable[str] = SHAPE) -> str:
+    """The shape of ``row`` in the report's symbols, for ``columns`` only: "closed model, W=2"."""
+    columns = list(columns)
+    parts = []
+    if "model" in columns or "arrival_rate" in columns:
+        parts.append(_load_words(row["model"], row["arrival_rate"]))
+    for col in columns:
+        if col in ("model", "arrival_rate"):
             continue
-        b = baselines.loc[k]
-        b = b.iloc[0] if isinstance(b, pd.DataFrame) else b
-        out.loc[idx, "rps_vs_async"] = row["rps"] / b["rps"] if b["rps"] else np.nan
-        out.loc[idx, "p95_vs_async"] = row["p95_ms"] / b["p95_ms"] if b["p95_ms"] else np.nan
-        out.loc[idx, "p99_vs_async"] = row["p99_ms"] / b["p99_ms"] if b["p99_ms"] else np.nan
+        value = row[col]
+        if col == "worker_class":
+            parts.append("worker class unknown" if _missing(value) else str(value))
+            continue
+        symbol, fmt = _SYMBOL[col]
+        parts.append(f"{symbol}?" if _missing(value) else symbol + fmt.format(value))
+    return ", ".join(parts)
+
+
+def shape_labels(frame: pd.DataFrame) -> pd.Series:
+    """Per row, what sets its shape apart from the other shapes in ``frame`` ("W=4", "open model at
+    30 req/s"); "" when every row has the same shape."""
+    keys = [shape_of(r) for _, r in frame.iterrows()]
+    varying = [c for i, c in enumerate(SHAPE) if len({k[i] for k in keys}) > 1]
+    if not varying:
+        return pd.Series("", index=frame.index, dtype=object)
+    words = {k: shape_words(dict(zip(SHAPE, k, strict=True)), varying) for k in keys}
+    if len(set(words.values())) < len(words):  # two shapes that read the same (a closed model's rate)
+        words = {k: ", ".join(f"{c}={k[SHAPE.index(c)]}" for c in varying) for k in keys}
+    return pd.Series([words[k] for k in keys], index=frame.index, dtype=object)
+
+
+# -- baselines ----------------------------------------------------------------------------------------
+
+
+def baseline_ids(families: pd.Series) -> pd.Series:
+    """The baseline style of each row's family (catalogue.baseline); None for a family it lacks."""
+    known = {f: catalogue.baseline(f).id for f in catalogue.FAMILIES}
+    return families.map(lambda f: known.get(f)).astype(object)
+
+
+def _ratios(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Each row's metrics over those of its family baseline's row with the same ``key``."""
+    out = frame.copy()
+    out["baseline"] = baseline_ids(out["family"])
+    base = out[out["style"] == out["baseline"]][key + list(BASELINE_RATIOS)].drop_duplicates(key)
+    matched = out[key].merge(base, on=key, how="left", suffixes=("", "_base"))
+    for metric, ratio in BASELINE_RATIOS.items():
+        b = matched[metric].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[ratio] = np.where(b > 0, out[metric].to_numpy(dtype=float) / b, np.nan)
     return out
 
 
-SHAPE = ["server_workers", "wait_ms", "work", "fanout", "model", "arrival_rate"]
-POINT = ["family", "style", "users", *SHAPE]
+def add_baseline_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """``baseline`` (the family's baseline style) and rps, p95 and p99 over that baseline's in the
+    same repeat at the same users and shape; solo cells only (NaN beside others)."""
+    solo = ~table["together"].astype(bool)
+    ratios = _ratios(table[solo], ["family", "users", *SHAPE, "repeat"])
+    out = table.copy()
+    out["baseline"] = baseline_ids(out["family"])
+    for col in BASELINE_RATIOS.values():
+        out[col] = np.nan
+        out.loc[solo, col] = ratios[col]
+    return out
+
+
+# -- points: repeats averaged -------------------------------------------------------------------------
+
+MEANS = ("rps", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "failure_rate", "style_users")
+
+
+def _carried(column: str) -> bool:
+    """Theory's columns travel with the points: predicted_* and *_vs_predicted."""
+    return column.startswith("predicted_") or column.endswith("_vs_predicted")
+
+
+def points(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per ``keys``: metrics averaged over repeats, ``repeats`` (n), ``requests`` summed,
+    ``cells`` listed, ``saturated`` if any was; the baseline's ratios from the averages."""
+    spec: dict[str, tuple[str, Any]] = {m: (m, "mean") for m in MEANS if m in rows.columns}
+    spec |= {
+        "requests": ("requests", "sum"),
+        "repeats": ("cell", "count"),
+        "cells": ("cell", list),
+        "saturated": ("generator_saturated", "any"),
+    }
+    for col in rows.columns:
+        if _carried(col) and col not in keys:
+            spec[col] = (col, "mean" if pd.api.types.is_numeric_dtype(rows[col]) else "first")
+    columns = [*keys, *spec]
+    if rows.empty:
+        out = pd.DataFrame(columns=columns)
+    else:
+        out = rows.groupby(keys, as_index=False, sort=False, dropna=False).agg(**spec)
+    if "predicted_rps" in out.columns:
+        out["rps_vs_predicted"] = out["rps"] / out["predicted_rps"]
+    if "predicted_mean_ms" in out.columns:
+        out["mean_vs_predicted"] = out["mean_ms"] / out["predicted_mean_ms"]
+    return _ratios(out, ["family", "users", *SHAPE])
+
+
+def solo_points(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per style, users and shape from solo cells: repeats averaged, n in ``repeats``."""
+    return points(table[~table["together"].astype(bool)], POINT)
+
+
+def together_points(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per group, style, users and shape from cells shared with other styles."""
+    return points(table[table["together"].astype(bool)], ["group", *POINT])
+
+
+# -- neighbours ---------------------------------------------------------------------------------------
+
 NEIGHBOUR_METRICS = ("p50_ms", "p95_ms", "p99_ms", "rps")
 NEIGHBOUR_COLUMNS = [
     "cell",
+    "group",
     "family",
     "style",
     "neighbours",
@@ -151,7 +324,7 @@ NEIGHBOUR_COLUMNS = [
     "style_users",
     "users",
     "users_label",
-    "server_workers",
+    *SHAPE,
     "requests",
     "alone_users",
     "alone_users_match",
@@ -182,38 +355,21 @@ def users_label(users: Any, share: Any) -> str:
     return f"{share:g} of {users:g}"
 
 
-def solo_points(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per style, users and server shape from solo cells: repeats averaged, requests summed."""
-    solo = table[~table["together"]]
-    grouped = solo.groupby(POINT, as_index=False, sort=False, dropna=False)
-    return grouped.agg(
-        rps=("rps", "mean"),
-        p50_ms=("p50_ms", "mean"),
-        p95_ms=("p95_ms", "mean"),
-        p99_ms=("p99_ms", "mean"),
-        failure_rate=("failure_rate", "mean"),
-        requests=("requests", "sum"),
-        repeats=("cell", "count"),
-        cells=("cell", list),
-        saturated=("generator_saturated", "any"),
-        predicted_rps=("predicted_rps", "mean"),
-    )
-
-
 def neighbour_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per together cell and style: the style beside the others against the same style alone (solo
-    cells of the same W, wait and model, at users equal to its share of the cell, else the nearest)."""
-    points = solo_points(table)
-    together = table[table["together"]]
-    rows = [_neighbour_row(r, together[together["cell"] == r["cell"]], points) for _, r in together.iterrows()]
+    points of the same shape, at users equal to its share of the cell, else the nearest)."""
+    alone = solo_points(table)
+    together = table[table["together"].astype(bool)]
+    rows = [_neighbour_row(r, together[together["cell"] == r["cell"]], alone) for _, r in together.iterrows()]
     return pd.DataFrame(rows, columns=NEIGHBOUR_COLUMNS)
 
 
-def _neighbour_row(row: pd.Series, cell_rows: pd.DataFrame, points: pd.DataFrame) -> dict[str, Any]:
+def _neighbour_row(row: pd.Series, cell_rows: pd.DataFrame, alone: pd.DataFrame) -> dict[str, Any]:
     neighbours = [s for s in cell_rows["style"] if s != row["style"]]
-    match = _alone(row, points)
+    match = _alone(row, alone)
     out: dict[str, Any] = {
         "cell": row["cell"],
+        "group": row["group"],
         "family": row["family"],
         "style": row["style"],
         "neighbours": neighbours,
@@ -221,7 +377,7 @@ def _neighbour_row(row: pd.Series, cell_rows: pd.DataFrame, points: pd.DataFrame
         "style_users": row["style_users"],
         "users": row["users"],
         "users_label": users_label(row["users"], row["style_users"]),
-        "server_workers": row["server_workers"],
+        **{c: row[c] for c in SHAPE},
         "requests": row["requests"],
         "alone_users": match["users"] if match is not None else np.nan,
         "alone_users_match": match is not None and match["users"] == row["style_users"],
@@ -235,19 +391,35 @@ def _neighbour_row(row: pd.Series, cell_rows: pd.DataFrame, points: pd.DataFrame
     return out
 
 
-def _alone(row: pd.Series, points: pd.DataFrame) -> pd.Series | None:
-    """The solo point of ``row``'s style and server shape whose users are nearest its share (the fewer on a tie)."""
-    alone = points[(points["style"] == row["style"]) & _same_shape(points, row)]
-    if alone.empty or pd.isna(row["style_users"]):
+def _alone(row: pd.Series, alone: pd.DataFrame) -> pd.Series | None:
+    """The solo point of ``row``'s style and shape whose users are nearest its share (the fewer on a tie)."""
+    mine = alone[(alone["style"] == row["style"]) & same_shape(alone, row)]
+    if mine.empty or pd.isna(row["style_users"]):
         return None
-    alone = alone.assign(distance=(alone["users"] - row["style_users"]).abs())
-    return alone.sort_values(["distance", "users"], kind="stable").iloc[0]
+    mine = mine.assign(distance=(mine["users"] - row["style_users"]).abs())
+    return mine.sort_values(["distance", "users"], kind="stable").iloc[0]
 
 
-def _same_shape(frame: pd.DataFrame, row: pd.Series) -> pd.Series:
-    """Rows of ``frame`` with ``row``'s W, wait and model; a missing wait matches a missing wait."""
-    mask = pd.Series(True, index=frame.index)
-    for col in SHAPE:
-        value = row[col]
-        mask &= frame[col].isna() if pd.isna(value) else frame[col] == value
-    return mask
+NEIGHBOUR_POINT_COLUMNS = [c for c in NEIGHBOUR_COLUMNS if c != "cell"] + ["cells", "repeats"]
+
+
+def neighbour_points(table: pd.DataFrame) -> pd.DataFrame:
+    """The neighbour table with repeats averaged: one row per group, style, users and shape; the
+    beside figures are means over its ``repeats`` cells (listed in ``cells``), the alone ones the
+    solo point's (itself a mean over its own repeats, ``alone_repeats``)."""
+    nb = neighbour_table(table)
+    if nb.empty:
+        return pd.DataFrame(columns=NEIGHBOUR_POINT_COLUMNS)
+    nb = nb.assign(_with=nb["neighbours"].map(tuple))
+    keys = ["group", "family", "style", "_with", "users", "style_users", *SHAPE]
+    beside = [f"{m}_beside" for m in NEIGHBOUR_METRICS]
+    first = [c for c in NEIGHBOUR_COLUMNS if c not in (*keys, *beside, "cell", "requests") and not c.endswith("_ratio")]
+    spec: dict[str, tuple[str, Any]] = {c: (c, "mean") for c in beside}
+    spec |= {c: (c, "first") for c in first}
+    spec |= {"requests": ("requests", "sum"), "cells": ("cell", list), "repeats": ("cell", "count")}
+    out = nb.groupby(keys, as_index=False, sort=False, dropna=False).agg(**spec)
+    for m in NEIGHBOUR_METRICS:
+        alone = out[f"{m}_alone"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"{m}_ratio"] = np.where(alone > 0, out[f"{m}_beside"].to_numpy(dtype=float) / alone, np.nan)
+    return out[NEIGHBOUR_POINT_COLUMNS]

@@ -75,21 +75,35 @@ def settled(series: pd.DataFrame) -> pd.DataFrame:
 def server_series(
     telemetry: pd.DataFrame, measure_from: float | None, measure_until: float | None = None
 ) -> pd.DataFrame:
-    """Per second: the worst event-loop lag of any worker, and threadpool tokens in use summed over
-    workers (each worker's mean over the second)."""
+    """Per second: the worst event-loop lag of any worker, and threadpool tokens and requests in
+    flight summed over workers (each worker's mean over the second). A gauge a worker did not report
+    (no ``inflight`` in older telemetry, no threadpool reading) stays missing, never a zero."""
     if telemetry.empty:
-        return pd.DataFrame(columns=["t", "lag_ms", "threads_busy", "inflight"])
+        return pd.DataFrame(columns=SERVER_COLUMNS)
     df = _window(telemetry.copy(), measure_from, measure_until)
-    df["second"] = df["t"].astype(float).floordiv(1)
+    for col in SERVER_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
+    df["second"] = df["t"].floordiv(1)
     per_worker = df.groupby(["second", "pid"]).agg(
         t=("t", "mean"), lag_ms=("lag_ms", "max"), threads_busy=("threads_busy", "mean"), inflight=("inflight", "mean")
     )
     # ``t`` is the mean time of the samples, not the second's start: a second the window cuts is
     # drawn where its samples were, inside the window.
     out = per_worker.groupby(level="second").agg(
-        t=("t", "mean"), lag_ms=("lag_ms", "max"), threads_busy=("threads_busy", "sum"), inflight=("inflight", "sum")
+        t=("t", "mean"),
+        lag_ms=("lag_ms", "max"),
+        threads_busy=("threads_busy", _known_sum),
+        inflight=("inflight", _known_sum),
     )
-    return out.reset_index(drop=True)
+    return out.reset_index(drop=True)[SERVER_COLUMNS]
+
+
+SERVER_COLUMNS = ["t", "lag_ms", "threads_busy", "inflight"]
+
+
+def _known_sum(values: pd.Series) -> float:
+    """The sum of what was reported; NaN when nothing was."""
+    return float(values.sum(min_count=1))
 
 
 def lag_summary(

@@ -21,7 +21,13 @@ def row(
     cell_users: float | None = None,
     repeat: int = 1,
     workers: int = 2,
+    threads: float = 40,
+    pool: float = 10,
+    worker_class: str | None = "uvicorn-worker",
+    model: str = "closed",
+    arrival_rate: float = 50.0,
     p50: float | None = None,
+    mean: float | None = None,
     requests: int | None = None,
     failure_rate: float = 0.0,
     wait_ms: float = 50,
@@ -29,12 +35,14 @@ def row(
     saturated: bool = False,
     predicted_rps: float = float("nan"),
 ) -> dict[str, Any]:
-    """One style's measurement; ``users`` are the users on this style, ``cell_users`` the cell's total."""
+    """One style's measurement; ``users`` are the users on this style, ``cell_users`` the cell's total.
+    The shape (W, T, P, worker class, model, rate, wait, work) defaults to one shared by every row."""
     p50 = p99 / 2 if p50 is None else p50
+    mean = p50 * 1.1 if mean is None else mean
     requests = int(rps * 10) if requests is None else requests
     total = users if cell_users is None else cell_users
     return {
-        "cell": cell or f"{style}-u{users:g}-w{workers}-r{repeat}",
+        "cell": cell or f"{style}-{model}-u{users:g}-w{workers}-t{threads:g}-r{repeat}",
         "group": style.split("/")[0],
         "together": together,
         "repeat": repeat,
@@ -43,11 +51,14 @@ def row(
         "users": total,
         "style_users": float(users),
         "server_workers": workers,
-        "model": "closed",
+        "threadpool_tokens": threads,
+        "db_pool_size": pool,
+        "worker_class": worker_class,
+        "model": model,
         "wait_ms": wait_ms,
         "work": work,
         "fanout": 5,
-        "arrival_rate": 50.0,
+        "arrival_rate": arrival_rate,
         "requests": requests,
         "locust_requests": requests,
         "locust_rps": rps,
@@ -55,6 +66,7 @@ def row(
         "failures": int(requests * failure_rate),
         "failure_rate": failure_rate,
         "rps": rps,
+        "mean_ms": mean,
         "p50_ms": p50,
         "p95_ms": (p50 + p99) / 2,
         "p99_ms": p99,

@@ -80,7 +80,7 @@ def test_predictions_use_the_users_of_the_style(run_copy: Path) -> None:
             cpu_s=math.nan,
             cores=2,
         )
-        assert r["predicted_rps"] == pytest.approx(theory.predict(style, shape)[0])
+        assert r["predicted_rps"] == pytest.approx(theory.predict(style, shape).rps)
     nb = neighbour_table(t).set_index("style")
     assert nb.loc["sleep/async-await", "users_label"] == "3 of 8"
     assert nb.loc["sleep/blocking-in-async", "users_label"] == "5 of 8"
@@ -243,6 +243,19 @@ def test_timeline_axes_start_at_zero_and_a_flat_zero_series_is_not_centred() -> 
     assert tokens.y_range.end == 1
 
 
+def test_gauges_a_worker_did_not_report_stay_missing_and_still_draw() -> None:
+    # Older telemetry has no ``inflight``; a worker without a threadpool reading writes None.
+    telemetry = pd.DataFrame(
+        {"t": [10.0, 10.5, 11.2], "pid": [1, 1, 1], "lag_ms": [1.0, 2.0, 3.0], "threads_busy": [None, None, None]}
+    )
+    series = timeseries.server_series(telemetry, None)
+    assert series["lag_ms"].tolist() == [2.0, 3.0]
+    assert series["threads_busy"].isna().all() and series["inflight"].isna().all()  # unknown, not zero
+    client = timeseries.exact_series({"sleep/async-await": [[10, 180, 51000, 55000, 61000]]})
+    fig = charts.cell_timeline("c", client, series, timeseries.EXACT, 10.0)
+    assert len(fig.children) == 4
+
+
 # -- charts -------------------------------------------------------------------------------------------
 
 
@@ -271,8 +284,10 @@ def test_p99_and_prediction_charts_name_every_mark_outside_the_data(fixture_tabl
     order = [s.id for s in catalogue.STYLES]
     styles = sorted(set(fixture_table["style"]), key=order.index)
     assert legend_labels(charts.latency_vs_users(fixture_table)) == styles
-    predicted = legend_labels(charts.measured_vs_predicted(fixture_table))
-    assert predicted[0] == "measured = predicted" and predicted[1:] == styles
+    throughput, latency = charts.measured_vs_predicted(fixture_table).children
+    for panel in (throughput, latency):
+        predicted = legend_labels(panel)
+        assert predicted[0] == "measured = predicted" and predicted[1:] == styles
 
 
 def test_neighbour_chart_reads_users_as_a_share(fixture_table: pd.DataFrame) -> None:

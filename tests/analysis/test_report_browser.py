@@ -108,8 +108,12 @@ def test_markup_from_a_run_is_shown_as_text(browser: object, run_copy: Path, tmp
 
 
 def test_comparison_page_opens(browser: object, run_copy: Path, tmp_path: Path) -> None:
-    out = publish_comparison(FIXTURE_RUN, run_copy, tmp_path / "reports", noise=0.1)
+    out = publish_comparison(FIXTURE_RUN, run_copy, tmp_path / "reports")
     page = browser.new_page()  # type: ignore[attr-defined]
     page.goto(out.resolve().as_uri())
     text = page.inner_text("#comparison")
-    assert "sleep/blocking-in-async" in text and "within noise" in text
+    # The same run twice, at 1 or 2 repeats a cell: no t-test applies and nothing exceeds the floor.
+    assert "sleep/blocking-in-async" in text and "inconclusive" in text
+    assert "better" not in text and "worse" not in text
+    method = page.inner_text("#method")
+    assert "Welch's t-test" in method and "alpha = 0.05" in method and "noise floor" in method
