@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import answers, charts, slo, theory, timeseries
+from analysis import answers, charts, slo, theory, timeseries, validity
 from analysis.compare import ALPHA, FLOOR_METHOD, MIN_REPEATS, TEST_METHOD, VERDICTS, compare, noise_floors
 from analysis.load import (
     BadInput,
@@ -28,6 +28,7 @@ from analysis.render import render
 from analysis.repeats import INTERVAL_METHOD, SHAPE, aggregate, shape_keys
 from analysis.summary import (
     add_baseline_ratios,
+    cell_validity,
     neighbour_points,
     shape_ids,
     shape_labels,
@@ -95,7 +96,69 @@ def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
         "server_worker_deaths": cell.get("server_worker_deaths", []),
         "saturated": bool(cell.get("generator_saturated")),
         "warnings": list(cell.get("warnings", [])),
+        "validity": (verdict := cell_validity(cell, data)),
+        "badges": badges(verdict),
+        "spread": spread_over_workers(telemetry, cell["styles"], measure_from, measure_until),
+        "open_counts": open_counts(exact, cell),
     }
+
+
+def badges(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One badge per validity rule: passed, or failed with its reasons."""
+    failed = set(record.get("failed", []))
+    broken = record.get("broken", [])
+    return [
+        {"rule": rule, "ok": rule not in failed, "why": "; ".join(b["text"] for b in broken if b["rule"] == rule)}
+        for rule in validity.RULES
+    ]
+
+
+def spread_over_workers(
+    telemetry: pd.DataFrame, styles: list[str], start: float | None, end: float | None
+) -> dict[str, list[dict[str, Any]]]:
+    """Per style, the requests each server worker served in the window (from the workers' own
+    counts), largest first: how the users' connections spread over the workers."""
+    if telemetry.empty or "served" not in telemetry.columns or start is None or end is None:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for style in styles:
+        path = catalogue.BY_ID[style].path if style in catalogue.BY_ID else f"/{style}"
+        per_worker: list[dict[str, Any]] = []
+        for pid, samples in telemetry.groupby("pid"):
+            served = [
+                (t, (s or {}).get(path, 0))
+                for t, s in zip(samples["t"], samples["served"], strict=True)
+                if isinstance(s, dict)
+            ]
+            before = [n for t, n in served if t <= start]
+            during = [n for t, n in served if t <= end]
+            if not during:
+                continue
+            n = during[-1] - (before[-1] if before else 0)
+            if n > 0:
+                per_worker.append({"pid": int(pid), "requests": int(n)})
+        total = sum(w["requests"] for w in per_worker)
+        for w in per_worker:
+            w["share"] = w["requests"] / total
+        if per_worker:
+            out[style] = sorted(per_worker, key=lambda w: -w["requests"])
+    return out
+
+
+def open_counts(exact: dict[str, Any], cell: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Open model: per style, what the schedule offered and what became of it."""
+    if cell.get("model") != "open":
+        return {}
+    keys = ("offered", "sent", "unsent_at_stop", "inflight_at_stop")
+    out = {}
+    for style in cell["styles"]:
+        e = exact.get("requests", {}).get(style) or {}
+        if "offered" in e:
+            out[style] = {
+                "completed": int(e.get("count", 0)) + int(e.get("failures", 0)),
+                **{k: int(e[k]) for k in keys},
+            }
+    return out
 
 
 def window_end(exact: dict[str, Any], cell: dict[str, Any]) -> float | None:

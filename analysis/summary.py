@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.load import Run, ok_cells, window_s
+from analysis import validity
+from analysis.load import CellData, Run, ok_cells, window_s
 from target_app import catalogue
 
 # Everything of the load and the server a cell was measured with, except its users and repeat.
@@ -70,6 +71,18 @@ COLUMNS = [
     "locust_p99_ms",
     "late_starts",
     "generator_saturated",
+    "censored",
+    "p50_ms_at_least",
+    "p95_ms_at_least",
+    "p99_ms_at_least",
+    "p999_ms_at_least",
+    "offered",
+    "sent",
+    "unsent_at_stop",
+    "inflight_at_stop",
+    "valid",
+    "invalid_because",
+    "validity_failed",
 ]
 # Metric -> its ratio to the family baseline's (same users, same shape).
 BASELINE_RATIOS = {"rps": "rps_vs_baseline", "p95_ms": "p95_vs_baseline", "p99_ms": "p99_vs_baseline"}
@@ -95,6 +108,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
     data = run.data[cell["id"]]
     exact, window = data.exact["requests"], window_s(data.exact)
     stats = data.stats.set_index("Name")
+    verdict = cell_validity(cell, data)
     rows = []
     for style in cell["styles"]:
         e = exact.get(style)
@@ -105,8 +119,20 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
         # Counts and rate from the exact capture over the window it covers: Locust's own can carry
         # warm-up reports that reached the master after its reset (kept beside, as locust_rps).
         locust_requests, failures = int(s["Request Count"]), int(s["Failure Count"])
-        requests = int(e["count"]) if window else locust_requests
-        rps = requests / window if window else float(s["Requests/s"])
+        if "failures" in e:  # failures in their own histogram: count is successes only
+            failures = int(e["failures"])
+            completed = int(e["count"]) + failures
+        else:  # runs from before: count held every response, failed or not
+            completed = int(e["count"]) if window else locust_requests
+        requests = completed - failures
+        rps = completed / window if window else float(s["Requests/s"])
+        at_least = set(e.get("at_least") or [])
+        # This style's reasons, and the cell's own (generator, workers, reports) that hold for all.
+        reasons = [
+            r
+            for r in verdict["reasons"]
+            if r.startswith(f"{style}:") or not any(r.startswith(f"{o}:") for o in cell["styles"])
+        ]
         rows.append(
             {
                 "cell": cell["id"],
@@ -128,12 +154,12 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 "arrival_rate": cell.get("arrival_rate"),
                 "requests": requests,
                 "failures": failures,
-                "failure_rate": failures / locust_requests if locust_requests else 0.0,
+                "failure_rate": failures / completed if completed else 0.0,
                 "rps": rps,
                 "locust_requests": locust_requests,
                 "locust_rps": float(s["Requests/s"]),
                 "window_s": window,
-                "mean_ms": _number(e.get("mean_us")) / 1000,
+                "mean_ms": _number(e.get("completed_mean_us", e.get("mean_us"))) / 1000,
                 "p50_ms": pct["50"] / 1000,
                 "p95_ms": pct["95"] / 1000,
                 "p99_ms": pct["99"] / 1000,
@@ -143,9 +169,33 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 "locust_p99_ms": float(s["99%"]),
                 "late_starts": int(e.get("late_starts", 0)),
                 "generator_saturated": bool(cell.get("generator_saturated", False)),
+                # Unfinished when the window closed, kept at their elapsed time: the percentiles
+                # they reach are lower bounds (``*_at_least``).
+                "censored": int(e.get("censored", 0)),
+                **{f"{col}_at_least": key in at_least for key, col in PERCENTILE_COLUMNS.items()},
+                "offered": _number(e.get("offered")) if cell["model"] == "open" else np.nan,
+                "sent": _number(e.get("sent")) if cell["model"] == "open" else np.nan,
+                "unsent_at_stop": _number(e.get("unsent_at_stop")) if cell["model"] == "open" else np.nan,
+                "inflight_at_stop": _number(e.get("inflight_at_stop")),
+                "valid": not reasons,
+                "invalid_because": "; ".join(reasons),
+                "validity_failed": ", ".join(verdict["failed"]) if reasons else "",
             }
         )
     return rows
+
+
+PERCENTILE_COLUMNS = {"50": "p50_ms", "95": "p95_ms", "99": "p99_ms", "99.9": "p999_ms"}
+
+
+def cell_validity(cell: dict[str, Any], data: CellData) -> dict[str, Any]:
+    """The cell's validity record (analysis.validity) as the runner stored it, or computed now
+    for runs from before it did."""
+    stored = cell.get("validity")
+    if isinstance(stored, dict) and "valid" in stored:
+        return stored
+    counts = {str(r["Name"]): int(r["Request Count"]) for _, r in data.stats.iterrows()}
+    return validity.check(cell, data.exact, counts)
 
 
 def summarise(run: Run) -> pd.DataFrame:
@@ -286,6 +336,12 @@ def points(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         "cells": ("cell", list),
         "saturated": ("generator_saturated", "any"),
     }
+    # Validity and lower bounds travel too: a point is valid only if every repeat was, and a
+    # percentile is a lower bound if it was one in any repeat.
+    spec |= {c: (c, "any") for c in rows.columns if c.endswith("_at_least")}
+    if "valid" in rows.columns:
+        spec["valid"] = ("valid", "all")
+        spec["invalid_because"] = ("invalid_because", lambda v: "; ".join(dict.fromkeys(x for x in v if x)))
     for col in rows.columns:
         if _carried(col) and col not in keys:
             spec[col] = (col, "mean" if pd.api.types.is_numeric_dtype(rows[col]) else "first")

@@ -137,6 +137,7 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
         "valid": not failed,
         "failed": sorted({r["rule"] for r in failed}),
         "reasons": [r["text"] for r in failed],
+        "broken": [{"rule": r["rule"], "text": r["text"]} for r in failed],
         "notes": notes,
     }
 

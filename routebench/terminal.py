@@ -51,6 +51,13 @@ def summary_table(table: pd.DataFrame, title: str, width: int) -> tuple[Table, l
     columns += [("rps", "req/s"), ("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")]
     if wide:
         columns.append(("locust_p99_ms", "Locust p99"))
+    has_validity = "valid" in rows.columns
+    if has_validity:
+        columns.append(("valid", "valid"))
+        for _, row in rows[~rows["valid"].astype(bool)].iterrows():
+            notes.append(f"not valid: {row['style']} U={_users(row)}: {row['invalid_because']}")
+    if any(rows.get(f"{m}_at_least", pd.Series(dtype=bool)).astype(bool).any() for m in ("p50_ms", "p95_ms", "p99_ms")):
+        notes.append("≥: at least (requests were still unfinished when the window closed)")
     else:
         if one_w:
             notes.append(f"W = {int(rows['server_workers'].iloc[0])} server workers in every cell")
@@ -76,7 +83,9 @@ def summary_table(table: pd.DataFrame, title: str, width: int) -> tuple[Table, l
             elif key == "rps":
                 cells.append(f"{value:,.1f}")
             elif key.endswith("_ms"):
-                cells.append(_ms(value))
+                cells.append(("≥" if bool(row.get(f"{key}_at_least", False)) else "") + _ms(value))
+            elif key == "valid":
+                cells.append("yes" if value else "no")
             else:
                 cells.append(f"{value:,}" if isinstance(value, int) else str(value))
         out.add_row(*cells)
