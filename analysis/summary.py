@@ -129,7 +129,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
         at_least = set(e.get("at_least") or [])
         # This style's reasons, and the cell's own (generator, workers, reports) that hold for all.
         reasons = [
-            r
+            r.removeprefix(f"{style}: ")
             for r in verdict["reasons"]
             if r.startswith(f"{style}:") or not any(r.startswith(f"{o}:") for o in cell["styles"])
         ]
