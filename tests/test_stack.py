@@ -116,3 +116,23 @@ def test_stack_stop_leaves_no_process_behind(tmp_path: Path) -> None:
         work_dir = s.work_dir
     assert still_running(pids) == []
     assert not work_dir.exists()
+
+
+def test_a_blocked_loop_cannot_hide_its_evidence(stack: Stack, telemetry_dir: Path) -> None:
+    """The sampler is a thread beside the loop: while a route holds the loop for a second, the
+    worker still reports every interval, with the lag growing and the request in flight."""
+    t0 = time.time()
+    r = httpx.get(stack.target_url + "/sleep/blocking-in-async", params={"ms": 1000}, timeout=10)
+    t1 = time.time()
+    assert r.status_code == 200
+    time.sleep(0.3)
+    pid = r.json()["pid"]
+    during = [s for s in read_dir(telemetry_dir) if s["pid"] == pid and t0 + 0.1 <= s["t"] <= t1 - 0.1]
+    interval_s = 0.020  # tests.conftest.stack_settings
+    # About (t1 - t0 - 0.2) / interval samples: a sampler on the loop would have written none.
+    assert len(during) >= 0.5 * (t1 - t0 - 0.2) / interval_s
+    assert max(s["lag_ms"] for s in during) >= 700
+    assert all(s["inflight"] >= 1 for s in during)
+    assert during[-1]["served"].get("/sleep/blocking-in-async", 0) == during[0]["served"].get(
+        "/sleep/blocking-in-async", 0
+    )  # nothing of that route finished on this worker while it was stuck
