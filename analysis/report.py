@@ -55,16 +55,22 @@ class Analysis:
     cells: list[dict[str, Any]]  # per-cell evidence: time series, lag, failures, exceptions
 
 
-def analyse(run_dir: Path, extra_slo: list[str] | None = None) -> Analysis:
-    run = load_run(run_dir)
+def full_table(run: Run) -> pd.DataFrame:
+    """One row per cell and style: the measurement, its validity, the ratios to the family's
+    baseline and the model's predictions (what summary.csv holds)."""
     table = summarise(run)
     if table.empty:
-        raise BadInput(f"{run_dir}: no finished cell with results to analyse")
+        raise BadInput(f"{run.dir}: no finished cell with results to analyse")
     cells_by_id = {c["id"]: c for c in run.cells}
     table = add_baseline_ratios(table)
-    table = theory.add_predictions(
+    return theory.add_predictions(
         table, cells_by_id, run.meta.get("calibration"), run.meta.get("machine", {}).get("cpu_count")
     )
+
+
+def analyse(run_dir: Path, extra_slo: list[str] | None = None) -> Analysis:
+    run = load_run(run_dir)
+    table = full_table(run)
     try:
         thresholds = [slo.parse(t) for t in [*run.meta.get("experiment", {}).get("slo", []), *(extra_slo or [])]]
     except slo.SloError as exc:

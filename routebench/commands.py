@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
-from analysis import load, report, summary, validity
+from analysis import load, report, summary
 from routebench import experiment, metadata, terminal, ui_session
 from routebench.launcher import Stack, claim_port
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count, worker_argv
@@ -107,7 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def print_summary(run_dir: Path) -> None:
     """The plain summary table of a run, printed and written beside it (summary.csv, summary.md)."""
-    table = summary.summarise(load.load_run(run_dir))
+    table = report.full_table(load.load_run(run_dir))
     files = RunDir(run_dir)
     table.to_csv(files.summary_csv, index=False)
     shown = table[
@@ -232,7 +232,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         for c in a.run.cells
         if c.get("status") != "ok"
     ]
-    validity = {c["id"]: validity_of(a, c) for c in load.ok_cells(a.run)}
+    validity = {c["id"]: summary.cell_validity(c, a.run.data[c["id"]]) for c in load.ok_cells(a.run)}
     judged = failed_expected = broken = 0
     for r in a.slo.itertuples():
         v = validity.get(r.cell) if r.cell else None
@@ -272,16 +272,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         console.print("[red]no threshold could be judged[/]")
         return UNFIT_EXIT_CODE
     return 0
-
-
-def validity_of(a: report.Analysis, cell: dict[str, Any]) -> dict[str, Any]:
-    """The cell's validity record as the runner stored it, or computed now for older runs."""
-    stored = cell.get("validity")
-    if isinstance(stored, dict) and "valid" in stored:
-        return stored
-    data = a.run.data[cell["id"]]
-    counts = {str(r["Name"]): int(r["Request Count"]) for _, r in data.stats.iterrows()}
-    return validity.check(cell, data.exact, counts)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -109,3 +109,28 @@ def test_reproduce_names_a_profile_a_checkout_file_or_the_runs_own_copy(tmp_path
     assert copy == (tmp_path / "experiment.toml").resolve()
     # The copy runs the same matrix as the file it came from.
     assert experiment.expand(experiment.load(str(copy))) == experiment.expand(smoke)
+
+
+def test_check_refuses_to_judge_an_unfit_run(run_copy: Path) -> None:
+    meta = json.loads((run_copy / "run.json").read_text())
+    meta["experiment"]["slo"] = ["sleep/async-await:p99<100ms"]
+    meta["status"] = "incomplete"
+    meta["cells"][-1].update(status="interrupted")  # cpu/async: not under any SLO
+    (run_copy / "run.json").write_text(json.dumps(meta))
+    unfit = routebench_cli("check", str(run_copy))
+    assert unfit.returncode == 3, unfit.stderr
+    assert "cannot judge" in unfit.stderr and "010-cpu_async-u4-w2-r1 interrupted" in unfit.stderr
+    # Judging what finished: the threshold holds in every solo cell of the style.
+    assert routebench_cli("check", str(run_copy), "--allow-incomplete").returncode == 0
+
+    meta["status"] = "complete"
+    meta["cells"][-1].update(status="ok")
+    reason = "a load-generator process averaged above Locust's CPU warning"
+    meta["cells"][0]["validity"] = {"valid": False, "failed": ["generator"], "reasons": [reason], "notes": []}
+    (run_copy / "run.json").write_text(json.dumps(meta))
+    invalid = routebench_cli("check", str(run_copy))
+    assert invalid.returncode == 3
+    assert f"not judged sleep/async-await:p99<100ms 001-sleep_async-await-u4-w2-r1: invalid: {reason}" in " ".join(
+        invalid.stderr.split()
+    )
+    assert routebench_cli("check", str(run_copy), "--include-invalid").returncode == 0

@@ -132,3 +132,15 @@ def test_add_baseline_ratios_is_pure(table: pd.DataFrame) -> None:
     before = table.copy()
     add_baseline_ratios(table)
     pd.testing.assert_frame_equal(before, table)
+
+
+def test_a_latency_slo_fails_on_fast_errors_unless_a_failure_budget_is_named() -> None:
+    row = {"cell": "c1", "style": "db/asyncpg", "users": 10, "style_users": 10, "together": False}
+    fast_errors = pd.DataFrame([{**row, "p99_ms": 3.0, "rps": 900.0, "failure_rate": 0.4}])
+    latency = slo.parse("db/asyncpg:p99<100ms")
+    alone = slo.evaluate([latency], fast_errors)
+    assert not alone["passed"].iloc[0] and "failure budget" in alone["note"].iloc[0]
+    budget = slo.evaluate([latency, slo.parse("db/asyncpg:failure_rate<50%")], fast_errors)
+    assert budget["passed"].all()  # the budget is named, and 40% is inside it
+    healthy = slo.evaluate([latency], fast_errors.assign(failure_rate=0.002))
+    assert healthy["passed"].all()
