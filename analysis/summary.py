@@ -341,7 +341,10 @@ def points(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     spec |= {c: (c, "any") for c in rows.columns if c.endswith("_at_least")}
     if "valid" in rows.columns:
         spec["valid"] = ("valid", "all")
-        spec["invalid_because"] = ("invalid_because", lambda v: "; ".join(dict.fromkeys(x for x in v if x)))
+        spec["invalid_because"] = (
+            "invalid_because",
+            lambda v: "; ".join(dict.fromkeys(x for x in v if isinstance(x, str) and x)),
+        )
     for col in rows.columns:
         if _carried(col) and col not in keys:
             spec[col] = (col, "mean" if pd.api.types.is_numeric_dtype(rows[col]) else "first")
@@ -456,7 +459,11 @@ def _alone(row: pd.Series, alone: pd.DataFrame) -> pd.Series | None:
     return mine.sort_values(["distance", "users"], kind="stable").iloc[0]
 
 
-NEIGHBOUR_POINT_COLUMNS = [c for c in NEIGHBOUR_COLUMNS if c != "cell"] + ["cells", "repeats"]
+NEIGHBOUR_POINT_COLUMNS = [c for c in NEIGHBOUR_COLUMNS if c != "cell"] + [
+    "cells",
+    "repeats",
+    *(f"{m}_beside_{end}" for m in NEIGHBOUR_METRICS for end in ("min", "max")),
+]
 
 
 def neighbour_points(table: pd.DataFrame) -> pd.DataFrame:
@@ -471,6 +478,9 @@ def neighbour_points(table: pd.DataFrame) -> pd.DataFrame:
     beside = [f"{m}_beside" for m in NEIGHBOUR_METRICS]
     first = [c for c in NEIGHBOUR_COLUMNS if c not in (*keys, *beside, "cell", "requests") and not c.endswith("_ratio")]
     spec: dict[str, tuple[str, Any]] = {c: (c, "mean") for c in beside}
+    # The range over repeats: the neighbour's outcome depends on how connections spread over
+    # the workers, so one repeat can differ from the next by far more than noise.
+    spec |= {f"{c}_{end}": (c, end) for c in beside for end in ("min", "max")}
     spec |= {c: (c, "first") for c in first}
     spec |= {"requests": ("requests", "sum"), "cells": ("cell", list), "repeats": ("cell", "count")}
     out = nb.groupby(keys, as_index=False, sort=False, dropna=False).agg(**spec)
