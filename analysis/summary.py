@@ -80,6 +80,7 @@ COLUMNS = [
     "sent",
     "unsent_at_stop",
     "inflight_at_stop",
+    "cell_workers_cpu_ms",
     "valid",
     "invalid_because",
     "validity_failed",
@@ -109,6 +110,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
     exact, window = data.exact["requests"], window_s(data.exact)
     stats = data.stats.set_index("Name")
     verdict = cell_validity(cell, data)
+    workers_cpu = workers_cpu_s(data.telemetry, data.exact.get("measure_from"), data.exact.get("stopped_at"))
     rows = []
     for style in cell["styles"]:
         e = exact.get(style)
@@ -177,12 +179,30 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 "sent": _number(e.get("sent")) if cell["model"] == "open" else np.nan,
                 "unsent_at_stop": _number(e.get("unsent_at_stop")) if cell["model"] == "open" else np.nan,
                 "inflight_at_stop": _number(e.get("inflight_at_stop")),
+                # The Gunicorn workers' own CPU per request in this cell (solo cells only: a
+                # shared cell's CPU cannot be split between its styles).
+                "cell_workers_cpu_ms": workers_cpu / completed * 1000
+                if len(cell["styles"]) == 1 and completed
+                else np.nan,
                 "valid": not reasons,
                 "invalid_because": "; ".join(reasons),
                 "validity_failed": ", ".join(verdict["failed"]) if reasons else "",
             }
         )
     return rows
+
+
+def workers_cpu_s(telemetry: pd.DataFrame, start: Any, end: Any) -> float:
+    """CPU seconds the server's workers used in [start, end], from their own samples (NaN when the
+    run's telemetry has no CPU readings)."""
+    if "cpu_s" not in telemetry.columns or not isinstance(start, (int, float)) or not isinstance(end, (int, float)):
+        return np.nan
+    total = 0.0
+    for _, samples in telemetry.dropna(subset=["cpu_s"]).groupby("pid"):
+        inside = samples[(samples["t"] >= start) & (samples["t"] <= end)]
+        if len(inside) >= 2:
+            total += float(inside["cpu_s"].iloc[-1] - inside["cpu_s"].iloc[0])
+    return total
 
 
 PERCENTILE_COLUMNS = {"50": "p50_ms", "95": "p95_ms", "99": "p99_ms", "99.9": "p999_ms"}

@@ -237,7 +237,9 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def demand_for(calibration: dict[str, Any] | None, style: str, cell: dict[str, Any]) -> float:
+def demand_for(
+    calibration: dict[str, Any] | None, style: str, cell: dict[str, Any], field: str = "cpu_s_per_request"
+) -> float:
     """D_cpu for ``style`` in ``cell`` from a run's ``calibration`` (NaN when it has none).
 
     The calibration probes (``{"probes": [{"style", "work", "fanout", "cpu_s_per_request", ...}]}``)
@@ -254,7 +256,7 @@ def demand_for(calibration: dict[str, Any] | None, style: str, cell: dict[str, A
             continue
         if fam == "fanout" and not _same(probe.get("fanout"), cell.get("fanout")):
             continue
-        value = probe.get("cpu_s_per_request")
+        value = probe.get(field)
         if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
             return float(value)
     legacy = calibration.get("cpu_s_per_request")
@@ -328,6 +330,12 @@ def add_predictions(
     out["predicted_mean_ms"] = [p.mean_s * 1000 for p in predictions]
     out["predicted_bottleneck"] = [p.bottleneck or None for p in predictions]
     out["predicted_cpu_utilisation"] = [p.cpu_utilisation for p in predictions]
+    # The calibration's CPU per request of the Gunicorn workers alone, to set beside what the
+    # workers used per request in the cell itself (a consistency check, not an input).
+    out["calibrated_workers_cpu_ms"] = [
+        demand_for(calibration, row["style"], cells.get(row["cell"], {}), "workers_cpu_s_per_request") * 1000
+        for row in out.to_dict("records")
+    ]
     out["rps_vs_predicted"] = out["rps"] / out["predicted_rps"]
     measured_mean = out["mean_ms"] if "mean_ms" in out else pd.Series(math.nan, index=out.index)
     finite_mean = out["predicted_mean_ms"].where(np.isfinite(out["predicted_mean_ms"]))
