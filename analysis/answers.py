@@ -259,7 +259,16 @@ def _unreliable(point: pd.Series) -> str:
         return f"{point['failure_rate']:.0%} of its requests failed"
     if point.get("saturated", False):
         return "the load generator was saturated"
+    valid = point.get("valid", True)
+    if valid is not None and not pd.isna(valid) and not bool(valid):
+        return f"its cell is not valid ({point.get('invalid_because') or 'see the validity table'})"
     return ""
+
+
+def _p99(point: pd.Series) -> str:
+    """The p99 in words, "at least" when unfinished requests reach it (a lower bound)."""
+    bound = bool(point.get("p99_ms_at_least", False)) and not pd.isna(point.get("p99_ms_at_least", False))
+    return ("at least " if bound else "") + _ms(point["p99_ms"])
 
 
 def _times(ratio: float) -> str:
@@ -277,7 +286,7 @@ def baseline_sentence(rows: pd.DataFrame) -> Sentence:
     top = rows.sort_values("users").iloc[-1]
     claim = (
         f"{named(top['style'])} is the family's baseline: {_rps(top['rps'])} req/s at {top['users']:g} users "
-        f"with an exact p99 of {_ms(top['p99_ms'])}"
+        f"with an exact p99 of {_p99(top)}"
     )
     detail = (
         f"W={top['server_workers']:g} workers; p99 from HDR histograms over {int(top['requests']):,} "
@@ -303,7 +312,7 @@ def style_sentence(shape: pd.DataFrame, style: str, base: str) -> Sentence:
     if b["p99_ms"] > 0:
         claim += f" with {_ratio(a['p99_ms'], b['p99_ms'])} its p99"
     detail = (
-        f"{_rps(a['rps'])} vs {_rps(b['rps'])} req/s; exact p99 {_ms(a['p99_ms'])} vs {_ms(b['p99_ms'])} "
+        f"{_rps(a['rps'])} vs {_rps(b['rps'])} req/s; exact p99 {_p99(a)} vs {_p99(b)} "
         f"from HDR histograms over {int(a['requests']):,} and {int(b['requests']):,} requests"
         f"{_repeats(a['repeats'], b['repeats'])}; W={a['server_workers']:g} workers"
     )

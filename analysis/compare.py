@@ -33,11 +33,12 @@ TEST_METHOD = (
     f"Welch's t-test on the per-repeat values (two-sided), alpha = {ALPHA:g}: at most {ALPHA:.0%} false "
     f"positives between runs of the same distribution; used when both sides have at least {MIN_REPEATS} repeats"
 )
+MIN_FLOOR = 0.02  # no floor below 2%: two or three repeats can agree by chance far closer than that
 FLOOR_METHOD = (
     f"Below {MIN_REPEATS} repeats on either side: inconclusive unless the relative change exceeds a noise "
-    f"floor of {NOISE_FACTOR:g} x the widest relative spread (max - min) / mean of that metric among the "
-    "repeated cells of the two runs (or the given --noise when neither run has repeats); no stated "
-    "false-positive rate"
+    f"floor of {NOISE_FACTOR:g} x the relative spread (max - min) / mean of that cell shape's own repeats "
+    f"(at least {MIN_FLOOR:.0%}); a shape repeated on neither side has no measured floor: the given "
+    "--noise decides, else it is inconclusive. No stated false-positive rate"
 )
 COLUMNS = [
     "metric",
@@ -62,34 +63,24 @@ class Floor:
     source: str
 
 
-def noise_floors(a: pd.DataFrame, b: pd.DataFrame, noise: float | None = None) -> dict[str, Floor]:
-    """Per metric shared by ``a`` and ``b``, the floor a change below ``MIN_REPEATS`` repeats must exceed."""
-    floors = {}
-    for metric in _metrics(a, b):
-        spreads = [s for t in (a, b) for s in _spreads(t, metric)]
-        if spreads:
-            widest = max(spreads)
-            floors[metric] = Floor(
-                NOISE_FACTOR * widest,
-                f"{NOISE_FACTOR:g} x {widest:.1%}, the widest relative spread of {metric} over "
-                f"the two runs' {len(spreads)} repeated cell(s)",
-            )
-        elif noise is not None:
-            floors[metric] = Floor(noise, "given (--noise): no repeated cell to measure one from")
-        else:
-            floors[metric] = Floor(None, "none: no repeated cell to measure one from and no --noise given")
-    return floors
-
-
-def _spreads(table: pd.DataFrame, metric: str) -> list[float]:
-    need = [f"{metric}_{s}" for s in ("n", "min", "max", "mean")]
-    if not set(need) <= set(table.columns):
-        return []
-    n, low, high, mean = (table[c].to_numpy(dtype=float) for c in need)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        spread = (high - low) / np.abs(mean)
-    keep = (n >= 2) & np.isfinite(spread)
-    return [float(s) for s in spread[keep]]
+def floor_of(r: dict[str, Any], metric: str, noise: float | None) -> Floor:
+    """The floor a change of ``metric`` in the merged row ``r`` must exceed below MIN_REPEATS: from
+    this shape's own repeats on either side, else the given noise, else none."""
+    spreads = []
+    for side in "ab":
+        n = r.get(f"{metric}_n_{side}", 0)
+        low, high, mean = (r.get(f"{metric}_{k}_{side}", math.nan) for k in ("min", "max", "mean"))
+        if isinstance(n, (int, float)) and n >= 2 and mean and math.isfinite(high - low):
+            spreads.append((high - low) / abs(mean))
+    if spreads:
+        widest = max(spreads)
+        return Floor(
+            max(MIN_FLOOR, NOISE_FACTOR * widest),
+            f"{NOISE_FACTOR:g} x {widest:.1%}, the spread of this shape's repeats (at least {MIN_FLOOR:.0%})",
+        )
+    if noise is not None:
+        return Floor(noise, "given (--noise): this shape was repeated on neither side")
+    return Floor(None, "none: this shape was repeated on neither side and no --noise was given")
 
 
 def _metrics(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
@@ -100,8 +91,8 @@ def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b:
     """Two-sided p-value of Welch's t-test from each side's mean, sd (n-1) and n (both n >= 2)."""
     va, vb = sd_a**2 / n_a, sd_b**2 / n_b
     se2 = va + vb
-    if not se2 > 0:  # no spread on either side: any difference is exact
-        return 1.0 if mean_a == mean_b else 0.0
+    if not se2 > 0:  # no spread on either side: nothing to measure the noise from
+        return math.nan
     t = (mean_b - mean_a) / math.sqrt(se2)
     df = se2**2 / ((va**2 / (n_a - 1) if va else 0.0) + (vb**2 / (n_b - 1) if vb else 0.0))
     return t_two_sided_p(t, df)
@@ -125,12 +116,11 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, noise: float | None = None) -> pd.
     mixed = {k: object for k in keys if a[k].dtype != b[k].dtype}
     a, b = a.astype(mixed), b.astype(mixed)
     metrics = _metrics(a, b)
-    floors = noise_floors(a, b, noise)
     merged = a.merge(b, on=keys, suffixes=("_a", "_b"))
     rows = []
     for r in merged.to_dict("records"):
         for metric in metrics:
-            rows.append({**{k: r[k] for k in keys}, "metric": metric, **_decide(r, metric, floors[metric])})
+            rows.append({**{k: r[k] for k in keys}, "metric": metric, **_decide(r, metric, floor_of(r, metric, noise))})
     return pd.DataFrame(rows, columns=keys + COLUMNS)
 
 
@@ -148,6 +138,9 @@ def _decide(r: dict[str, Any], metric: str, floor: Floor) -> dict[str, Any]:
     sides = f"n = {na} vs {nb}"
     if na == 0 or nb == 0:
         verdict, basis = "inconclusive", f"not measured on both sides ({sides})"
+    elif na >= MIN_REPEATS and nb >= MIN_REPEATS and not (math.isnan(sa) or math.isnan(sb)) and sa + sb == 0:
+        verdict = "inconclusive"
+        basis = f"{sides}, but every repeat gave the same value on both sides: no noise to test against"
     elif na >= MIN_REPEATS and nb >= MIN_REPEATS and not (math.isnan(sa) or math.isnan(sb)):
         p = welch(ma, sa, na, mb, sb, nb)
         moved = p < ALPHA

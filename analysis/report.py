@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from analysis import answers, charts, slo, theory, timeseries, validity
-from analysis.compare import ALPHA, FLOOR_METHOD, MIN_REPEATS, TEST_METHOD, VERDICTS, compare, noise_floors
+from analysis.compare import ALPHA, FLOOR_METHOD, MIN_REPEATS, TEST_METHOD, VERDICTS, compare
 from analysis.load import (
     BadInput,
     Run,
@@ -76,7 +76,8 @@ def analyse(run_dir: Path, extra_slo: list[str] | None = None) -> Analysis:
     except slo.SloError as exc:
         raise BadInput(str(exc)) from None
     evidence = [cell_evidence(run, cell) for cell in ok_cells(run)]
-    return Analysis(run, table, aggregate(table), slo.evaluate(thresholds, table), evidence)
+    # Intervals and comparisons from cells whose numbers can be trusted only.
+    return Analysis(run, table, aggregate(_trusted(table)), slo.evaluate(thresholds, table), evidence)
 
 
 def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
@@ -273,10 +274,32 @@ def headline(a: Analysis) -> dict[str, Any]:
         "cells_ok": len(ok_cells(a.run)),
         "styles": sorted(a.table["style"].unique()),
         # As `routebench check` decides: a failure that is the neighbour lesson does not count.
-        "slo_passed": bool((a.slo["passed"] | a.slo["expected_failure"]).all()) if not a.slo.empty else None,
-        "best_p99": _extreme(a.table, "p99_ms", min),
-        "worst_p99": _extreme(a.table, "p99_ms", max),
+        "slo_passed": slo_outcome(a),
+        "slo_judged_any": not a.slo.empty,
+        # From cells whose numbers can be trusted (all cells when none can).
+        "best_p99": _extreme(_trusted(a.table), "p99_ms", min),
+        "worst_p99": _extreme(_trusted(a.table), "p99_ms", max),
     }
+
+
+def _trusted(table: pd.DataFrame) -> pd.DataFrame:
+    valid = table[table["valid"].astype(bool)] if "valid" in table.columns else table
+    return valid if not valid.empty else table
+
+
+def slo_outcome(a: Analysis) -> bool | None:
+    """As `routebench check` decides: False when a judged threshold broke (a failure that is the
+    neighbour lesson does not count), None when the run cannot be judged (incomplete, a cell
+    failed, a value is only a lower bound, or a cell it rests on is invalid), else True."""
+    if a.slo.empty:
+        return None
+    judged = a.slo[a.slo["judged"] & a.slo["valid"]]
+    if (~judged["passed"] & ~judged["expected_failure"]).any():
+        return False
+    unfit = a.run.meta.get("status") != "complete" or any(c.get("status") != "ok" for c in a.run.cells)
+    if unfit or len(judged) < len(a.slo):
+        return None
+    return True
 
 
 def _extreme(table: pd.DataFrame, col: str, pick: Any) -> dict[str, Any]:
@@ -409,7 +432,11 @@ def _alone_label(r: dict[str, Any]) -> str:
 
 def slo_view(row: dict[str, Any]) -> dict[str, Any]:
     """A threshold row with its shown result: a failure the neighbour lesson expects reads as such."""
-    if row["passed"]:
+    if not row.get("judged", True):
+        result, css = "not judged", "expected"
+    elif not row.get("valid", True):
+        result, css = ("passed" if row["passed"] else "FAILED") + ", in a cell that is not valid", "expected"
+    elif row["passed"]:
         result, css = "passed", "good"
     elif row["expected_failure"]:
         result, css = "failed, as expected", "expected"
@@ -477,7 +504,6 @@ def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float
                 "interval_method": INTERVAL_METHOD,
                 "alpha": ALPHA,
                 "min_repeats": MIN_REPEATS,
-                "floors": noise_floors(a.repeats, b.repeats, noise),
             },
         ),
     )

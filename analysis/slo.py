@@ -68,7 +68,9 @@ def parse(text: str) -> Threshold:
     return Threshold(text.strip(), style, METRICS[metric], m["op"], float(m["value"]) * scale)
 
 
-COLUMNS = ["slo", "cell", "users", "style_users", "value", "passed", "expected_failure", "note"]
+# judged: False when the value cannot decide (a lower bound under a "<" threshold it meets);
+# valid: the cell's validity (analysis.validity), which `check` requires unless asked.
+COLUMNS = ["slo", "cell", "users", "style_users", "value", "passed", "expected_failure", "note", "judged", "valid"]
 
 
 LATENCY_METRICS = frozenset({"p50_ms", "p95_ms", "p99_ms", "p999_ms"})
@@ -97,6 +99,8 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
                     "passed": False,
                     "expected_failure": False,
                     "note": "style not measured in this run",
+                    "judged": True,
+                    "valid": True,
                 }
             )
         for r in matching.itertuples():
@@ -119,6 +123,15 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
                     f"{failures:.1%} of requests failed: percentiles are of successes only, so this SLO "
                     f"needs a failure budget (add {th.style}:failure_rate<N%)"
                 )
+            # A percentile that unfinished requests reach is only a lower bound: below the limit it
+            # cannot show the threshold holds; at or above it, the threshold is certainly broken.
+            judged = True
+            if bool(getattr(r, f"{th.metric}_at_least", False)) and th.op in ("<", "<=") and passed:
+                judged = False
+                note = (
+                    f"only a lower bound (≥ {value:,.1f}): requests were unfinished when the window "
+                    "closed, so it cannot show the threshold holds; measure with a longer window"
+                )
             rows.append(
                 {
                     "slo": th.text,
@@ -129,6 +142,8 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
                     "passed": passed,
                     "expected_failure": bool(blockers) and failures <= FAILURE_SHARE,
                     "note": note,
+                    "judged": judged,
+                    "valid": bool(getattr(r, "valid", True)),
                 }
             )
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -236,6 +236,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     judged = failed_expected = broken = 0
     for r in a.slo.itertuples():
         v = validity.get(r.cell) if r.cell else None
+        if not r.judged:
+            console.print(f"[yellow]not judged[/] {r.slo}  {r.cell}: {r.note}")
+            unfit.append(f"{r.slo} in {r.cell}: only a lower bound")
+            continue
         if v is not None and not v["valid"] and not args.include_invalid:
             console.print(f"[yellow]not judged[/] {r.slo}  {r.cell}: invalid: {'; '.join(v['reasons'])}")
             unfit.append(f"cell {r.cell} invalid ({', '.join(v['failed'])})")

@@ -82,6 +82,7 @@ class LocustCluster(StartedAndStopped):
     master: Managed | None = field(default=None, init=False)
     local_workers: list[Managed] = field(default_factory=list, init=False)
     cpu: dict[int, list[float]] = field(default_factory=dict, init=False)
+    cpu_at: dict[int, list[float]] = field(default_factory=dict, init=False)  # when each reading was taken
     _probes: dict[int, psutil.Process] = field(default_factory=dict, init=False)
 
     def master_argv(self) -> list[str]:
@@ -189,8 +190,10 @@ class LocustCluster(StartedAndStopped):
                     self._probes[pid] = psutil.Process(pid)
                     self._probes[pid].cpu_percent(None)  # the first call only sets the baseline
                     self.cpu[pid] = []
+                    self.cpu_at[pid] = []
                 else:
                     self.cpu[pid].append(self._probes[pid].cpu_percent(None))
+                    self.cpu_at[pid].append(time.time())
             except psutil.Error:
                 continue
 

@@ -257,18 +257,21 @@ class Runner:
                     timeout=spec.run_time_s + (660 if self.external_workers else 90),  # type: ignore[operator]
                     on_tick=tick,
                 )
-            cpu = {str(pid): readings for pid, readings in cluster.cpu.items()}
+            cpu = {
+                str(pid): list(zip(cluster.cpu_at[pid], readings, strict=True)) for pid, readings in cluster.cpu.items()
+            }
             names = {str(m.proc.pid): m.name for m in cluster.processes()}
             server_log = stack.log("target")
             files = CellDir(cell_dir)
             files.server_log.write_text(server_log)
         deaths = worker_deaths(server_log, files.telemetry)
-        generator = generator_load(cpu, names)
-        write_json(files.generator, generator)
         if not files.exact.exists() or not files.stats.exists():
+            write_json(files.generator, generator_load(cpu, names))
             tail = cluster.master.tail(3) if cluster.master else ""
             return {"status": "failed", "reason": f"Locust left no results (exit code {code}): {tail}"}
         exact = json.loads(files.exact.read_text())
+        generator = generator_load(cpu, names, (float(exact["measure_from"]), float(exact["stopped_at"])))
+        write_json(files.generator, generator)
         if not exact.get("requests"):
             return {"status": "failed", "reason": f"no request completed in the window (Locust exit code {code})"}
         outcome = {
@@ -352,10 +355,17 @@ class ExternalTarget:
         return ""
 
 
-def generator_load(cpu: dict[str, list[float]], names: dict[str, str]) -> dict[str, Any]:
-    """Each Locust process's CPU over the cell; saturated when any averaged above Locust's warning."""
+def generator_load(
+    cpu: dict[str, list[tuple[float, float]]], names: dict[str, str], window: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """Each Locust process's CPU over the measured window (readings of the second before each
+    timestamp; the whole cell when no window is known); saturated when any averaged above
+    Locust's warning. Start-up, warm-up and the final-report wait are left out: they would dilute
+    a saturated window below the threshold."""
     processes: list[dict[str, Any]] = []
-    for pid, readings in cpu.items():
+    for pid, stamped in cpu.items():
+        inside = [p for t, p in stamped if window is None or window[0] + 0.5 <= t <= window[1] + 0.5]
+        readings = inside or [p for _, p in stamped]
         mean = sum(readings) / len(readings) if readings else 0.0
         processes.append(
             {
@@ -363,12 +373,19 @@ def generator_load(cpu: dict[str, list[float]], names: dict[str, str]) -> dict[s
                 "name": names.get(pid, "?"),
                 "mean_cpu_percent": round(mean, 1),
                 "max_cpu_percent": round(max(readings, default=0.0), 1),
+                "readings": len(readings),
             }
         )
     saturated = any(p["mean_cpu_percent"] > CPU_WARNING for p in processes)
-    # The cores the generator took from the machine, which the server then did not have.
+    # The cores the generator took from the machine in the window, which the server then did not have.
     cores = round(sum(p["mean_cpu_percent"] for p in processes) / 100, 3)
-    return {"threshold_percent": CPU_WARNING, "saturated": saturated, "cpu_cores": cores, "processes": processes}
+    return {
+        "threshold_percent": CPU_WARNING,
+        "over": "the measured window" if window is not None else "the whole cell",
+        "saturated": saturated,
+        "cpu_cores": cores,
+        "processes": processes,
+    }
 
 
 WORKER_DEATH = re.compile(

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.compare import ALPHA, compare, noise_floors
+from analysis.compare import ALPHA, compare
 from analysis.repeats import INTERVAL_METHOD, SHAPE, aggregate, t_interval, t_quantile, t_two_sided_p
 
 TRIALS = 2000
@@ -159,18 +159,22 @@ def test_a_given_noise_floor_decides_without_repeats() -> None:
         compare(a, far, noise=-0.1)
 
 
-def test_the_measured_floor_is_twice_the_widest_repeat_spread() -> None:
-    # One repeated shape (spread 10 / 100 = 10%) sets the floor at 20% for the unrepeated one.
-    repeated = one_shape([95.0, 105.0], users=1)
-    a = aggregate(pd.concat([repeated, one_shape([100.0], users=2)]))
-    floors = noise_floors(a, a, noise=0.01)  # measured: the given noise is not used
-    assert floors["rps"].value == pytest.approx(0.20)
-    beyond = aggregate(pd.concat([repeated, one_shape([125.0], users=2)]))
-    within = aggregate(pd.concat([repeated, one_shape([115.0], users=2)]))
-    row = compare(a, beyond).set_index(["users", "metric"]).loc[(2, "rps")]
-    assert row["verdict"] == "better" and row["significant"] and math.isnan(row["p_value"])
-    row = compare(a, within).set_index(["users", "metric"]).loc[(2, "rps")]
-    assert row["verdict"] == "inconclusive" and not row["significant"]
+def test_the_floor_comes_from_the_shapes_own_repeats() -> None:
+    # Two repeats of users=1 (spread 10 / 100 = 10%) set a 20% floor for that shape only.
+    a = aggregate(pd.concat([one_shape([95.0, 105.0], users=1), one_shape([100.0], users=2)]))
+    beyond = aggregate(pd.concat([one_shape([125.0], users=1), one_shape([400.0], users=2)]))
+    within = aggregate(pd.concat([one_shape([115.0], users=1), one_shape([100.0], users=2)]))
+    row = compare(a, beyond).set_index(["users", "metric"])
+    assert row.loc[(1, "rps"), "verdict"] == "better" and math.isnan(row.loc[(1, "rps"), "p_value"])
+    assert "20.0%" in row.loc[(1, "rps"), "basis"]
+    # users=2 was repeated on neither side: another shape's tiny spread is no floor for it.
+    assert row.loc[(2, "rps"), "verdict"] == "inconclusive"
+    assert compare(a, within).set_index(["users", "metric"]).loc[(1, "rps"), "verdict"] == "inconclusive"
+
+
+def test_identical_repeats_are_not_a_measured_change() -> None:
+    a, b = aggregate(one_shape([101.1] * 3)), aggregate(one_shape([101.2] * 3))
+    assert (compare(a, b)["verdict"] == "inconclusive").all()
 
 
 def test_every_shape_column_present_keeps_cells_apart() -> None:

@@ -11,7 +11,7 @@ import pytest
 from analysis import slo
 from analysis.compare import compare
 from analysis.load import load_run, read_telemetry
-from analysis.repeats import aggregate, t_interval
+from analysis.repeats import aggregate, shape_keys, t_interval
 from analysis.report import analyse, decision_table
 from analysis.summary import add_baseline_ratios, summarise
 from analysis.timeseries import lag_summary, server_series
@@ -119,11 +119,15 @@ def test_compare_below_three_repeats_uses_the_runs_own_noise_floor(table: pd.Dat
     worse = agg.copy()
     for col in ("rps_mean", "rps_min", "rps_max", "rps_ci_low", "rps_ci_high"):
         worse[col] = worse[col] / 2
-    changed = compare(agg, worse)
+    changed = compare(agg, worse).merge(agg[[*shape_keys(agg), "repeats"]], on=shape_keys(agg))
     rps = changed[changed["metric"] == "rps"]
-    # Half the req/s is far beyond 2 x the widest rps spread among the repeated cells (about 1%).
-    assert rps["significant"].all() and (rps["verdict"] == "worse").all() and (rps["direction"] == "worse").all()
-    assert rps["basis"].str.contains("noise floor").all() and rps["p_value"].isna().all()
+    repeated, single = rps[rps["repeats"] >= 2], rps[rps["repeats"] == 1]
+    assert not repeated.empty and not single.empty
+    # Half the req/s is far beyond 2 x the spread of each repeated shape's own repeats (about 1%).
+    assert repeated["significant"].all() and (repeated["verdict"] == "worse").all()
+    assert repeated["basis"].str.contains("noise floor").all() and rps["p_value"].isna().all()
+    # A shape repeated on neither side has no floor of its own: however large, inconclusive.
+    assert (single["verdict"] == "inconclusive").all()
     p99 = changed[changed["metric"] == "p99_ms"]
     assert (p99["verdict"] == "inconclusive").all() and not p99["significant"].any()
 
