@@ -93,9 +93,25 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
                     f"a window of about {need:,} s ({WINDOW_FACTOR}x that) would measure them",
                 )
             )
-        if model == "open":
+        if model == "open" and "offered" in e:  # runs from before the open-model counts have none
             sent, offered, unsent = int(e.get("sent", 0)), int(e.get("offered", 0)), int(e.get("unsent_at_stop", 0))
             late = int(e.get("late_starts", 0))
+            rate = cell.get("arrival_rate")
+            if (
+                window
+                and isinstance(rate, (int, float))
+                and rate > 0
+                and abs(offered - rate * window) > 2 + 0.03 * rate * window
+            ):
+                rules.append(
+                    _rule(
+                        "schedule",
+                        False,
+                        f"{style}: the schedule offered {offered:,} starts in {window:,.1f} s "
+                        f"({offered / window:,.1f}/s), not the {rate:g}/s asked (a generator process with no "
+                        "user of this style offers none: give it at least as many users as generator processes)",
+                    )
+                )
             if offered != sent + unsent:
                 rules.append(
                     _rule("schedule", False, f"{style}: offered {offered:,} but sent {sent:,} + unsent {unsent:,}")

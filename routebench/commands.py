@@ -124,6 +124,7 @@ def print_summary(run_dir: Path) -> None:
             "p95_ms",
             "p99_ms",
             "locust_p99_ms",
+            "valid",
         ]
     ]
     write_text(files.summary_md, shown.to_markdown(index=False, floatfmt=".1f") + "\n")

@@ -310,11 +310,15 @@ class Runner:
             if e:
                 # A one-style cell's label names the style already: only a shared cell repeats it.
                 name = f"{style} " if len(cell.styles) > 1 else ""
+                bound = set(e.get("at_least") or [])
                 parts.append(
-                    f"{name}p50 {e['percentiles_us']['50'] / 1000:,.1f} ms, "
-                    f"p99 {e['percentiles_us']['99'] / 1000:,.1f} ms, {e['count']:,} req"
+                    f"{name}p50 {'≥' if '50' in bound else ''}{e['percentiles_us']['50'] / 1000:,.1f} ms, "
+                    f"p99 {'≥' if '99' in bound else ''}{e['percentiles_us']['99'] / 1000:,.1f} ms, {e['count']:,} req"
                 )
         warn = " [yellow]generator saturated[/]" if record.get("generator_saturated") else ""
+        v = record.get("validity") or {}
+        if v and not v.get("valid", True):
+            warn += f" [yellow]not valid: {', '.join(v.get('failed', []))}[/]"
         # Wrapped by words, not cut mid-number, in a narrow terminal.
         self.console.print(
             f"{label}: {'; '.join(parts) or 'no requests'}{warn} [dim]({record['wall_s']} s)[/]", soft_wrap=False

@@ -1,0 +1,76 @@
+"""Each validity rule fails on the cell it describes and holds on a clean one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analysis import validity
+
+STYLE = "sleep/async-await"
+
+
+def cell(**over: Any) -> dict[str, Any]:
+    return {"styles": [STYLE], "model": "closed", "users_by_style": {STYLE: 10}, **over}
+
+
+def exact(entry: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]:
+    # 10 users, 6 s: 1,180 requests of 50.8 ms on average is U = X x R (1,180 / 6 x 0.0508 = 9.99).
+    base = {"count": 1180, "failures": 0, "censored": 10, "completed_mean_us": 50_800, "censored_max_us": 40_000}
+    body = {
+        "measure_from": 1000.0,
+        "stopped_at": 1006.0,
+        "requests": {STYLE: {**base, **(entry or {})}},
+        "locust_counts": {STYLE: {"requests": 1185}},
+        "final_reports": {"expected": ["a", "b"], "received": ["a", "b"], "missing": []},
+    }
+    return {**body, **top}
+
+
+def failed(c: dict[str, Any], e: dict[str, Any]) -> list[str]:
+    return validity.check(c, e)["failed"]
+
+
+def test_a_clean_cell_is_valid() -> None:
+    v = validity.check(cell(), exact({"inflight_at_stop": 10}))
+    assert v["valid"] and v["failed"] == [] and v["reasons"] == []
+
+
+def test_counts_must_agree_with_locusts() -> None:
+    # Locust may count what completed after the close (in flight then) but not 100 more.
+    assert "counts" not in failed(cell(), exact({"inflight_at_stop": 10}))
+    assert "counts" in failed(cell(), exact({"inflight_at_stop": 10}, locust_counts={STYLE: {"requests": 1290}}))
+    assert "counts" in failed(cell(), exact(locust_counts={STYLE: {"requests": 1000}}))
+
+
+def test_littles_law_catches_requests_that_never_came_back() -> None:
+    # 100 users, 39.3 req/s at 1.18 s: 46 users accounted for (the default run's blocked cell).
+    lost = exact({"count": 236, "completed_mean_us": 1_180_000}, locust_counts={STYLE: {"requests": 236}})
+    v = validity.check(cell(users_by_style={STYLE: 100}), lost)
+    assert "littles_law" in v["failed"] and "100 users" in " ".join(v["reasons"])
+
+
+def test_a_window_shorter_than_the_latencies_names_one_that_would_do() -> None:
+    v = validity.check(cell(), exact({"censored_max_us": 2_000_000, "at_least": ["99", "99.9"]}))
+    assert "window" in v["failed"] and "about 20 s" in " ".join(v["reasons"]) and "p99" in " ".join(v["reasons"])
+
+
+def test_open_model_schedule() -> None:
+    open_cell = cell(model="open", arrival_rate=60)
+    kept = {"offered": 360, "sent": 358, "unsent_at_stop": 2, "late_starts": 3}
+    assert "schedule" not in failed(open_cell, exact(kept))
+    assert "schedule" in failed(open_cell, exact({**kept, "offered": 180, "sent": 178}))  # half the rate
+    assert "schedule" in failed(open_cell, exact({**kept, "sent": 300}))  # offered != sent + unsent
+    assert "schedule" in failed(open_cell, exact({**kept, "late_starts": 60}))  # 17% late
+
+
+def test_failures_generator_reports_and_workers() -> None:
+    assert "failures" in failed(cell(), exact({"count": 1100, "failures": 80}))
+    assert "generator" in failed(cell(generator_saturated=True), exact())
+    missing = {"expected": ["a", "b"], "received": ["a"], "missing": ["b"]}
+    assert "final_reports" in failed(cell(), exact(final_reports=missing))
+    assert "workers" in failed(cell(lost_workers=[{"id": "b", "lost_at": 1003.0}]), exact())
+
+
+def test_warm_up_rejections_are_information_not_a_fault() -> None:
+    v = validity.check(cell(), exact({"warmup_rejected": 300}))
+    assert v["valid"] and "300 warm-up samples rejected" in v["notes"][0]
