@@ -24,14 +24,18 @@ from routebench.launcher import Stack
 from target_app import catalogue
 from target_app.settings import Settings
 
-PROBE_S = 1.5  # per style: long enough for a few dozen requests of the slowest style
-MIN_REQUESTS = 20
+PROBE_S = 1.5  # per style
+MIN_REQUESTS = 200  # the kernel counts CPU time in 10 ms ticks: enough requests to dwarf that
 CONCURRENCY = 2
+# The wait is not what costs CPU, and at the cells' waits (50 ms) a probe completes too few
+# requests for the CPU clock's resolution: the probe waits 1 ms (the cpu family's work and the
+# fan-out width stay the cell's).
+PROBE_WAIT_MS = 1
 IDLE_S = 1.0
 METHOD = (
     f"server CPU seconds per request (Gunicorn workers, upstream and PostgreSQL processes, idle CPU "
-    f"taken off), measured by a {PROBE_S:g}-second probe per style at {CONCURRENCY} requests at a time "
-    "on a stack of its own before the first cell"
+    f"taken off), measured by a probe per style ({PROBE_S:g} s and at least {MIN_REQUESTS} requests, "
+    f"{CONCURRENCY} at a time, waits of {PROBE_WAIT_MS} ms) on a stack of its own before the first cell"
 )
 
 
@@ -40,11 +44,10 @@ class Probe:
     style: str
     work: int
     fanout: int
-    wait_ms: int
 
     def query(self) -> dict[str, int]:
         params = catalogue.BY_ID[self.style].params
-        values = {"ms": self.wait_ms, "work": self.work, "k": self.fanout}
+        values = {"ms": PROBE_WAIT_MS, "work": self.work, "k": self.fanout}
         return {p: v for p, v in values.items() if p in params}
 
 
@@ -59,7 +62,6 @@ def probes_for(cells: list[Cell]) -> list[Probe]:
                     style,
                     cell.work if family == "cpu" else 0,
                     cell.fanout if family == "fanout" else 0,
-                    cell.wait_ms,
                 )
             ] = None
     return list(seen)
@@ -147,7 +149,7 @@ def calibrate(
                     "style": probe.style,
                     "work": probe.work,
                     "fanout": probe.fanout,
-                    "wait_ms": probe.wait_ms,
+                    "wait_ms": PROBE_WAIT_MS,
                     "requests": n,
                     "seconds": round(seconds, 3),
                     "cpu_s_per_request": max(0.0, total1 - total0 - idle) / n if n else None,

@@ -1,0 +1,40 @@
+"""The CPU calibration against a real stack: what a request of each style costs the server."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pytest
+
+from routebench import calibrate
+from routebench.experiment import Experiment, expand
+from target_app.settings import Settings
+from target_app.work import burn
+
+pytestmark = pytest.mark.stack
+
+WORK = 100_000
+
+
+def test_the_probe_measures_what_a_request_costs(tmp_path: Path) -> None:
+    exp = Experiment.model_validate(
+        {
+            "name": "calibrate",
+            "work": WORK,
+            "groups": [
+                {"styles": ["cpu/sync-def", "sleep/async-await"]},
+                {"styles": ["sleep/async-await"], "users": [20]},  # the same style again: no second probe
+            ],
+        }
+    )
+    result = calibrate.calibrate(expand(exp), Settings(host="127.0.0.1", workers=2, database_url=None))
+    probes = {p["style"]: p for p in result["probes"]}
+    assert set(probes) == {"cpu/sync-def", "sleep/async-await"}  # one probe per style and work size
+    cpu, light = probes["cpu/sync-def"], probes["sleep/async-await"]
+    assert cpu["requests"] >= calibrate.MIN_REQUESTS and light["requests"] >= calibrate.MIN_REQUESTS
+    # The cpu route's cost is its loop: the loop timed here, plus the framework's small share.
+    loop_s = statistics.median(burn(WORK) for _ in range(5)) / 1000
+    assert 0.8 * loop_s < cpu["cpu_s_per_request"] < 1.6 * loop_s + 0.002
+    # A request that only waits costs a small fraction of that, but not nothing.
+    assert 0 < light["cpu_s_per_request"] < 0.5 * cpu["cpu_s_per_request"]
