@@ -13,7 +13,7 @@ from pathlib import Path
 
 from analysis.answers import answers
 from analysis.report import Analysis, analyse
-from analysis.summary import neighbour_table
+from analysis.summary import neighbour_points
 from target_app import catalogue
 
 BEGIN = "<!-- readme-tables: begin (made by `routebench readme-tables`; do not edit by hand) -->"
@@ -52,37 +52,49 @@ def answers_markdown(a: Analysis) -> str:
     return "\n".join(lines)
 
 
+def _bound(r: object, col: str, digits: int = 1) -> str:
+    """A figure, "≥" in front when it is only a lower bound (requests unfinished at the close)."""
+    value = _num(getattr(r, col), digits)
+    return ("≥" if bool(getattr(r, f"{col}_at_least", False)) else "") + value
+
+
 def cells_markdown(a: Analysis) -> str:
     t = a.table[~a.table["together"]]
     t = t.assign(_order=t["style"].map(catalogue.rank))
     t = t.sort_values(["_order", "users", "repeat"], kind="stable")
     header = (
-        "| style | users | W | repeat | requests | req/s | predicted req/s | p50 | p95 | p99 | Locust's p99 |\n"
-        "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        "| style | users | repeat | req/s | predicted | measured / predicted | mean | predicted mean | p50 | p99 | "
+        "Locust's p99 | valid |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|"
     )
     rows = [
-        f"| `{r.style}` | {r.users:g} | {r.server_workers} | {r.repeat} | {r.requests:,} | {_num(r.rps)} | "
-        f"{_num(r.predicted_rps, 0)} | {_num(r.p50_ms)} | {_num(r.p95_ms)} | {_num(r.p99_ms)} | "
-        f"{_num(r.locust_p99_ms, 0)} |"
+        f"| `{r.style}` | {r.users:g} | {r.repeat} | {_num(r.rps)} | {_num(r.predicted_rps, 0)} | "
+        f"{_num(r.rps_vs_predicted, 2)} | {_bound(r, 'mean_ms')} | {_num(r.predicted_mean_ms)} | "
+        f"{_bound(r, 'p50_ms')} | {_bound(r, 'p99_ms')} | {_num(r.locust_p99_ms, 0)} | "
+        f"{'yes' if r.valid else 'no: ' + str(r.validity_failed)} |"
         for r in t.itertuples()
     ]
     return "\n".join([header, *rows])
 
 
 def neighbours_markdown(a: Analysis) -> str:
-    n = neighbour_table(a.table)
+    n = neighbour_points(a.table)
     if n.empty:
         return ""
     header = (
-        "| style | users | alone at | p50 alone | p50 beside | x | p99 alone | p99 beside | x | req/s alone | "
-        "req/s beside |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        "| style | users | n | alone at | p50 alone | p50 beside (range) | x | p99 alone | p99 beside (range) | x | "
+        "req/s alone | req/s beside |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     )
+
+    def beside(r: dict[str, object], m: str) -> str:
+        spread = f" ({_num(r[f'{m}_beside_min'])}–{_num(r[f'{m}_beside_max'])})" if r["repeats"] > 1 else ""  # type: ignore[operator]
+        return _num(r[f"{m}_beside"]) + spread
+
     rows = [
-        f"| `{r['style']}` | {r['users_label']} | {_num(r['alone_users'], 0)} users |"
-        f" {_num(r['p50_ms_alone'])} | {_num(r['p50_ms_beside'])} | "
-        f"{_num(r['p50_ms_ratio'], 2)} | {_num(r['p99_ms_alone'])} | {_num(r['p99_ms_beside'])} | "
-        f"{_num(r['p99_ms_ratio'], 2)} | {_num(r['rps_alone'])} | {_num(r['rps_beside'])} |"
-        for _, r in n.iterrows()
+        f"| `{r['style']}` | {r['users_label']} | {r['repeats']} | {_num(r['alone_users'], 0)} users |"
+        f" {_num(r['p50_ms_alone'])} | {beside(r, 'p50_ms')} | {_num(r['p50_ms_ratio'], 2)} |"
+        f" {_num(r['p99_ms_alone'])} | {beside(r, 'p99_ms')} | {_num(r['p99_ms_ratio'], 2)} |"
+        f" {_num(r['rps_alone'])} | {beside(r, 'rps')} |"
+        for r in n.to_dict("records")
     ]
     return "\n".join([header, *rows])
 
@@ -102,9 +114,12 @@ def tables(run_dir: Path) -> str:
         provenance(a),
         "",
         "Latency in ms, exact (HDR histograms merged from every Locust worker; Locust's own p99 beside "
-        "it, rounded as Locust rounds); req/s: completed requests over the measured window; "
-        f"{_repeats(a)}; predicted: the route style's model ([docs/model.md](docs/model.md)) "
-        "for the cell's own W, T, P, d and U.",
+        "it, rounded as Locust rounds); ≥: a lower bound (requests were unfinished when the window "
+        "closed); req/s: completed requests over the measured window; "
+        f"{_repeats(a)}; predicted: the route style's queueing model ([docs/model.md](docs/model.md)) "
+        "for the cell's own W, T, P, d and U, with the CPU per request measured by the run's "
+        "calibration and the cores the load generator left; its mean latency is compared with the "
+        "measured mean; valid: the cell's validity rules (the report gives the reasons).",
         "",
         "What this run answers, per family:",
         "",
@@ -116,8 +131,9 @@ def tables(run_dir: Path) -> str:
     if beside:
         parts += [
             "",
-            "Neighbour damage: each style beside the others (one cell) against the same style alone "
-            "(its solo cells at the users named, repeats averaged); users: on the style of the cell's.",
+            "Neighbour damage: each style beside the others (the mean over n repeats of the shared cell, "
+            "lowest–highest in brackets) against the same style alone (its solo cells at the users named, "
+            "repeats averaged); users: on the style of the cell's.",
             "",
             beside,
         ]
