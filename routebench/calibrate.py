@@ -130,9 +130,10 @@ def calibrate(
     )
     out: list[dict[str, Any]] = []
     with Stack(shaped, with_db=any(c.needs_db for c in cells)) as stack:
-        before, _ = stack_cpu_s(stack)
+        before, before_workers = stack_cpu_s(stack)
         time.sleep(IDLE_S)
-        idle_rate = (stack_cpu_s(stack)[0] - before) / IDLE_S
+        after, after_workers = stack_cpu_s(stack)
+        idle_rate, idle_workers = (after - before) / IDLE_S, (after_workers - before_workers) / IDLE_S
         for i, probe in enumerate(probes, 1):
             if on_probe:
                 on_probe(i, len(probes), probe.style)
@@ -153,7 +154,14 @@ def calibrate(
                     "requests": n,
                     "seconds": round(seconds, 3),
                     "cpu_s_per_request": max(0.0, total1 - total0 - idle) / n if n else None,
-                    "workers_cpu_s_per_request": max(0.0, workers1 - workers0) / n if n else None,
+                    "workers_cpu_s_per_request": max(0.0, workers1 - workers0 - idle_workers * seconds) / n
+                    if n
+                    else None,
                 }
             )
-    return {"method": METHOD, "idle_cpu_cores": round(idle_rate, 4), "probes": out}
+    return {
+        "method": METHOD,
+        "idle_cpu_cores": round(idle_rate, 4),
+        "idle_workers_cpu_cores": round(idle_workers, 4),
+        "probes": out,
+    }
