@@ -100,8 +100,19 @@ def network(style_id: str, s: Shape) -> list[Station]:
             return []  # the cpu family's service is its CPU: unmeasured, nothing to predict
     elif not (math.isfinite(s.wait_s) and s.wait_s >= 0):
         return []
-    if cpu > 0:
+    own = catalogue.workers_cpu_of(s)
+    if cpu > 0 and own is None:
         stations.append(Station(CPU, cpu, p.cpu_cores(s)))
+    elif cpu > 0 and own is not None:
+        # Python in a worker holds that worker's GIL: each worker is a CPU of its own, visited by
+        # 1/W of the requests, running at most at the share of a core the machine leaves it.
+        # (A blocking call inside async def already holds the loop for this CPU: its hold
+        # station counts it.) The upstream's, PostgreSQL's and a process pool's CPU share the cores.
+        if not p.blocks_loop and own > 0:
+            speed = min(1.0, max(s.cores, MIN_CORES) / s.workers)
+            stations += [Station(CPU, own / s.workers / speed, 1.0) for _ in range(s.workers)]
+        if cpu - own > 0:
+            stations.append(Station(CPU, cpu - own, max(s.cores, MIN_CORES)))
     hold = p.hold(s)
     if hold > 0:
         stations.append(Station(p.station_name(s), hold, p.limit(s)))
@@ -198,7 +209,12 @@ def _bottleneck(utilisation: dict[str, float], stations: list[Station]) -> str:
 
 
 def _utilisation(stations: list[Station], x: float) -> dict[str, float]:
-    return {st.name: float(x * st.demand / st.servers) for st in stations if math.isfinite(st.servers)}
+    """Per station name (the busiest of those that share one, such as the workers' CPUs)."""
+    out: dict[str, float] = {}
+    for st in stations:
+        if math.isfinite(st.servers):
+            out[st.name] = max(out.get(st.name, 0.0), float(x * st.demand / st.servers))
+    return out
 
 
 def predict(style_id: str, shape: Shape) -> Predicted:
@@ -296,6 +312,7 @@ def shape_for(
         wait_s=_number(cell["wait_ms"]) / 1000,
         fanout=int(cell["fanout"]),
         cpu_s=demand_for(calibration, row["style"], cell),
+        workers_cpu_s=demand_for(calibration, row["style"], cell, "workers_cpu_s_per_request"),
         cores=cores_available(cell, machine_cores),
         model="open" if open_model else "closed",
         arrival_rate=_number(row.get("arrival_rate")) if open_model else math.nan,

@@ -27,6 +27,16 @@ class Shape:
     cores: float  # cores available to the server in the cell (the machine's minus the load generator's)
     model: str = "closed"  # "closed": U users with no think time; "open": arrival_rate requests/s
     arrival_rate: float = math.nan  # λ, requests/s for this style (open model)
+    # The Gunicorn workers' share of cpu_s (the rest runs in the upstream, PostgreSQL or a process
+    # pool); NaN when the calibration did not split it.
+    workers_cpu_s: float = math.nan
+
+
+def workers_cpu_of(s: Shape) -> float | None:
+    """The workers' share of D_cpu when measured (at most D_cpu), else None."""
+    if math.isfinite(s.workers_cpu_s) and s.workers_cpu_s >= 0 and cpu_of(s) > 0:
+        return min(s.workers_cpu_s, cpu_of(s))
+    return None
 
 
 def cpu_of(s: Shape) -> float:
@@ -80,8 +90,10 @@ def _gil_bound(s: Shape) -> float:
 
 
 def _loop_held(s: Shape) -> float:
-    """A blocking call inside async def holds the loop for the wait and for the request's own CPU."""
-    return s.wait_s + cpu_of(s)
+    """A blocking call inside async def holds the loop for the wait and for the request's own CPU
+    in the worker (the whole D_cpu when the calibration did not split it)."""
+    own = workers_cpu_of(s)
+    return s.wait_s + (cpu_of(s) if own is None else own)
 
 
 def _cpu_only(s: Shape) -> float:

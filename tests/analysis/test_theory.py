@@ -317,3 +317,21 @@ def test_verdict_speaks_of_means_and_the_bottleneck() -> None:
     assert "p99 129.0x the baseline's" in theory.verdict(rows, baseline="the baseline")
     old = rows.drop(columns=["mean_ms"])
     assert "mean not recorded" in theory.verdict(old)
+
+
+def test_each_worker_is_a_cpu_of_its_own() -> None:
+    # One worker on two free cores: its Python runs on one core at a time (the GIL), so 1 ms of
+    # worker CPU per request caps it near 1,000 req/s, not 2,000.
+    one = theory.predict("sleep/async-await", shape(users=400, workers=1, cores=2.0, cpu_s=0.001, workers_cpu_s=0.001))
+    assert one.rps == pytest.approx(1000, rel=0.05) and one.bottleneck == "CPU"
+    # Two workers on the same two cores: twice that.
+    two = theory.predict("sleep/async-await", shape(users=400, workers=2, cores=2.0, cpu_s=0.001, workers_cpu_s=0.001))
+    assert two.rps == pytest.approx(2000, rel=0.05)
+    # CPU spent outside the workers (the upstream, PostgreSQL, a process pool) shares all the cores.
+    pool = theory.predict("cpu/process-pool", shape(users=100, workers=1, cores=2.0, cpu_s=0.01, workers_cpu_s=0.0005))
+    assert pool.rps == pytest.approx(2 / 0.0095, rel=0.08)
+    # Fewer cores than workers: each worker gets its share of a core.
+    shared = theory.predict(
+        "sleep/async-await", shape(users=400, workers=4, cores=1.0, cpu_s=0.001, workers_cpu_s=0.001)
+    )
+    assert shared.rps == pytest.approx(1000, rel=0.05)
