@@ -70,6 +70,17 @@ class Window:
         assert self.schedule_from is not None and self.rate > 0
         return self.schedule_from + self.offset + ticket / self.rate
 
+    def tickets_before(self, t: float) -> int:
+        """How many scheduled starts fall before ``t``, by the same arithmetic as ``intended``
+        (an estimate, corrected for rounding at an exact boundary)."""
+        assert self.schedule_from is not None and self.rate > 0
+        k = max(0, math.ceil((t - self.schedule_from - self.offset) * self.rate))
+        while k > 0 and self.intended(k - 1) >= t:
+            k -= 1
+        while self.intended(k) < t:
+            k += 1
+        return k
+
 
 window = Window()
 # Requests this process has in flight (sent, not yet answered) and open-model starts it has taken
@@ -281,10 +292,7 @@ def close_window(environment: Environment) -> None:
             ticket += 1
         # Offered: the schedule's starts in [measure_from, now). Users take tickets ahead of time
         # (and sleep until them), so the ticket counter can run past now: count by time instead.
-        def due_before(t: float) -> int:
-            return max(0, math.ceil((t - window.schedule_from - window.offset) * window.rate))  # type: ignore[operator]
-
-        offered = due_before(now) - due_before(window.measure_from)
+        offered = window.tickets_before(now) - window.tickets_before(window.measure_from)
         for t in unsent:
             capture.record(style, (now - t) * 1_000_000, now, kind="censored")
         capture.count(style, "offered", offered)
@@ -301,7 +309,9 @@ def _open_window(environment: Environment, data: dict[str, Any]) -> None:
     now = time.time()
     runner = environment.runner
     processes = max(1, int(data.get("processes", 1)))
-    index = max(0, getattr(runner, "worker_index", 0)) % processes if isinstance(runner, WorkerRunner) else 0
+    # The master numbers the workers of this test 0..N-1 (Locust's own index keeps growing as
+    # workers reconnect, so two could share an offset).
+    index = int(data.get("indexes", {}).get(getattr(runner, "client_id", ""), 0)) % processes
     rate = float(data.get("rate", 0.0))
     global window
     window = Window(
@@ -478,6 +488,9 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         "warmup_s": warmup,
         "rate": float(getattr(opts, "rb_rate", 0.0) or 0.0) if getattr(opts, "rb_model", "closed") == "open" else 0.0,
         "processes": max(1, runner.worker_count) if isinstance(runner, MasterRunner) else 1,
+        "indexes": {c.id: i for i, c in enumerate(sorted(runner.clients.all, key=lambda c: c.id))}
+        if isinstance(runner, MasterRunner)
+        else {},
     }
     lost_workers.clear()  # each test names its own
     tests.append(
