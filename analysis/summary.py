@@ -82,6 +82,7 @@ COLUMNS = [
     "unsent_at_stop",
     "inflight_at_stop",
     "cell_workers_cpu_ms",
+    "users_per_worker",
     "valid",
     "invalid_because",
     "validity_failed",
@@ -112,6 +113,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
     stats = data.stats.set_index("Name")
     verdict = cell_validity(cell, data)
     workers_cpu = workers_cpu_s(data.telemetry, data.exact.get("measure_from"), data.exact.get("stopped_at"))
+    placement = users_per_worker(data.telemetry, data.exact, cell)
     rows = []
     for style in cell["styles"]:
         e = exact.get(style)
@@ -193,12 +195,34 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 "cell_workers_cpu_ms": workers_cpu / completed * 1000
                 if len(cell["styles"]) == 1 and completed
                 else np.nan,
+                "users_per_worker": placement,
                 "valid": not reasons,
                 "invalid_because": "; ".join(reasons),
                 "validity_failed": ", ".join(verdict["failed"]) if reasons else "",
             }
         )
     return rows
+
+
+def users_per_worker(telemetry: pd.DataFrame, exact: dict[str, Any], cell: dict[str, Any]) -> list[float] | float:
+    """A closed cell of one style: the users each server worker held, from the requests in flight
+    on it averaged over the window (with no think time every user always has one), scaled to the
+    cell's users; NaN when that cannot be read (shared or open cells, a worker replaced mid-cell)."""
+    start, end = exact.get("measure_from"), exact.get("stopped_at")
+    if (
+        cell.get("model") != "closed"
+        or len(cell.get("styles", [])) != 1
+        or "inflight" not in telemetry.columns
+        or not isinstance(start, (int, float))
+        or not isinstance(end, (int, float))
+    ):
+        return np.nan
+    inside = telemetry[(telemetry["t"] >= start) & (telemetry["t"] <= end)]
+    mean = inside.groupby("pid")["inflight"].mean()
+    users = cell.get("users")
+    if len(mean) != cell.get("server_workers") or not mean.sum() > 0 or not isinstance(users, (int, float)):
+        return np.nan
+    return [round(float(v) * users / float(mean.sum()), 2) for v in sorted(mean, reverse=True)]
 
 
 def workers_cpu_s(telemetry: pd.DataFrame, start: Any, end: Any) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -254,7 +254,11 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def demand_for(
-    calibration: dict[str, Any] | None, style: str, cell: dict[str, Any], field: str = "cpu_s_per_request"
+    calibration: dict[str, Any] | None,
+    style: str,
+    cell: dict[str, Any],
+    field: str = "cpu_s_per_request",
+    concurrency: float = math.nan,
 ) -> float:
     """D_cpu for ``style`` in ``cell`` from a run's ``calibration`` (NaN when it has none).
 
@@ -272,6 +276,9 @@ def demand_for(
             continue
         if fam == "fanout" and not _same(probe.get("fanout"), cell.get("fanout")):
             continue
+        at = _at_concurrency(probe.get("levels"), field, concurrency)
+        if math.isfinite(at):
+            return at
         value = probe.get(field)
         if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
             return float(value)
@@ -281,6 +288,25 @@ def demand_for(
             if _same(work, cell.get("work")) and isinstance(seconds, (int, float)):
                 return float(seconds)
     return math.nan
+
+
+def _at_concurrency(levels: Any, field: str, concurrency: float) -> float:
+    """The probe's ``field`` at ``concurrency`` requests at a time: linear between the measured
+    levels, the nearest level outside them (NaN when the probe has no levels or none measured)."""
+    if not isinstance(levels, list) or not math.isfinite(concurrency):
+        return math.nan
+    points = sorted(
+        (float(lv["concurrency"]), float(lv[field]))
+        for lv in levels
+        if isinstance(lv, dict)
+        and isinstance(lv.get("concurrency"), (int, float))
+        and isinstance(lv.get(field), (int, float))
+        and lv[field] > 0
+    )
+    if not points:
+        return math.nan
+    xs, ys = zip(*points, strict=True)
+    return float(np.interp(concurrency, xs, ys))
 
 
 # -- the table ------------------------------------------------------------------------------------------
@@ -304,19 +330,56 @@ def shape_for(
 ) -> Shape:
     """The Shape of one table row (a style in a cell); KeyError when the cell lacks a setting."""
     open_model = row.get("model") == "open"
+    users = _number(row.get("style_users"))
+    # The requests at a time the CPU demand is read at: the users (closed), or rate x wait (open).
+    concurrency = _number(row.get("arrival_rate")) * _number(cell["wait_ms"]) / 1000 if open_model else users
     return Shape(
-        users=math.nan if open_model else _number(row.get("style_users")),
+        users=math.nan if open_model else users,
         workers=int(cell["server_workers"]),
         threads=int(cell["threadpool_tokens"]),
         pool=int(cell["db_pool_size"]),
         wait_s=_number(cell["wait_ms"]) / 1000,
         fanout=int(cell["fanout"]),
-        cpu_s=demand_for(calibration, row["style"], cell),
-        workers_cpu_s=demand_for(calibration, row["style"], cell, "workers_cpu_s_per_request"),
+        cpu_s=demand_for(calibration, row["style"], cell, concurrency=concurrency),
+        workers_cpu_s=demand_for(calibration, row["style"], cell, "workers_cpu_s_per_request", concurrency),
         cores=cores_available(cell, machine_cores),
         model="open" if open_model else "closed",
         arrival_rate=_number(row.get("arrival_rate")) if open_model else math.nan,
     )
+
+
+def predict_per_worker(
+    row: dict[str, Any],
+    cell: dict[str, Any],
+    calibration: dict[str, Any] | None,
+    machine_cores: float,
+    users_per_worker: list[float],
+) -> Predicted:
+    """The model for a closed cell whose users' connections did not spread evenly: each worker
+    predicted with its own users (one loop, its T threads and P connections, its share of the
+    cores), the throughputs added. The users each worker held are measured (requests in flight on
+    it, time-averaged: with no think time, every user always has one), an input the generator's
+    connections decided, not an outcome of the route style."""
+    shape = shape_for(row, cell, calibration, machine_cores)
+    w = shape.workers
+    parts = []
+    for users in users_per_worker:
+        if not users > 0:
+            continue
+        share = {**row, "style_users": users * w}  # the CPU demand at the load this worker saw
+        own = shape_for(share, cell, calibration, machine_cores)
+        parts.append(
+            predict(
+                row["style"],
+                replace(own, users=users, workers=1, cores=own.cores / w),
+            )
+        )
+    if not parts:
+        return NOTHING
+    x = sum(p.rps for p in parts)
+    busiest = max(parts, key=lambda p: max(p.utilisation.values(), default=0.0))
+    utilisation = {k: max(p.utilisation.get(k, 0.0) for p in parts) for k in busiest.utilisation}
+    return Predicted(x, shape.users / x, busiest.bottleneck, utilisation, False, math.nan, math.nan)
 
 
 def add_predictions(
@@ -339,7 +402,11 @@ def add_predictions(
             continue
         try:
             shape = shape_for(row, cells[row["cell"]], calibration, machine)
-            predictions.append(predict(row["style"], shape))
+            spread = row.get("users_per_worker")
+            if isinstance(spread, list) and len(spread) == shape.workers > 1 and shape.model == "closed":
+                predictions.append(predict_per_worker(row, cells[row["cell"]], calibration, machine, spread))
+            else:
+                predictions.append(predict(row["style"], shape))
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
             # A web-UI session has no fixed users or work sizes: nothing to predict from.
             predictions.append(NOTHING)

@@ -366,6 +366,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         runner.register_message("rb_window", lambda environment, msg: _open_window(environment, msg.data))
+        # After Locust's own stats listener (the runner registered it before this event fired).
+        environment.events.report_to_master.add_listener(_keep_warmup_out_of_locusts_stats)
         return
     opts = environment.parsed_options
     if environment.web_ui is not None:
@@ -599,6 +601,23 @@ def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
     # Tagged with the test it was recorded in, so a report that arrives late (after the next
     # test of a web-UI session began) is not counted in the wrong test.
     data["rb_capture"] = {**capture.take(), "test": window.test, "final": window.final}
+
+
+def _keep_warmup_out_of_locusts_stats(client_id: str, data: dict[str, Any]) -> None:
+    """A worker's report sent before its own window opened carries warm-up requests in Locust's
+    stats. The master reset its stats at its own window's start, a moment earlier (it sent the
+    delay first), so such a report can land after that reset and be counted in the window.
+    Sent empty instead: Locust's counts then cover the window, as the exact ones do."""
+    if window.measure_from is None or window.closed_at is not None or time.time() >= window.measure_from:
+        return
+    from locust.stats import StatsEntry
+
+    runner = _env.runner if _env is not None else None
+    if runner is None:
+        return
+    data["stats"] = []
+    data["stats_total"] = StatsEntry(runner.stats, "Aggregated", None).serialize()  # type: ignore[arg-type]
+    data["errors"] = {}
 
 
 @events.worker_report.add_listener

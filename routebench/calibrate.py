@@ -24,9 +24,12 @@ from routebench.launcher import Stack
 from target_app import catalogue
 from target_app.settings import Settings
 
-PROBE_S = 1.5  # per style
+PROBE_S = 1.0  # per style and concurrency
 MIN_REQUESTS = 200  # the kernel counts CPU time in 10 ms ticks: enough requests to dwarf that
-CONCURRENCY = 2
+# A request's CPU can grow with the requests around it (an HTTP client's pool, a driver's queue):
+# each style is probed two at a time (no queue forms) and twenty at a time (the cells' users).
+CONCURRENCY_LEVELS = (2, 20)
+CONCURRENCY = CONCURRENCY_LEVELS[0]
 # The wait is not what costs CPU, and at the cells' waits (50 ms) a probe completes too few
 # requests for the CPU clock's resolution: the probe waits 1 ms (the cpu family's work and the
 # fan-out width stay the cell's).
@@ -34,8 +37,9 @@ PROBE_WAIT_MS = 1
 IDLE_S = 1.0
 METHOD = (
     f"server CPU seconds per request (Gunicorn workers, upstream and PostgreSQL processes, idle CPU "
-    f"taken off), measured by a probe per style ({PROBE_S:g} s and at least {MIN_REQUESTS} requests, "
-    f"{CONCURRENCY} at a time, waits of {PROBE_WAIT_MS} ms) on a stack of its own before the first cell"
+    f"taken off), measured by a probe per style ({PROBE_S:g} s and at least {MIN_REQUESTS} requests at "
+    f"each of {' and '.join(str(c) for c in CONCURRENCY_LEVELS)} requests at a time, waits of "
+    f"{PROBE_WAIT_MS} ms) on a stack of its own before the first cell"
 )
 
 
@@ -138,25 +142,36 @@ def calibrate(
             if on_probe:
                 on_probe(i, len(probes), probe.style)
             url = f"{stack.target_url}{catalogue.BY_ID[probe.style].path}?{urlencode(probe.query())}"
-            hammer(url, 0.3, 4, CONCURRENCY)  # warm connections, pools and caches
-            total0, workers0 = stack_cpu_s(stack)
-            t0 = time.monotonic()
-            n = hammer(url, PROBE_S, MIN_REQUESTS, CONCURRENCY)
-            seconds = time.monotonic() - t0
-            total1, workers1 = stack_cpu_s(stack)
-            idle = idle_rate * seconds
+            levels = []
+            for concurrency in CONCURRENCY_LEVELS:
+                hammer(url, 0.3, 4, concurrency)  # warm connections, pools and caches
+                total0, workers0 = stack_cpu_s(stack)
+                t0 = time.monotonic()
+                n = hammer(url, PROBE_S, MIN_REQUESTS, concurrency)
+                seconds = time.monotonic() - t0
+                total1, workers1 = stack_cpu_s(stack)
+                levels.append(
+                    {
+                        "concurrency": concurrency,
+                        "requests": n,
+                        "seconds": round(seconds, 3),
+                        "cpu_s_per_request": max(0.0, total1 - total0 - idle_rate * seconds) / n if n else None,
+                        "workers_cpu_s_per_request": max(0.0, workers1 - workers0 - idle_workers * seconds) / n
+                        if n
+                        else None,
+                    }
+                )
             out.append(
                 {
                     "style": probe.style,
                     "work": probe.work,
                     "fanout": probe.fanout,
                     "wait_ms": PROBE_WAIT_MS,
-                    "requests": n,
-                    "seconds": round(seconds, 3),
-                    "cpu_s_per_request": max(0.0, total1 - total0 - idle) / n if n else None,
-                    "workers_cpu_s_per_request": max(0.0, workers1 - workers0 - idle_workers * seconds) / n
-                    if n
-                    else None,
+                    **{
+                        k: levels[0][k]
+                        for k in ("requests", "seconds", "cpu_s_per_request", "workers_cpu_s_per_request")
+                    },
+                    "levels": levels,
                 }
             )
     return {
