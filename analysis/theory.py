@@ -119,35 +119,65 @@ def network(style_id: str, s: Shape) -> list[Station]:
     return stations
 
 
-def _seidmann(stations: list[Station]) -> tuple[np.ndarray, float]:
-    """Queueing demands and the total delay of the single-server network that stands in for
-    ``stations``: m servers of demand D become a queue of D/m plus a delay of D*(m-1)/m (Seidmann);
-    m < 1 is one server slower by 1/m; infinitely many servers are a delay."""
-    queues, delay = [], 0.0
+EXACT_SERVERS_UP_TO = 32  # beyond, the recursion loses precision: Seidmann's approximation
+
+
+def mva(stations: list[Station], users: float) -> float:
+    """Throughput of the closed network with ``users`` requests in it and no think time, by exact
+    mean-value analysis; a fractional population is interpolated.
+
+    A station of a whole number m of servers (an event loop per worker, T threads, P connections,
+    a worker's CPU) is load-dependent: its response time follows from the probabilities of j
+    requests at it (Reiser and Lavenberg's recursion), so a station with fewer requests than
+    servers makes nobody wait. A fractional number of servers (the cores left to the server) uses
+    Seidmann's approximation: a queue of demand D/m plus a delay of D(m-1)/m (m < 1: one server
+    slower by 1/m). Infinitely many servers are a delay."""
+    if users <= 0:
+        return 0.0
+    top = math.ceil(users)
+    capacity = min((st.capacity for st in stations), default=math.inf)
+    delay = 0.0
+    queues: list[float] = []  # single-server demands
+    multi: list[tuple[float, int]] = []  # (demand, servers)
     for st in stations:
         if math.isinf(st.servers):
             delay += st.demand
+        elif st.servers >= 1 and float(st.servers).is_integer() and st.servers <= EXACT_SERVERS_UP_TO:
+            if st.servers == 1:
+                queues.append(st.demand)
+            else:
+                multi.append((st.demand, int(st.servers)))
         elif st.servers >= 1:
             queues.append(st.demand / st.servers)
             delay += st.demand * (st.servers - 1) / st.servers
         else:
             queues.append(st.demand / st.servers)
-    return np.array(queues, dtype=float), delay
-
-
-def mva(stations: list[Station], users: float) -> float:
-    """Throughput of the closed network with ``users`` requests in it and no think time, by exact
-    mean-value analysis of its Seidmann network; a fractional population is interpolated."""
-    if users <= 0:
-        return 0.0
-    queues, delay = _seidmann(stations)
-    top = math.ceil(users)
-    q = np.zeros_like(queues)
+    q = np.zeros(len(queues))
+    d = np.array(queues, dtype=float)
+    mq = np.zeros(len(multi))
+    probs = [np.zeros(top + 1) for _ in multi]  # P(j requests at the station), population n - 1
+    for p in probs:
+        p[0] = 1.0
     xs = [0.0]
     for n in range(1, top + 1):
-        r = queues * (1 + q)
-        x = n / (float(r.sum()) + delay)
+        r = d * (1 + q)
+        r_multi = []
+        for k, (demand, m) in enumerate(multi):
+            p = probs[k]
+            j = np.arange(0, min(m - 1, n))  # j = 0 .. m-2, only those reachable with n-1 requests
+            idle = float(np.sum((m - 1 - j) * p[j]))
+            r_multi.append(demand / m * (1 + mq[k] + idle))
+        # The bottleneck law holds whatever the approximations: never above min m/D.
+        x = min(n / (float(r.sum()) + sum(r_multi) + delay), capacity)
         q = x * r
+        for k, (demand, m) in enumerate(multi):
+            mq[k] = x * r_multi[k]
+            p = probs[k]
+            new = np.zeros_like(p)
+            jj = np.arange(1, n + 1)
+            new[1 : n + 1] = x * demand / np.minimum(jj, m) * p[0:n]
+            new[0] = max(0.0, 1.0 - float(new[1 : n + 1].sum()))
+            probs[k] = new
         xs.append(x)
     low = math.floor(users)
     return xs[low] + (users - low) * (xs[top] - xs[low])
