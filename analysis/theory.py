@@ -320,6 +320,9 @@ def demand_for(
     return math.nan
 
 
+MIN_PROBE_REQUESTS = 100  # a probe level with fewer measured too little CPU for the kernel's 10 ms clock
+
+
 def _at_concurrency(levels: Any, field: str, concurrency: float) -> float:
     """The probe's ``field`` at ``concurrency`` requests at a time: linear between the measured
     levels, the nearest level outside them (NaN when the probe has no levels or none measured)."""
@@ -332,6 +335,7 @@ def _at_concurrency(levels: Any, field: str, concurrency: float) -> float:
         and isinstance(lv.get("concurrency"), (int, float))
         and isinstance(lv.get(field), (int, float))
         and lv[field] > 0
+        and lv.get("requests", MIN_PROBE_REQUESTS) >= MIN_PROBE_REQUESTS  # too few for the CPU clock
     )
     if not points:
         return math.nan

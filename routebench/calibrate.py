@@ -26,20 +26,20 @@ from target_app.settings import Settings
 
 PROBE_S = 1.0  # per style and concurrency
 MIN_REQUESTS = 200  # the kernel counts CPU time in 10 ms ticks: enough requests to dwarf that
-# A request's CPU can grow with the requests around it (an HTTP client's pool, a driver's queue):
-# each style is probed two at a time (no queue forms) and twenty at a time (the cells' users).
+# A request's CPU can grow with the requests around it (an HTTP client's pool holding many calls
+# at once, a driver's queue): each style is probed two at a time with 1 ms waits (the wait costs
+# no CPU, and at the cells' 50 ms a probe this short completes too few requests for the kernel's
+# CPU clock), then twenty at a time with the cells' own wait, so as many calls are in flight as in
+# a cell of twenty users. The cpu family's work and the fan-out width are the cells'.
 CONCURRENCY_LEVELS = (2, 20)
 CONCURRENCY = CONCURRENCY_LEVELS[0]
-# The wait is not what costs CPU, and at the cells' waits (50 ms) a probe completes too few
-# requests for the CPU clock's resolution: the probe waits 1 ms (the cpu family's work and the
-# fan-out width stay the cell's).
 PROBE_WAIT_MS = 1
 IDLE_S = 1.0
 METHOD = (
     f"server CPU seconds per request (Gunicorn workers, upstream and PostgreSQL processes, idle CPU "
     f"taken off), measured by a probe per style ({PROBE_S:g} s and at least {MIN_REQUESTS} requests at "
-    f"each of {' and '.join(str(c) for c in CONCURRENCY_LEVELS)} requests at a time, waits of "
-    f"{PROBE_WAIT_MS} ms) on a stack of its own before the first cell"
+    f"{CONCURRENCY_LEVELS[0]} at a time with waits of {PROBE_WAIT_MS} ms, and at {CONCURRENCY_LEVELS[1]} at a "
+    "time with the cells' waits) on a stack of its own before the first cell"
 )
 
 
@@ -48,10 +48,11 @@ class Probe:
     style: str
     work: int
     fanout: int
+    wait_ms: int  # the cells' wait, for the busy level
 
-    def query(self) -> dict[str, int]:
+    def query(self, wait_ms: int) -> dict[str, int]:
         params = catalogue.BY_ID[self.style].params
-        values = {"ms": PROBE_WAIT_MS, "work": self.work, "k": self.fanout}
+        values = {"ms": wait_ms, "work": self.work, "k": self.fanout}
         return {p: v for p, v in values.items() if p in params}
 
 
@@ -66,6 +67,7 @@ def probes_for(cells: list[Cell]) -> list[Probe]:
                     style,
                     cell.work if family == "cpu" else 0,
                     cell.fanout if family == "fanout" else 0,
+                    cell.wait_ms,
                 )
             ] = None
     return list(seen)
@@ -141,9 +143,9 @@ def calibrate(
         for i, probe in enumerate(probes, 1):
             if on_probe:
                 on_probe(i, len(probes), probe.style)
-            url = f"{stack.target_url}{catalogue.BY_ID[probe.style].path}?{urlencode(probe.query())}"
             levels = []
-            for concurrency in CONCURRENCY_LEVELS:
+            for concurrency, wait_ms in zip(CONCURRENCY_LEVELS, (PROBE_WAIT_MS, probe.wait_ms), strict=True):
+                url = f"{stack.target_url}{catalogue.BY_ID[probe.style].path}?{urlencode(probe.query(wait_ms))}"
                 hammer(url, 0.3, 4, concurrency)  # warm connections, pools and caches
                 total0, workers0 = stack_cpu_s(stack)
                 t0 = time.monotonic()
@@ -153,6 +155,7 @@ def calibrate(
                 levels.append(
                     {
                         "concurrency": concurrency,
+                        "wait_ms": wait_ms,
                         "requests": n,
                         "seconds": round(seconds, 3),
                         "cpu_s_per_request": max(0.0, total1 - total0 - idle_rate * seconds) / n if n else None,
