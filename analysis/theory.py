@@ -8,10 +8,11 @@ Each style is a small queueing network (the structure comes from ``target_app.ca
   worker for the cpu family's pure-Python work, the GIL);
 - a held station: L places (one event loop per worker, W*T threadpool tokens, W*P pooled
   connections, or unlimited for awaited waits), each held for the hold time (the wait d, k*d for
-  a sequential fan-out, d + D_cpu for a blocking call inside ``async def``).
+  a sequential fan-out, d + the worker's own CPU for a blocking call inside ``async def``).
 
-Closed model (U users, no think time): exact mean-value analysis, multi-server stations by
-Seidmann's approximation. Open model (λ requests/s): utilisation law, then M/M/m (Erlang C)
+Closed model (U users, no think time): the exact product-form solution with load-dependent
+stations (a station of m servers serves min(j, m) of its j requests at once), by Buzen's
+convolution in logarithms. Open model (λ requests/s): utilisation law, then M/M/m (Erlang C)
 response times, or "overloaded" when a station's utilisation reaches 1. Pure functions.
 """
 
@@ -119,66 +120,39 @@ def network(style_id: str, s: Shape) -> list[Station]:
     return stations
 
 
-EXACT_SERVERS_UP_TO = 32  # beyond, the recursion loses precision: Seidmann's approximation
+def _log_factors(st: Station, top: int) -> np.ndarray:
+    """log f(j), j = 0..top, of a station's product-form factor: D^j over the product of its
+    service rates' multipliers min(i, m) (m may be fractional: m < 1 is one server slower by 1/m;
+    an infinite m is a delay, j!)."""
+    j = np.arange(top + 1, dtype=float)
+    servers = np.minimum(np.arange(1, top + 1, dtype=float), st.servers)
+    return j * math.log(st.demand) - np.concatenate([[0.0], np.cumsum(np.log(servers))])
 
 
 def mva(stations: list[Station], users: float) -> float:
-    """Throughput of the closed network with ``users`` requests in it and no think time, by exact
-    mean-value analysis; a fractional population is interpolated.
-
-    A station of a whole number m of servers (an event loop per worker, T threads, P connections,
-    a worker's CPU) is load-dependent: its response time follows from the probabilities of j
-    requests at it (Reiser and Lavenberg's recursion), so a station with fewer requests than
-    servers makes nobody wait. A fractional number of servers (the cores left to the server) uses
-    Seidmann's approximation: a queue of demand D/m plus a delay of D(m-1)/m (m < 1: one server
-    slower by 1/m). Infinitely many servers are a delay."""
+    """Throughput of the closed network with ``users`` requests in it and no think time: the exact
+    product-form solution with load-dependent stations (Buzen's convolution, in logarithms so it
+    stays exact at any population). A station of m servers serves min(j, m) of the j requests at
+    it at once, so nobody waits while there are fewer requests than servers (an event loop per
+    worker, T threads, P connections, the cores; m may be fractional); an infinite m is a delay.
+    X(N) = G(N-1) / G(N); a fractional population is interpolated."""
     if users <= 0:
         return 0.0
     top = math.ceil(users)
-    capacity = min((st.capacity for st in stations), default=math.inf)
-    delay = 0.0
-    queues: list[float] = []  # single-server demands
-    multi: list[tuple[float, int]] = []  # (demand, servers)
-    for st in stations:
-        if math.isinf(st.servers):
-            delay += st.demand
-        elif st.servers >= 1 and float(st.servers).is_integer() and st.servers <= EXACT_SERVERS_UP_TO:
-            if st.servers == 1:
-                queues.append(st.demand)
-            else:
-                multi.append((st.demand, int(st.servers)))
-        elif st.servers >= 1:
-            queues.append(st.demand / st.servers)
-            delay += st.demand * (st.servers - 1) / st.servers
-        else:
-            queues.append(st.demand / st.servers)
-    q = np.zeros(len(queues))
-    d = np.array(queues, dtype=float)
-    mq = np.zeros(len(multi))
-    probs = [np.zeros(top + 1) for _ in multi]  # P(j requests at the station), population n - 1
-    for p in probs:
-        p[0] = 1.0
-    xs = [0.0]
-    for n in range(1, top + 1):
-        r = d * (1 + q)
-        r_multi = []
-        for k, (demand, m) in enumerate(multi):
-            p = probs[k]
-            j = np.arange(0, min(m - 1, n))  # j = 0 .. m-2, only those reachable with n-1 requests
-            idle = float(np.sum((m - 1 - j) * p[j]))
-            r_multi.append(demand / m * (1 + mq[k] + idle))
-        # The bottleneck law holds whatever the approximations: never above min m/D.
-        x = min(n / (float(r.sum()) + sum(r_multi) + delay), capacity)
-        q = x * r
-        for k, (demand, m) in enumerate(multi):
-            mq[k] = x * r_multi[k]
-            p = probs[k]
-            new = np.zeros_like(p)
-            jj = np.arange(1, n + 1)
-            new[1 : n + 1] = x * demand / np.minimum(jj, m) * p[0:n]
-            new[0] = max(0.0, 1.0 - float(new[1 : n + 1].sum()))
-            probs[k] = new
-        xs.append(x)
+    live = [st for st in stations if st.demand > 0]
+    if not live:
+        return math.inf
+    log_g = np.full(top + 1, -np.inf)
+    log_g[0] = 0.0
+    for st in live:
+        log_f = _log_factors(st, top)
+        nxt = np.empty_like(log_g)
+        for n in range(top + 1):
+            terms = log_g[n::-1] + log_f[: n + 1]  # G(n - j) f(j), j = 0..n
+            peak = float(np.max(terms))
+            nxt[n] = peak + math.log(float(np.sum(np.exp(terms - peak)))) if np.isfinite(peak) else -np.inf
+        log_g = nxt
+    xs = [0.0] + [math.exp(log_g[n - 1] - log_g[n]) for n in range(1, top + 1)]
     low = math.floor(users)
     return xs[low] + (users - low) * (xs[top] - xs[low])
 
