@@ -113,7 +113,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
     stats = data.stats.set_index("Name")
     verdict = cell_validity(cell, data)
     workers_cpu = workers_cpu_s(data.telemetry, data.exact.get("measure_from"), data.exact.get("stopped_at"))
-    placement = users_per_worker(data.telemetry, data.exact, cell)
+    placement = users_per_worker(cell)
     rows = []
     for style in cell["styles"]:
         e = exact.get(style)
@@ -204,25 +204,23 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def users_per_worker(telemetry: pd.DataFrame, exact: dict[str, Any], cell: dict[str, Any]) -> list[float] | float:
-    """A closed cell of one style: the users each server worker held, from the requests in flight
-    on it averaged over the window (with no think time every user always has one), scaled to the
-    cell's users; NaN when that cannot be read (shared or open cells, a worker replaced mid-cell)."""
-    start, end = exact.get("measure_from"), exact.get("stopped_at")
+def users_per_worker(cell: dict[str, Any]) -> list[float] | float:
+    """A closed cell of one style: the users each server worker held, from the established
+    connections the runner counted on each worker during the window (where the users' keep-alive
+    connections landed: an input the kernel decided, not an outcome of the route), scaled to the
+    cell's users; NaN when not recorded (shared or open cells, runs from before, a worker replaced)."""
+    placed = cell.get("connections_per_worker")
+    users = cell.get("users")
     if (
         cell.get("model") != "closed"
         or len(cell.get("styles", [])) != 1
-        or "inflight" not in telemetry.columns
-        or not isinstance(start, (int, float))
-        or not isinstance(end, (int, float))
+        or not isinstance(placed, list)
+        or len(placed) != cell.get("server_workers")
+        or not sum(placed) > 0
+        or not isinstance(users, (int, float))
     ):
         return np.nan
-    inside = telemetry[(telemetry["t"] >= start) & (telemetry["t"] <= end)]
-    mean = inside.groupby("pid")["inflight"].mean()
-    users = cell.get("users")
-    if len(mean) != cell.get("server_workers") or not mean.sum() > 0 or not isinstance(users, (int, float)):
-        return np.nan
-    return [round(float(v) * users / float(mean.sum()), 2) for v in sorted(mean, reverse=True)]
+    return [round(n * users / sum(placed), 2) for n in placed]
 
 
 def workers_cpu_s(telemetry: pd.DataFrame, start: Any, end: Any) -> float:

@@ -273,9 +273,10 @@ def demand_for(
     if not isinstance(calibration, dict):
         return math.nan
     fam = catalogue.family_of(style)
-    for probe in calibration.get("probes") or []:
-        if not isinstance(probe, dict) or probe.get("style") != style:
-            continue
+    probes = [p for p in calibration.get("probes") or [] if isinstance(p, dict) and p.get("style") == style]
+    # The probe whose busy level ran at this cell's wait first (a matrix may sweep the wait).
+    probes.sort(key=lambda p: not _same(_busy_wait(p), cell.get("wait_ms")))
+    for probe in probes:
         if fam == "cpu" and not _same(probe.get("work"), cell.get("work")):
             continue
         if fam == "fanout" and not _same(probe.get("fanout"), cell.get("fanout")):
@@ -292,6 +293,11 @@ def demand_for(
             if _same(work, cell.get("work")) and isinstance(seconds, (int, float)):
                 return float(seconds)
     return math.nan
+
+
+def _busy_wait(probe: dict[str, Any]) -> Any:
+    levels = probe.get("levels")
+    return levels[-1].get("wait_ms") if isinstance(levels, list) and levels and isinstance(levels[-1], dict) else None
 
 
 MIN_PROBE_REQUESTS = 100  # a probe level with fewer measured too little CPU for the kernel's 10 ms clock

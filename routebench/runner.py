@@ -12,14 +12,17 @@ import contextlib
 import csv
 import json
 import re
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import psutil
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -244,6 +247,7 @@ class Runner:
                 if self.external_workers and self.on_worker_command:
                     self.on_worker_command(cluster.worker_command())
                 history = CellDir(cell_dir).history
+                placements: list[tuple[float, dict[int, int]]] = []
 
                 def tick() -> None:
                     dead = [m for m in stack.processes if not m.alive()]
@@ -251,6 +255,8 @@ class Runner:
                         raise StackError(
                             f"the target stack died mid-cell: {dead[0].name} exited with code {dead[0].proc.returncode}"
                         )
+                    if isinstance(stack, Stack):
+                        placements.append((time.time(), connections_per_worker(stack)))
                     on_rps(current_rps(history))
 
                 code = cluster.wait(
@@ -283,6 +289,7 @@ class Runner:
             "lost_workers": exact.get("lost_workers", []),
             "server_worker_deaths": deaths,
             **reported,
+            "connections_per_worker": placed(placements, float(exact["measure_from"]), float(exact["stopped_at"])),
             "warmup_s": cell.warmup_s,
             "window_s": round(float(exact["stopped_at"]) - float(exact["measure_from"]), 3),
         }
@@ -390,6 +397,30 @@ def generator_load(
         "cpu_cores": cores,
         "processes": processes,
     }
+
+
+def connections_per_worker(stack: Stack) -> dict[int, int]:
+    """Established connections to the target's port held by each of its worker processes now:
+    where the users' keep-alive connections landed (the kernel decides; the model takes it as an
+    input)."""
+    port = urlsplit(stack.target_url).port
+    out = {}
+    for pid in stack.worker_pids():
+        try:
+            conns = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        out[pid] = sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port)
+    return out
+
+
+def placed(samples: list[tuple[float, dict[int, int]]], start: float, end: float) -> list[int] | None:
+    """Each worker's connections, the median of the readings inside the window, largest first
+    (None when no reading fell inside it or the workers changed)."""
+    inside = [s for t, s in samples if start <= t <= end and s]
+    if not inside or any(set(s) != set(inside[0]) for s in inside):
+        return None
+    return sorted((int(statistics.median(s[pid] for s in inside)) for pid in inside[0]), reverse=True)
 
 
 WORKER_DEATH = re.compile(
