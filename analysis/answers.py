@@ -204,19 +204,31 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
     styles = sorted(catalogue_order(at.index), key=lambda s: s != base)
     unsure = {s: why for s in styles if (why := _unreliable(at.loc[s]))}
     judged = [s for s in styles if s not in unsure]
-    # The best is set by the measurements that can be ranked, not by one that failed or was starved.
+    # The best is set by the measurements that can be ranked, not by one that failed or was starved
+    # nor by one whose latency is only a lower bound.
+    exact = [s for s in judged if not only_lower_bounds(at.loc[s])] or judged
     at = at.assign(
-        rps_gap=1 - at["rps"] / at.loc[judged, "rps"].max() if judged else at["rps_gap"],
-        p99_over_best=at["p99_ms"] / at.loc[judged, "p99_ms"].min() if judged else at["p99_over_best"],
+        rps_gap=1 - at["rps"] / at.loc[exact, "rps"].max() if judged else at["rps_gap"],
+        p99_over_best=at["p99_ms"] / at.loc[exact, "p99_ms"].min() if judged else at["p99_over_best"],
     )
     at["good"] = (at["rps_gap"] <= THROUGHPUT_WITHIN) & (at["p99_over_best"] <= P99_AT_MOST)
+    for s in [s for s in judged if at.loc[s, "good"] and only_lower_bounds(at.loc[s])]:
+        # A lower bound that looks good proves nothing: its true latency may be far worse.
+        unsure[s] = "its latency is only a lower bound (requests outlasted the window)"
+        judged.remove(s)
     use = [s for s in judged if at.loc[s, "good"]]
     never = [s for s in judged if not at.loc[s, "good"] and blocks_the_loop(s)]
     behind = [s for s in judged if s not in use and s not in never]
 
+    lowest_p99 = at.loc[exact, "p99_ms"].idxmin() if judged else None
+
     def gap(style: str) -> str:
+        # A lower bound over an exact best is a lower bound of the ratio; over another lower
+        # bound it is neither, and is shown as measured.
+        best_exact = lowest_p99 is not None and not bool(at.loc[lowest_p99].get("p99_ms_at_least", False))
+        bound = "at least " if best_exact and bool(at.loc[style].get("p99_ms_at_least", False)) else ""
         return (
-            f"{1 - at.loc[style, 'rps_gap']:.2f}x the best req/s, {_times(at.loc[style, 'p99_over_best'])} "
+            f"{1 - at.loc[style, 'rps_gap']:.2f}x the best req/s, {bound}{_times(at.loc[style, 'p99_over_best'])} "
             "the lowest p99"
         )
 
@@ -260,9 +272,19 @@ def _unreliable(point: pd.Series) -> str:
     if point.get("saturated", False):
         return "the load generator was saturated"
     valid = point.get("valid", True)
-    if valid is not None and not pd.isna(valid) and not bool(valid):
+    if valid is not None and not pd.isna(valid) and not bool(valid) and not only_lower_bounds(point):
         return f"its cell is not valid ({point.get('invalid_because') or 'see the validity table'})"
     return ""
+
+
+LOWER_BOUND_RULES = frozenset({"window", "littles_law"})
+
+
+def only_lower_bounds(point: pd.Series) -> bool:
+    """The cell broke only rules that make its latency a lower bound (requests outlasted the
+    window): its true p99 is at least the one shown, so it can be ranked behind, never best."""
+    failed = {r.strip() for r in str(point.get("validity_failed") or "").split(",") if r.strip()}
+    return bool(failed) and failed <= LOWER_BOUND_RULES
 
 
 def _p99(point: pd.Series) -> str:

@@ -377,6 +377,12 @@ def _carried(column: str) -> bool:
     return column.startswith("predicted_") or column.endswith("_vs_predicted")
 
 
+def _rules_of(values: pd.Series) -> str:
+    """The validity rules any of the repeats broke, joined."""
+    rules = {r.strip() for v in values if isinstance(v, str) for r in v.split(",") if r.strip()}
+    return ", ".join(sorted(rules))
+
+
 def points(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per ``keys``: metrics averaged over repeats, ``repeats`` (n), ``requests`` summed,
     ``cells`` listed, ``saturated`` if any was; the baseline's ratios from the averages."""
@@ -396,6 +402,7 @@ def points(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
             "invalid_because",
             lambda v: "; ".join(dict.fromkeys(x for x in v if isinstance(x, str) and x)),
         )
+        spec["validity_failed"] = ("validity_failed", _rules_of)
     for col in rows.columns:
         if _carried(col) and col not in keys:
             spec[col] = (col, "mean" if pd.api.types.is_numeric_dtype(rows[col]) else "first")
