@@ -91,30 +91,39 @@ def stack_cpu_s(stack: Stack) -> tuple[float, float]:
 
 def hammer(url: str, seconds: float, min_requests: int, concurrency: int) -> int:
     """Requests completed by ``concurrency`` keep-alive clients in at least ``seconds`` (and at
-    least ``min_requests``, within 4x the time)."""
+    least ``min_requests``, within 4x the time). A client whose connection fails stops (the stack
+    being stopped under it, by Ctrl-C say); an interrupt stops them all before it goes on up."""
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     done = [0] * concurrency
+    stop = threading.Event()
     start = time.monotonic()
 
     def client(i: int) -> None:
         conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
         try:
-            while True:
+            while not stop.is_set():
                 elapsed = time.monotonic() - start
                 if elapsed >= seconds and (sum(done) >= min_requests or elapsed >= 4 * seconds):
                     return
                 conn.request("GET", path)
                 conn.getresponse().read()
                 done[i] += 1
+        except (OSError, http.client.HTTPException):
+            return  # counted: only completed requests are
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(concurrency)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.join()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
     return sum(done)
 
 
