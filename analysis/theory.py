@@ -431,7 +431,14 @@ def add_predictions(
     # The calibration's CPU per request of the Gunicorn workers alone, to set beside what the
     # workers used per request in the cell itself (a consistency check, not an input).
     out["calibrated_workers_cpu_ms"] = [
-        demand_for(calibration, row["style"], cells.get(row["cell"], {}), "workers_cpu_s_per_request") * 1000
+        demand_for(
+            calibration,
+            row["style"],
+            cells.get(row["cell"], {}),
+            "workers_cpu_s_per_request",
+            _number(row.get("style_users")),
+        )
+        * 1000
         for row in out.to_dict("records")
     ]
     out["rps_vs_predicted"] = out["rps"] / out["predicted_rps"]

@@ -272,13 +272,16 @@ def close_window(environment: Environment) -> None:
     if window.measure_from is None or window.closed_at is not None:
         return
     now = window.closed_at = time.time()
-    if getattr(environment.parsed_options, "rb_no_capture", False):
+    opts = environment.parsed_options
+    if getattr(opts, "rb_no_capture", False):
         return
+    open_model = getattr(opts, "rb_model", "closed") == "open"
     for name, since in list(in_flight.values()):
-        if since >= window.measure_from or getattr(environment.parsed_options, "rb_model", "closed") == "closed":
+        # Open model: only starts scheduled in the window belong to it (``since`` is the intended start).
+        if since >= window.measure_from or not open_model:
             capture.record(name, (now - since) * 1_000_000, now, kind="censored")
             capture.count(name, "inflight_at_stop")
-    if getattr(environment.parsed_options, "rb_model", "closed") != "open" or not window.rate:
+    if not open_model or not window.rate:
         return
     running = getattr(environment.runner, "user_classes_count", {}) or {}
     for style, cls in USER_CLASSES.items():

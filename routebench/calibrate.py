@@ -32,7 +32,6 @@ MIN_REQUESTS = 200  # the kernel counts CPU time in 10 ms ticks: enough requests
 # CPU clock), then twenty at a time with the cells' own wait, so as many calls are in flight as in
 # a cell of twenty users. The cpu family's work and the fan-out width are the cells'.
 CONCURRENCY_LEVELS = (2, 20)
-CONCURRENCY = CONCURRENCY_LEVELS[0]
 PROBE_WAIT_MS = 1
 IDLE_S = 1.0
 METHOD = (

@@ -40,7 +40,7 @@ def summary_table(table: pd.DataFrame, title: str, width: int) -> tuple[Table, l
     wide = width >= WIDE
     one_w = rows["server_workers"].nunique() == 1
     any_failures = bool(rows["failures"].sum())
-    notes = ["p50/p95/p99: exact, in ms (HDR histograms of every Locust worker)"]
+    notes = ["p50/p95/p99: exact, in ms, of successful requests (HDR histograms of every Locust worker)"]
     columns: list[tuple[str, str]] = [("style", "style"), ("users", "users" if wide else "U")]
     if wide or not one_w:
         columns.append(("server_workers", "W"))

@@ -100,19 +100,24 @@ def _cpu_only(s: Shape) -> float:
     return 0.0
 
 
+def _loop_blocking(key: str) -> Prediction:
+    """A blocking call inside async def, whatever it waits on: one request at a time per loop."""
+    return Prediction(
+        key,
+        "about W/d",
+        "about U*d/W: every request on that worker queues",
+        _one_per_loop,
+        _loop_held,
+        "event loop",
+        blocks_loop=True,
+    )
+
+
 PREDICTIONS: dict[str, Prediction] = {
     p.key: p
     for p in (
         Prediction("async", "about U/d until CPU caps it", "about d", _unlimited, lambda s: s.wait_s),
-        Prediction(
-            "blocking",
-            "about W/d",
-            "about U*d/W: every request on that worker queues",
-            _one_per_loop,
-            _loop_held,
-            "event loop",
-            blocks_loop=True,
-        ),
+        _loop_blocking("blocking"),
         Prediction(
             "threadpool",
             "about min(U, W*T)/d",
@@ -154,15 +159,7 @@ PREDICTIONS: dict[str, Prediction] = {
             lambda s: s.wait_s,
             "db pool",
         ),
-        Prediction(
-            "db-blocking",
-            "about W/d",
-            "about U*d/W: every request on that worker queues",
-            _one_per_loop,
-            _loop_held,
-            "event loop",
-            blocks_loop=True,
-        ),
+        _loop_blocking("db-blocking"),
         Prediction(
             "db-threadpool",
             "about W*min(T, P)/d",
