@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urlsplit
 
 import psutil
 
+from routebench import stopping
 from routebench.experiment import Cell
 from routebench.launcher import Stack
 from target_app import catalogue
@@ -149,6 +150,7 @@ def calibrate(
         after, after_workers = stack_cpu_s(stack)
         idle_rate, idle_workers = (after - before) / IDLE_S, (after_workers - before_workers) / IDLE_S
         for i, probe in enumerate(probes, 1):
+            stopping.check()
             if on_probe:
                 on_probe(i, len(probes), probe.style)
             levels = []

@@ -6,11 +6,11 @@ given as a ROUTEBENCH_* environment variable. What each subcommand does is in
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Callable, Sequence
 
 from analysis.load import BadInput
+from routebench import stopping
 from routebench.commands import (
     LOCUST_MASTER_PORT,
     SLO_EXIT_CODE,
@@ -141,13 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    stopping.install()
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args) or 0

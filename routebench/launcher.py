@@ -26,7 +26,7 @@ from typing import Self
 import httpx
 import psutil
 
-from routebench import postgres
+from routebench import postgres, stopping
 from target_app.lifeline import die_with_parent
 from target_app.settings import Settings
 
@@ -376,10 +376,12 @@ def wait_for(
     ready: Callable[[], bool], timeout: float, interval: float, check: Callable[[], None] | None = None
 ) -> bool:
     """Poll ``ready`` until it holds (True) or ``timeout`` passes (False); ``check`` may raise to
-    stop early (a process that died while we waited for it)."""
+    stop early (a process that died while we waited for it). A wait with a ``check`` is part of a
+    start, so a stop the user asked for ends it too; the waits of a stop have none."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check is not None:
+            stopping.check()
             check()
         if ready():
             return True

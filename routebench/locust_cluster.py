@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 
+from routebench import stopping
 from routebench.launcher import REPO, Managed, StackError, StartedAndStopped, claim_port, http_status, spawn, wait_for
 from routebench.rundir import CellDir
 
@@ -202,6 +203,7 @@ class LocustCluster(StartedAndStopped):
         assert self.master is not None
         deadline = time.monotonic() + timeout
         while self.master.alive():
+            stopping.check()
             if time.monotonic() > deadline:
                 raise StackError(f"Locust master still running {timeout:.0f} s after the cell should have ended")
             self.sample_cpu()

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from analysis import validity
-from routebench import calibrate, metadata, postgres
+from routebench import calibrate, metadata, postgres, stopping
 from routebench.experiment import Cell, Experiment, expand, reproduce
 from routebench.launcher import Stack, StackError, http_status, wait_for
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
@@ -118,6 +118,7 @@ class Runner:
             task = progress.add_task("starting", total=planned)
             done_s = 0.0
             for cell in self.cells:
+                stopping.check()
                 budget = cell.warmup_s + cell.duration_s + CELL_OVERHEAD_S
                 if cell.needs_db and db_problem:
                     self._skip_cell(cell, db_problem)

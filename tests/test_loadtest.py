@@ -86,16 +86,30 @@ def test_blocking_in_async_p99_is_far_above_async_await(smoke_run: Path) -> None
 
 
 def test_exact_percentiles_agree_with_locusts_within_its_rounding(smoke_run: Path) -> None:
-    table = summarise(load_run(smoke_run))
-    for row in table.itertuples():
-        for exact, rounded, slack in (
-            (row.p50_ms, row.locust_p50_ms, 0.05),
-            (row.p95_ms, row.locust_p95_ms, 0.05),
-            (row.p99_ms, row.locust_p99_ms, 0.10),
-        ):
-            assert abs(exact - rounded) <= max(locust_bucket(rounded), slack * rounded), (row.style, exact, rounded)
-        # Exact values resolve below a millisecond; Locust's never do.
-        assert any(abs(v - round(v)) > 1e-6 for v in (row.p50_ms, row.p95_ms, row.p99_ms, row.p999_ms))
+    run = load_run(smoke_run)
+    table = summarise(run).set_index("style")
+    for cell in run.cells:
+        exact = json.loads((smoke_run / cell["dir"] / "exact.json").read_text())
+        for style in cell["styles"]:
+            row = table.loc[style]
+            hist = load_histogram(smoke_run / cell["dir"] / "hdr" / catalogue.BY_ID[style].hdr_file)
+            # Locust's set may hold the few requests that completed after the close (the exact
+            # capture kept them as unfinished), so its quantile is the exact one at a rank that
+            # many requests away. That matters: with users split unevenly over the server's
+            # workers, blocking-in-async's latencies form two modes of equal mass (each worker
+            # serves one request per wait), and p50 sits on the gap between them.
+            shift = 100 * (exact["requests"][style]["inflight_at_stop"] + 2) / hist.get_total_count()
+            for q, rounded, slack in (
+                (50, row.locust_p50_ms, 0.05),
+                (95, row.locust_p95_ms, 0.05),
+                (99, row.locust_p99_ms, 0.10),
+            ):
+                low = hist.get_value_at_percentile(max(0.0, q - shift)) / 1000
+                high = hist.get_value_at_percentile(min(100.0, q + shift)) / 1000
+                margin = max(locust_bucket(rounded), slack * rounded)
+                assert low - margin <= rounded <= high + margin, (style, q, low, rounded, high)
+            # Exact values resolve below a millisecond; Locust's never do.
+            assert any(abs(v - round(v)) > 1e-6 for v in (row.p50_ms, row.p95_ms, row.p99_ms, row.p999_ms))
 
 
 def test_ctrl_c_keeps_finished_cells_and_leaves_no_process(tmp_path: Path) -> None:
