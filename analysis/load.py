@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from routebench.rundir import SCHEMA_VERSION, CellDir, RunDir
+from routebench.rundir import MEASURED, SCHEMA_VERSION, CellDir, RunDir
 
 STATS_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%")
 
@@ -40,7 +40,7 @@ class Run:
     dir: Path
     meta: dict[str, Any]
     cells: list[dict[str, Any]]
-    data: dict[str, CellData] = field(default_factory=dict)  # every "ok" cell, by id
+    data: dict[str, CellData] = field(default_factory=dict)  # every measured cell (ok or degraded), by id
 
 
 def read_json(path: Path) -> Any:
@@ -68,7 +68,7 @@ def load_run(run_dir: Path) -> Run:
             f"{SCHEMA_VERSION} (a newer routebench wrote it)"
         )
     cells = meta["cells"]
-    data = {c["id"]: load_cell(RunDir(run_dir).cell(c["dir"])) for c in cells if c.get("status") == "ok"}
+    data = {c["id"]: load_cell(RunDir(run_dir).cell(c["dir"])) for c in cells if c.get("status") in MEASURED}
     return Run(run_dir, meta, cells, data)
 
 
@@ -164,4 +164,4 @@ def read_telemetry(directory: Path) -> pd.DataFrame:
 
 
 def ok_cells(run: Run) -> list[dict[str, Any]]:
-    return [c for c in run.cells if c.get("status") == "ok"]
+    return [c for c in run.cells if c.get("status") in MEASURED]

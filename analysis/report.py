@@ -39,7 +39,7 @@ from analysis.summary import (
     together_points,
     users_label,
 )
-from routebench.rundir import write_text
+from routebench.rundir import MEASURED, write_text
 from target_app import catalogue
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024
@@ -296,7 +296,7 @@ def slo_outcome(a: Analysis) -> bool | None:
     judged = a.slo[a.slo["judged"] & a.slo["valid"]]
     if (~judged["passed"] & ~judged["expected_failure"]).any():
         return False
-    unfit = a.run.meta.get("status") != "complete" or any(c.get("status") != "ok" for c in a.run.cells)
+    unfit = a.run.meta.get("status") != "complete" or any(c.get("status") not in MEASURED for c in a.run.cells)
     if unfit or len(judged) < len(a.slo):
         return None
     return True
@@ -325,7 +325,7 @@ def build_context(a: Analysis) -> dict[str, Any]:
         )
     bokeh_js, bokeh_script, divs = charts.embed(figures)
     meta = a.run.meta
-    failed = [c for c in a.run.cells if c.get("status") != "ok"]
+    failed = [c for c in a.run.cells if c.get("status") not in MEASURED]
     return {
         "meta": meta,
         "headline": headline(a),

@@ -13,7 +13,9 @@ model's fit leaves it out, and ``routebench check`` does not judge it unless ask
 - ``schedule``: open model, at most 5% of starts late, and offered = sent + unsent;
 - ``failures``: at most 1% of requests failed;
 - ``final_reports``: every worker's final report reached the master;
-- ``workers``: no load-generator worker went missing during the cell;
+- ``workers``: no load-generator process was lost after the window opened (seen by its process
+  handle, or missing from the master's heartbeat for a worker on another machine);
+- ``server``: no server worker was lost after the window opened (its requests failed or were cut);
 - ``warmup`` (information, never fails): warm-up samples rejected.
 """
 
@@ -27,7 +29,18 @@ LITTLE_TOLERANCE = 0.20
 LATE_SHARE = 0.05
 FAILURE_SHARE = 0.01
 WINDOW_FACTOR = 10  # a window this many times the longest latency lets nearly every request finish
-RULES = ("counts", "littles_law", "window", "generator", "schedule", "failures", "final_reports", "workers")
+RULES = (
+    "counts",
+    "littles_law",
+    "window",
+    "generator",
+    "schedule",
+    "failures",
+    "final_reports",
+    "workers",
+    "server",
+)
+MEASURED_PHASES = ("window", "final report")  # a loss before these was replaced or failed the cell
 
 
 def _rule(name: str, ok: bool, text: str) -> dict[str, Any]:
@@ -142,12 +155,24 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
         rules.append(_rule("generator", False, "a load-generator process averaged above Locust's CPU warning"))
     finals = exact.get("final_reports") or {}
     if finals.get("missing"):
-        rules.append(_rule("final_reports", False, f"final report never arrived from {', '.join(finals['missing'])}"))
-    lost = cell.get("lost_workers") or exact.get("lost_workers") or []
-    if lost:
-        rules.append(
-            _rule("workers", False, f"load-generator worker lost: {', '.join(str(w.get('id')) for w in lost)}")
-        )
+        dead = set(finals.get("dead") or [])
+        named = [f"{w} (its process died)" if w in dead else w for w in finals["missing"]]
+        rules.append(_rule("final_reports", False, f"final report never arrived from {', '.join(named)}"))
+    losses = [x for x in cell.get("losses") or [] if x.get("phase") in MEASURED_PHASES]
+    generators = [x for x in losses if x.get("kind") == "locust worker"]
+    seen = {x.get("client_id") for x in generators}
+    # Workers on other machines: only the master's heartbeat knows them.
+    heartbeat = [w for w in cell.get("lost_workers") or exact.get("lost_workers") or [] if w.get("id") not in seen]
+    if generators or heartbeat:
+        said = [describe_loss(x) for x in generators] + [
+            f"{w.get('id')} (missing from the master's heartbeat, "
+            f"{int(w.get('samples_received', 0)):,} samples received)"
+            for w in heartbeat
+        ]
+        rules.append(_rule("workers", False, f"load-generator process lost: {'; '.join(said)}"))
+    servers = [x for x in losses if x.get("kind") == "server worker"]
+    if servers:
+        rules.append(_rule("server", False, f"server worker lost: {'; '.join(describe_loss(x) for x in servers)}"))
     failed = [r for r in rules if not r["ok"]]
     return {
         "valid": not failed,
@@ -156,6 +181,18 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
         "broken": [{"rule": r["rule"], "text": r["text"]} for r in failed],
         "notes": notes,
     }
+
+
+def describe_loss(loss: dict[str, Any]) -> str:
+    """One lost process in words (a ``losses`` entry of cell.json, see routebench.watch):
+    ``locust-worker-2 (pid 4711) killed by SIGKILL at +5.2 s, in the window, 812 samples delivered``."""
+    text = (
+        f"{loss.get('process')} (pid {loss.get('pid')}) {loss.get('how')} "
+        f"at +{float(loss.get('at_s', 0)):.1f} s, in the {loss.get('phase')}"
+    )
+    if loss.get("samples_delivered") is not None:
+        text += f", {int(loss['samples_delivered']):,} samples delivered"
+    return text
 
 
 def _window(exact: dict[str, Any]) -> float | None:

@@ -18,12 +18,19 @@ opens its own window ``--rb-warmup`` seconds after it hears of the test (its own
 Locust's stats there, and closes it when the test stops. Requests the window closes on are kept as
 censored samples at their elapsed time; each worker then sends a final report, and the master
 saves the test once every worker's final report is in (or says whose is missing).
+
+Lost requests are failures: geventhttpclient silently resends an idempotent request whose
+connection died (a server worker killed under it), which would turn a lost request into a slow
+one; that resend is off unless ``--rb-retry-lost``. Each worker tells the master its pid, the master
+writes ``window.json`` when a test's window is set, and reads ``dead_workers.json`` (pids the
+runner saw die), so its wait for final reports never waits for a process known to be dead.
 """
 
 from __future__ import annotations
 
 import atexit
 import csv
+import json
 import math
 import os
 import secrets
@@ -34,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import geventhttpclient.client
 from locust import FastHttpUser, constant, events, tag, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -41,7 +49,7 @@ from locust.runners import MasterRunner, WorkerRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for ``locust -f`` from a clone
 
 from locustfiles.capture import Capture  # noqa: E402
-from routebench.rundir import CellDir, RunDir  # noqa: E402
+from routebench.rundir import CellDir, RunDir, write_json  # noqa: E402
 from target_app import catalogue  # noqa: E402
 
 LATE_MS = 10.0
@@ -49,6 +57,7 @@ WATCH_INTERVAL_S = 0.5
 FINAL_WAIT_S = 5.0  # how long the master waits for the workers' final reports after a stop
 capture = Capture()
 lost_workers: list[dict[str, Any]] = []  # master: workers that went missing mid-run, and when
+worker_pids: dict[str, int] = {}  # master: each worker's process id, as it said when it connected
 
 
 @dataclass
@@ -116,6 +125,13 @@ def _add_arguments(parser: Any) -> None:
         default="",
         include_in_web_ui=False,
         help="web UI: comma-separated user classes ticked when the form opens",
+    )
+    parser.add_argument(
+        "--rb-retry-lost",
+        action="store_true",
+        default=False,
+        include_in_web_ui=False,
+        help="let geventhttpclient resend an idempotent request whose connection died (off: it fails, with its reason)",
     )
     parser.add_argument(
         "--rb-no-capture",
@@ -355,8 +371,13 @@ class Test:
     workers_at_stop: list[str] = field(default_factory=list)  # whose final report the master expects
     final_reports: list[str] = field(default_factory=list)  # whose final report arrived
 
+    dead: list[str] = field(default_factory=list)  # workers whose process the runner saw die
+
     def finals_in(self) -> bool:
-        return set(self.workers_at_stop) <= set(self.final_reports)
+        """Every final report that can still come is in: a dead process sends none."""
+        if self.workers_at_stop and not set(self.workers_at_stop) <= set(self.final_reports):
+            self.dead = known_dead()
+        return set(self.workers_at_stop) <= set(self.final_reports) | set(self.dead)
 
 
 tests: list[Test] = []  # master only
@@ -369,9 +390,12 @@ def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         runner.register_message("rb_window", lambda environment, msg: _open_window(environment, msg.data))
+        runner.send_message("rb_hello", {"pid": os.getpid()})
         # After Locust's own stats listener (the runner registered it before this event fired).
         environment.events.report_to_master.add_listener(_keep_warmup_out_of_locusts_stats)
         return
+    if isinstance(runner, MasterRunner):
+        runner.register_message("rb_hello", _on_hello)
     opts = environment.parsed_options
     if environment.web_ui is not None:
         _extend_web_ui(environment)
@@ -386,6 +410,34 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if out:
         # Locust fires ``quitting`` before the workers' final reports arrive; save after them.
         atexit.register(_save_last, environment, Path(out))
+
+
+def _on_hello(environment: Environment, msg: Any) -> None:
+    worker_pids[msg.node_id] = int(msg.data["pid"])
+
+
+def known_dead() -> list[str]:
+    """The workers whose process the runner saw die: pids in ``--rb-out``'s ``dead_workers.json``."""
+    out = str(getattr(_env.parsed_options, "rb_out", "") or "") if _env is not None else ""
+    path = CellDir(Path(out)).dead_workers if out else None
+    if path is None or not path.is_file():
+        return []
+    try:
+        pids = {int(p) for p in json.loads(path.read_text())}
+    except (OSError, ValueError, TypeError):
+        return []
+    return sorted(cid for cid, pid in worker_pids.items() if pid in pids)
+
+
+def _no_silent_resend(method: str) -> bool:
+    """geventhttpclient's test for resending a request whose connection died (GET: yes), unless
+    ``--rb-retry-lost``: a lost request is then a failure with its reason, not a slow success."""
+    opts = _env.parsed_options if _env is not None else None
+    return bool(getattr(opts, "rb_retry_lost", False)) and _may_resend(method)
+
+
+_may_resend = geventhttpclient.client._may_retry_after_send_error
+geventhttpclient.client._may_retry_after_send_error = _no_silent_resend
 
 
 def _extend_web_ui(environment: Environment) -> None:
@@ -512,6 +564,10 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         )
     )
     _open_window(environment, data)
+    out = str(getattr(opts, "rb_out", "") or "")
+    if out and not in_session(environment):
+        # For the runner: whether a generator process it saw die was lost before the window or in it.
+        write_json(CellDir(Path(out)).window, {"test": number, "started_at": now, "measure_from": now + warmup})
     if isinstance(runner, MasterRunner):
         runner.send_message("rb_window", data)
         gevent.spawn(_watch_workers, runner)
@@ -593,7 +649,12 @@ def _watch_workers(runner: MasterRunner) -> None:
             if cid not in noted:
                 noted.add(cid)
                 lost_workers.append(
-                    {"id": cid, "lost_at": time.time(), "samples_received": capture.samples_by_worker.get(cid, 0)}
+                    {
+                        "id": cid,
+                        "pid": worker_pids.get(cid),
+                        "lost_at": time.time(),
+                        "samples_received": capture.samples_by_worker.get(cid, 0),
+                    }
                 )
         seen.update(present)
         gevent.sleep(WATCH_INTERVAL_S)
@@ -673,6 +734,7 @@ def _save_test(environment: Environment, out: Path, test: Test) -> None:
     if isinstance(runner, MasterRunner):
         workers = [{"id": c.id, "state": c.state} for c in runner.clients.all]
     missing = [w for w in test.workers_at_stop if w not in test.final_reports]
+    test.dead = known_dead()
     capture.save(
         directory,
         {
@@ -684,7 +746,13 @@ def _save_test(environment: Environment, out: Path, test: Test) -> None:
             "test": {**asdict(test), "users_by_style": users_by_style(runner)},
             "workers": workers,
             "lost_workers": lost_workers,
-            "final_reports": {"expected": test.workers_at_stop, "received": test.final_reports, "missing": missing},
+            "final_reports": {
+                "expected": test.workers_at_stop,
+                "received": test.final_reports,
+                "missing": missing,
+                "dead": [w for w in test.dead if w in missing],  # none can come: the process died
+            },
+            "worker_pids": worker_pids,
             # Locust's own counts once the final reports are in, to cross-check the exact ones.
             "locust_counts": locust_counts(runner),
             "master_pid": os.getpid(),

@@ -17,7 +17,7 @@ from analysis import load, report, summary
 from routebench import experiment, metadata, terminal, ui_session
 from routebench.launcher import Stack, claim_port
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count, worker_argv
-from routebench.rundir import RunDir, write_text
+from routebench.rundir import MEASURED, RunDir, write_text
 from routebench.runner import Runner, new_run_id
 from target_app import catalogue
 from target_app.settings import Settings, default
@@ -184,7 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         run_dir = runner.run()
     except KeyboardInterrupt:
-        done = sum(1 for c in runner.state.get("cells", []) if c["status"] == "ok")
+        done = sum(1 for c in runner.state.get("cells", []) if c["status"] in MEASURED)
         console.print(
             f"[yellow]interrupted:[/] {done} of {len(runner.cells)} cells finished and kept; "
             f"the run is marked incomplete: {runner.run_dir}"
@@ -196,7 +196,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(f"run finished in {runner.state['wall_s']} s: {run_dir}")
     print_summary(run_dir)
     publish_report(run_dir, Path(args.reports))
-    failed = [c for c in runner.state["cells"] if c["status"] not in ("ok", "skipped")]
+    failed = [c for c in runner.state["cells"] if c["status"] not in (*MEASURED, "skipped")]
     if failed:
         console.print(
             f"[red]{len(failed)} cell(s) failed:[/] " + "; ".join(f"{c['id']}: {c.get('reason')}" for c in failed)
@@ -231,7 +231,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     unfit += [
         f"cell {c['id']} {c['status']}{': ' + c['reason'] if c.get('reason') else ''}"
         for c in a.run.cells
-        if c.get("status") != "ok"
+        if c.get("status") not in MEASURED
     ]
     validity = {c["id"]: summary.cell_validity(c, a.run.data[c["id"]]) for c in load.ok_cells(a.run)}
     judged = failed_expected = broken = 0

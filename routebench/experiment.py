@@ -101,6 +101,8 @@ class Experiment(Knobs):
     description: str = ""
     groups: list[Group] = Field(min_length=1)
     slo: list[str] = Field(default_factory=list)
+    # Off: no CPU-per-request probes before the matrix (quicker; the prediction then has no CPU term).
+    calibrate: bool = True
 
 
 class Cell(BaseModel):

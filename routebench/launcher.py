@@ -39,6 +39,17 @@ class StackError(RuntimeError):
     """A problem the user can act on, said in one line."""
 
 
+class DiedWhileStarting(StackError):
+    """A process of the stack exited before it was ready: which, and how."""
+
+    def __init__(self, managed: Managed) -> None:
+        super().__init__(
+            f"{managed.name} exited with code {managed.proc.returncode} while starting: "
+            f"{_last_line(managed.tail())} (log: {managed.log})"
+        )
+        self.managed = managed
+
+
 def free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -297,10 +308,7 @@ class Stack(StartedAndStopped):
 
         def still_alive() -> None:
             if not managed.alive():
-                raise StackError(
-                    f"{name} exited with code {managed.proc.returncode} while starting: "
-                    f"{_last_line(managed.tail())} (log: {managed.log})"
-                )
+                raise DiedWhileStarting(managed)
 
         if not wait_for(ready, timeout, 0.05, still_alive):
             raise StackError(f"{name} did not become ready in {timeout:.0f} s: {_last_line(managed.tail())}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from analysis.answers import answers
 from analysis.report import Analysis, analyse
 from analysis.summary import neighbour_points
+from routebench.rundir import MEASURED
 from target_app import catalogue
 
 BEGIN = "<!-- readme-tables: begin (made by `routebench readme-tables`; do not edit by hand) -->"
@@ -35,7 +36,7 @@ def provenance(a: Analysis) -> str:
     commit = (git.get("commit") or "unknown")[:12] + (" with uncommitted changes" if git.get("dirty") else "")
     machine = meta.get("machine", {})
     cells = a.run.cells
-    ok = sum(1 for c in cells if c.get("status") == "ok")
+    ok = sum(1 for c in cells if c.get("status") in MEASURED)
     wall = meta.get("wall_s")
     took = f", {wall:.0f} s of matrix" if isinstance(wall, (int, float)) else ""
     return (

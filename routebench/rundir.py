@@ -25,6 +25,10 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 UI_TEST_PREFIX = "ui-"
+# A cell's status: ok, degraded (measured, but a process was lost after the window opened: its
+# numbers stay, with the loss named), failed, skipped, interrupted, not run.
+MEASURED = ("ok", "degraded")
+ATTEMPT_PREFIX = "attempt-"
 
 
 def write_text(path: Path, text: str) -> None:
@@ -87,12 +91,34 @@ class CellDir:
     def exceptions(self) -> Path:
         return self.path / "locust_exceptions.csv"
 
+    @property
+    def window(self) -> Path:
+        """Written by the Locust master when a headless test's window is set: its start and measure_from."""
+        return self.path / "window.json"
+
+    @property
+    def dead_workers(self) -> Path:
+        """Written by the runner: pids of the cell's generator processes it saw die."""
+        return self.path / "dead_workers.json"
+
     def locust_csv(self, kind: str) -> Path:
         """``stats``, ``failures`` or ``exceptions``: Locust's CSV of that kind."""
         return self.path / f"locust_{kind}.csv"
 
     def log(self, process: str) -> Path:
         return self.path / f"{process}.log"
+
+
+def set_aside(cell_dir: Path, attempt: int) -> Path:
+    """Move what an abandoned attempt at a cell's load left (Locust's files and logs) into
+    ``attempt-N/``, so the next attempt starts clean and the evidence stays; the server's telemetry
+    stays where it is (the stack runs on)."""
+    aside = cell_dir / f"{ATTEMPT_PREFIX}{attempt}"
+    aside.mkdir()
+    for path in cell_dir.iterdir():
+        if path.name != "telemetry" and not path.name.startswith(ATTEMPT_PREFIX):
+            path.rename(aside / path.name)
+    return aside
 
 
 @dataclass(frozen=True)

@@ -29,14 +29,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from analysis import validity
 from routebench import calibrate, metadata, postgres, stopping
 from routebench.experiment import Cell, Experiment, expand, reproduce
-from routebench.launcher import Stack, StackError, http_status, wait_for
+from routebench.launcher import DiedWhileStarting, Stack, StackError, http_status, wait_for
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
-from routebench.rundir import CellDir, RunDir, write_json
+from routebench.rundir import MEASURED, CellDir, RunDir, set_aside, write_json
+from routebench.watch import BEFORE_WINDOW, TICK_S, GeneratorLost, Watch
 from target_app import catalogue
 from target_app.settings import Settings
 
 RESULTS_DIR = Path("results")
 CELL_OVERHEAD_S = 7.0  # stack and cluster start/stop, for the ETA
+GENERATOR_ATTEMPTS = 3  # a load generator lost before the window is started again, this many times in all
 PROGRESS_COLUMNS_WIDTH = 44  # bar (up to 40 shrinks to fit), "100%", "0:01:23", "ETA", "0:04:56", spaces
 
 
@@ -131,6 +133,8 @@ class Runner:
         """Each style's server CPU per request, measured apart from the cells (routebench.calibrate)."""
         if self.target_url is not None:
             return {"method": calibrate.METHOD, "probes": [], "reason": "the target runs elsewhere: not measured"}
+        if not self.experiment.calibrate:
+            return {"method": calibrate.METHOD, "probes": [], "reason": "off in the experiment (calibrate = false)"}
         cells = [c for c in self.cells if not (c.needs_db and self._database_problem())]
         begun = time.monotonic()
         with self.console.status("calibrating") as status:
@@ -233,69 +237,127 @@ class Runner:
         workers = cell.locust_workers or default_worker_count()
         if self.external_workers:
             workers = 0
-        with self._target(settings, cell, cell_dir) as stack:
-            spec.target_url = stack.target_url
-            reported = stack.server_shape() if isinstance(stack, ExternalTarget) else {}
-            cluster = LocustCluster(
-                spec,
-                workers,
-                bind_host=self.master_host,
-                master_port=self.master_port,
-                external_workers=self.external_workers,
-                expect_timeout_s=600 if self.external_workers else 60,
-            )
-            with cluster:
-                if self.external_workers and self.on_worker_command:
-                    self.on_worker_command(cluster.worker_command())
-                history = CellDir(cell_dir).history
-                placements: list[tuple[float, dict[int, int]]] = []
-
-                def tick() -> None:
-                    dead = [m for m in stack.processes if not m.alive()]
-                    if dead:
-                        raise StackError(
-                            f"the target stack died mid-cell: {dead[0].name} exited with code {dead[0].proc.returncode}"
-                        )
-                    if isinstance(stack, Stack):
-                        placements.append((time.time(), connections_per_worker(stack)))
-                    on_rps(current_rps(history))
-
-                code = cluster.wait(
-                    timeout=spec.run_time_s + (660 if self.external_workers else 90),  # type: ignore[operator]
-                    on_tick=tick,
-                )
-            cpu = {
-                str(pid): list(zip(cluster.cpu_at[pid], readings, strict=True)) for pid, readings in cluster.cpu.items()
-            }
-            names = {str(m.proc.pid): m.name for m in cluster.processes()}
-            server_log = stack.log("target")
-            files = CellDir(cell_dir)
-            files.server_log.write_text(server_log)
+        watch = Watch(cell_dir, spec.run_time_s)  # type: ignore[arg-type]
+        files = CellDir(cell_dir)
+        try:
+            with self._target(settings, cell, cell_dir) as stack:
+                spec.target_url = stack.target_url
+                reported = stack.server_shape() if isinstance(stack, ExternalTarget) else {}
+                for attempt in range(1, GENERATOR_ATTEMPTS + 1):
+                    try:
+                        code, cluster, placements = self._load(spec, workers, stack, watch, on_rps)
+                        break
+                    except GeneratorLost as gone:
+                        if attempt == GENERATOR_ATTEMPTS:
+                            return {
+                                "status": "failed",
+                                "reason": f"the load generator could not be started: {gone} "
+                                f"({GENERATOR_ATTEMPTS} attempts; log: {files.log(gone.loss['process'])})",
+                                "losses": watch.losses,
+                            }
+                        self.console.print(f"[yellow]{gone}: starting the cell's load again[/]")
+                        set_aside(cell_dir, attempt)
+                        watch.new_attempt()
+                cpu = {
+                    str(pid): list(zip(cluster.cpu_at[pid], readings, strict=True))
+                    for pid, readings in cluster.cpu.items()
+                }
+                names = {str(m.proc.pid): m.name for m in cluster.processes()}
+                server_log = stack.log("target")
+                files.server_log.write_text(server_log)
+        except StackError as exc:
+            if isinstance(exc, DiedWhileStarting):
+                watch.dead([exc.managed], "target stack")
+            return {"status": "failed", "reason": str(exc), "losses": watch.losses}
         deaths = worker_deaths(server_log, files.telemetry)
-        if not files.exact.exists() or not files.stats.exists():
+        master = next((loss for loss in watch.losses if loss["kind"] == "locust master"), None)
+        if not files.exact.exists() or not files.stats.exists() or master is not None:
             write_json(files.generator, generator_load(cpu, names))
-            tail = cluster.master.tail(3) if cluster.master else ""
-            return {"status": "failed", "reason": f"Locust left no results (exit code {code}): {tail}"}
+            why = (
+                validity.describe_loss(master)
+                if master
+                else f"exit code {code}: {cluster.master.tail(3) if cluster.master else ''}"
+            )
+            return {"status": "failed", "reason": f"Locust left no complete results ({why})", "losses": watch.losses}
         exact = json.loads(files.exact.read_text())
+        watch.account(exact, deaths)
         generator = generator_load(cpu, names, (float(exact["measure_from"]), float(exact["stopped_at"])))
         write_json(files.generator, generator)
-        if not exact.get("requests"):
-            return {"status": "failed", "reason": f"no request completed in the window (Locust exit code {code})"}
+        if not any(int(e.get("count", 0)) + int(e.get("failures", 0)) for e in exact.get("requests", {}).values()):
+            return {
+                "status": "failed",
+                "reason": f"no request completed in the window (Locust exit code {code})",
+                "losses": watch.losses,
+            }
+        lost = watch.measured_losses()
         outcome = {
-            "status": "ok",
+            "status": "degraded" if lost else "ok",
             "locust_exit_code": code,
             "generator_saturated": generator["saturated"],
             "generator_cpu_cores": generator["cpu_cores"],
             "users_by_style": exact.get("test", {}).get("users_by_style", {}),
             "lost_workers": exact.get("lost_workers", []),
+            "losses": watch.losses,
             "server_worker_deaths": deaths,
             **reported,
             "connections_per_worker": placed(placements, float(exact["measure_from"]), float(exact["stopped_at"])),
             "warmup_s": cell.warmup_s,
             "window_s": round(float(exact["stopped_at"]) - float(exact["measure_from"]), 3),
         }
+        if lost:
+            outcome["degraded_because"] = [validity.describe_loss(loss) for loss in lost]
         outcome["validity"] = validity.check({**cell.model_dump(), **outcome}, exact)
         return outcome
+
+    def _load(
+        self,
+        spec: LoadSpec,
+        workers: int,
+        stack: Stack | ExternalTarget,
+        watch: Watch,
+        on_rps: Callable[[float | None], None],
+    ) -> tuple[int, LocustCluster, list[tuple[float, dict[int, int]]]]:
+        """One attempt at the cell's load: a Locust master and its workers, every process watched.
+        A generator process lost before the window opens raises GeneratorLost (the caller starts
+        the load again); one lost after it is recorded and the master told not to wait for it; a
+        target-stack process lost at any moment fails the cell at once."""
+        cluster = LocustCluster(
+            spec,
+            workers,
+            bind_host=self.master_host,
+            master_port=self.master_port,
+            external_workers=self.external_workers,
+            expect_timeout_s=600 if self.external_workers else 60,
+        )
+        target = next((m for m in stack.processes if m.name == "target"), None)
+        placements: list[tuple[float, dict[int, int]]] = []
+        with cluster:
+            if self.external_workers and self.on_worker_command:
+                self.on_worker_command(cluster.worker_command())
+            history = CellDir(spec.out_dir).history
+
+            def tick() -> None:
+                for loss in watch.dead(stack.processes, "target stack"):
+                    raise StackError(f"the target stack died mid-cell: {validity.describe_loss(loss)}")
+                watch.server_workers(target)
+                for loss in watch.dead(cluster.local_workers, "locust worker"):
+                    if loss["phase"] in BEFORE_WINDOW:
+                        raise GeneratorLost(loss)
+                    watch.tell_master()
+                if isinstance(stack, Stack):
+                    placements.append((time.time(), connections_per_worker(stack)))
+                on_rps(current_rps(history))
+
+            code = cluster.wait(
+                timeout=spec.run_time_s + (660 if self.external_workers else 90),  # type: ignore[operator]
+                tick=TICK_S,
+                on_tick=tick,
+            )
+            if code < 0 and cluster.master is not None:  # killed; a clean exit 1 means failures were counted
+                for loss in watch.dead([cluster.master], "locust master"):
+                    if loss["phase"] in BEFORE_WINDOW:
+                        raise GeneratorLost(loss)
+        return code, cluster, placements
 
     @contextlib.contextmanager
     def _target(self, settings: Settings, cell: Cell, cell_dir: Path) -> Iterator[Stack | ExternalTarget]:
@@ -308,7 +370,7 @@ class Runner:
         yield target
 
     def _report_cell(self, cell: Cell, record: dict[str, Any], label: str) -> None:
-        if record["status"] != "ok":
+        if record["status"] not in MEASURED:
             self.console.print(f"[red]{label}: {record['status']}[/] {record.get('reason', '')}")
             return
         exact = json.loads(RunDir(self.run_dir).cell(cell.id).exact.read_text())["requests"]
@@ -324,6 +386,8 @@ class Runner:
                     f"p99 {'≥' if '99' in bound else ''}{e['percentiles_us']['99'] / 1000:,.1f} ms, {e['count']:,} req"
                 )
         warn = " [yellow]generator saturated[/]" if record.get("generator_saturated") else ""
+        for why in record.get("degraded_because", []):
+            warn += f" [yellow]degraded: {why}[/]"
         v = record.get("validity") or {}
         if v and not v.get("valid", True):
             warn += f" [yellow]not valid: {', '.join(v.get('failed', []))}[/]"

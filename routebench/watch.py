@@ -1,0 +1,154 @@
+"""Every process a cell starts, watched by its handle: a death is noticed within a tick and
+recorded once, with when (seconds into the cell, and the cell's phase), how (exit code or signal)
+and, for a load generator, the samples it had delivered.
+
+Locust's own heartbeat notices a lost worker only after about 3 s and never one that dies before
+it connects; Gunicorn replaces a dead worker and says so only in its log. The runner does not wait
+for either: it polls the processes it started (and the Gunicorn master's children) every tick.
+
+Phases, from the Locust master's ``window.json`` (written when the test starts) and the cell's
+run time: ``starting`` (before the test started: connecting, spawning), ``warm-up``, ``window``
+(measured), ``final report`` (after the stop, while the final reports come in).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from analysis.validity import describe_loss
+from routebench.launcher import Managed
+from routebench.rundir import CellDir, write_json
+
+PHASES = ("starting", "warm-up", "window", "final report")
+BEFORE_WINDOW = ("starting", "warm-up")
+TICK_S = 0.5  # a death is recorded at most this long after it happened (plus one poll)
+
+
+def how_exited(returncode: int | None) -> str:
+    """``killed by SIGKILL`` or ``exit code 1``, from a Popen return code."""
+    if returncode is None:
+        return "gone"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+def _gunicorns_words(how: str) -> str:
+    """Gunicorn's ``was sent SIGKILL`` / ``exited with code 1`` in :func:`how_exited`'s words."""
+    if how.startswith("was sent "):
+        return "killed by " + how.removeprefix("was sent ")
+    return how.replace("exited with code", "exit code")
+
+
+class GeneratorLost(Exception):
+    """A load-generator process died before the window opened: the cell's load is started again."""
+
+    def __init__(self, loss: dict[str, Any]) -> None:
+        super().__init__(describe_loss(loss))
+        self.loss = loss
+
+
+@dataclass
+class Watch:
+    """The processes of one cell: the target stack's, the Gunicorn master's workers, Locust's."""
+
+    cell_dir: Path
+    run_time_s: float  # warm-up + measured window, from the test's start
+    started: float = field(default_factory=time.time)
+    losses: list[dict[str, Any]] = field(default_factory=list)
+    _recorded: set[int] = field(default_factory=set)
+    _server_workers: dict[int, psutil.Process] = field(default_factory=dict)
+    _window: dict[str, Any] | None = None
+
+    def phase(self, at: float) -> str:
+        w = self.window()
+        if w is None or at < float(w["started_at"]):
+            return "starting"
+        if at < float(w["measure_from"]):
+            return "warm-up"
+        return "window" if at < float(w["started_at"]) + self.run_time_s else "final report"
+
+    def new_attempt(self) -> None:
+        """The cell's load starts again: the next test's window is not the last one's."""
+        self._window = None
+
+    def window(self) -> dict[str, Any] | None:
+        """The test's start and measure_from, once the Locust master wrote them."""
+        if self._window is None:
+            try:
+                self._window = json.loads(CellDir(self.cell_dir).window.read_text())
+            except (OSError, ValueError):
+                return None
+        return self._window
+
+    def record(self, process: str, kind: str, pid: int, how: str, at: float | None = None) -> dict[str, Any]:
+        at = time.time() if at is None else at
+        loss = {
+            "process": process,
+            "kind": kind,
+            "pid": pid,
+            "how": how,
+            "at": round(at, 3),
+            "at_s": round(at - self.started, 2),
+            "phase": self.phase(at),
+        }
+        self._recorded.add(pid)
+        self.losses.append(loss)
+        return loss
+
+    def dead(self, managed: list[Managed], kind: str) -> list[dict[str, Any]]:
+        """Processes of ``managed`` that died since the last poll, recorded. A clean exit after the
+        test stopped is how a Locust worker ends (its master told it to quit), not a loss."""
+        out = []
+        for m in managed:
+            if m.proc.pid in self._recorded or m.alive():
+                continue
+            if m.proc.returncode == 0 and self.phase(time.time()) == "final report":
+                self._recorded.add(m.proc.pid)
+                continue
+            out.append(self.record(m.name, kind, m.proc.pid, how_exited(m.proc.returncode)))
+        return out
+
+    def server_workers(self, target: Managed | None) -> list[dict[str, Any]]:
+        """Gunicorn workers (children of the target process) that vanished since the last poll."""
+        if target is None or not target.alive():
+            return []
+        try:
+            current = {p.pid: p for p in psutil.Process(target.proc.pid).children()}
+        except psutil.Error:
+            return []
+        gone = [pid for pid in self._server_workers if pid not in current and pid not in self._recorded]
+        self._server_workers.update(current)
+        return [self.record(f"server worker {pid}", "server worker", pid, "gone") for pid in gone]
+
+    def tell_master(self) -> None:
+        """The Locust master stops waiting for final reports from processes known to be dead."""
+        pids = [loss["pid"] for loss in self.losses if loss["kind"] == "locust worker"]
+        write_json(CellDir(self.cell_dir).dead_workers, pids)
+
+    def account(self, exact: dict[str, Any], server_deaths: list[dict[str, Any]]) -> None:
+        """Once the test is saved: each lost generator's delivered samples (from the master's
+        merge, by the pid the worker announced), and how each server worker died (Gunicorn's log)."""
+        by_pid = {int(pid): cid for cid, pid in (exact.get("worker_pids") or {}).items()}
+        samples = exact.get("samples_by_worker") or {}
+        how = {int(d["pid"]): _gunicorns_words(str(d["how"])) for d in server_deaths}
+        for loss in self.losses:
+            if loss["kind"] == "locust worker" and loss["pid"] in by_pid:
+                loss["client_id"] = by_pid[loss["pid"]]
+                loss["samples_delivered"] = int(samples.get(by_pid[loss["pid"]], 0))
+            if loss["kind"] == "server worker" and loss["pid"] in how:
+                loss["how"] = how[loss["pid"]]
+
+    def measured_losses(self) -> list[dict[str, Any]]:
+        """Losses after the window opened: the cell keeps its numbers, degraded."""
+        return [loss for loss in self.losses if loss["phase"] not in BEFORE_WINDOW]
