@@ -99,8 +99,11 @@ def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
         "failures": failures.to_dict("records"),
         "exceptions": exceptions.to_dict("records"),
         "samples_by_worker": exact.get("samples_by_worker", {}),
-        "lost_workers": cell.get("lost_workers", []),
-        "server_worker_deaths": cell.get("server_worker_deaths", []),
+        "lost_workers": lost_generators(cell),
+        "server_worker_deaths": [{**d, **_when(d["pid"], cell)} for d in cell.get("server_worker_deaths", [])],
+        "degraded_because": cell.get("degraded_because", []),
+        "failed_requests": sum(int(e.get("failures", 0)) for e in exact.get("requests", {}).values()),
+        "lost_requests": lost_connections(failures),
         "saturated": bool(cell.get("generator_saturated")),
         "warnings": list(cell.get("warnings", [])),
         "validity": (verdict := cell_validity(cell, data)),
@@ -108,6 +111,40 @@ def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
         "spread": spread_over_workers(telemetry, cell["styles"], measure_from, measure_until),
         "open_counts": open_counts(exact, cell),
     }
+
+
+def lost_generators(cell: dict[str, Any]) -> list[dict[str, Any]]:
+    """Load-generator processes lost in the cell: the runner's record (by process handle) first,
+    then workers only the master's heartbeat saw go (on other machines)."""
+    seen = [x for x in cell.get("losses", []) if x.get("kind") in ("locust worker", "locust master")]
+    out = [
+        {
+            "id": x.get("client_id") or x["process"],
+            "lost_at": x["at"],
+            "samples_received": x.get("samples_delivered", 0),
+            "how": f"{x['how']}, in the {x['phase']}",
+        }
+        for x in seen
+    ]
+    ids = {x["id"] for x in out}
+    out += [
+        {**w, "how": "missing from the master's heartbeat"} for w in cell.get("lost_workers", []) if w["id"] not in ids
+    ]
+    return out
+
+
+def _when(pid: int, cell: dict[str, Any]) -> dict[str, Any]:
+    """The runner's record of a lost process (seconds into the cell, phase), by pid."""
+    loss: dict[str, Any] = next((x for x in cell.get("losses", []) if x.get("pid") == pid), {})
+    return {"at_s": loss.get("at_s"), "phase": loss.get("phase")}
+
+
+def lost_connections(failures: pd.DataFrame) -> int:
+    """Failed requests whose connection closed under them (Locust's failures CSV, by error)."""
+    if failures.empty or "Error" not in failures or "Occurrences" not in failures:
+        return 0
+    closed = failures["Error"].astype(str).str.contains("ConnectionClosed|closed|reset", case=False)
+    return int(failures.loc[closed, "Occurrences"].sum())
 
 
 def badges(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -156,4 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if stopping.requested():
+        stopping.leave(code)  # ``python -m`` would turn a handled stop into death by SIGINT
+    sys.exit(code)

@@ -270,7 +270,7 @@ class Runner:
                 watch.dead([exc.managed], "target stack")
             return {"status": "failed", "reason": str(exc), "losses": watch.losses}
         deaths = worker_deaths(server_log, files.telemetry)
-        master = next((loss for loss in watch.losses if loss["kind"] == "locust master"), None)
+        master = next((loss for loss in watch.measured_losses() if loss["kind"] == "locust master"), None)
         if not files.exact.exists() or not files.stats.exists() or master is not None:
             write_json(files.generator, generator_load(cpu, names))
             why = (

@@ -9,9 +9,10 @@ calls :func:`check`, which raises it again: a stop is never lost, only delayed t
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 _requested: str | None = None
 
@@ -32,6 +33,18 @@ def check() -> None:
     """Raise the stop again if one was asked for (it may have been swallowed where it landed)."""
     if _requested is not None:
         raise KeyboardInterrupt(_requested)
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with ``code`` after a handled stop, when run as ``python -m routebench.cli``.
+
+    CPython 3.11 remembers a KeyboardInterrupt that passed through ``exec`` of a string (as
+    dataclasses and pydantic do when they build classes) and, under ``-m``, ends the process by
+    SIGINT at exit even though it was caught: the caller would see -2 instead of 130. Everything
+    the run started is stopped and its files written by now; only the streams need flushing."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _on_signal(signum: int, _frame: object) -> None:

@@ -66,13 +66,20 @@ def finder(kind: str, run_pid: int) -> Callable[[], psutil.Process | None]:
                 return p
             if kind == "server worker" and "gunicorn" in line and parent != run_pid:
                 return p
-            if kind == "postgres" and parent == run_pid and "postgres" in line and "-D" in line:
+            if kind == "postgres" and parent == run_pid and _name(p) == "postgres" and "-D" in line:
                 return p
             if kind == "upstream" and "target_app.upstream" in line:
                 return p
         return None
 
     return find
+
+
+def _name(p: psutil.Process) -> str:
+    try:
+        return p.name()  # the server itself, not initdb before it
+    except psutil.Error:
+        return ""
 
 
 def _ppid(p: psutil.Process) -> int:
@@ -138,7 +145,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "moment", "status", "named"), CASES, ids=[f"{k}-{m}".replace(" ", "_") for k, m, *_ in CASES])
+@pytest.mark.parametrize(
+    ("kind", "moment", "status", "named"), CASES, ids=[f"{k}-{m}".replace(" ", "_") for k, m, *_ in CASES]
+)
 def test_fault(tmp_path: Path, kind: str, moment: str, status: str, named: str | None) -> None:
     style = STYLE.get(kind, "sleep/async-await")
     exp = write_experiment(
