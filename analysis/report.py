@@ -122,7 +122,7 @@ def lost_generators(cell: dict[str, Any]) -> list[dict[str, Any]]:
             "id": x.get("client_id") or x["process"],
             "lost_at": x["at"],
             "samples_received": x.get("samples_delivered", 0),
-            "how": f"{x['how']}, in the {x['phase']}",
+            "how": f"{x['how']}, {validity.PHASE_WORDS.get(x['phase'], x['phase'])}",
         }
         for x in seen
     ]
@@ -136,7 +136,8 @@ def lost_generators(cell: dict[str, Any]) -> list[dict[str, Any]]:
 def _when(pid: int, cell: dict[str, Any]) -> dict[str, Any]:
     """The runner's record of a lost process (seconds into the cell, phase), by pid."""
     loss: dict[str, Any] = next((x for x in cell.get("losses", []) if x.get("pid") == pid), {})
-    return {"at_s": loss.get("at_s"), "phase": loss.get("phase")}
+    phase = loss.get("phase")
+    return {"at_s": loss.get("at_s"), "phase": validity.PHASE_WORDS.get(phase, phase) if phase else None}
 
 
 def lost_connections(failures: pd.DataFrame) -> int:

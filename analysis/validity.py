@@ -183,12 +183,23 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
     }
 
 
+PHASE_WORDS = {
+    "starting": "before the test started",
+    "warm-up": "in the warm-up",
+    "window": "in the measured window",
+    "final report": "while the final reports came in",
+    "session": "in the web-UI session",
+}
+
+
 def describe_loss(loss: dict[str, Any]) -> str:
     """One lost process in words (a ``losses`` entry of cell.json, see routebench.watch):
-    ``locust-worker-2 (pid 4711) killed by SIGKILL at +5.2 s, in the window, 812 samples delivered``."""
+    ``locust-worker-2 (pid 4711) killed by SIGKILL at +5.2 s, in the measured window, 812 samples
+    delivered``."""
+    phase = str(loss.get("phase"))
     text = (
         f"{loss.get('process')} (pid {loss.get('pid')}) {loss.get('how')} "
-        f"at +{float(loss.get('at_s', 0)):.1f} s, in the {loss.get('phase')}"
+        f"at +{float(loss.get('at_s', 0)):.1f} s, {PHASE_WORDS.get(phase, phase)}"
     )
     if loss.get("samples_delivered") is not None:
         text += f", {int(loss['samples_delivered']):,} samples delivered"

@@ -14,11 +14,13 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from analysis import load, report, summary
+from analysis.validity import describe_loss
 from routebench import experiment, metadata, terminal, ui_session
 from routebench.launcher import Stack, claim_port
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count, worker_argv
 from routebench.rundir import MEASURED, RunDir, write_text
 from routebench.runner import Runner, new_run_id
+from routebench.watch import TICK_S, Watch
 from target_app import catalogue
 from target_app.settings import Settings, default
 
@@ -341,8 +343,17 @@ def cmd_ui(args: argparse.Namespace) -> int:
                 url = cluster.wait_web_ui()
                 console.print(f"[green]Locust web UI[/] {url}  (target {stack.target_url}); Ctrl-C stops everything")
                 print(url, flush=True)
-                while cluster.master and cluster.master.alive() and all(m.alive() for m in stack.processes):
-                    time.sleep(0.5)
+                watch = Watch(run_dir, None)
+                while True:
+                    for loss in watch.dead(cluster.local_workers, "locust worker"):
+                        console.print(f"[yellow]lost:[/] {describe_loss(loss)}; the test goes on without it")
+                    ended = watch.dead(stack.processes, "target stack") + watch.dead(
+                        cluster.processes()[:1], "locust master"
+                    )
+                    if ended:
+                        console.print(f"[red]the session ended:[/] {describe_loss(ended[0])}")
+                        break
+                    time.sleep(TICK_S)
     except KeyboardInterrupt:
         pass
     finally:

@@ -39,12 +39,24 @@ class StackError(RuntimeError):
     """A problem the user can act on, said in one line."""
 
 
+def how_exited(returncode: int | None) -> str:
+    """``killed by SIGKILL`` or ``exit code 1``, from a Popen return code."""
+    if returncode is None:
+        return "gone"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
 class DiedWhileStarting(StackError):
     """A process of the stack exited before it was ready: which, and how."""
 
     def __init__(self, managed: Managed) -> None:
         super().__init__(
-            f"{managed.name} exited with code {managed.proc.returncode} while starting: "
+            f"{managed.name} {how_exited(managed.proc.returncode)} while starting: "
             f"{_last_line(managed.tail())} (log: {managed.log})"
         )
         self.managed = managed

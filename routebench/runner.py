@@ -237,7 +237,7 @@ class Runner:
         workers = cell.locust_workers or default_worker_count()
         if self.external_workers:
             workers = 0
-        watch = Watch(cell_dir, spec.run_time_s)  # type: ignore[arg-type]
+        watch = Watch(cell_dir, spec.run_time_s)
         files = CellDir(cell_dir)
         try:
             with self._target(settings, cell, cell_dir) as stack:

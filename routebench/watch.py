@@ -8,13 +8,13 @@ for either: it polls the processes it started (and the Gunicorn master's childre
 
 Phases, from the Locust master's ``window.json`` (written when the test starts) and the cell's
 run time: ``starting`` (before the test started: connecting, spawning), ``warm-up``, ``window``
-(measured), ``final report`` (after the stop, while the final reports come in).
+(measured), ``final report`` (after the stop, while the final reports come in); in a web-UI
+session, where tests come and go, ``session``.
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,24 +23,12 @@ from typing import Any
 import psutil
 
 from analysis.validity import describe_loss
-from routebench.launcher import Managed
+from routebench.launcher import Managed, how_exited
 from routebench.rundir import CellDir, write_json
 
 PHASES = ("starting", "warm-up", "window", "final report")
 BEFORE_WINDOW = ("starting", "warm-up")
 TICK_S = 0.5  # a death is recorded at most this long after it happened (plus one poll)
-
-
-def how_exited(returncode: int | None) -> str:
-    """``killed by SIGKILL`` or ``exit code 1``, from a Popen return code."""
-    if returncode is None:
-        return "gone"
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit code {returncode}"
 
 
 def _gunicorns_words(how: str) -> str:
@@ -63,7 +51,7 @@ class Watch:
     """The processes of one cell: the target stack's, the Gunicorn master's workers, Locust's."""
 
     cell_dir: Path
-    run_time_s: float  # warm-up + measured window, from the test's start
+    run_time_s: float | None  # warm-up + measured window from the test's start; None: a web-UI session
     started: float = field(default_factory=time.time)
     losses: list[dict[str, Any]] = field(default_factory=list)
     _recorded: set[int] = field(default_factory=set)
@@ -71,6 +59,8 @@ class Watch:
     _window: dict[str, Any] | None = None
 
     def phase(self, at: float) -> str:
+        if self.run_time_s is None:
+            return "session"
         w = self.window()
         if w is None or at < float(w["started_at"]):
             return "starting"
@@ -129,7 +119,7 @@ class Watch:
             return []
         gone = [pid for pid in self._server_workers if pid not in current and pid not in self._recorded]
         self._server_workers.update(current)
-        return [self.record(f"server worker {pid}", "server worker", pid, "gone") for pid in gone]
+        return [self.record("server worker", "server worker", pid, "gone") for pid in gone]
 
     def tell_master(self) -> None:
         """The Locust master stops waiting for final reports from processes known to be dead."""

@@ -51,3 +51,18 @@ def test_the_committed_run_reads_through_the_owner() -> None:
     first = rundir.RunDir(FIXTURE_RUN).cell(run.cells[0]["dir"])
     for path in (first.exact, first.stats, first.history, first.failures, first.exceptions, first.hdr_dir):
         assert path.exists(), path
+
+
+def test_an_abandoned_attempt_is_set_aside_and_the_servers_telemetry_stays(tmp_path: Path) -> None:
+    cell = tmp_path / "001-cell"
+    (cell / "telemetry").mkdir(parents=True)
+    (cell / "telemetry" / "worker-1.jsonl").write_text("{}\n")
+    files = rundir.CellDir(cell)
+    files.exact.write_text("{}")
+    files.log("locust-master").write_text("first attempt")
+    rundir.set_aside(cell, 1)
+    files.log("locust-master").write_text("second attempt")
+    rundir.set_aside(cell, 2)
+    assert sorted(p.name for p in cell.iterdir()) == ["attempt-1", "attempt-2", "telemetry"]
+    assert (cell / "attempt-1" / "exact.json").is_file()
+    assert (cell / "attempt-2" / "locust-master.log").read_text() == "second attempt"

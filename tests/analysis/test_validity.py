@@ -74,3 +74,28 @@ def test_failures_generator_reports_and_workers() -> None:
 def test_warm_up_rejections_are_information_not_a_fault() -> None:
     v = validity.check(cell(), exact({"warmup_rejected": 300}))
     assert v["valid"] and "300 warm-up samples rejected" in v["notes"][0]
+
+
+def loss(kind: str, phase: str, **over: Any) -> dict[str, Any]:
+    return {"process": kind, "kind": kind, "pid": 4711, "how": "killed by SIGKILL", "at_s": 5.2, "phase": phase, **over}
+
+
+def test_a_loss_after_the_window_opened_breaks_its_rule_and_one_before_does_not() -> None:
+    # A generator lost before the window was replaced (the load started again): nothing measured lost.
+    assert validity.check(cell(losses=[loss("locust worker", "warm-up")]), exact())["valid"]
+    v = validity.check(cell(losses=[loss("locust worker", "window", samples_delivered=812, client_id="b")]), exact())
+    assert v["failed"] == ["workers"]
+    assert (
+        "locust worker (pid 4711) killed by SIGKILL at +5.2 s, in the measured window, 812 samples delivered"
+        in (v["reasons"][0])
+    )
+    assert validity.check(cell(losses=[loss("server worker", "final report")]), exact())["failed"] == ["server"]
+    # The master's heartbeat saw the same worker go: said once, by the runner's record.
+    both = cell(losses=[loss("locust worker", "window", client_id="b")], lost_workers=[{"id": "b"}])
+    assert validity.check(both, exact())["reasons"][0].count("locust worker") == 1
+
+
+def test_a_missing_final_report_says_whether_its_process_died() -> None:
+    missing = {"expected": ["a", "b"], "received": ["a"], "missing": ["b"], "dead": ["b"]}
+    (reason,) = validity.check(cell(), exact(final_reports=missing))["reasons"]
+    assert reason == "final report never arrived from b (its process died)"
