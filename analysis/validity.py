@@ -7,8 +7,9 @@ model's fit leaves it out, and ``routebench check`` does not judge it unless ask
   also counts what completed after the close, and open-model starts scheduled in the warm-up);
 - ``littles_law``: closed model, U = X x mean latency within 20% (else requests were lost, stuck
   or outlasted the window);
-- ``window``: no request the window closed on had been waiting more than a tenth of the window
-  (else the latencies are too long for it: percentiles they reach are lower bounds);
+- ``window``: it lasted as long as asked (at least 90%), and no request the window closed on had
+  been waiting more than a tenth of it (else the latencies are too long for it: percentiles they
+  reach are lower bounds);
 - ``generator``: no load-generator process averaged above Locust's CPU warning;
 - ``schedule``: open model, at most 5% of starts late, and offered = sent + unsent;
 - ``failures``: at most 1% of requests failed;
@@ -28,6 +29,7 @@ COUNT_TOLERANCE = 0.01  # of the larger count, and at least 2 requests
 LITTLE_TOLERANCE = 0.20
 LATE_SHARE = 0.05
 FAILURE_SHARE = 0.01
+SHORT_WINDOW = 0.9  # a window shorter than this share of the one asked for: the test stopped early
 WINDOW_FACTOR = 10  # a window this many times the longest latency lets nearly every request finish
 RULES = (
     "counts",
@@ -57,6 +59,13 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
     counted = exact.get("locust_counts") or {n: {"requests": c} for n, c in (locust_counts or {}).items()}
     rules: list[dict[str, Any]] = []
     notes: list[str] = []
+    asked = cell.get("duration_s")
+    if window is not None and isinstance(asked, (int, float)) and window < SHORT_WINDOW * asked:
+        rules.append(
+            _rule(
+                "window", False, f"the window lasted {window:,.1f} s, not the {asked:g} s asked: the test stopped early"
+            )
+        )
 
     for style in cell.get("styles", []):
         e = requests.get(style)

@@ -28,7 +28,7 @@ import psutil
 
 from routebench import postgres, stopping
 from target_app.lifeline import die_with_parent
-from target_app.settings import Settings
+from target_app.settings import KEEPALIVE_S, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
@@ -56,8 +56,7 @@ class DiedWhileStarting(StackError):
 
     def __init__(self, managed: Managed) -> None:
         super().__init__(
-            f"{managed.name} {how_exited(managed.proc.returncode)} while starting: "
-            f"{_last_line(managed.tail())} (log: {managed.log})"
+            f"{managed.name} {how_exited(managed.proc.returncode)} while starting: {_last_line(managed.tail())}"
         )
         self.managed = managed
 
@@ -269,6 +268,8 @@ class Stack(StartedAndStopped):
                 "--no-access-log",
                 "--timeout-graceful-shutdown",
                 "5",
+                "--timeout-keep-alive",
+                str(KEEPALIVE_S),
             ]
         return [sys.executable, "-m", "gunicorn", "-c", "python:target_app.gunicorn_conf", "target_app.main:app"]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ from routebench.rundir import CellDir, write_json
 PHASES = ("starting", "warm-up", "window", "final report")
 BEFORE_WINDOW = ("starting", "warm-up")
 TICK_S = 0.5  # a death is recorded at most this long after it happened (plus one poll)
+
+
+def _gunicorns_time(stamp: str) -> float | None:
+    """Gunicorn's log time, ``2026-11-25 17:58:53 +0000``, as epoch seconds."""
+    try:
+        return datetime.strptime(stamp.strip(), "%Y-%m-%d %H:%M:%S %z").timestamp()
+    except ValueError:
+        return None
 
 
 def _gunicorns_words(how: str) -> str:
@@ -69,8 +78,10 @@ class Watch:
         return "window" if at < float(w["started_at"]) + self.run_time_s else "final report"
 
     def new_attempt(self) -> None:
-        """The cell's load starts again: the next test's window is not the last one's."""
+        """The cell's load starts again: the next test's window is not the last one's, and the
+        abandoned attempt's processes are gone (their pids may come back for new ones)."""
         self._window = None
+        self._recorded -= {x["pid"] for x in self.losses if x["kind"] in ("locust worker", "locust master")}
 
     def window(self) -> dict[str, Any] | None:
         """The test's start and measure_from, once the Locust master wrote them."""
@@ -98,12 +109,13 @@ class Watch:
 
     def dead(self, managed: list[Managed], kind: str) -> list[dict[str, Any]]:
         """Processes of ``managed`` that died since the last poll, recorded. A clean exit after the
-        test stopped is how a Locust worker ends (its master told it to quit), not a loss."""
+        test stopped is how a Locust worker ends (its master told it to quit; exit code 1 when it
+        logged an exception), not a loss: after the stop only a signal counts."""
         out = []
         for m in managed:
             if m.proc.pid in self._recorded or m.alive():
                 continue
-            if m.proc.returncode == 0 and self.phase(time.time()) == "final report":
+            if m.proc.returncode is not None and m.proc.returncode >= 0 and self.phase(time.time()) == "final report":
                 self._recorded.add(m.proc.pid)
                 continue
             out.append(self.record(m.name, kind, m.proc.pid, how_exited(m.proc.returncode)))
@@ -138,6 +150,17 @@ class Watch:
                 loss["samples_delivered"] = int(samples.get(by_pid[loss["pid"]], 0))
             if loss["kind"] == "server worker" and loss["pid"] in how:
                 loss["how"] = how[loss["pid"]]
+        # A worker lost after its final report arrived took nothing with it.
+        received = set((exact.get("final_reports") or {}).get("received") or [])
+        self.losses[:] = [
+            x for x in self.losses if not (x["phase"] == "final report" and x.get("client_id") in received)
+        ]
+        # A server worker born and killed between two polls: only Gunicorn's log saw it (to the second).
+        seen = {x["pid"] for x in self.losses}
+        for d in server_deaths:
+            if int(d["pid"]) not in seen and (at := _gunicorns_time(str(d.get("at", "")))) is not None:
+                if at >= self.started:
+                    self.record("server worker", "server worker", int(d["pid"]), how[int(d["pid"])], at)
 
     def measured_losses(self) -> list[dict[str, Any]]:
         """Losses after the window opened: the cell keeps its numbers, degraded."""

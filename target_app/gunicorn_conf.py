@@ -4,7 +4,7 @@ The launcher runs ``gunicorn -c target_app/gunicorn_conf.py target_app.main:app`
 spells Gunicorn's options.
 """
 
-from target_app.settings import Settings
+from target_app.settings import KEEPALIVE_S, Settings
 
 _settings = Settings()
 
@@ -19,7 +19,7 @@ worker_class = WORKER_CLASSES[_settings.worker_class]
 # For async workers a missed check-in means a blocked event loop: Gunicorn kills and replaces it.
 timeout = _settings.worker_timeout_s
 graceful_timeout = 5
-keepalive = 5
+keepalive = KEEPALIVE_S
 backlog = 2048
 accesslog = None
 loglevel = "warning"

@@ -15,6 +15,11 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ROUTEBENCH_"
+# How long the server keeps an idle client connection open. Longer than any user of a cell sits
+# idle (an open-model user waits for its next scheduled start), so the server never closes a
+# connection just as a request goes out on it: the client does not resend a request whose
+# connection died (locustfiles.route_styles), and such a race would count as a failure.
+KEEPALIVE_S = 75
 WorkerClass = Literal["uvicorn-worker", "gunicorn-asgi", "uvicorn"]
 
 # Hard bounds on what one request may ask for: hostile input gets a 422, never a tied-up worker.
@@ -63,6 +68,8 @@ class Settings(BaseSettings):
 
     # Server-side evidence.
     telemetry_interval_ms: int = Field(100, ge=10, le=10_000)
+    # A loop that has not turned for longer than this is stalled: its stack is captured (0: off).
+    stall_threshold_ms: int = Field(20, ge=0, le=10_000)
     telemetry_dir: Path | None = None
     state_dir: Path | None = None
 
