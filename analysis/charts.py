@@ -29,6 +29,7 @@ from bokeh.palettes import Category10_10, Category20_20
 from bokeh.plotting import figure
 from bokeh.resources import Resources
 
+from analysis import profiles
 from analysis.summary import catalogue_order, neighbour_points, shape_ids, shape_labels, solo_points
 from target_app import catalogue
 
@@ -493,3 +494,59 @@ def embed(charts: dict[str, object]) -> tuple[str, str, dict[str, str]]:
     script, divs = components(present)
     js = Resources(mode="inline", components=["bokeh"]).render_js()
     return js, script, dict(divs)
+
+
+FLAME_MIN_SHARE = 0.005  # frames under half a percent of the samples are left out of the picture
+CATEGORY_COLORS = dict(zip(profiles.CATEGORIES, Category10_10, strict=False))
+
+
+def flame_graph(cell_id: str, stacks: profiles.Stacks) -> figure | None:
+    """An icicle of the cell's CPU samples: the outermost frame at the top, each frame as wide as
+    the samples that ran in it or below it, coloured by the category of the frame itself."""
+    total = sum(stacks.values())
+    if not total:
+        return None
+    width: dict[tuple[str, ...], int] = {}
+    for stack, n in stacks.items():
+        for depth in range(1, len(stack) + 1):
+            width[stack[:depth]] = width.get(stack[:depth], 0) + n
+    rows: dict[str, list] = {k: [] for k in ("left", "right", "top", "bottom", "frame", "samples", "share", "color")}
+    next_left: dict[tuple[str, ...], float] = {(): 0.0}
+    for path in sorted(width):  # a parent sorts before its children, siblings by name
+        n = width[path]
+        left = next_left[path[:-1]]
+        next_left[path[:-1]] = left + n
+        next_left[path] = left
+        if n / total < FLAME_MIN_SHARE:
+            continue
+        rows["left"].append(left)
+        rows["right"].append(left + n)
+        rows["top"].append(-(len(path) - 1))
+        rows["bottom"].append(-len(path) + 0.1)
+        rows["frame"].append(path[-1])
+        rows["samples"].append(n)
+        rows["share"].append(f"{n / total:.1%}")
+        rows["color"].append(CATEGORY_COLORS[profiles.category(path[-1])])
+    depth = max(len(p) for p in width)
+    fig = figure(
+        title=f"{cell_id}: server CPU by stack ({total:,} samples)",
+        height=min(700, 60 + 18 * depth),
+        sizing_mode="stretch_width",
+        x_range=(0, total),
+        y_range=(-depth, 0),
+        tools="xwheel_zoom,xpan,reset",
+        toolbar_location="above",
+    )
+    fig.quad(
+        source=ColumnDataSource(rows),
+        left="left",
+        right="right",
+        top="top",
+        bottom="bottom",
+        fill_color="color",
+        line_color="white",
+    )
+    fig.add_tools(HoverTool(tooltips=[("frame", "@frame"), ("samples", "@samples (@share)")]))
+    fig.yaxis.visible = False
+    fig.xaxis.axis_label = "samples"
+    return fig

@@ -26,7 +26,14 @@ from analysis.repeats import SHAPE, t_two_sided_p
 ALPHA = 0.05
 MIN_REPEATS = 3
 NOISE_FACTOR = 2.0
-METRICS = {"rps": "higher", "mean_ms": "lower", "p50_ms": "lower", "p95_ms": "lower", "p99_ms": "lower"}
+METRICS = {
+    "rps": "higher",
+    "mean_ms": "lower",
+    "p50_ms": "lower",
+    "p95_ms": "lower",
+    "p99_ms": "lower",
+    "blocked_share": "lower",  # of the window the server's event loops were stalled (stall detector)
+}
 VERDICTS = ("better", "worse", "same", "inconclusive")
 
 TEST_METHOD = (

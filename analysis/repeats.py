@@ -35,8 +35,8 @@ OPTIONAL_SHAPE = ["threadpool_tokens", "db_pool_size", "worker_class"]
 SHAPE = REQUIRED_SHAPE + OPTIONAL_SHAPE
 
 REQUIRED_METRICS = ("rps", "p95_ms", "p99_ms")
-OPTIONAL_METRICS = ("mean_ms", "p50_ms")
-METRICS = ("rps", "mean_ms", "p50_ms", "p95_ms", "p99_ms")  # display order
+OPTIONAL_METRICS = ("mean_ms", "p50_ms", "blocked_share")
+METRICS = ("rps", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "blocked_share")  # display order
 
 LEVEL = 0.95
 INTERVAL_METHOD = (

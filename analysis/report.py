@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import answers, charts, slo, theory, timeseries, validity
+from analysis import answers, charts, profiles, slo, theory, timeseries, validity
 from analysis.compare import ALPHA, FLOOR_METHOD, MIN_REPEATS, TEST_METHOD, VERDICTS, compare
 from analysis.load import (
     BadInput,
@@ -39,7 +39,7 @@ from analysis.summary import (
     together_points,
     users_label,
 )
-from routebench.rundir import MEASURED, write_text
+from routebench.rundir import MEASURED, RunDir, write_text
 from target_app import catalogue
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024
@@ -110,13 +110,36 @@ def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
         "badges": badges(verdict),
         "spread": spread_over_workers(telemetry, cell["styles"], measure_from, measure_until),
         "open_counts": open_counts(exact, cell),
+        **profile_evidence(run, cell),
+    }
+
+
+def profile_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
+    """The cell's CPU profile, when one was asked for: its stacks, the one-line summary of where
+    the CPU went, or why there is none."""
+    record = cell.get("profile")
+    if not record:
+        return {"profile": None}
+    stacks = profiles.read(RunDir(run.dir).cell(cell["dir"]).profile)
+    workers = len(record.get("files", []))
+    return {
+        "profile": {
+            "summary": profiles.summary_line(profiles.where_cpu_went(stacks), record.get("rate_hz", 100), workers),
+            "problem": record.get("problem"),
+            "tool": record.get("tool", "py-spy"),
+        },
+        "profile_stacks": stacks,
     }
 
 
 def lost_generators(cell: dict[str, Any]) -> list[dict[str, Any]]:
     """Load-generator processes lost in the cell: the runner's record (by process handle) first,
     then workers only the master's heartbeat saw go (on other machines)."""
-    seen = [x for x in cell.get("losses", []) if x.get("kind") in ("locust worker", "locust master")]
+    seen = [
+        x
+        for x in cell.get("losses", [])
+        if x.get("kind") in ("locust worker", "locust master") and x.get("phase") in validity.MEASURED_PHASES
+    ]
     out = [
         {
             "id": x.get("client_id") or x["process"],
@@ -276,6 +299,70 @@ def decision_table(table: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+# The rules the "Why" sentences follow, stated once (docs/model.md's resources, read from the evidence).
+BLOCKING_SHARE = 0.20  # loops stalled this much of the window: requests waited on a blocked loop
+CPU_BUSY = 0.80  # server CPU per request x throughput at this share of the workers' cores: CPU-bound
+WHY_RULE = (
+    f"A style blocks the event loop when its loops were stalled at least {BLOCKING_SHARE:.0%} of the window; "
+    "it is threadpool-bound when its tokens in use reached T; it is CPU-bound when its server CPU per request "
+    f"times its throughput reached {CPU_BUSY:.0%} of the cores its workers can use (one per worker, the GIL); "
+    "else none of these limited it."
+)
+
+
+def why_view(a: Analysis) -> list[dict[str, Any]]:
+    """Per family, per style measured alone: the evidence behind its latency, in words generated
+    from the numbers (its cell at the highest user count, the last repeat)."""
+    cells = {c["id"]: c for c in a.cells}
+    threshold = (a.run.meta.get("settings") or {}).get("stall_threshold_ms", 20)
+    alone = a.table[~a.table["together"].astype(bool)]
+    out = []
+    for family in catalogue.FAMILIES:
+        rows = alone[alone["family"] == family]
+        if rows.empty:
+            continue
+        items = []
+        for style in catalogue_order_of(family, rows["style"]):
+            r = rows[rows["style"] == style].sort_values(["users", "repeat"], kind="stable").iloc[-1]
+            items.append({"style": style, "cell": r["cell"], "text": why_text(r, cells.get(r["cell"], {}), threshold)})
+        out.append({"family": family, "items": items})
+    return out
+
+
+def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float) -> str:
+    """One style's evidence: latency and throughput, loop stalls and their top call site, threadpool
+    tokens, database pool waiters, server CPU per request, then the limit they point to."""
+    said = [
+        f"p99 {r['p99_ms']:,.1f} ms and {r['rps']:,.0f} req/s at {int(r['users'])} users, W={int(r['server_workers'])}"
+    ]
+    share = r.get("blocked_share")
+    blocked = isinstance(share, float) and not math.isnan(share)
+    if not blocked:
+        said.append("no loop-stall record (detector off)")
+    elif share < 0.005:
+        said.append(f"the event loops never stalled beyond {threshold_ms:g} ms (blocked {share:.1%} of the window)")
+    else:
+        top = r.get("top_site") or "an unknown site"
+        said.append(f"the event loops were stalled {share:.0%} of the window, {r['top_site_share']:.0%} of it at {top}")
+    tokens, total = cell.get("threads_busy_max"), r.get("threadpool_tokens")
+    if isinstance(tokens, float) and not math.isnan(tokens):
+        said.append(f"threadpool tokens in use at most {tokens:.0f}" + (f" of {total:.0f}" if total == total else ""))
+    waiting = cell.get("db_waiting_max")
+    if isinstance(waiting, float) and not math.isnan(waiting) and waiting > 0:
+        said.append(f"up to {waiting:.0f} requests waited for a database connection")
+    cpu = r.get("cell_workers_cpu_ms")
+    if isinstance(cpu, float) and not math.isnan(cpu):
+        said.append(f"server CPU {cpu:.2f} ms per request")
+    limit = "none of these limited it: its latency is its own wait"
+    if blocked and share >= BLOCKING_SHARE:
+        limit = "it blocks the event loop: requests waited for a loop stuck in that call"
+    elif isinstance(tokens, float) and total == total and tokens >= total:
+        limit = "it is threadpool-bound: every token was in use"
+    elif isinstance(cpu, float) and not math.isnan(cpu) and cpu / 1000 * r["rps"] >= CPU_BUSY * r["server_workers"]:
+        limit = "it is CPU-bound: its workers' CPU was nearly all in use"
+    return "; ".join(said) + f". So {limit}."
+
+
 def catalogue_order_of(family: str, styles: pd.Series) -> list[str]:
     present = set(styles)
     return [s.id for s in catalogue.family(family) if s.id in present]
@@ -361,6 +448,9 @@ def build_context(a: Analysis) -> dict[str, Any]:
         figures[f"timeline_{cell['id']}"] = charts.cell_timeline(
             cell["id"], cell["client"], cell["server"], cell["client_source"], cell["measure_from"], colors
         )
+    for cell in a.cells:
+        if cell.get("profile_stacks"):
+            figures[f"flame_{cell['id']}"] = charts.flame_graph(cell["id"], cell["profile_stacks"])
     bokeh_js, bokeh_script, divs = charts.embed(figures)
     meta = a.run.meta
     failed = [c for c in a.run.cells if c.get("status") not in MEASURED]
@@ -369,6 +459,8 @@ def build_context(a: Analysis) -> dict[str, Any]:
         "headline": headline(a),
         "any_alone": alone,
         "families": decision_table(a.table),
+        "why": why_view(a),
+        "why_rule": WHY_RULE,
         "answers": [answer_view(x) for x in answers.answers(a.table)],
         "rule": answers.RULE,
         "neighbour": neighbour_view(a.table),
@@ -393,7 +485,8 @@ def warning_count(a: Analysis, failed: list[dict[str, Any]]) -> int:
     deaths = sum(len(c["server_worker_deaths"]) for c in a.cells)
     saturated = sum(1 for c in a.cells if c["saturated"])
     noted = sum(len(c["warnings"]) for c in a.cells)
-    return int(a.run.meta.get("status", "?") != "complete") + len(failed) + deaths + saturated + noted
+    degraded = sum(len(c["degraded_because"]) for c in a.cells)
+    return int(a.run.meta.get("status", "?") != "complete") + len(failed) + deaths + saturated + noted + degraded
 
 
 def timeline_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -455,6 +548,7 @@ REPEAT_METRICS = {
     "p50_ms": ("p50 ms", 1),
     "p95_ms": ("p95 ms", 1),
     "p99_ms": ("p99 ms", 1),
+    "blocked_share": ("loop blocked share", 3),
 }
 
 

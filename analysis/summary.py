@@ -18,6 +18,7 @@ import pandas as pd
 
 from analysis import validity
 from analysis.load import CellData, Run, ok_cells, window_s
+from analysis.timeseries import stall_summary
 from target_app import catalogue
 
 # Everything of the load and the server a cell was measured with, except its users and repeat.
@@ -114,6 +115,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
     verdict = cell_validity(cell, data)
     workers_cpu = workers_cpu_s(data.telemetry, data.exact.get("measure_from"), data.exact.get("stopped_at"))
     placement = users_per_worker(cell)
+    stalls = stall_summary(data.telemetry, data.exact.get("measure_from"), data.exact.get("stopped_at"))
     rows = []
     for style in cell["styles"]:
         e = exact.get(style)
@@ -196,12 +198,33 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 if len(cell["styles"]) == 1 and completed
                 else np.nan,
                 "users_per_worker": placement,
+                **blocked_by(stalls, style, len(cell["styles"]) == 1),
                 "valid": not reasons,
                 "invalid_because": "; ".join(reasons),
                 "validity_failed": ", ".join(verdict["failed"]) if reasons else "",
             }
         )
     return rows
+
+
+def blocked_by(stalls: dict[str, Any], style: str, alone: bool) -> dict[str, Any]:
+    """The share of the window the server's loops were stalled by this style's requests, and the
+    call site that stalled them most: a solo cell's whole record; in a shared cell, the sites
+    whose running route was this style's (NaN/empty without the detector's samples)."""
+    if not stalls:
+        return {"blocked_share": np.nan, "stalls": np.nan, "top_site": "", "top_site_share": np.nan}
+    path = catalogue.BY_ID[style].path
+    sites = stalls["sites"] if alone else [s for s in stalls["sites"] if s.get("route") == path]
+    mine = sum(s["ms"] for s in sites)
+    total = stalls["blocked_ms"]
+    share = stalls["blocked_share"] if alone else (stalls["blocked_share"] * mine / total if total else 0.0)
+    top = sites[0] if sites else None
+    return {
+        "blocked_share": share,
+        "stalls": stalls["stalls"] if alone else sum(s["n"] for s in sites),
+        "top_site": top["site"] if top else "",
+        "top_site_share": top["ms"] / mine if top and mine else np.nan,
+    }
 
 
 def users_per_worker(cell: dict[str, Any]) -> list[float] | float:

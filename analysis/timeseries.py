@@ -109,7 +109,12 @@ def _known_sum(values: pd.Series) -> float:
 def lag_summary(
     telemetry: pd.DataFrame, measure_from: float | None, measure_until: float | None = None
 ) -> dict[str, float]:
-    nothing = {"lag_p99_ms": float("nan"), "lag_max_ms": float("nan"), "threads_busy_max": float("nan")}
+    nothing = {
+        "lag_p99_ms": float("nan"),
+        "lag_max_ms": float("nan"),
+        "threads_busy_max": float("nan"),
+        "db_waiting_max": float("nan"),
+    }
     if telemetry.empty:
         return nothing
     df = _window(telemetry, measure_from, measure_until)
@@ -119,4 +124,53 @@ def lag_summary(
         "lag_p99_ms": float(df["lag_ms"].quantile(0.99)),
         "lag_max_ms": float(df["lag_ms"].max()),
         "threads_busy_max": float(df["threads_busy"].max()),
+        # Requests waiting for a database connection (asyncpg's or psycopg's pool), at worst.
+        "db_waiting_max": max(
+            (float(df[c].max()) for c in ("db_async_waiting", "db_sync_waiting") if c in df and df[c].notna().any()),
+            default=float("nan"),
+        ),
+    }
+
+
+STALL_SITES_SHOWN = 5
+
+
+def stall_summary(telemetry: pd.DataFrame, measure_from: float | None, measure_until: float | None) -> dict[str, Any]:
+    """What blocked the event loops in the window, from the stall detector's samples
+    (target_app.stalls): ``stalls`` (count), ``blocked_ms`` (summed over workers), ``blocked_share``
+    (of the window, averaged over the workers that sampled it: 1.0 is every loop stuck throughout),
+    and ``sites``, the call sites that blocked them, most blocked time first, each with its share
+    of the blocked time, the route that was running and the application frames of its stack.
+    Empty when the detector was off (no ``blocked_ms`` in the samples)."""
+    if telemetry.empty or "blocked_ms" not in telemetry.columns or measure_from is None or measure_until is None:
+        return {}
+    df = _window(telemetry, measure_from, measure_until)
+    df = df[df["blocked_ms"].notna()]
+    workers = df["pid"].nunique()
+    if df.empty or not workers:
+        return {}
+    blocked = float(df["blocked_ms"].sum())
+    sites: dict[str, dict[str, Any]] = {}
+    stacks = telemetry["sites"].dropna() if "sites" in telemetry.columns else pd.Series(dtype=object)
+    for per_sample in df["sites"].dropna() if "sites" in df.columns else []:
+        for site, info in per_sample.items():
+            s = sites.setdefault(site, {"site": site, "ms": 0.0, "n": 0, "route": info.get("route")})
+            s["ms"] += float(info.get("ms", 0.0))
+            s["n"] += int(info.get("n", 0))
+    # A worker sends a site's stack the first time it reports it, which may be before the window.
+    for per_sample in stacks:
+        for site, info in per_sample.items():
+            if site in sites and "stack" in info and "stack" not in sites[site]:
+                sites[site]["stack"], sites[site]["folded"] = info["stack"], info.get("folded", 0)
+    ranked = sorted(sites.values(), key=lambda s: -s["ms"])
+    for s in ranked:
+        s["share"] = s["ms"] / blocked if blocked else 0.0
+        s["ms"] = round(s["ms"], 1)
+    window_ms = (measure_until - measure_from) * 1000
+    return {
+        "stalls": int(df["stalls"].sum()),
+        "blocked_ms": round(blocked, 1),
+        "blocked_share": blocked / (window_ms * workers) if window_ms > 0 else float("nan"),
+        "workers": int(workers),
+        "sites": ranked,
     }

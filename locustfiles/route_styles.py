@@ -412,6 +412,70 @@ def _on_init(environment: Environment, **_: Any) -> None:
         atexit.register(_save_last, environment, Path(out))
 
 
+LIVE_S = 10.0  # the routebench tab's server evidence covers the last this many seconds
+LIVE_COLUMNS = [
+    {"key": "style", "title": "style"},
+    {"key": "rps", "title": "req/s (Locust, current)"},
+    {"key": "p50", "title": "p50 ms (exact)"},
+    {"key": "p95", "title": "p95 ms (exact)"},
+    {"key": "p99", "title": "p99 ms (exact)"},
+    {"key": "blocked", "title": f"loop blocked, last {LIVE_S:g} s"},
+    {"key": "site", "title": "top blocking call site"},
+    {"key": "lag", "title": f"worst loop lag ms, last {LIVE_S:g} s (server)"},
+    {"key": "tokens", "title": "threadpool tokens in use, most (server)"},
+]
+
+
+def live_rows(environment: Environment) -> list[dict[str, str]]:
+    """One row per style of the current test: exact percentiles from the histograms merged from
+    every worker (wherever it runs), Locust's current req/s, and the server's evidence over the
+    last ``LIVE_S`` seconds from its ``/telemetry?workers=all``: the share of the time its loops
+    were stalled by this style's requests and where, its worst lag and most tokens in use."""
+    runner = environment.runner
+    rps = {name: e.current_rps for (name, _m), e in runner.stats.entries.items()} if runner is not None else {}
+    samples = _server_samples(environment.host or "", time.time() - LIVE_S)
+    workers = len({s.get("pid") for s in samples}) or 1
+    lag = max((float(s.get("lag_ms") or 0) for s in samples), default=None)
+    tokens = max((int(s.get("threads_busy") or 0) for s in samples), default=None)
+    rows = []
+    for style in sorted(set(capture.histograms["ok"]) | set(rps)):
+        if style not in catalogue.BY_ID:
+            continue
+        h = capture.histograms["ok"].get(style)
+        counted = h is not None and h.get_total_count() > 0
+        sites: dict[str, float] = {}
+        for s in samples:
+            for site, info in (s.get("sites") or {}).items():
+                if info.get("route") == catalogue.BY_ID[style].path:
+                    sites[site] = sites.get(site, 0.0) + float(info.get("ms", 0))
+        blocked = sum(sites.values()) / (LIVE_S * 1000 * workers)
+        rows.append(
+            {
+                "style": style,
+                "rps": f"{rps.get(style, 0.0):,.1f}",
+                **{f"p{q}": f"{h.get_value_at_percentile(q) / 1000:,.1f}" if counted else "" for q in (50, 95, 99)},  # type: ignore[union-attr]
+                "blocked": f"{blocked:.0%}" if samples else "no server evidence",
+                "site": max(sites, key=lambda k: sites[k]) if sites else "",
+                "lag": f"{lag:,.1f}" if lag is not None else "",
+                "tokens": str(tokens) if tokens is not None else "",
+            }
+        )
+    return rows
+
+
+def _server_samples(host: str, since: float) -> list[dict[str, Any]]:
+    """Every server worker's telemetry after ``since``; none if the target does not say."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{host.rstrip('/')}/telemetry?workers=all&since={since}", timeout=1.5) as r:
+            body = json.loads(r.read())
+    except (OSError, ValueError):
+        return []
+    samples = body.get("samples") if isinstance(body, dict) else None
+    return samples if isinstance(samples, list) else []
+
+
 def _on_hello(environment: Environment, msg: Any) -> None:
     worker_pids[msg.node_id] = int(msg.data["pid"])
 
@@ -460,6 +524,20 @@ def _extend_web_ui(environment: Environment) -> None:
             web_ui.template_args["available_user_classes"] = [c for c in listed if c in ticked]
 
         web_ui.update_template_args = update_template_args  # type: ignore[method-assign]
+
+    # The "routebench" tab: Locust's own extension points (an extra tab, its table's columns, and
+    # rows added to the stats response the page polls every couple of seconds).
+    web_ui.template_args["extended_tabs"] = [{"title": "routebench", "key": "routebench"}]
+    web_ui.template_args["extended_tables"] = [{"key": "routebench", "structure": LIVE_COLUMNS}]
+
+    @app.after_request
+    def _routebench_tab(response: Any) -> Any:
+        if not request.path.endswith("/stats/requests") or response.status_code != 200 or not response.is_json:
+            return response
+        body = response.get_json()
+        body["extended_stats"] = [{"key": "routebench", "data": live_rows(environment)}]
+        response.set_data(json.dumps(body))
+        return response
 
     @app.before_request
     def _check_swarm() -> Any:

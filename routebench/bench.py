@@ -2,9 +2,10 @@
 
 Each comparison runs side by side in one invocation and is reported as a ratio, because a shared
 2-core machine is noisy: generator ceiling (our user class against wrk), capture overhead (exact
-capture on against off), accuracy (our p50 against wrk's at a 50 ms wait), analysis at scale (a
-synthetic run of 200 cells and 10 million requests), and model fit (the latest default run,
-measured against predicted throughput per style).
+capture on against off), the loop-stall detector's cost to the server (on against off), accuracy
+(our p50 against wrk's at a 50 ms wait), analysis at scale (a synthetic run of 200 cells and 10
+million requests), and model fit (the latest default run, measured against predicted throughput
+per style).
 """
 
 from __future__ import annotations
@@ -135,6 +136,21 @@ def bench_load(seconds: int) -> dict[str, Any]:
             "ratio": ours["p50_ms"] / theirs["p50_ms"],
         }
     return out
+
+
+def bench_detector(seconds: int) -> dict[str, Any]:
+    """What the loop-stall detector costs the server: requests/s on the no-wait route with it on
+    (20 ms threshold) and off, wrk as the client (it leaves the cores to the server), a fresh stack
+    each time, alternated off-on-on-off so drift hits both alike."""
+    rps: dict[bool, list[float]] = {True: [], False: []}
+    for detector in (False, True, True, False):
+        settings = Settings(workers=2, database_url=None, stall_threshold_ms=20 if detector else 0)
+        with Stack(settings, with_db=False) as stack:
+            url = stack.target_url + "/sleep/async-await?ms=0"
+            wrk(url, connections=50, seconds=1)  # warm the workers
+            rps[detector].append(wrk(url, connections=50, seconds=seconds)["rps"])
+    on, off = statistics.mean(rps[True]), statistics.mean(rps[False])
+    return {"rps_on": on, "rps_off": off, "runs": rps, "cost": 1 - on / off, "goal": "at most 2%"}
 
 
 def synthetic_run(root: Path, cells: int = 200, requests: int = 10_000_000, seed: int = 7) -> Path:
@@ -297,6 +313,12 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"| {c['cpu_us_per_request_off']:,.0f} | overhead {c['overhead']:+.1%} (goal < 3%); "
             f"one record() alone {c['record_us']:.1f} µs |"
         )
+        d = result.get("stall_detector")
+        if d:
+            lines.append(
+                f"| server req/s on the no-wait route, stall detector on / off (wrk, 50 connections, W=2) "
+                f"| {d['rps_on']:,.0f} | {d['rps_off']:,.0f} | cost {d['cost']:+.1%} (goal: {d['goal']}) |"
+            )
         acc = result["accuracy_p50_at_50ms"]
         lines.append(
             f"| p50 of sleep/async-await at d=50 ms (ms) | {acc['routebench_exact_p50_ms']:.2f} "
@@ -330,6 +352,7 @@ def render_markdown(result: dict[str, Any]) -> str:
 def run_bench(results: Path, seconds: int, out_dir: Path = BENCH_DIR) -> tuple[Path, str]:
     result: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     result.update(bench_load(seconds))
+    result["stall_detector"] = bench_detector(seconds)
     result["analysis_at_scale"] = bench_analysis()
     result["model_fit"] = bench_model_fit(results)
     out_dir.mkdir(parents=True, exist_ok=True)

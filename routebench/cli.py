@@ -71,8 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure a target already running at this URL (e.g. routebench serve on another host)",
     )
     run.add_argument("--reports", default="reports", help="where the report is published (default reports/)")
+    run.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile every server worker with py-spy over each cell's window (a flame graph per cell)",
+    )
     # W, T, P and the rest come from the experiment file, cell by cell.
-    add_server_flags(run, only=("--host", "--port", "--upstream-latency"))
+    add_server_flags(run, only=("--host", "--port", "--upstream-latency", "--stall-threshold"))
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="analyse a run and publish reports/<run-id>/index.html")
     rep.add_argument("run", help="results/<run-id>")

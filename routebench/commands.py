@@ -47,6 +47,12 @@ SERVER_FLAGS: dict[str, tuple[str, type, str]] = {
     ),
     "--db-pool": ("db_pool_size", int, f"database pool size P per worker (default {default('db_pool_size')})"),
     "--upstream-latency": ("upstream_latency_ms", int, "upstream service default latency in ms"),
+    "--stall-threshold": (
+        "stall_threshold_ms",
+        int,
+        f"ms a worker's event loop may go without turning before its stack is captured "
+        f"(0: detector off; default {default('stall_threshold_ms')})",
+    ),
 }
 
 
@@ -139,6 +145,8 @@ def print_summary(run_dir: Path) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     exp = experiment.load(args.experiment)
+    if getattr(args, "profile", False):
+        exp = exp.model_copy(update={"profile": True})
     settings = settings_from(args)
     warn_if_exposed(settings)
     # Ports the user chose are checked before anything is written: each cell would need them.
@@ -324,6 +332,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         fanout=experiment.DEFAULTS.fanout,
         default_classes=ticked,
     )
+    watch = Watch(run_dir, None)  # every process of the session, by its handle
     try:
         with Stack(settings, telemetry_dir=files.telemetry, with_db=not args.no_db) as stack:
             spec.target_url = stack.target_url
@@ -343,10 +352,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
                 url = cluster.wait_web_ui()
                 console.print(f"[green]Locust web UI[/] {url}  (target {stack.target_url}); Ctrl-C stops everything")
                 print(url, flush=True)
-                watch = Watch(run_dir, None)
                 while True:
                     for loss in watch.dead(cluster.local_workers, "locust worker"):
                         console.print(f"[yellow]lost:[/] {describe_loss(loss)}; the test goes on without it")
+                        watch.tell_master()
                     ended = watch.dead(stack.processes, "target stack") + watch.dead(
                         cluster.processes()[:1], "locust master"
                     )
@@ -359,6 +368,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     finally:
         state.update(ui_session.cells(run_dir, settings, default_worker_count()))
         state.update(status="complete", ended_at=time.time())
+        if watch.losses:
+            state["losses"] = watch.losses
         files.write_state(state)
         tests = len(state["cells"])
         console.print(f"web-UI session saved: {run_dir}, {tests} test(s) (report: routebench report {run_dir})")

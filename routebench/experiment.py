@@ -103,6 +103,8 @@ class Experiment(Knobs):
     slo: list[str] = Field(default_factory=list)
     # Off: no CPU-per-request probes before the matrix (quicker; the prediction then has no CPU term).
     calibrate: bool = True
+    # On: py-spy samples every server worker over each cell's window (routebench.profiler).
+    profile: bool = False
 
 
 class Cell(BaseModel):

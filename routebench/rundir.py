@@ -92,6 +92,16 @@ class CellDir:
         return self.path / "locust_exceptions.csv"
 
     @property
+    def stalls(self) -> Path:
+        """What stalled the server's event loops in the window (analysis.timeseries.stall_summary)."""
+        return self.path / "stalls.json"
+
+    @property
+    def profile(self) -> Path:
+        """py-spy's collapsed stacks per server worker, ``worker-<pid>.txt`` (routebench.profiler)."""
+        return self.path / "profile"
+
+    @property
     def window(self) -> Path:
         """Written by the Locust master when a headless test's window is set: its start and measure_from."""
         return self.path / "window.json"

@@ -27,10 +27,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from analysis import validity
+from analysis.load import read_telemetry
+from analysis.timeseries import stall_summary
 from routebench import calibrate, metadata, postgres, stopping
 from routebench.experiment import Cell, Experiment, expand, reproduce
 from routebench.launcher import DiedWhileStarting, Stack, StackError, http_status, wait_for
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
+from routebench.profiler import Profiler
 from routebench.rundir import MEASURED, CellDir, RunDir, set_aside, write_json
 from routebench.watch import BEFORE_WINDOW, TICK_S, GeneratorLost, Watch
 from target_app import catalogue
@@ -244,8 +247,9 @@ class Runner:
                 spec.target_url = stack.target_url
                 reported = stack.server_shape() if isinstance(stack, ExternalTarget) else {}
                 for attempt in range(1, GENERATOR_ATTEMPTS + 1):
+                    profiler = Profiler(files.profile) if self.experiment.profile and isinstance(stack, Stack) else None
                     try:
-                        code, cluster, placements = self._load(spec, workers, stack, watch, on_rps)
+                        code, cluster, placements = self._load(spec, workers, stack, watch, on_rps, profiler)
                         break
                     except GeneratorLost as gone:
                         if attempt == GENERATOR_ATTEMPTS:
@@ -263,6 +267,7 @@ class Runner:
                     for pid, readings in cluster.cpu.items()
                 }
                 names = {str(m.proc.pid): m.name for m in cluster.processes()}
+                profile = profiler.finish(timeout_s=10) if profiler is not None and profiler.started else None
                 server_log = stack.log("target")
                 files.server_log.write_text(server_log)
         except StackError as exc:
@@ -283,13 +288,20 @@ class Runner:
         watch.account(exact, deaths)
         generator = generator_load(cpu, names, (float(exact["measure_from"]), float(exact["stopped_at"])))
         write_json(files.generator, generator)
+        stalls = stall_summary(
+            read_telemetry(files.telemetry), float(exact["measure_from"]), float(exact["stopped_at"])
+        )
+        if stalls:
+            write_json(files.stalls, stalls)
         if not any(int(e.get("count", 0)) + int(e.get("failures", 0)) for e in exact.get("requests", {}).values()):
             return {
                 "status": "failed",
                 "reason": f"no request completed in the window (Locust exit code {code})",
                 "losses": watch.losses,
             }
-        lost = watch.measured_losses()
+        lost = watch.measured_losses() + heartbeat_losses(exact, watch.losses)
+        if profile is not None and profile["problem"]:
+            self.console.print(f"[yellow]profile:[/] {profile['problem']}; the run goes on")
         outcome = {
             "status": "degraded" if lost else "ok",
             "locust_exit_code": code,
@@ -304,8 +316,12 @@ class Runner:
             "warmup_s": cell.warmup_s,
             "window_s": round(float(exact["stopped_at"]) - float(exact["measure_from"]), 3),
         }
+        if profile is not None:
+            outcome["profile"] = profile
         if lost:
-            outcome["degraded_because"] = [validity.describe_loss(loss) for loss in lost]
+            outcome["degraded_because"] = [
+                validity.describe_loss(loss) if "pid" in loss else loss["words"] for loss in lost
+            ]
         outcome["validity"] = validity.check({**cell.model_dump(), **outcome}, exact)
         return outcome
 
@@ -316,6 +332,7 @@ class Runner:
         stack: Stack | ExternalTarget,
         watch: Watch,
         on_rps: Callable[[float | None], None],
+        profiler: Profiler | None = None,
     ) -> tuple[int, LocustCluster, list[tuple[float, dict[int, int]]]]:
         """One attempt at the cell's load: a Locust master and its workers, every process watched.
         A generator process lost before the window opens raises GeneratorLost (the caller starts
@@ -346,6 +363,12 @@ class Runner:
                     watch.tell_master()
                 if isinstance(stack, Stack):
                     placements.append((time.time(), connections_per_worker(stack)))
+                w = watch.window()
+                if profiler is not None and not profiler.started and w is not None and target is not None:
+                    now = time.time()
+                    if now >= float(w["measure_from"]):  # the window is open: profile the rest of it
+                        workers = [p.pid for p in psutil.Process(target.proc.pid).children()]
+                        profiler.start(workers, float(w["started_at"]) + float(spec.run_time_s or 0) - now)
                 on_rps(current_rps(history))
 
             code = cluster.wait(
@@ -353,10 +376,13 @@ class Runner:
                 tick=TICK_S,
                 on_tick=tick,
             )
-            if code < 0 and cluster.master is not None:  # killed; a clean exit 1 means failures were counted
+            # The master ends the test itself: a signal, or any exit before the window's end, is a
+            # loss (an exit code of 1 after it only means requests failed).
+            if cluster.master is not None and (code < 0 or watch.phase(time.time()) != "final report"):
                 for loss in watch.dead([cluster.master], "locust master"):
                     if loss["phase"] in BEFORE_WINDOW:
                         raise GeneratorLost(loss)
+            watch.dead(cluster.local_workers, "locust worker")  # one that died since the last tick
         return code, cluster, placements
 
     @contextlib.contextmanager
@@ -385,6 +411,11 @@ class Runner:
                     f"{name}p50 {'≥' if '50' in bound else ''}{e['percentiles_us']['50'] / 1000:,.1f} ms, "
                     f"p99 {'≥' if '99' in bound else ''}{e['percentiles_us']['99'] / 1000:,.1f} ms, {e['count']:,} req"
                 )
+        stalls = RunDir(self.run_dir).cell(cell.id).stalls
+        if stalls.is_file():
+            s = json.loads(stalls.read_text())
+            top = f" at {s['sites'][0]['site']}" if s["sites"] and s["blocked_share"] >= 0.01 else ""
+            parts.append(f"loop blocked {s['blocked_share']:.0%}{top}")
         warn = " [yellow]generator saturated[/]" if record.get("generator_saturated") else ""
         for why in record.get("degraded_because", []):
             warn += f" [yellow]degraded: {why}[/]"
@@ -493,13 +524,26 @@ WORKER_DEATH = re.compile(
 )
 
 
-def worker_deaths(server_log: str, telemetry_dir: Path) -> list[dict[str, Any]]:
-    """Server workers Gunicorn saw die mid-cell, with the requests they held when last sampled.
+def heartbeat_losses(exact: dict[str, Any], watched: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Workers only the master's heartbeat saw go (on another machine: no process handle here),
+    after the test started; in words."""
+    known = {x.get("client_id") for x in watched}
+    started = float((exact.get("test") or {}).get("started_at") or exact.get("measure_from") or 0)
+    return [
+        {
+            "words": f"Locust worker {w['id']} missing from the master's heartbeat at "
+            f"+{float(w['lost_at']) - started:.1f} s of the test, "
+            f"{int(w.get('samples_received', 0)):,} samples received"
+        }
+        for w in exact.get("lost_workers") or []
+        if w.get("id") not in known and float(w.get("lost_at", 0)) >= started
+    ]
 
-    Locust's FastHttpUser (geventhttpclient) silently retries an idempotent request whose
-    connection dies, so these requests may show up as slow rather than failed: the server's own
-    count is the evidence.
-    """
+
+def worker_deaths(server_log: str, telemetry_dir: Path) -> list[dict[str, Any]]:
+    """Server workers Gunicorn saw die mid-cell, with the requests they held when last sampled:
+    the server's own record, shown beside the client's failures (a request whose connection died
+    is a failure: the user classes do not resend it)."""
     deaths = []
     for line in server_log.splitlines():
         m = WORKER_DEATH.match(line)

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import ModuleType
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Query
@@ -17,7 +18,7 @@ from target_app import catalogue, errors
 from target_app.resources import Resources
 from target_app.routes import cpu, db, fanout, http, sleep
 from target_app.settings import Settings
-from target_app.telemetry import Gauge, InFlight, Sampler
+from target_app.telemetry import Gauge, InFlight, Sampler, read_dir
 
 FAMILY_MODULES: dict[str, ModuleType] = {"sleep": sleep, "cpu": cpu, "fanout": fanout, "http": http, "db": db}
 
@@ -50,7 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         res = Resources(settings)
         await res.open()
         app.state.resources = res
-        sampler = Sampler(settings.telemetry_interval_ms / 1000, inflight, res.db.stats, settings.telemetry_dir)
+        sampler = Sampler(
+            settings.telemetry_interval_ms / 1000,
+            inflight,
+            res.db.stats,
+            settings.telemetry_dir,
+            settings.stall_threshold_ms / 1000,
+        )
         sampler.start()
         app.state.sampler = sampler
         marker = settings.state_dir / f"ready-{os.getpid()}" if settings.state_dir else None
@@ -105,7 +112,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(body, status_code=503)
 
     @app.get("/telemetry", tags=["meta"])
-    async def telemetry(since: Annotated[float, Query(ge=0)] = 0.0) -> dict[str, object]:
+    async def telemetry(
+        since: Annotated[float, Query(ge=0)] = 0.0, workers: Literal["this", "all"] = "this"
+    ) -> dict[str, object]:
+        """This worker's samples after ``since``; ``workers=all``: every worker's, from the
+        telemetry directory (flushed about once a second), when one is configured."""
+        if workers == "all" and settings.telemetry_dir is not None:
+            samples = await asyncio.to_thread(read_dir, settings.telemetry_dir, since)
+            return {"pid": os.getpid(), "workers": "all", "samples": samples}
         return app.state.sampler.snapshot(since)
 
     # Outermost, so it counts every request the worker holds.

@@ -4,9 +4,11 @@ The event loop reschedules a heartbeat every ``BEAT_S``; each time it runs it no
 ran. A sampler *thread* (not a task on the loop, so a blocked loop cannot thin out its own
 evidence) reads every ``interval_s``: the worst lateness since its last sample, or, if the loop
 has not turned since, how long it has been stuck (event-loop lag); AnyIO threadpool tokens in use;
-database pool connections in use and waiters; requests in flight; requests served per path; and
-the process's CPU seconds. Samples stay in memory for ``GET /telemetry`` and, when a directory is
-configured, are appended as JSON lines to ``worker-<pid>.jsonl`` there.
+database pool connections in use and waiters; requests in flight; requests served per path; the
+process's CPU seconds; and, from :mod:`target_app.stalls`, the loop stalls that ended since the
+last sample (count, blocked ms, the call sites that blocked it). Samples stay in memory for
+``GET /telemetry`` and, when a directory is configured, are appended as JSON lines to
+``worker-<pid>.jsonl`` there.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import collections
 import json
 import os
+import sys
 import threading
 import time
 from collections import Counter
@@ -25,17 +28,21 @@ from typing import Any
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from target_app.stalls import StallDetector
+
 SAMPLES_KEPT = 36_000  # an hour at the default 100 ms
 FLUSH_EVERY = 10
 BEAT_S = 0.005  # how often the loop's heartbeat asks to run
 
 
 class Gauge:
-    """Requests in flight on this worker, and requests served per path (cumulative)."""
+    """Requests in flight on this worker, requests served per path (cumulative), and the path of
+    each request running, by its middleware frame (for the stall detector's stacks)."""
 
     def __init__(self) -> None:
         self.count = 0
         self.served: Counter[str] = Counter()
+        self.routes: dict[int, str] = {}
 
 
 class InFlight:
@@ -50,11 +57,14 @@ class InFlight:
             await self.app(scope, receive, send)
             return
         self.gauge.count += 1
+        frame = id(sys._getframe())
+        self.gauge.routes[frame] = scope["path"]
         try:
             await self.app(scope, receive, send)
         finally:
             self.gauge.count -= 1
             self.gauge.served[scope["path"]] += 1
+            del self.gauge.routes[frame]
 
 
 class Sampler:
@@ -64,6 +74,7 @@ class Sampler:
         inflight: Gauge,
         db_stats: Callable[[], dict[str, int | None]],
         out_dir: Path | None,
+        stall_threshold_s: float = 0.0,
     ) -> None:
         self.interval_s = interval_s
         self.inflight = inflight
@@ -79,6 +90,9 @@ class Sampler:
         self._limiter: Any = None
         self._last_beat = time.monotonic()
         self._worst_late = 0.0  # the heartbeat's worst lateness since the last sample
+        self.stalls = (
+            StallDetector(lambda: self._last_beat, inflight.routes, stall_threshold_s) if stall_threshold_s else None
+        )
 
     # -- on the event loop ----------------------------------------------------------------------
     def _beat(self, due: float) -> None:
@@ -97,9 +111,13 @@ class Sampler:
         self._loop.call_later(BEAT_S, self._beat, self._last_beat + BEAT_S)
         self._thread = threading.Thread(target=self._run, name="routebench-telemetry", daemon=True)
         self._thread.start()
+        if self.stalls is not None:
+            self.stalls.start()
 
     async def stop(self) -> None:
         self._stop.set()
+        if self.stalls is not None:
+            await asyncio.to_thread(self.stalls.stop)
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 2 * self.interval_s + 1)
         self.flush()
@@ -134,6 +152,7 @@ class Sampler:
             "cpu_s": round(time.process_time(), 4),
             "served": served,
             **db,
+            **(self.stalls.drain() if self.stalls is not None else {}),
         }
 
     def _run(self) -> None:
@@ -167,11 +186,16 @@ class Sampler:
         return {"pid": self.pid, "interval_ms": round(self.interval_s * 1000), "samples": samples}
 
 
-def read_dir(directory: Path) -> list[dict[str, Any]]:
-    """Every sample written to ``directory`` by every worker, oldest first."""
+def read_dir(directory: Path, since: float = 0.0) -> list[dict[str, Any]]:
+    """Every sample written to ``directory`` by every worker after ``since``, oldest first (a line
+    cut by a write in progress is left for the next read)."""
     samples: list[dict[str, Any]] = []
     for path in sorted(directory.glob("worker-*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                samples.append(json.loads(line))
+            try:
+                sample = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                continue
+            if sample is not None and sample["t"] > since:
+                samples.append(sample)
     return sorted(samples, key=lambda s: s["t"])

@@ -21,6 +21,8 @@ from locustfiles.capture import load_histogram
 from target_app import catalogue
 from tests.conftest import routebench_cli, still_running, ui_command
 
+REPO = Path(__file__).resolve().parent.parent
+
 pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'
 
 
@@ -83,6 +85,24 @@ def test_blocking_in_async_p99_is_far_above_async_await(smoke_run: Path) -> None
     assert bad["p99_ms"] > 2.5 * good["p99_ms"]
     assert bad["rps"] < good["rps"] / 2
     assert (smoke_run / "summary.md").is_file()
+
+
+def test_the_stall_detector_names_the_blocking_line_and_clears_async_await(smoke_run: Path) -> None:
+    table = summarise(load_run(smoke_run)).set_index("style")
+    bad, good = table.loc["sleep/blocking-in-async"], table.loc["sleep/async-await"]
+    # 10 users on 2 loops, each request a 50 ms time.sleep on the loop: the loops are stuck nearly
+    # all the window; async-await's loops only await.
+    assert bad["blocked_share"] > 0.5 and good["blocked_share"] < 0.02
+    line = next(
+        n
+        for n, text in enumerate((REPO / "target_app/routes/sleep.py").read_text().splitlines(), 1)
+        if "time.sleep(wait)  # the mistake" in text
+    )
+    assert bad["top_site"] == f"target_app/routes/sleep.py:{line} blocking_in_async"
+    assert bad["top_site_share"] > 0.9
+    cell = next(c for c in load_run(smoke_run).cells if c["styles"] == ["sleep/blocking-in-async"])
+    stalls = json.loads((smoke_run / cell["dir"] / "stalls.json").read_text())
+    assert stalls["sites"][0]["route"] == "/sleep/blocking-in-async" and stalls["workers"] == 2
 
 
 def test_exact_percentiles_agree_with_locusts_within_its_rounding(smoke_run: Path) -> None:

@@ -70,6 +70,28 @@ def test_the_form_as_it_comes_runs_without_failures_and_the_session_reports(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and requests_so_far(url)["stats"][-1]["num_requests"] < 200:
         time.sleep(0.5)
+
+    # The routebench tab, live: every running style's exact percentiles, and what blocks the loop.
+    page.get_by_role("tab", name="routebench").click()
+    read_tab = """() => {
+        const table = [...document.querySelectorAll('table')]
+            .find(t => t.innerText.includes('top blocking call site'));
+        return table ? [...table.querySelectorAll('tbody tr')]
+            .map(r => [...r.querySelectorAll('td')].map(c => c.innerText.trim())) : [];
+    }"""
+    page.wait_for_function(f"({read_tab})().filter(r => r[5] && r[5].endsWith('%')).length >= 4", timeout=20_000)
+    tab = {row[0]: row for row in page.evaluate(f"({read_tab})()")}
+    assert set(tab) == {s.id for s in catalogue.family("sleep")}
+    for row in tab.values():
+        rps, p50, p95, p99 = (float(v.replace(",", "")) for v in row[1:5])
+        assert rps > 0 and 0 < p50 <= p95 <= p99, row
+        assert "." in row[2], row  # exact, not Locust's whole milliseconds
+    # The loops are stalled by time.sleep in blocking_in_async's route: the tab names the line, and
+    # the whole server's worst lag shows it (the same on every row: the styles share the workers).
+    blocking = tab["sleep/blocking-in-async"]
+    assert int(blocking[5].rstrip("%")) >= 20 and blocking[6].startswith("target_app/routes/sleep.py:")
+    assert blocking[6].endswith(" blocking_in_async") and float(blocking[7].replace(",", "")) > 20
+    assert tab["sleep/async-await"][5] == "0%" and tab["sleep/async-await"][6] == ""
     page.get_by_role("button", name="Stop").click()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and requests_so_far(url)["state"] != "stopped":

@@ -1,0 +1,162 @@
+"""Which line of code is stalling the event loop: a watchdog beside each worker's loop.
+
+The loop's heartbeat (:mod:`target_app.telemetry`) runs every few milliseconds. A watchdog thread
+polls it every ``POLL_S``; once the loop has not turned for more than the threshold (default
+20 ms), it captures the loop thread's stack (``sys._current_frames``) and again every
+``RECAPTURE_S`` while the stall lasts. Each capture names a call site: the innermost frame in
+application code (``path:line function``, the path relative to the app's root; library frames
+below it, such as ``time.sleep`` or a driver's socket read, are folded), and the route that was
+running (the request path the middleware noted for the frame it runs in). The stall's time is
+split between its captures: from the stall's start (the last heartbeat) to the first capture,
+then from each capture to the next, and from the last to the loop's next heartbeat.
+
+What a stall costs to watch: one thread waking every ``POLL_S``, reading a timestamp. Stacks are
+captured only during stalls. :meth:`StallDetector.drain` hands the stalls that ended since the
+last call to the telemetry sampler, which writes them with its samples.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+POLL_S = 0.005
+RECAPTURE_S = 0.010
+STACK_DEPTH = 8  # application frames kept per site, innermost first
+APP_ROOT = Path(__file__).resolve().parent.parent  # paths are shown relative to this
+APP_DIRS = (Path(__file__).resolve().parent,)  # what counts as the app's code
+OWN_FILES = {Path(__file__).resolve(), Path(__file__).resolve().with_name("telemetry.py")}  # the instruments
+
+
+def app_frame(filename: str) -> bool:
+    """Application code, not the instruments (telemetry, this module) and not a library."""
+    path = Path(filename)
+    return path not in OWN_FILES and any(path.is_relative_to(d) for d in APP_DIRS)
+
+
+def where(frame: FrameType) -> str:
+    """``target_app/routes/sleep.py:41 blocking_in_async``."""
+    path = Path(frame.f_code.co_filename)
+    shown = path.relative_to(APP_ROOT) if path.is_relative_to(APP_ROOT) else path
+    return f"{shown}:{frame.f_lineno} {frame.f_code.co_name}"
+
+
+@dataclass
+class Capture:
+    at: float  # monotonic
+    site: str
+    route: str | None
+    stack: list[str]
+    folded: int  # library frames inside the site, folded away
+
+
+@dataclass
+class Stall:
+    started: float  # monotonic: the last heartbeat before it
+    started_wall: float
+    captures: list[Capture] = field(default_factory=list)
+
+
+@dataclass
+class StallDetector:
+    """One per worker. ``last_beat`` returns the loop's last heartbeat (monotonic seconds);
+    ``routes`` maps ``id(frame)`` of a running request's middleware frame to its path."""
+
+    last_beat: Callable[[], float]
+    routes: dict[int, str]
+    threshold_s: float = 0.020
+    loop_thread: int | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _done: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread: threading.Thread | None = None
+    _seen: set[str] = field(default_factory=set)
+
+    def start(self) -> None:
+        self.loop_thread = threading.get_ident()  # called on the loop's thread
+        self._thread = threading.Thread(target=self._run, name="routebench-stalls", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+
+    def drain(self) -> dict[str, Any]:
+        """The stalls that ended since the last call, summed per call site: ``stalls`` (count),
+        ``blocked_ms`` and ``sites`` {site: {ms, n, route, stack, folded}} (the stack only the
+        first time this worker reports a site)."""
+        with self._lock:
+            done, self._done = self._done, []
+        sites: dict[str, dict[str, Any]] = {}
+        for stall in done:
+            for site, info in stall["sites"].items():
+                s = sites.setdefault(site, {"ms": 0.0, "n": 0, "route": info["route"]})
+                s["ms"] += info["ms"]
+                s["n"] += 1
+                if site not in self._seen:
+                    self._seen.add(site)
+                    s["stack"], s["folded"] = info["stack"], info["folded"]
+        for s in sites.values():
+            s["ms"] = round(s["ms"], 3)
+        return {
+            "stalls": len(done),
+            "blocked_ms": round(sum(x["ms"] for x in done), 3),
+            "sites": sites,
+        }
+
+    # -- on the watchdog thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        stall: Stall | None = None
+        while not self._stop.wait(POLL_S):
+            beat, now = self.last_beat(), time.monotonic()
+            if stall is not None and beat > stall.started:
+                self._finish(stall, beat)  # the loop turned again
+                stall = None
+            if now - beat <= self.threshold_s:
+                continue
+            if stall is None:
+                stall = Stall(beat, time.time() - (now - beat))
+            if not stall.captures or now - stall.captures[-1].at >= RECAPTURE_S:
+                capture = self._capture(now)
+                if capture is not None:
+                    stall.captures.append(capture)
+
+    def _capture(self, now: float) -> Capture | None:
+        frame = sys._current_frames().get(self.loop_thread or 0)
+        if frame is None:
+            return None
+        frames: list[FrameType] = []
+        f: FrameType | None = frame
+        while f is not None:
+            frames.append(f)
+            f = f.f_back
+        app = [i for i, fr in enumerate(frames) if app_frame(fr.f_code.co_filename)]
+        top = app[0] if app else 0
+        route = next((self.routes[id(fr)] for fr in frames if id(fr) in self.routes), None)
+        return Capture(
+            at=now,
+            site=where(frames[top]),
+            route=route,
+            stack=[where(frames[i]) for i in app[:STACK_DEPTH]] or [where(frames[0])],
+            folded=top,
+        )
+
+    def _finish(self, stall: Stall, ended: float) -> None:
+        sites: dict[str, dict[str, Any]] = {}
+        marks = [stall.started] + [c.at for c in stall.captures[1:]] + [ended]
+        for capture, begin, end in zip(stall.captures, marks, marks[1:], strict=False):
+            s = sites.setdefault(
+                capture.site,
+                {"ms": 0.0, "route": capture.route, "stack": capture.stack, "folded": capture.folded},
+            )
+            s["ms"] += max(0.0, end - begin) * 1000
+        record = {"t": stall.started_wall, "ms": (ended - stall.started) * 1000, "sites": sites}
+        with self._lock:
+            self._done.append(record)
