@@ -40,6 +40,19 @@ IO_STDLIB = ("asyncio/", "selectors.py", "socket.py", "ssl.py", "concurrent/")
 INSTRUMENTS = ("target_app/telemetry.py", "target_app/stalls.py")
 
 Stacks = Counter[tuple[str, ...]]
+# py-spy counts a thread parked in a timed wait (a threadpool thread, a sampler) as active: those
+# samples spend no CPU and are left out.
+WAITING = (("threading.py", "Condition.wait"), ("threading.py", "Event.wait"), ("selectors.py", "select"))
+
+
+def waiting(frame: str) -> bool:
+    m = FRAME.match(frame)
+    return bool(m) and any(m["file"].endswith(f) and m["func"].endswith(fn) for f, fn in WAITING)  # type: ignore[index]
+
+
+def busy(stacks: Stacks) -> Stacks:
+    """The samples that were spending CPU: those whose innermost frame is not a wait."""
+    return Counter({s: n for s, n in stacks.items() if s and not waiting(s[-1])})
 
 
 def read(directory: Path) -> Stacks:
@@ -73,13 +86,15 @@ def category(frame: str, app_dirs: tuple[str, ...] = ("target_app/",)) -> str:
 
 
 def where_cpu_went(stacks: Stacks) -> dict[str, Any]:
-    """Samples and their shares per category, by each sample's innermost frame."""
+    """Samples and their shares per category, by each sample's innermost frame (waits left out)."""
     by: Counter[str] = Counter()
-    for stack, n in stacks.items():
-        by[category(stack[-1]) if stack else "other"] += n
+    working = busy(stacks)
+    for stack, n in working.items():
+        by[category(stack[-1])] += n
     total = sum(by.values())
     return {
         "samples": total,
+        "waiting": sum(stacks.values()) - total,
         "shares": {c: by[c] / total for c in CATEGORIES} if total else {},
     }
 
@@ -91,5 +106,6 @@ def summary_line(went: dict[str, Any], rate_hz: int, workers: int) -> str:
     parts = [f"{share:.0%} {name}" for name, share in sorted(went["shares"].items(), key=lambda x: -x[1]) if share]
     return (
         f"where the server's CPU went: {', '.join(parts)} ({went['samples']:,} samples at {rate_hz} Hz "
-        f"over {workers} worker{'s' if workers != 1 else ''}, by the frame running)"
+        f"over {workers} worker{'s' if workers != 1 else ''}, by the frame running; "
+        f"{went.get('waiting', 0):,} samples of threads parked in a wait left out)"
     )

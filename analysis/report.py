@@ -332,8 +332,10 @@ def why_view(a: Analysis) -> list[dict[str, Any]]:
 def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float) -> str:
     """One style's evidence: latency and throughput, loop stalls and their top call site, threadpool
     tokens, database pool waiters, server CPU per request, then the limit they point to."""
+    bound = "≥" if r.get("p99_ms_at_least") else ""
     said = [
-        f"p99 {r['p99_ms']:,.1f} ms and {r['rps']:,.0f} req/s at {int(r['users'])} users, W={int(r['server_workers'])}"
+        f"p99 {bound}{r['p99_ms']:,.1f} ms and {r['rps']:,.0f} req/s at {int(r['users'])} users, "
+        f"W={int(r['server_workers'])}"
     ]
     share = r.get("blocked_share")
     blocked = isinstance(share, float) and not math.isnan(share)
@@ -450,7 +452,7 @@ def build_context(a: Analysis) -> dict[str, Any]:
         )
     for cell in a.cells:
         if cell.get("profile_stacks"):
-            figures[f"flame_{cell['id']}"] = charts.flame_graph(cell["id"], cell["profile_stacks"])
+            figures[f"flame_{cell['id']}"] = charts.flame_graph(cell["id"], profiles.busy(cell["profile_stacks"]))
     bokeh_js, bokeh_script, divs = charts.embed(figures)
     meta = a.run.meta
     failed = [c for c in a.run.cells if c.get("status") not in MEASURED]
@@ -460,6 +462,7 @@ def build_context(a: Analysis) -> dict[str, Any]:
         "any_alone": alone,
         "families": decision_table(a.table),
         "why": why_view(a),
+        "category_colors": charts.CATEGORY_COLORS,
         "why_rule": WHY_RULE,
         "answers": [answer_view(x) for x in answers.answers(a.table)],
         "rule": answers.RULE,

@@ -17,6 +17,7 @@ last call to the telemetry sampler, which writes them with its samples.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -27,24 +28,29 @@ from types import FrameType
 from typing import Any
 
 POLL_S = 0.005
-RECAPTURE_S = 0.010
+RECAPTURE_S = 0.050
 STACK_DEPTH = 8  # application frames kept per site, innermost first
 APP_ROOT = Path(__file__).resolve().parent.parent  # paths are shown relative to this
 APP_DIRS = (Path(__file__).resolve().parent,)  # what counts as the app's code
 OWN_FILES = {Path(__file__).resolve(), Path(__file__).resolve().with_name("telemetry.py")}  # the instruments
 
 
+@functools.lru_cache(maxsize=4096)
 def app_frame(filename: str) -> bool:
     """Application code, not the instruments (telemetry, this module) and not a library."""
     path = Path(filename)
     return path not in OWN_FILES and any(path.is_relative_to(d) for d in APP_DIRS)
 
 
+@functools.lru_cache(maxsize=4096)
+def _shown(filename: str) -> str:
+    path = Path(filename)
+    return str(path.relative_to(APP_ROOT)) if path.is_relative_to(APP_ROOT) else filename
+
+
 def where(frame: FrameType) -> str:
     """``target_app/routes/sleep.py:41 blocking_in_async``."""
-    path = Path(frame.f_code.co_filename)
-    shown = path.relative_to(APP_ROOT) if path.is_relative_to(APP_ROOT) else path
-    return f"{shown}:{frame.f_lineno} {frame.f_code.co_name}"
+    return f"{_shown(frame.f_code.co_filename)}:{frame.f_lineno} {frame.f_code.co_name}"
 
 
 @dataclass

@@ -84,7 +84,7 @@ def test_the_form_as_it_comes_runs_without_failures_and_the_session_reports(
     assert set(tab) == {s.id for s in catalogue.family("sleep")}
     for row in tab.values():
         rps, p50, p95, p99 = (float(v.replace(",", "")) for v in row[1:5])
-        assert rps > 0 and 0 < p50 <= p95 <= p99, row
+        assert rps >= 0 and 0 < p50 <= p95 <= p99, row  # current req/s: a slow style may have none this second
         assert "." in row[2], row  # exact, not Locust's whole milliseconds
     # The loops are stalled by time.sleep in blocking_in_async's route: the tab names the line, and
     # the whole server's worst lag shows it (the same on every row: the styles share the workers).
