@@ -57,18 +57,22 @@ def finder(kind: str, run_pid: int) -> Callable[[], psutil.Process | None]:
 
     def find() -> psutil.Process | None:
         for p in descendants(run_pid):
+            # By the module run (``python -m locust ...``), never by words anywhere in the command
+            # line: a child forked but not yet exec'd still carries the run's own, and this test's
+            # directory name ("...gunicorn_master...") is in it.
             line, parent = cmdline(p), _ppid(p)
-            if kind == "locust worker" and "locust" in line and "--worker" in line:
+            module = line.split(" -m ", 1)[1].split(" ", 1)[0] if " -m " in line else ""
+            if kind == "locust worker" and module == "locust" and "--worker" in line:
                 return p
-            if kind == "locust master" and "locust" in line and "--master" in line:
+            if kind == "locust master" and module == "locust" and "--master" in line:
                 return p
-            if kind == "gunicorn master" and "gunicorn" in line and parent == run_pid:
+            if kind == "gunicorn master" and module == "gunicorn" and parent == run_pid:
                 return p
-            if kind == "server worker" and "gunicorn" in line and parent != run_pid:
+            if kind == "server worker" and module == "gunicorn" and parent != run_pid:
                 return p
             if kind == "postgres" and parent == run_pid and _name(p) == "postgres" and "-D" in line:
                 return p
-            if kind == "upstream" and "target_app.upstream" in line:
+            if kind == "upstream" and module == "uvicorn" and "target_app.upstream" in line:
                 return p
         return None
 
