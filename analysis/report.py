@@ -41,6 +41,7 @@ from analysis.summary import (
 )
 from routebench.rundir import MEASURED, RunDir, write_text
 from target_app import catalogue
+from target_app.stalls import OUTSIDE_APP
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024
 MAX_TIMELINES = 24
@@ -303,8 +304,10 @@ def decision_table(table: pd.DataFrame) -> list[dict[str, Any]]:
 BLOCKING_SHARE = 0.20  # loops stalled this much of the window: requests waited on a blocked loop
 CPU_BUSY = 0.80  # server CPU per request x throughput at this share of the workers' cores: CPU-bound
 WHY_RULE = (
-    f"A style blocks the event loop when its loops were stalled at least {BLOCKING_SHARE:.0%} of the window; "
-    "it is threadpool-bound when its tokens in use reached T; it is CPU-bound when its server CPU per request "
+    f"A style blocks the event loop when its loops were stalled at least {BLOCKING_SHARE:.0%} of the window "
+    "in its own code; "
+    "it is threadpool-bound when its tokens in use reached T; pool-bound when requests waited for a database "
+    "connection; it is CPU-bound when its server CPU per request "
     f"times its throughput reached {CPU_BUSY:.0%} of the cores its workers can use (one per worker, the GIL); "
     "else none of these limited it."
 )
@@ -356,12 +359,29 @@ def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float) -> str:
     if isinstance(cpu, float) and not math.isnan(cpu):
         said.append(f"server CPU {cpu:.2f} ms per request")
     limit = "none of these limited it: its latency is its own wait"
-    if blocked and share >= BLOCKING_SHARE:
-        limit = "it blocks the event loop: requests waited for a loop stuck in that call"
+    own_code = not str(r.get("top_site") or "").startswith(OUTSIDE_APP)
+    cpu_bound = (
+        isinstance(cpu, float) and not math.isnan(cpu) and cpu / 1000 * r["rps"] >= CPU_BUSY * r["server_workers"]
+    )
+    pool_waits = isinstance(waiting, float) and not math.isnan(waiting) and waiting > 0
+    if blocked and share >= BLOCKING_SHARE and own_code:
+        limit = "it blocks the event loop: requests waited for a loop stuck in that call" + (
+            ", and it is CPU-bound: that call is CPU work, and the workers' CPU was nearly all in use"
+            if cpu_bound
+            else ""
+        )
     elif isinstance(tokens, float) and total == total and tokens >= total:
         limit = "it is threadpool-bound: every token was in use"
-    elif isinstance(cpu, float) and not math.isnan(cpu) and cpu / 1000 * r["rps"] >= CPU_BUSY * r["server_workers"]:
-        limit = "it is CPU-bound: its workers' CPU was nearly all in use"
+    elif pool_waits:
+        limit = "it is pool-bound: requests queued for a database connection"
+    elif cpu_bound:
+        limit = "it is CPU-bound: its workers' CPU was nearly all in use" + (
+            " (the loops waited for the GIL its threads held, not for a call of its own)"
+            if blocked and share >= BLOCKING_SHARE
+            else ""
+        )
+    elif blocked and share >= BLOCKING_SHARE:
+        limit = "its loops were held up outside its own code (waiting for the GIL other threads held)"
     return "; ".join(said) + f". So {limit}."
 
 

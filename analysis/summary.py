@@ -220,7 +220,7 @@ def blocked_by(stalls: dict[str, Any], style: str, alone: bool) -> dict[str, Any
     path = catalogue.BY_ID[style].path
     sites = stalls["sites"] if alone else [s for s in stalls["sites"] if s.get("route") == path]
     mine = sum(s["ms"] for s in sites)
-    total = stalls["blocked_ms"]
+    total = sum(s["ms"] for s in stalls["sites"])
     share = stalls["blocked_share"] if alone else (stalls["blocked_share"] * mine / total if total else 0.0)
     top = sites[0] if sites else None
     return {

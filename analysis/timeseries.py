@@ -138,7 +138,8 @@ STALL_SITES_SHOWN = 5
 def stall_summary(telemetry: pd.DataFrame, measure_from: float | None, measure_until: float | None) -> dict[str, Any]:
     """What blocked the event loops in the window, from the stall detector's samples
     (target_app.stalls): ``stalls`` (count), ``blocked_ms`` (summed over workers), ``blocked_share``
-    (of the window, averaged over the workers that sampled it: 1.0 is every loop stuck throughout),
+    (of the window, averaged over the workers that sampled it: 1.0 is every loop stuck throughout;
+    each stall clipped to the window),
     and ``sites``, the call sites that blocked them, most blocked time first, each with its share
     of the blocked time, the route that was running and the application frames of its stack.
     Empty when the detector was off (no ``blocked_ms`` in the samples)."""
@@ -149,7 +150,17 @@ def stall_summary(telemetry: pd.DataFrame, measure_from: float | None, measure_u
     workers = df["pid"].nunique()
     if df.empty or not workers:
         return {}
-    blocked = float(df["blocked_ms"].sum())
+    # Each stall's span clipped to the window (a stall is reported in the sample it ended in,
+    # whole); runs from before spans were recorded sum the samples' blocked time.
+    if "spans" in df.columns and df["spans"].notna().any():
+        blocked = sum(
+            max(0.0, min(t + ms / 1000, measure_until) - max(t, measure_from)) * 1000
+            for spans in df["spans"].dropna()
+            for t, ms in spans
+        )
+    else:
+        blocked = float(df["blocked_ms"].sum())
+    reported = float(df["blocked_ms"].sum())
     sites: dict[str, dict[str, Any]] = {}
     stacks = telemetry["sites"].dropna() if "sites" in telemetry.columns else pd.Series(dtype=object)
     for per_sample in df["sites"].dropna() if "sites" in df.columns else []:
@@ -164,7 +175,7 @@ def stall_summary(telemetry: pd.DataFrame, measure_from: float | None, measure_u
                 sites[site]["stack"], sites[site]["folded"] = info["stack"], info.get("folded", 0)
     ranked = sorted(sites.values(), key=lambda s: -s["ms"])
     for s in ranked:
-        s["share"] = s["ms"] / blocked if blocked else 0.0
+        s["share"] = s["ms"] / reported if reported else 0.0
         s["ms"] = round(s["ms"], 1)
     window_ms = (measure_until - measure_from) * 1000
     return {

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+OUTSIDE_APP = "the event loop's own code, no application frame"
 POLL_S = 0.005
 RECAPTURE_S = 0.050
 STACK_DEPTH = 8  # application frames kept per site, innermost first
@@ -48,9 +49,12 @@ def _shown(filename: str) -> str:
     return str(path.relative_to(APP_ROOT)) if path.is_relative_to(APP_ROOT) else filename
 
 
-def where(frame: FrameType) -> str:
-    """``target_app/routes/sleep.py:41 blocking_in_async``."""
-    return f"{_shown(frame.f_code.co_filename)}:{frame.f_lineno} {frame.f_code.co_name}"
+def where(frame: FrameType, short: bool = False) -> str:
+    """``target_app/routes/sleep.py:41 blocking_in_async``; ``short``: the last two path parts."""
+    shown = _shown(frame.f_code.co_filename)
+    if short:
+        shown = "/".join(Path(shown).parts[-2:])
+    return f"{shown}:{frame.f_lineno} {frame.f_code.co_name}"
 
 
 @dataclass
@@ -114,6 +118,7 @@ class StallDetector:
         return {
             "stalls": len(done),
             "blocked_ms": round(sum(x["ms"] for x in done), 3),
+            "spans": [[round(x["t"], 3), round(x["ms"], 1)] for x in done],  # each stall: start, ms
             "sites": sites,
         }
 
@@ -144,11 +149,14 @@ class StallDetector:
             frames.append(f)
             f = f.f_back
         app = [i for i, fr in enumerate(frames) if app_frame(fr.f_code.co_filename)]
-        top = app[0] if app else 0
         route = next((self.routes[id(fr)] for fr in frames if id(fr) in self.routes), None)
+        # No application frame: the loop was held up in its own code (uvloop's is C: the only
+        # Python frame is asyncio's runner), typically waiting for the GIL other threads hold.
+        site = where(frames[app[0]]) if app else f"{OUTSIDE_APP} ({where(frames[0], short=True)})"
+        top = app[0] if app else 0
         return Capture(
             at=now,
-            site=where(frames[top]),
+            site=site,
             route=route,
             stack=[where(frames[i]) for i in app[:STACK_DEPTH]] or [where(frames[0])],
             folded=top,

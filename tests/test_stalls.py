@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from target_app import stalls
 from target_app.telemetry import Gauge, InFlight, Sampler
 
 BLOCK_S = 0.2
@@ -34,8 +38,12 @@ def serve(route: Any) -> list[dict[str, Any]]:
     return asyncio.run(main())
 
 
-def test_a_blocked_loop_is_named_at_the_line_that_blocked_it() -> None:
+def test_a_blocked_loop_is_named_at_the_line_that_blocked_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # This module plays the application: its frames are the app's code.
+    monkeypatch.setattr(stalls, "APP_DIRS", (*stalls.APP_DIRS, Path(__file__).resolve().parent))
+    stalls.app_frame.cache_clear()
     samples = serve(blocking_route)
+    stalls.app_frame.cache_clear()
     blocked = sum(s["blocked_ms"] for s in samples)
     # The stall runs from the last heartbeat before the block to the first after it: the block,
     # plus at most a heartbeat period (5 ms) and a scheduling slice either side.
@@ -50,6 +58,15 @@ def test_a_blocked_loop_is_named_at_the_line_that_blocked_it() -> None:
     (info,) = sites[site]
     assert info["route"] == "/the-route" and info["n"] == 1
     assert info["stack"][0] == site and info["folded"] == 0
+
+
+def test_a_stall_outside_the_applications_code_says_so() -> None:
+    samples = serve(blocking_route)  # tests/ is not the app: no application frame on the stack
+    (site,) = {site for s in samples for site in s["sites"]}
+    assert (
+        site
+        == f"{stalls.OUTSIDE_APP} (tests/test_stalls.py:{blocking_route.__code__.co_firstlineno + 1} blocking_route)"
+    )
 
 
 def test_a_loop_that_only_awaits_never_stalls() -> None:
