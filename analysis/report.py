@@ -41,7 +41,6 @@ from analysis.summary import (
 )
 from routebench.rundir import MEASURED, RunDir, write_text
 from target_app import catalogue
-from target_app.stalls import OUTSIDE_APP
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024
 MAX_TIMELINES = 24
@@ -302,13 +301,16 @@ def decision_table(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 # The rules the "Why" sentences follow, stated once (docs/model.md's resources, read from the evidence).
 BLOCKING_SHARE = 0.20  # loops stalled this much of the window: requests waited on a blocked loop
+EXHAUSTED_SHARE = 0.20  # a resource exhausted this share of the window (of telemetry samples) limits
 CPU_BUSY = 0.80  # server CPU per request x throughput at this share of the workers' cores: CPU-bound
 WHY_RULE = (
     f"A style blocks the event loop when its loops were stalled at least {BLOCKING_SHARE:.0%} of the window "
-    "in its own code; "
-    "it is threadpool-bound when its tokens in use reached T; pool-bound when requests waited for a database "
-    "connection; it is CPU-bound when its server CPU per request "
-    f"times its throughput reached {CPU_BUSY:.0%} of the cores its workers can use (one per worker, the GIL); "
+    "at call sites in the application's own code; "
+    f"it is threadpool-bound when all T tokens were in use at least {EXHAUSTED_SHARE:.0%} of the window; "
+    f"pool-bound when requests waited for a database connection at least {EXHAUSTED_SHARE:.0%} of it; "
+    "it is CPU-bound when its server CPU per request "
+    f"times its throughput reached {CPU_BUSY:.0%} of the cores its workers can use (one per worker, the GIL, "
+    "and no more than the machine has); "
     "else none of these limited it."
 )
 
@@ -318,6 +320,7 @@ def why_view(a: Analysis) -> list[dict[str, Any]]:
     from the numbers (its cell at the highest user count, the last repeat)."""
     cells = {c["id"]: c for c in a.cells}
     threshold = (a.run.meta.get("settings") or {}).get("stall_threshold_ms", 20)
+    cores = (a.run.meta.get("machine") or {}).get("cpu_count")
     alone = a.table[~a.table["together"].astype(bool)]
     out = []
     for family in catalogue.FAMILIES:
@@ -327,12 +330,15 @@ def why_view(a: Analysis) -> list[dict[str, Any]]:
         items = []
         for style in catalogue_order_of(family, rows["style"]):
             r = rows[rows["style"] == style].sort_values(["users", "repeat"], kind="stable").iloc[-1]
-            items.append({"style": style, "cell": r["cell"], "text": why_text(r, cells.get(r["cell"], {}), threshold)})
+            text = why_text(r, cells.get(r["cell"], {}), threshold, cores)
+            if not r.get("valid", True):
+                text += f" (This cell is not valid: {r['invalid_because']}.)"
+            items.append({"style": style, "cell": r["cell"], "text": text})
         out.append({"family": family, "items": items})
     return out
 
 
-def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float) -> str:
+def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float, cores: int | None = None) -> str:
     """One style's evidence: latency and throughput, loop stalls and their top call site, threadpool
     tokens, database pool waiters, server CPU per request, then the limit they point to."""
     bound = "≥" if r.get("p99_ms_at_least") else ""
@@ -345,7 +351,7 @@ def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float) -> str:
     if not blocked:
         said.append("no loop-stall record (detector off)")
     elif share < 0.005:
-        said.append(f"the event loops never stalled beyond {threshold_ms:g} ms (blocked {share:.1%} of the window)")
+        said.append(f"the event loops were stalled beyond {threshold_ms:g} ms for {share:.1%} of the window")
     else:
         top = r.get("top_site") or "an unknown site"
         said.append(f"the event loops were stalled {share:.0%} of the window, {r['top_site_share']:.0%} of it at {top}")
@@ -354,26 +360,43 @@ def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float) -> str:
         said.append(f"threadpool tokens in use at most {tokens:.0f}" + (f" of {total:.0f}" if total == total else ""))
     waiting = cell.get("db_waiting_max")
     if isinstance(waiting, float) and not math.isnan(waiting) and waiting > 0:
-        said.append(f"up to {waiting:.0f} requests waited for a database connection")
+        in_use = cell.get("db_in_use_max")
+        said.append(
+            f"up to {waiting:.0f} request(s) waited for a database connection"
+            + (f", with up to {in_use:.0f} of P={r['db_pool_size']:.0f} in use" if isinstance(in_use, float) else "")
+        )
     cpu = r.get("cell_workers_cpu_ms")
     if isinstance(cpu, float) and not math.isnan(cpu):
         said.append(f"server CPU {cpu:.2f} ms per request")
-    limit = "none of these limited it: its latency is its own wait"
-    own_code = not str(r.get("top_site") or "").startswith(OUTSIDE_APP)
-    cpu_bound = (
-        isinstance(cpu, float) and not math.isnan(cpu) and cpu / 1000 * r["rps"] >= CPU_BUSY * r["server_workers"]
+    limit = (
+        "none of the limits measured here was reached (the loop, the threadpool, the database pool, the "
+        "workers' own CPU; a process pool's CPU is not the workers'): its latency is its own wait"
     )
-    pool_waits = isinstance(waiting, float) and not math.isnan(waiting) and waiting > 0
-    if blocked and share >= BLOCKING_SHARE and own_code:
+    own = r.get("own_code_share")
+    own_code = isinstance(own, float) and not math.isnan(own) and own >= BLOCKING_SHARE
+    usable = min(int(r["server_workers"]), int(cores)) if cores else int(r["server_workers"])  # a core per worker
+    cpu_bound = isinstance(cpu, float) and not math.isnan(cpu) and cpu / 1000 * r["rps"] >= CPU_BUSY * usable
+    in_use, pool = cell.get("db_in_use_max"), r.get("db_pool_size")
+    queued = cell.get("db_waiting_share")
+    pool_waits = (
+        isinstance(queued, float)
+        and queued >= EXHAUSTED_SHARE  # requests queued for a connection this much of the window
+        and isinstance(in_use, float)
+        and isinstance(pool, float)
+        and in_use >= pool
+    )
+    full = cell.get("threads_full_share")
+    threads_full = isinstance(full, float) and full >= EXHAUSTED_SHARE
+    if blocked and own_code:
         limit = "it blocks the event loop: requests waited for a loop stuck in that call" + (
             ", and it is CPU-bound: that call is CPU work, and the workers' CPU was nearly all in use"
             if cpu_bound
             else ""
         )
-    elif isinstance(tokens, float) and total == total and tokens >= total:
-        limit = "it is threadpool-bound: every token was in use"
+    elif threads_full:
+        limit = f"it is threadpool-bound: every token was in use {full:.0%} of the window"
     elif pool_waits:
-        limit = "it is pool-bound: requests queued for a database connection"
+        limit = f"it is pool-bound: requests queued for a database connection {queued:.0%} of the window"
     elif cpu_bound:
         limit = "it is CPU-bound: its workers' CPU was nearly all in use" + (
             " (the loops waited for the GIL its threads held, not for a call of its own)"

@@ -20,6 +20,7 @@ from analysis import validity
 from analysis.load import CellData, Run, ok_cells, window_s
 from analysis.timeseries import stall_summary
 from target_app import catalogue
+from target_app.stalls import OUTSIDE_APP
 
 # Everything of the load and the server a cell was measured with, except its users and repeat.
 # A run written before a field existed leaves it missing (NaN / None); missing equals missing.
@@ -85,6 +86,7 @@ COLUMNS = [
     "cell_workers_cpu_ms",
     "users_per_worker",
     "blocked_share",
+    "own_code_share",
     "stalls",
     "top_site",
     "top_site_share",
@@ -216,19 +218,35 @@ def blocked_by(stalls: dict[str, Any], style: str, alone: bool) -> dict[str, Any
     call site that stalled them most: a solo cell's whole record; in a shared cell, the sites
     whose running route was this style's (NaN/empty without the detector's samples)."""
     if not stalls:
-        return {"blocked_share": np.nan, "stalls": np.nan, "top_site": "", "top_site_share": np.nan}
+        return {
+            "blocked_share": np.nan,
+            "own_code_share": np.nan,
+            "stalls": np.nan,
+            "top_site": "",
+            "top_site_share": np.nan,
+        }
     path = catalogue.BY_ID[style].path
     sites = stalls["sites"] if alone else [s for s in stalls["sites"] if s.get("route") == path]
     mine = sum(s["ms"] for s in sites)
     total = sum(s["ms"] for s in stalls["sites"])
     share = stalls["blocked_share"] if alone else (stalls["blocked_share"] * mine / total if total else 0.0)
     top = sites[0] if sites else None
+    # The part of it in the application's own code (a site under the app's root), not the loop's
+    # own code nor a library's: what "blocks the event loop" means.
+    own = sum(s["ms"] for s in sites if own_code(s["site"]))
     return {
         "blocked_share": share,
+        "own_code_share": share * own / mine if mine else 0.0,
         "stalls": stalls["stalls"] if alone else sum(s["n"] for s in sites),
         "top_site": top["site"] if top else "",
         "top_site_share": top["ms"] / mine if top and mine else np.nan,
     }
+
+
+def own_code(site: str) -> bool:
+    """A call site in the application's code: a path relative to its root (target_app/...), not
+    the loop's own code and not a file elsewhere (a library, the standard library)."""
+    return bool(site) and not site.startswith((OUTSIDE_APP, "/"))
 
 
 def users_per_worker(cell: dict[str, Any]) -> list[float] | float:

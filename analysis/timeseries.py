@@ -114,6 +114,9 @@ def lag_summary(
         "lag_max_ms": float("nan"),
         "threads_busy_max": float("nan"),
         "db_waiting_max": float("nan"),
+        "db_in_use_max": float("nan"),
+        "threads_full_share": float("nan"),
+        "db_waiting_share": float("nan"),
     }
     if telemetry.empty:
         return nothing
@@ -129,6 +132,22 @@ def lag_summary(
             (float(df[c].max()) for c in ("db_async_waiting", "db_sync_waiting") if c in df and df[c].notna().any()),
             default=float("nan"),
         ),
+        "db_in_use_max": max(
+            (float(df[c].max()) for c in ("db_async_in_use", "db_sync_in_use") if c in df and df[c].notna().any()),
+            default=float("nan"),
+        ),
+        # How much of the window a resource was exhausted: the share of samples with every
+        # threadpool token in use, and with a request waiting for a database connection.
+        "threads_full_share": float((df["threads_busy"] >= df["threads_total"]).mean())
+        if "threads_total" in df and df["threads_total"].notna().any()
+        else float("nan"),
+        "db_waiting_share": float(
+            pd.concat([df[c].fillna(0) > 0 for c in ("db_async_waiting", "db_sync_waiting") if c in df], axis=1)
+            .any(axis=1)
+            .mean()
+        )
+        if any(c in df for c in ("db_async_waiting", "db_sync_waiting"))
+        else float("nan"),
     }
 
 
@@ -137,33 +156,37 @@ STALL_SITES_SHOWN = 5
 
 def stall_summary(telemetry: pd.DataFrame, measure_from: float | None, measure_until: float | None) -> dict[str, Any]:
     """What blocked the event loops in the window, from the stall detector's samples
-    (target_app.stalls): ``stalls`` (count), ``blocked_ms`` (summed over workers), ``blocked_share``
-    (of the window, averaged over the workers that sampled it: 1.0 is every loop stuck throughout;
-    each stall clipped to the window),
-    and ``sites``, the call sites that blocked them, most blocked time first, each with its share
-    of the blocked time, the route that was running and the application frames of its stack.
+    (target_app.stalls): ``stalls`` (count), ``blocked_ms`` (summed over workers, each stall
+    clipped to the window), ``blocked_share`` (of the time the workers covered in the window: each
+    worker's span from its first to its last sample there, so a worker Gunicorn replaced mid-window
+    counts for the time it lived; 1.0 is every loop stuck throughout), and ``sites``, the call sites
+    that blocked them, most blocked time first, each with its share of the blocked time, the route
+    that was running and the application frames of its stack. A stall is reported in the sample
+    it ended in, so samples after the window are read too (for the stalls that ran past its end).
     Empty when the detector was off (no ``blocked_ms`` in the samples)."""
     if telemetry.empty or "blocked_ms" not in telemetry.columns or measure_from is None or measure_until is None:
         return {}
-    df = _window(telemetry, measure_from, measure_until)
-    df = df[df["blocked_ms"].notna()]
-    workers = df["pid"].nunique()
-    if df.empty or not workers:
+    after = telemetry[(telemetry["t"] >= measure_from) & telemetry["blocked_ms"].notna()]
+    inside = after[after["t"] <= measure_until]
+    if inside.empty:
         return {}
-    # Each stall's span clipped to the window (a stall is reported in the sample it ended in,
-    # whole); runs from before spans were recorded sum the samples' blocked time.
-    if "spans" in df.columns and df["spans"].notna().any():
-        blocked = sum(
-            max(0.0, min(t + ms / 1000, measure_until) - max(t, measure_from)) * 1000
-            for spans in df["spans"].dropna()
-            for t, ms in spans
-        )
-    else:
-        blocked = float(df["blocked_ms"].sum())
-    reported = float(df["blocked_ms"].sum())
+    covered_ms = {pid: _covered_s(g["t"], measure_from, measure_until) * 1000 for pid, g in inside.groupby("pid")}
+    blocked_by_pid: dict[Any, float] = {}
+    if "spans" in after.columns and after["spans"].notna().any():
+        for pid, spans in zip(after["pid"], after["spans"], strict=True):
+            for t, ms in spans if isinstance(spans, list) else []:
+                clipped = max(0.0, min(t + ms / 1000, measure_until) - max(t, measure_from)) * 1000
+                blocked_by_pid[pid] = blocked_by_pid.get(pid, 0.0) + clipped
+        method = "each stall clipped to the window"
+    else:  # runs from before spans were recorded: each worker's stalls, at most the time it covered
+        for pid, g in inside.groupby("pid"):
+            blocked_by_pid[pid] = min(float(g["blocked_ms"].sum()), covered_ms.get(pid, 0.0))
+        method = "stalls ending in the window (approximate: no spans recorded)"
+    blocked = sum(min(ms, covered_ms.get(pid, 0.0)) for pid, ms in blocked_by_pid.items())
+    reported = float(inside["blocked_ms"].sum())
     sites: dict[str, dict[str, Any]] = {}
     stacks = telemetry["sites"].dropna() if "sites" in telemetry.columns else pd.Series(dtype=object)
-    for per_sample in df["sites"].dropna() if "sites" in df.columns else []:
+    for per_sample in inside["sites"].dropna() if "sites" in inside.columns else []:
         for site, info in per_sample.items():
             s = sites.setdefault(site, {"site": site, "ms": 0.0, "n": 0, "route": info.get("route")})
             s["ms"] += float(info.get("ms", 0.0))
@@ -177,11 +200,21 @@ def stall_summary(telemetry: pd.DataFrame, measure_from: float | None, measure_u
     for s in ranked:
         s["share"] = s["ms"] / reported if reported else 0.0
         s["ms"] = round(s["ms"], 1)
-    window_ms = (measure_until - measure_from) * 1000
+    covered = sum(covered_ms.values())
     return {
-        "stalls": int(df["stalls"].sum()),
+        "stalls": int(inside["stalls"].sum()),
         "blocked_ms": round(blocked, 1),
-        "blocked_share": blocked / (window_ms * workers) if window_ms > 0 else float("nan"),
-        "workers": int(workers),
+        "blocked_share": blocked / covered if covered > 0 else float("nan"),
+        "covered_ms": round(covered, 1),
+        "workers": int(inside["pid"].nunique()),
+        "method": method,
         "sites": ranked,
     }
+
+
+def _covered_s(times: pd.Series, start: float, end: float) -> float:
+    """The time one worker's samples cover in [start, end]: first to last, plus one interval
+    (each sample speaks for the interval before it), clipped to the window."""
+    t = times.sort_values()
+    step = float(t.diff().median()) if len(t) > 1 else 0.1
+    return max(0.0, min(float(t.iloc[-1]), end) - max(float(t.iloc[0]) - step, start))

@@ -50,7 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for ``locust 
 
 from locustfiles.capture import Capture  # noqa: E402
 from routebench.rundir import CellDir, RunDir, write_json  # noqa: E402
-from target_app import catalogue  # noqa: E402
+from target_app import catalogue, stalls  # noqa: E402
+from target_app.telemetry import read_dir  # noqa: E402
 
 LATE_MS = 10.0
 WATCH_INTERVAL_S = 0.5
@@ -416,7 +417,7 @@ LIVE_S = 10.0  # the routebench tab's server evidence covers the last this many 
 LIVE_COLUMNS = [
     {"key": "style", "title": "style"},
     {"key": "rps", "title": "req/s (Locust, current)"},
-    {"key": "p50", "title": "p50 ms (exact)"},
+    {"key": "p50", "title": "p50 ms (exact, successes this test)"},
     {"key": "p95", "title": "p95 ms (exact)"},
     {"key": "p99", "title": "p99 ms (exact)"},
     {"key": "blocked", "title": f"loop blocked, last {LIVE_S:g} s"},
@@ -433,8 +434,10 @@ def live_rows(environment: Environment) -> list[dict[str, str]]:
     were stalled by this style's requests and where, its worst lag and most tokens in use."""
     runner = environment.runner
     rps = {name: e.current_rps for (name, _m), e in runner.stats.entries.items()} if runner is not None else {}
-    samples = _server_samples(environment.host or "", time.time() - LIVE_S)
-    workers = len({s.get("pid") for s in samples}) or 1
+    now = time.time()
+    since = max(now - LIVE_S, tests[-1].started_at if tests else 0.0)  # never the previous test's
+    samples = _server_samples(environment, since)
+    covered_ms = stalls.covered_s(samples, since, now) * 1000
     lag = max((float(s.get("lag_ms") or 0) for s in samples), default=None)
     tokens = max((int(s.get("threads_busy") or 0) for s in samples), default=None)
     rows = []
@@ -448,7 +451,10 @@ def live_rows(environment: Environment) -> list[dict[str, str]]:
             for site, info in (s.get("sites") or {}).items():
                 if info.get("route") == catalogue.BY_ID[style].path:
                     sites[site] = sites.get(site, 0.0) + float(info.get("ms", 0))
-        blocked = sum(sites.values()) / (LIVE_S * 1000 * workers)
+        # This style's share of the stalls (by the route running), of the clipped stall time.
+        total_sites = sum(float(i.get("ms", 0)) for s in samples for i in (s.get("sites") or {}).values())
+        clipped = stalls.clipped_ms(samples, since, now)
+        blocked = clipped * sum(sites.values()) / total_sites / covered_ms if total_sites and covered_ms else 0.0
         rows.append(
             {
                 "style": style,
@@ -463,10 +469,17 @@ def live_rows(environment: Environment) -> list[dict[str, str]]:
     return rows
 
 
-def _server_samples(host: str, since: float) -> list[dict[str, Any]]:
-    """Every server worker's telemetry after ``since``; none if the target does not say."""
+def _server_samples(environment: Environment, since: float) -> list[dict[str, Any]]:
+    """Every server worker's telemetry after ``since``: from the telemetry directory beside the
+    master's output when the stack writes there (``make ui``: read here, so a blocked server
+    need not answer), else from the target's ``/telemetry?workers=all``; none if neither says."""
     import urllib.request
 
+    out = str(getattr(environment.parsed_options, "rb_out", "") or "")
+    directory = RunDir(Path(out)).telemetry if out else None
+    if directory is not None and directory.is_dir():
+        return read_dir(directory, since)
+    host = environment.host or ""
     try:
         with urllib.request.urlopen(f"{host.rstrip('/')}/telemetry?workers=all&since={since}", timeout=1.5) as r:
             body = json.loads(r.read())

@@ -126,18 +126,26 @@ class StallDetector:
     def _run(self) -> None:
         stall: Stall | None = None
         while not self._stop.wait(POLL_S):
-            beat, now = self.last_beat(), time.monotonic()
-            if stall is not None and beat > stall.started:
-                self._finish(stall, beat)  # the loop turned again
+            try:
+                stall = self._tick(stall)
+            except Exception:  # never let one odd stack end the watch: this stall is dropped
                 stall = None
-            if now - beat <= self.threshold_s:
-                continue
-            if stall is None:
-                stall = Stall(beat, time.time() - (now - beat))
-            if not stall.captures or now - stall.captures[-1].at >= RECAPTURE_S:
-                capture = self._capture(now)
-                if capture is not None:
-                    stall.captures.append(capture)
+
+    def _tick(self, stall: Stall | None) -> Stall | None:
+        """One poll: close the stall if the loop turned, open one or capture again if it has not."""
+        beat, now = self.last_beat(), time.monotonic()
+        if stall is not None and beat > stall.started:
+            self._finish(stall, beat)  # the loop turned again
+            stall = None
+        if now - beat <= self.threshold_s:
+            return stall
+        if stall is None:
+            stall = Stall(beat, time.time() - (now - beat))
+        if not stall.captures or now - stall.captures[-1].at >= RECAPTURE_S:
+            capture = self._capture(now)
+            if capture is not None:
+                stall.captures.append(capture)
+        return stall
 
     def _capture(self, now: float) -> Capture | None:
         frame = sys._current_frames().get(self.loop_thread or 0)
@@ -149,9 +157,11 @@ class StallDetector:
             frames.append(f)
             f = f.f_back
         app = [i for i, fr in enumerate(frames) if app_frame(fr.f_code.co_filename)]
-        route = next((self.routes[id(fr)] for fr in frames if id(fr) in self.routes), None)
+        route = next((r for fr in frames if (r := self.routes.get(id(fr))) is not None), None)
         # No application frame: the loop was held up in its own code (uvloop's is C: the only
         # Python frame is asyncio's runner), typically waiting for the GIL other threads hold.
+        if app and app[0] > 0 and frames[app[0]].f_code.co_name == "__call__":
+            app = []  # an ASGI middleware's pass-through over framework code: not the app's own line
         site = where(frames[app[0]]) if app else f"{OUTSIDE_APP} ({where(frames[0], short=True)})"
         top = app[0] if app else 0
         return Capture(
@@ -174,3 +184,24 @@ class StallDetector:
         record = {"t": stall.started_wall, "ms": (ended - stall.started) * 1000, "sites": sites}
         with self._lock:
             self._done.append(record)
+
+
+def covered_s(samples: list[dict[str, Any]], since: float, until: float) -> float:
+    """The time the workers' samples cover in [since, until], summed over workers: each from its
+    first sample (less one interval: a sample speaks for the time before it) to its last."""
+    by_pid: dict[Any, list[float]] = {}
+    for s in samples:
+        by_pid.setdefault(s.get("pid"), []).append(float(s["t"]))
+    total = 0.0
+    for times in by_pid.values():
+        times.sort()
+        step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 0.1
+        total += max(0.0, min(times[-1], until) - max(times[0] - step, since))
+    return total
+
+
+def clipped_ms(samples: list[dict[str, Any]], since: float, until: float) -> float:
+    """The stalls' time inside [since, until], each stall's span clipped to it."""
+    return sum(
+        max(0.0, min(t + ms / 1000, until) - max(t, since)) * 1000 for s in samples for t, ms in s.get("spans") or []
+    )
