@@ -96,6 +96,7 @@ def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
         "measure_from": measure_from,
         "server": timeseries.server_series(telemetry, measure_from, measure_until),
         **timeseries.lag_summary(telemetry, measure_from, measure_until),
+        "stalls": timeseries.stall_summary(telemetry, measure_from, measure_until),
         "failures": failures.to_dict("records"),
         "exceptions": exceptions.to_dict("records"),
         "samples_by_worker": exact.get("samples_by_worker", {}),
