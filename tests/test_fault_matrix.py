@@ -23,7 +23,7 @@ import pytest
 from routebench.runner import CELL_OVERHEAD_S, GENERATOR_ATTEMPTS
 from routebench.watch import TICK_S
 from tests.conftest import still_running
-from tests.test_faults import cmdline, descendants, start_run, write_experiment
+from tests.test_faults import cmdline, descendants, start_run, wait_for, write_experiment
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 
@@ -102,26 +102,16 @@ def _window(results: Path) -> dict[str, Any] | None:
     return None
 
 
-def _until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def kill_at(kind: str, moment: str, run_pid: int, results: Path) -> float:
     """Kill the first process of ``kind`` in the first cell at ``moment``; the kill's time."""
     find = finder(kind, run_pid)
-    _until(lambda: list(results.glob("*/001-*")), 60, "the first cell")
+    wait_for(lambda: list(results.glob("*/001-*")), 60, "the first cell")
     if moment == "warm-up":
-        _until(lambda: _window(results), 60, "the test's start")
+        wait_for(lambda: _window(results), 60, "the test's start")
     elif moment == "window":
-        w = _until(lambda: _window(results), 60, "the test's start")
+        w = wait_for(lambda: _window(results), 60, "the test's start")
         time.sleep(max(0.0, float(w["measure_from"]) + 3.5 - time.time()))
-    victim = _until(find, 60, kind)
+    victim = wait_for(find, 60, kind)
     victim.send_signal(signal.SIGKILL)
     return time.time()
 
