@@ -316,14 +316,16 @@ class Stack(StartedAndStopped):
         self.processes.append(managed)
         return managed
 
+    def _all_alive(self) -> None:
+        """Every process started so far is alive: one that died while a later one started (the
+        database under the app, say) is named, not the symptom the later one shows."""
+        for m in self.processes:
+            if not m.alive():
+                raise DiedWhileStarting(m)
+
     def _wait_until(self, name: str, ready: Callable[[], bool], timeout: float = READY_TIMEOUT_S) -> None:
         managed = next(m for m in self.processes if m.name == name)
-
-        def still_alive() -> None:
-            if not managed.alive():
-                raise DiedWhileStarting(managed)
-
-        if not wait_for(ready, timeout, 0.05, still_alive):
+        if not wait_for(ready, timeout, 0.05, self._all_alive):
             raise StackError(f"{name} did not become ready in {timeout:.0f} s: {_last_line(managed.tail())}")
 
     def _wait_http(self, name: str, url: str) -> None:
@@ -345,6 +347,7 @@ class Stack(StartedAndStopped):
                 return False
             last.update(r.json())
             if r.status_code == 503 and last.get("db") not in (None, "ok", "disabled"):
+                self._all_alive()  # the database itself died: say so
                 raise StackError(f"target app cannot use the database: {last['db']}")
             return r.status_code == 200
 
