@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from target_app import stalls
+
 CLIENT_COLUMNS = ["t", "style", "rps", "p50_ms", "p95_ms", "p99_ms"]
 EXACT = "exact, per second"
 LOCUST = "Locust's rolling 10 s window"
@@ -170,13 +172,16 @@ def stall_summary(telemetry: pd.DataFrame, measure_from: float | None, measure_u
     inside = after[after["t"] <= measure_until]
     if inside.empty:
         return {}
-    covered_ms = {pid: _covered_s(g["t"], measure_from, measure_until) * 1000 for pid, g in inside.groupby("pid")}
+    # The same arithmetic as the web UI's live tab (target_app.stalls), per worker.
+    covered_ms = {
+        pid: stalls.covered_s(g[["t", "pid"]].to_dict("records"), measure_from, measure_until) * 1000
+        for pid, g in inside.groupby("pid")
+    }
     blocked_by_pid: dict[Any, float] = {}
     if "spans" in after.columns and after["spans"].notna().any():
-        for pid, spans in zip(after["pid"], after["spans"], strict=True):
-            for t, ms in spans if isinstance(spans, list) else []:
-                clipped = max(0.0, min(t + ms / 1000, measure_until) - max(t, measure_from)) * 1000
-                blocked_by_pid[pid] = blocked_by_pid.get(pid, 0.0) + clipped
+        for pid, g in after.groupby("pid"):
+            records = [{"spans": s} for s in g["spans"] if isinstance(s, list)]
+            blocked_by_pid[pid] = stalls.clipped_ms(records, measure_from, measure_until)
         method = "each stall clipped to the window"
     else:  # runs from before spans were recorded: each worker's stalls, at most the time it covered
         for pid, g in inside.groupby("pid"):
@@ -210,11 +215,3 @@ def stall_summary(telemetry: pd.DataFrame, measure_from: float | None, measure_u
         "method": method,
         "sites": ranked,
     }
-
-
-def _covered_s(times: pd.Series, start: float, end: float) -> float:
-    """The time one worker's samples cover in [start, end]: first to last, plus one interval
-    (each sample speaks for the interval before it), clipped to the window."""
-    t = times.sort_values()
-    step = float(t.diff().median()) if len(t) > 1 else 0.1
-    return max(0.0, min(float(t.iloc[-1]), end) - max(float(t.iloc[0]) - step, start))

@@ -35,7 +35,7 @@ from routebench.launcher import DiedWhileStarting, Stack, StackError, http_statu
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
 from routebench.profiler import Profiler
 from routebench.rundir import MEASURED, CellDir, RunDir, set_aside, write_json
-from routebench.watch import BEFORE_WINDOW, TICK_S, GeneratorLost, Watch
+from routebench.watch import BEFORE_WINDOW, TICK_S, GeneratorLost, Watch, heartbeat_losses
 from target_app import catalogue
 from target_app.settings import Settings
 
@@ -522,22 +522,6 @@ def placed(samples: list[tuple[float, dict[int, int]]], start: float, end: float
 WORKER_DEATH = re.compile(
     r"^\[(?P<at>[^\]]+)\] \[\d+\] \[\w+\] Worker \(pid:(?P<pid>\d+)\) (?P<how>was sent \w+|exited with code -?\d+)"
 )
-
-
-def heartbeat_losses(exact: dict[str, Any], watched: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Workers only the master's heartbeat saw go (on another machine: no process handle here),
-    after the test started; in words."""
-    known = {x.get("client_id") for x in watched}
-    started = float((exact.get("test") or {}).get("started_at") or exact.get("measure_from") or 0)
-    return [
-        {
-            "words": f"Locust worker {w['id']} missing from the master's heartbeat at "
-            f"+{float(w['lost_at']) - started:.1f} s of the test, "
-            f"{int(w.get('samples_received', 0)):,} samples received"
-        }
-        for w in exact.get("lost_workers") or []
-        if w.get("id") not in known and float(w.get("lost_at", 0)) >= started
-    ]
 
 
 def worker_deaths(server_log: str, telemetry_dir: Path) -> list[dict[str, Any]]:

@@ -165,3 +165,19 @@ class Watch:
     def measured_losses(self) -> list[dict[str, Any]]:
         """Losses after the window opened: the cell keeps its numbers, degraded."""
         return [loss for loss in self.losses if loss["phase"] not in BEFORE_WINDOW]
+
+
+def heartbeat_losses(exact: dict[str, Any], watched: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Workers only the master's heartbeat saw go (on another machine: no process handle here),
+    after the test started; in words."""
+    known = {x.get("client_id") for x in watched}
+    started = float((exact.get("test") or {}).get("started_at") or exact.get("measure_from") or 0)
+    return [
+        {
+            "words": f"Locust worker {w['id']} missing from the master's heartbeat at "
+            f"+{float(w['lost_at']) - started:.1f} s of the test, "
+            f"{int(w.get('samples_received', 0)):,} samples received"
+        }
+        for w in exact.get("lost_workers") or []
+        if w.get("id") not in known and float(w.get("lost_at", 0)) >= started
+    ]

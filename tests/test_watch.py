@@ -7,8 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from routebench.runner import heartbeat_losses
-from routebench.watch import Watch
+from routebench.watch import Watch, heartbeat_losses
 
 
 def watch_with_window(tmp_path: Path, started_at: float, warmup: float = 2.0, run_time: float = 8.0) -> Watch:
