@@ -14,8 +14,9 @@ Three histograms per name, kept apart:
 
 A percentile is taken over ``ok`` and ``censored`` together; when censored samples reach it, it is
 a lower bound and says so (``at_least``). Beside the window's histograms, each successful response
-also lands in a histogram of the second it completed in (2 significant digits), so the report's
-timelines are exact per second.
+also lands in a histogram of the second it completed in (3 significant digits, like the window's),
+so the report's timelines are exact per second and the p99's interval (analysis.precision) is
+made at the resolution of the p99 itself.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from target_app.catalogue import hdr_file
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
 SIGNIFICANT_DIGITS = 3
-SECOND_DIGITS = 2
+SECOND_DIGITS = 3  # the p99 interval is made from these (analysis.precision): as fine as the window's
 PERCENTILES = (50, 90, 95, 99, 99.9)
 TIMELINE_PERCENTILES = (50, 95, 99)
 KINDS = ("ok", "failed", "censored")
