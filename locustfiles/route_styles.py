@@ -29,6 +29,7 @@ runner saw die), so its wait for final reports never waits for a process known t
 from __future__ import annotations
 
 import atexit
+import contextlib
 import csv
 import json
 import math
@@ -42,12 +43,14 @@ from typing import Any
 
 import gevent
 import geventhttpclient.client
+import locust.runners
 from locust import FastHttpUser, constant, events, tag, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for ``locust -f`` from a clone
 
+from analysis import precision  # noqa: E402
 from locustfiles.capture import Capture  # noqa: E402
 from routebench.rundir import CellDir, RunDir, write_json  # noqa: E402
 from target_app import catalogue, stalls  # noqa: E402
@@ -56,6 +59,12 @@ from target_app.telemetry import read_dir  # noqa: E402
 LATE_MS = 10.0
 WATCH_INTERVAL_S = 0.5
 FINAL_WAIT_S = 5.0  # how long the master waits for the workers' final reports after a stop
+PRECISION_CHECK_S = 1.0  # how often a precision-driven test asks whether its p99s are precise yet
+# Workers report every second (Locust's default is 3): a precision-driven test sees its data sooner,
+# and the live tab is fresher. A second is complete at the master once every worker reported after it.
+locust.runners.WORKER_REPORT_INTERVAL = 1.0
+REPORT_LAG_S = 2 * locust.runners.WORKER_REPORT_INTERVAL  # no worker reports known: wait this long
+REPORT_MARGIN_S = 0.01  # a response is stamped a moment before it is recorded
 capture = Capture()
 lost_workers: list[dict[str, Any]] = []  # master: workers that went missing mid-run, and when
 worker_pids: dict[str, int] = {}  # master: each worker's process id, as it said when it connected
@@ -122,6 +131,29 @@ def _add_arguments(parser: Any) -> None:
     )
     parser.add_argument("--rb-out", default="", help="directory for exact histograms (master)", include_in_web_ui=False)
     parser.add_argument(
+        "--rb-driven",
+        action="store_true",
+        default=False,
+        include_in_web_ui=False,
+        help="a program drives this master's tests through its web API (POST /swarm per test): each test "
+        "saves to its own --rb-out and stops itself after --rb-run-time",
+    )
+    parser.add_argument(
+        "--rb-precision",
+        type=float,
+        default=0.0,
+        include_in_web_ui=False,
+        help="stop a test once every style's p99 is known to within this relative half width (95%% interval), "
+        "after --rb-run-time and before --rb-max-run-time (0: fixed run time)",
+    )
+    parser.add_argument(
+        "--rb-max-run-time",
+        type=float,
+        default=0.0,
+        include_in_web_ui=False,
+        help="with --rb-precision: stop here whether or not the p99s are precise",
+    )
+    parser.add_argument(
         "--rb-default-classes",
         default="",
         include_in_web_ui=False,
@@ -185,6 +217,11 @@ class StyleUser(FastHttpUser):
     style: catalogue.RouteStyle
     _next_ticket = 0  # open model: this process's next scheduled start, per class
     _sent_in_window = 0  # open model: starts of this class sent inside the window
+
+    def on_stop(self) -> None:
+        # Killed at the test's stop: its keep-alive connection closes now, so the next test on the
+        # same server starts from no connection of this one's (the server would keep it 75 s).
+        self.client.client.close()
 
     def query(self) -> dict[str, int]:
         return {p: v for p, v in work_sizes(self.environment.parsed_options).items() if p in self.style.params}
@@ -373,6 +410,9 @@ class Test:
     final_reports: list[str] = field(default_factory=list)  # whose final report arrived
 
     dead: list[str] = field(default_factory=list)  # workers whose process the runner saw die
+    out: str = ""  # where this test's files go (--rb-out when it started)
+    reported_at: dict[str, float] = field(default_factory=dict)  # when each worker took its last report
+    stopped_by: str = ""  # "run time", "precision reached", "maximum window", or empty (stopped by hand)
 
     def finals_in(self) -> bool:
         """Every final report that can still come is in: a dead process sends none."""
@@ -407,10 +447,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
             if secret is None:
                 raise SystemExit("--web-login needs ROUTEBENCH_UI_PASSWORD")
             _require_login(environment, secret.get_secret_value())
-    out = getattr(opts, "rb_out", "")
-    if out:
+    if getattr(opts, "rb_out", ""):
         # Locust fires ``quitting`` before the workers' final reports arrive; save after them.
-        atexit.register(_save_last, environment, Path(out))
+        atexit.register(_save_last, environment)
 
 
 LIVE_S = 10.0  # the routebench tab's server evidence covers the last this many seconds
@@ -545,7 +584,10 @@ def _extend_web_ui(environment: Environment) -> None:
 
     @app.after_request
     def _routebench_tab(response: Any) -> Any:
-        if not request.path.endswith("/stats/requests") or response.status_code != 200 or not response.is_json:
+        # No one watches a driven master's page: its stats polls stay cheap and the target unasked.
+        if driven(environment) or not request.path.endswith("/stats/requests") or response.status_code != 200:
+            return response
+        if not response.is_json:
             return response
         body = response.get_json()
         body["extended_stats"] = [{"key": "routebench", "data": live_rows(environment)}]
@@ -570,13 +612,12 @@ def _extend_web_ui(environment: Environment) -> None:
                 "its users or work sizes changed, so its numbers mix two settings"
             )
         # Starting clears Locust's stats: the stopped test is saved first if its wait is not over.
-        out = getattr(environment.parsed_options, "rb_out", "")
-        if out and tests and tests[-1].stopped_at is not None and not tests[-1].saved:
+        if tests and tests[-1].out and tests[-1].stopped_at is not None and not tests[-1].saved:
             tests[-1].warnings.append(
                 f"saved {time.time() - tests[-1].stopped_at:.1f} s after its stop, when the "
                 "next test started: workers' final reports may be missing"
             )
-            _save_test(environment, Path(out), tests[-1])
+            _save_test(environment, tests[-1])
         return None
 
 
@@ -651,34 +692,127 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
                 "model": getattr(opts, "rb_model", "closed"),
                 "arrival_rate": float(getattr(opts, "rb_rate", 0.0) or 0.0),
                 "warmup_s": warmup,
+                **precision_options(opts),
             },
+            out=str(getattr(opts, "rb_out", "") or ""),
         )
     )
     _open_window(environment, data)
-    out = str(getattr(opts, "rb_out", "") or "")
-    if out and not in_session(environment):
+    out = tests[-1].out
+    if out and (driven(environment) or not in_session(environment)):
         # For the runner: whether a generator process it saw die was lost before the window or in it.
         write_json(CellDir(Path(out)).window, {"test": number, "started_at": now, "measure_from": now + warmup})
     if isinstance(runner, MasterRunner):
         runner.send_message("rb_window", data)
-        gevent.spawn(_watch_workers, runner)
+        gevent.spawn(_watch_workers, runner, number)
     run_time = float(getattr(opts, "rb_run_time", 0.0) or 0.0)
-    if run_time > 0 and not in_session(environment):
-        gevent.spawn_later(run_time, _stop_save_quit, environment, tests[-1])
+    if run_time > 0 and (driven(environment) or not in_session(environment)):
+        gevent.spawn(_stop_when_done, environment, tests[-1])
 
 
-def _stop_save_quit(environment: Environment, test: Test) -> None:
-    """Headless end of a cell: stop the load, wait for every worker's final report, save, quit.
-    (Locust's own ``--run-time`` would quit at once and drop reports that come later.)"""
+def precision_options(opts: Any) -> dict[str, float]:
+    """A precision-driven test's target and windows (seconds of measuring, warm-up excluded), or nothing."""
+    target = float(getattr(opts, "rb_precision", 0.0) or 0.0)
+    if target <= 0:
+        return {}
+    warmup = float(getattr(opts, "rb_warmup", 0.0) or 0.0)
+    return {
+        "precision_target": target,
+        "min_window_s": float(getattr(opts, "rb_run_time", 0.0) or 0.0) - warmup,
+        "max_window_s": float(getattr(opts, "rb_max_run_time", 0.0) or 0.0) - warmup,
+    }
+
+
+def window_seconds(test: Test, until: float) -> dict[str, list[tuple[int, Any]]]:
+    """Each style's per-second histograms (merged from every worker) of the window's whole seconds
+    up to ``until``."""
+    by_style: dict[str, list[tuple[int, Any]]] = {}
+    for (name, second), h in capture.seconds.items():
+        if test.measure_from <= second and second + 1 <= until:
+            by_style.setdefault(name, []).append((second, h))
+    return by_style
+
+
+def complete_until(environment: Environment, test: Test) -> float:
+    """Up to when every worker's responses have reached the master: the earliest of the moments
+    their last reports were taken (each carries everything its worker recorded before it, on its
+    own clock), a moment's margin off. A worker slow to report (a starved process) holds the check
+    back instead of thinning its seconds. Workers on other hosts are taken to keep this host's time."""
+    runner = environment.runner
+    workers = [c.id for c in runner.clients.all] if isinstance(runner, MasterRunner) else []
+    if not workers:
+        return time.time() - REPORT_LAG_S
+    if any(w not in test.reported_at for w in workers):
+        return test.measure_from
+    return min(test.reported_at[w] for w in workers) - REPORT_MARGIN_S
+
+
+def p99_intervals(test: Test, until: float, points: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Each style's p99 with its interval (analysis.precision) over the window up to ``until``,
+    centred on ``points`` where given. An interval that cannot be computed says why: it never
+    costs the test its save."""
+    out = {}
+    for name, seconds in window_seconds(test, until).items():
+        try:
+            out[name] = precision.quantile_interval(seconds, point=(points or {}).get(name))
+        except Exception as exc:  # noqa: BLE001 (kept in the results, in words)
+            out[name] = {"q": 99.0, "batches": 0, "reason": f"the interval could not be computed: {exc!r}"}
+    return out
+
+
+def _stop_when_done(environment: Environment, test: Test) -> None:
+    """A driven test stops itself: after its run time, or, precision-driven, once every style's p99
+    is precise enough (checked each second from the minimum window on, over the seconds every
+    worker has reported) or at the maximum window, whichever comes first."""
     runner = environment.runner
     assert runner is not None
-    runner.stop()
+    opts = environment.parsed_options
+    target = float(test.options.get("precision_target", 0.0))
+    gevent.sleep(max(0.0, test.started_at + float(getattr(opts, "rb_run_time", 0.0)) - time.time()))
+    if target > 0:
+        deadline = test.measure_from + float(test.options["max_window_s"])
+        while time.time() < deadline and tests and tests[-1] is test and test.stopped_at is None:
+            intervals = p99_intervals(test, complete_until(environment, test))
+            if intervals and all(precision.precise_enough(i, target) for i in intervals.values()):
+                test.stopped_by = "precision reached"
+                break
+            gevent.sleep(min(PRECISION_CHECK_S, max(0.0, deadline - time.time())))
+        if not test.stopped_by and time.time() >= deadline:
+            test.stopped_by = "maximum window"
+    else:
+        test.stopped_by = "run time"
+    if tests and tests[-1] is test and test.stopped_at is None:
+        if isinstance(runner, MasterRunner) and driven(environment):
+            _stop_without_waiting(runner)
+        else:
+            runner.stop()
+    if not in_session(environment):
+        _save_quit(environment, test)
+
+
+def _stop_without_waiting(runner: MasterRunner) -> None:
+    """Locust's own stop, less its wait: the master sends each worker "stop" and then polls, once a
+    second, until none has users, and only then ends the test (``test_stop``). A driven master
+    does not wait: the test is saved once every worker's final report is in, and the runner starts
+    the next test once Locust's state says every worker stopped (``stopped``), so a test never
+    begins while the last one's stop is still counting its users down."""
+    from locust.rpc import Message
+
+    for client in runner.clients.all:
+        runner.server.send_to_client(Message("stop", None, client.id))
+    runner.stop(send_stop_to_client=False)
+
+
+def _save_quit(environment: Environment, test: Test) -> None:
+    """Headless end of a cell, once the load is stopped: wait for every worker's final report, save,
+    quit. (Locust's own ``--run-time`` would quit at once and drop reports that come later.)"""
+    runner = environment.runner
+    assert runner is not None
     deadline = time.time() + FINAL_WAIT_S
     while isinstance(runner, MasterRunner) and not test.finals_in() and time.time() < deadline:
         gevent.sleep(0.05)
-    out = getattr(environment.parsed_options, "rb_out", "")
-    if out and not test.saved:
-        _save_test(environment, Path(out), test)
+    if test.out and not test.saved:
+        _save_test(environment, test)
     runner.quit()
 
 
@@ -691,9 +825,23 @@ def _on_test_stopping(environment: Environment, **_: Any) -> None:
         close_window(environment)  # a process with users: censor what is still in flight
     if isinstance(runner, WorkerRunner) or not tests or tests[-1].stopped_at is not None:
         return
-    tests[-1].stopped_at = time.time()
+    test = tests[-1]
+    test.stopped_at = time.time()
     if isinstance(runner, MasterRunner):
-        tests[-1].workers_at_stop = [c.id for c in runner.clients.all if c.state != "missing"]
+        test.workers_at_stop = [c.id for c in runner.clients.all if c.state != "missing"]
+    if test.out and in_session(environment):
+        gevent.spawn(_save_after_final_reports, environment, test)
+    if test.out and (driven(environment) or not in_session(environment)):
+        # For the runner: a precision-driven window ends when it stops, not at a known time.
+        write_json(
+            CellDir(Path(test.out)).window,
+            {
+                "test": test.number,
+                "started_at": test.started_at,
+                "measure_from": test.measure_from,
+                "stopped_at": test.stopped_at,
+            },
+        )
 
 
 @events.test_stop.add_listener
@@ -704,30 +852,27 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
         # the master now, marked final, instead of waiting up to 3 s for the next periodic report.
         window.final = True
         runner._send_stats()
-        return
-    if not tests:
-        return
-    test = tests[-1]
-    test.stopped_at = test.stopped_at or time.time()
-    out = getattr(environment.parsed_options, "rb_out", "")
-    if out and in_session(environment):
-
-        def save_after_final_reports() -> None:
-            deadline = time.time() + FINAL_WAIT_S
-            while not test.finals_in() and time.time() < deadline:
-                gevent.sleep(0.05)
-            if not test.saved:
-                _save_test(environment, Path(out), test)
-
-        gevent.spawn(save_after_final_reports)
 
 
-def _watch_workers(runner: MasterRunner) -> None:
-    """Note each worker that goes missing (Locust stops hearing its heartbeat) or is dropped.
-    What it reported before stays merged: nothing the master received is lost."""
+def _save_after_final_reports(environment: Environment, test: Test) -> None:
+    """A session's test is saved once every worker's final report is in (each sends it when its
+    users have stopped), not when Locust's master notices they stopped (it polls once a second)."""
+    gevent.sleep(0.05)  # let the workers hear of the stop first
+    deadline = time.time() + FINAL_WAIT_S
+    while not test.finals_in() and time.time() < deadline:
+        gevent.sleep(0.02)
+    if not test.saved:
+        _save_test(environment, test)
+
+
+def _watch_workers(runner: MasterRunner, test: int) -> None:
+    """Note each worker that goes missing (Locust stops hearing its heartbeat) or is dropped during
+    test number ``test``. What it reported before stays merged: nothing the master received is lost."""
     seen: set[str] = set()
     noted: set[str] = set()
     while True:
+        if not tests or tests[-1].number != test:
+            return  # the next test has its own watcher
         if runner.state not in ("spawning", "running"):
             if seen:  # the test is over: workers leaving now are not lost
                 return
@@ -755,7 +900,7 @@ def _watch_workers(runner: MasterRunner) -> None:
 def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
     # Tagged with the test it was recorded in, so a report that arrives late (after the next
     # test of a web-UI session began) is not counted in the wrong test.
-    data["rb_capture"] = {**capture.take(), "test": window.test, "final": window.final}
+    data["rb_capture"] = {**capture.take(), "test": window.test, "final": window.final, "taken_at": time.time()}
 
 
 def _keep_warmup_out_of_locusts_stats(client_id: str, data: dict[str, Any]) -> None:
@@ -781,6 +926,7 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     if not payload or not tests or payload.get("test") != tests[-1].number or tests[-1].saved:
         return
     capture.merge(payload, source=client_id)
+    tests[-1].reported_at[client_id] = float(payload.get("taken_at") or 0.0)
     if payload.get("final") and client_id not in tests[-1].final_reports:
         tests[-1].final_reports.append(client_id)  # (a worker told to quit after its stop reports again)
 
@@ -802,30 +948,41 @@ def locust_counts(runner: Any) -> dict[str, dict[str, int]]:
     }
 
 
+def driven(environment: Environment) -> bool:
+    """A session whose tests a program starts through the web API (``routebench run``)."""
+    return bool(getattr(environment.parsed_options, "rb_driven", False))
+
+
 def in_session(environment: Environment) -> bool:
     """A web-UI session (many tests, each saved as it ends), not a headless cell."""
     return environment.web_ui is not None and not getattr(environment.parsed_options, "headless", True)
 
 
-def _save_last(environment: Environment, out: Path) -> None:
-    if tests and not tests[-1].saved:
-        _save_test(environment, out, tests[-1])
+def _save_last(environment: Environment) -> None:
+    if tests and tests[-1].out and not tests[-1].saved:
+        _save_test(environment, tests[-1])
 
 
-def _save_test(environment: Environment, out: Path, test: Test) -> None:
-    """The test's exact histograms and per-second timeline. Headless, ``out`` is the cell's
-    directory; in a web-UI session each test gets ``out/ui-NNN`` with Locust's CSVs beside it."""
+def _save_test(environment: Environment, test: Test) -> None:
+    """The test's exact histograms, per-second timeline and p99 intervals. Headless or driven, its
+    ``--rb-out`` is the cell's directory; in a web-UI session each test gets ``<rb-out>/ui-NNN``;
+    in a session (driven or not) Locust's CSVs for the test go beside them."""
     test.saved = True
     runner = environment.runner
     ended = test.stopped_at or time.time()
     session = in_session(environment)
-    directory = RunDir(out).ui_test(test.number).path if session else out
+    out = Path(test.out)
+    directory = RunDir(out).ui_test(test.number).path if session and not driven(environment) else out
     directory.mkdir(parents=True, exist_ok=True)
     workers: list[dict[str, Any]] = []
     if isinstance(runner, MasterRunner):
         workers = [{"id": c.id, "state": c.state} for c in runner.clients.all]
     missing = [w for w in test.workers_at_stop if w not in test.final_reports]
     test.dead = known_dead()
+    if session:
+        _save_locust_csvs(environment, directory, test)
+    points = {name: e["percentiles_us"].get("99") for name, e in capture.summary().items()}
+    # exact.json last: a driven test is saved once it exists.
     capture.save(
         directory,
         {
@@ -847,14 +1004,13 @@ def _save_test(environment: Environment, out: Path, test: Test) -> None:
             # Locust's own counts once the final reports are in, to cross-check the exact ones.
             "locust_counts": locust_counts(runner),
             "master_pid": os.getpid(),
+            "p99_intervals": p99_intervals(test, ended, points),
         },
         window=(test.measure_from, ended),
     )
-    if session:
-        _save_locust_csvs(environment, out, directory, test)
 
 
-def _save_locust_csvs(environment: Environment, out: Path, directory: Path, test: Test) -> None:
+def _save_locust_csvs(environment: Environment, directory: Path, test: Test) -> None:
     """Locust's own numbers for one test of a session: its stats as they stand (Locust clears them
     when the next test starts), and the session's history rows that fall inside this test."""
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
@@ -867,7 +1023,14 @@ def _save_locust_csvs(environment: Environment, out: Path, directory: Path, test
     ):
         with CellDir(directory).locust_csv(name).open("w", newline="") as f:
             write(csv.writer(f))
-    history = RunDir(out).session.history
+    prefix = str(getattr(environment.parsed_options, "csv_prefix", "") or "")
+    from locust.stats import StatsCSVFileWriter
+
+    session_writer = getattr(environment.web_ui, "stats_csv_writer", None)
+    if isinstance(session_writer, StatsCSVFileWriter):
+        with contextlib.suppress(ValueError):  # closed: Locust is quitting, its rows are written
+            session_writer.stats_history_flush()  # the rows up to now (Locust flushes every few seconds)
+    history = Path(f"{prefix}_stats_history.csv") if prefix else directory / "none"
     rows = list(csv.reader(history.open(newline=""))) if history.is_file() else []
     with CellDir(directory).history.open("w", newline="") as f:
         w = csv.writer(f)

@@ -2,8 +2,8 @@
 
 Theory needs D_cpu, the server-side CPU seconds one request of a style costs (the Gunicorn workers,
 and the upstream service and PostgreSQL it calls). It is measured here in a short probe per style
-at low load (two requests at a time, so no queue forms), on a stack of its own, before any cell
-runs: no prediction is fitted to the cell it is judged against. The stack's idle CPU (samplers,
+at low load (two requests at a time, so no queue forms), before any cell, on the stack the first cells
+then run on: no prediction is fitted to the cell it is judged against. The stack's idle CPU (samplers,
 the database's background work) is measured first and taken off.
 """
 
@@ -23,9 +23,8 @@ from routebench import stopping
 from routebench.experiment import Cell
 from routebench.launcher import Stack
 from target_app import catalogue
-from target_app.settings import Settings
 
-PROBE_S = 1.0  # per style and concurrency
+PROBE_S = 0.5  # per style and concurrency
 MIN_REQUESTS = 200  # the kernel counts CPU time in 10 ms ticks: enough requests to dwarf that
 # A request's CPU can grow with the requests around it (an HTTP client's pool holding many calls
 # at once, a driver's queue): each style is probed two at a time with 1 ms waits (the wait costs
@@ -39,7 +38,7 @@ METHOD = (
     f"server CPU seconds per request (Gunicorn workers, upstream and PostgreSQL processes, idle CPU "
     f"taken off), measured by a probe per style ({PROBE_S:g} s and at least {MIN_REQUESTS} requests at "
     f"{CONCURRENCY_LEVELS[0]} at a time with waits of {PROBE_WAIT_MS} ms, and at {CONCURRENCY_LEVELS[1]} at a "
-    "time with the cells' waits) on a stack of its own before the first cell"
+    "time with the cells' waits) on the run's stack before the first cell"
 )
 
 
@@ -128,65 +127,53 @@ def hammer(url: str, seconds: float, min_requests: int, concurrency: int) -> int
 
 
 def calibrate(
-    cells: list[Cell], settings: Settings, on_probe: Callable[[int, int, str], None] | None = None
+    cells: list[Cell], stack: Stack, on_probe: Callable[[int, int, str], None] | None = None
 ) -> dict[str, Any]:
-    """Run the probes on a fresh stack shaped like the first cell; the run.json ``calibration``."""
+    """Run the probes on ``stack`` (shaped like the first cell, started for the run); the run.json
+    ``calibration``."""
     probes = probes_for(cells)
     if not probes:
         return {"method": METHOD, "probes": []}
-    first = cells[0]
-    shaped = settings.model_copy(
-        update={
-            "workers": first.server_workers,
-            "worker_class": first.worker_class,
-            "threadpool_tokens": first.threadpool_tokens,
-            "db_pool_size": first.db_pool_size,
-        }
-    )
     out: list[dict[str, Any]] = []
-    with Stack(shaped, with_db=any(c.needs_db for c in cells)) as stack:
-        before, before_workers = stack_cpu_s(stack)
-        time.sleep(IDLE_S)
-        after, after_workers = stack_cpu_s(stack)
-        idle_rate, idle_workers = (after - before) / IDLE_S, (after_workers - before_workers) / IDLE_S
-        for i, probe in enumerate(probes, 1):
-            stopping.check()
-            if on_probe:
-                on_probe(i, len(probes), probe.style)
-            levels = []
-            for concurrency, wait_ms in zip(CONCURRENCY_LEVELS, (PROBE_WAIT_MS, probe.wait_ms), strict=True):
-                url = f"{stack.target_url}{catalogue.BY_ID[probe.style].path}?{urlencode(probe.query(wait_ms))}"
-                hammer(url, 0.3, 4, concurrency)  # warm connections, pools and caches
-                total0, workers0 = stack_cpu_s(stack)
-                t0 = time.monotonic()
-                n = hammer(url, PROBE_S, MIN_REQUESTS, concurrency)
-                seconds = time.monotonic() - t0
-                total1, workers1 = stack_cpu_s(stack)
-                levels.append(
-                    {
-                        "concurrency": concurrency,
-                        "wait_ms": wait_ms,
-                        "requests": n,
-                        "seconds": round(seconds, 3),
-                        "cpu_s_per_request": max(0.0, total1 - total0 - idle_rate * seconds) / n if n else None,
-                        "workers_cpu_s_per_request": max(0.0, workers1 - workers0 - idle_workers * seconds) / n
-                        if n
-                        else None,
-                    }
-                )
-            out.append(
+    before, before_workers = stack_cpu_s(stack)
+    time.sleep(IDLE_S)
+    after, after_workers = stack_cpu_s(stack)
+    idle_rate, idle_workers = (after - before) / IDLE_S, (after_workers - before_workers) / IDLE_S
+    for i, probe in enumerate(probes, 1):
+        stopping.check()
+        if on_probe:
+            on_probe(i, len(probes), probe.style)
+        levels = []
+        for concurrency, wait_ms in zip(CONCURRENCY_LEVELS, (PROBE_WAIT_MS, probe.wait_ms), strict=True):
+            url = f"{stack.target_url}{catalogue.BY_ID[probe.style].path}?{urlencode(probe.query(wait_ms))}"
+            hammer(url, 0.15, 4, concurrency)  # warm connections, pools and caches
+            total0, workers0 = stack_cpu_s(stack)
+            t0 = time.monotonic()
+            n = hammer(url, PROBE_S, MIN_REQUESTS, concurrency)
+            seconds = time.monotonic() - t0
+            total1, workers1 = stack_cpu_s(stack)
+            levels.append(
                 {
-                    "style": probe.style,
-                    "work": probe.work,
-                    "fanout": probe.fanout,
-                    "wait_ms": PROBE_WAIT_MS,
-                    **{
-                        k: levels[0][k]
-                        for k in ("requests", "seconds", "cpu_s_per_request", "workers_cpu_s_per_request")
-                    },
-                    "levels": levels,
+                    "concurrency": concurrency,
+                    "wait_ms": wait_ms,
+                    "requests": n,
+                    "seconds": round(seconds, 3),
+                    "cpu_s_per_request": max(0.0, total1 - total0 - idle_rate * seconds) / n if n else None,
+                    "workers_cpu_s_per_request": max(0.0, workers1 - workers0 - idle_workers * seconds) / n
+                    if n
+                    else None,
                 }
             )
+        out.append(
+            {
+                "style": probe.style,
+                "work": probe.work,
+                "fanout": probe.fanout,
+                "wait_ms": PROBE_WAIT_MS,
+                **{k: levels[0][k] for k in ("requests", "seconds", "cpu_s_per_request", "workers_cpu_s_per_request")},
+                "levels": levels,
+            }
+        )
     return {
         "method": METHOD,
         "idle_cpu_cores": round(idle_rate, 4),

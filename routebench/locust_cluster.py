@@ -1,8 +1,14 @@
-"""A Locust master and its workers as real processes: the load side of a cell, and of ``make ui``.
+"""A Locust master and its workers as real processes: the load side of the cells, and of ``make ui``.
 
-The master is started with the options a cell needs; local workers connect to it over ZeroMQ on
-127.0.0.1. With ``external_workers`` the master binds where the user says and waits for workers
-started on other machines with :meth:`LocustCluster.worker_command`.
+Local workers connect to the master over ZeroMQ on 127.0.0.1. With ``external_workers`` the master
+binds where the user says and waits for workers started on other machines with
+:meth:`LocustCluster.worker_command`.
+
+Three ways to run it: headless (one test from the command line, then the master quits), the web
+UI (``make ui``: a person starts tests), and driven (``routebench run``): the web UI on 127.0.0.1,
+where the runner starts one test per cell with ``POST /swarm`` (Locust's own API), so one master
+and its workers serve every cell of a run. Each test's options travel in the form; the locustfile
+stops the test itself and saves it in the cell's directory.
 """
 
 from __future__ import annotations
@@ -15,10 +21,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psutil
 
 from routebench import stopping
-from routebench.launcher import REPO, Managed, StackError, StartedAndStopped, claim_port, http_status, spawn, wait_for
+from routebench.launcher import (
+    REPO,
+    DiedWhileStarting,
+    Managed,
+    StackError,
+    StartedAndStopped,
+    claim_port,
+    http_status,
+    spawn,
+    wait_for,
+)
 from routebench.rundir import CellDir
 
 LOCUSTFILE = REPO / "locustfiles" / "route_styles.py"
@@ -31,6 +48,9 @@ def default_worker_count() -> int:
     return max(2, (os.cpu_count() or 2) // 2)
 
 
+SAVED_POLL_S = 0.02  # how often the runner looks for a driven test's saved results
+IDLE = ("ready", "stopped")  # Locust runner states in which a driven master takes a new test
+STOPPED_TIMEOUT_S = 70.0  # Locust's own bound on its workers' stop (its stop timeout, 0 here, + 60 s)
 RUN_TIME_BACKSTOP_S = 20  # past the locustfile's own stop and its wait for final reports
 
 
@@ -68,6 +88,29 @@ class LoadSpec:
     fanout: int | None = None
     default_classes: list[str] = field(default_factory=list)  # web UI: ticked when the form opens
     locustfile: Path = LOCUSTFILE  # another one only in tests that add a user class to ours
+    precision: float = 0.0  # driven: stop once every p99 is known to within this (0: fixed run time)
+    max_run_time_s: float | None = None  # driven, with precision: stop here at the latest
+
+    def form(self) -> dict[str, str | list[str]]:
+        """One driven test as Locust's ``POST /swarm`` form: Locust's fields and our options (the
+        web UI sets any option it is sent, keeping its type)."""
+        assert self.run_time_s is not None
+        return {
+            "user_count": str(self.users),
+            "spawn_rate": str(self.users),
+            "host": self.target_url,
+            "user_classes": self.user_classes,
+            "rb_out": str(self.out_dir),
+            "rb_warmup": f"{self.warmup_s:g}",
+            "rb_model": self.model,
+            "rb_rate": f"{self.arrival_rate:g}",
+            "rb_ms": "" if self.wait_ms is None else str(self.wait_ms),
+            "rb_work": "" if self.work is None else str(self.work),
+            "rb_k": "" if self.fanout is None else str(self.fanout),
+            "rb_run_time": f"{self.run_time_s:g}",
+            "rb_precision": f"{self.precision:g}",
+            "rb_max_run_time": f"{self.max_run_time_s or self.run_time_s:g}",
+        }
 
 
 @dataclass
@@ -77,6 +120,7 @@ class LocustCluster(StartedAndStopped):
     bind_host: str = "127.0.0.1"
     master_port: int = 0
     web_port: int | None = None  # None: headless
+    driven: bool = False  # the runner starts each test through the web UI's API (bound to 127.0.0.1)
     external_workers: int = 0
     expect_timeout_s: float = 60.0
     extra_args: list[str] = field(default_factory=list)
@@ -126,6 +170,9 @@ class LocustCluster(StartedAndStopped):
         for flag, value in (("--rb-ms", s.wait_ms), ("--rb-work", s.work), ("--rb-k", s.fanout)):
             if value is not None:
                 argv += [flag, str(value)]
+        if self.driven:
+            argv += ["--web-host", "127.0.0.1", "--web-port", str(self.web_port), "--class-picker", "--rb-driven"]
+            return argv + self.extra_args
         if self.web_port is None:
             argv += ["--headless", "--only-summary", "--expect-workers-max-wait", str(int(self.expect_timeout_s))]
             if s.run_time_s is not None:
@@ -152,7 +199,9 @@ class LocustCluster(StartedAndStopped):
     def start(self) -> LocustCluster:
         self.spec.out_dir.mkdir(parents=True, exist_ok=True)
         self.master_port = claim_port(self.bind_host, self.master_port, "Locust master")
-        if self.web_port is not None:
+        if self.driven:
+            self.web_port = claim_port("127.0.0.1", self.web_port or 0, "Locust web API")
+        elif self.web_port is not None:
             self.web_port = claim_port(self.bind_host, self.web_port, "Locust web UI")
         self.master = self._spawn("locust-master", self.master_argv())
         local_host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "::") else self.bind_host
@@ -178,6 +227,91 @@ class LocustCluster(StartedAndStopped):
         if wait_for(lambda: http_status(url) in (200, 302), timeout, 0.1, master_alive):
             return url
         raise StackError(f"Locust web UI did not answer on {url} within {timeout:.0f} s")
+
+    # -- driven --------------------------------------------------------------------------------
+    @property
+    def history(self) -> Path:
+        """Locust's stats history CSV (every test of a driven cluster)."""
+        return CellDir(self.spec.out_dir).history
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def wait_workers(self, timeout: float) -> None:
+        """Until the master's web API answers and every worker it expects has connected (each
+        ready for a test), the master and local workers alive the while."""
+        assert self.master is not None
+        want = self.workers + self.external_workers
+
+        def connected() -> bool:
+            try:
+                body = httpx.get(f"{self.api}/stats/requests", timeout=2).json()
+            except (httpx.HTTPError, ValueError):
+                return False
+            workers = body.get("workers") or []
+            return len([w for w in workers if w.get("state") in ("ready", "stopped")]) >= want
+
+        def alive() -> None:
+            for m in self.processes():
+                if not m.alive():
+                    raise DiedWhileStarting(m)
+
+        if not wait_for(connected, timeout, 0.1, alive):
+            raise StackError(f"{want} Locust worker(s) did not connect to the master within {timeout:.0f} s")
+
+    def idle(self) -> bool:
+        """The master takes a new test: its last one stopped and every worker it expects says it is
+        ready again (Locust's state turns "stopped" once the workers stopped their users, a moment
+        before each tells it is ready)."""
+        try:
+            body = httpx.get(f"{self.api}/stats/requests", timeout=2).json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        ready = [w for w in body.get("workers") or [] if w.get("state") == "ready"]
+        return body.get("state") in IDLE and len(ready) >= self.workers + self.external_workers
+
+    def start_test(self, spec: LoadSpec) -> None:
+        """One test, as its form says, once the last one has stopped on every worker; the
+        locustfile stops and saves it."""
+        assert self.master is not None
+        master = self.master
+
+        def alive() -> None:
+            if not master.alive():
+                raise StackError(f"the Locust master exited: {master.tail(3)}")
+
+        if not wait_for(self.idle, STOPPED_TIMEOUT_S, 0.02, alive):
+            raise StackError(f"the Locust master's last test had not stopped within {STOPPED_TIMEOUT_S:.0f} s")
+        try:
+            r = httpx.post(f"{self.api}/swarm", data=spec.form(), timeout=10)
+            body = r.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise StackError(f"the Locust master did not start the test: {exc}") from None
+        if not body.get("success"):
+            raise StackError(f"the Locust master refused the test: {body.get('message')}")
+
+    def wait_saved(self, spec: LoadSpec, timeout: float, tick: float, on_tick: object = None) -> bool:
+        """Until the test is saved in its directory (``exact.json``, written last) or the master
+        exits; True when saved."""
+        assert self.master is not None
+        saved = CellDir(spec.out_dir).exact
+        deadline = time.monotonic() + timeout
+        next_tick = 0.0
+        while not saved.exists():
+            stopping.check()
+            if not self.master.alive():
+                return saved.exists()
+            now = time.monotonic()
+            if now > deadline:
+                raise StackError(f"the Locust master had not saved the test {timeout:.0f} s after it should have ended")
+            if now >= next_tick:
+                next_tick = now + tick
+                self.sample_cpu()
+                if callable(on_tick):
+                    on_tick()
+            time.sleep(SAVED_POLL_S)
+        return True
 
     def processes(self) -> list[Managed]:
         return [m for m in [self.master, *self.local_workers] if m is not None]

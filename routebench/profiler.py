@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -68,9 +69,14 @@ class Profiler:
             )
 
     def finish(self, timeout_s: float) -> dict[str, Any]:
-        """Wait for every sampler (at most ``timeout_s``), stop any left; the cell's ``profile``."""
+        """The window is over: every sampler still running is told to stop (py-spy writes what it has
+        on SIGINT: a window that stopped early, its p99 precise, is not sampled past its end); wait
+        for each (at most ``timeout_s``), kill any left; the cell's ``profile``."""
         problems = [self._problem] if self._problem else []
         written = []
+        for proc in self._procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
         for pid, proc in self._procs.items():
             try:
                 _, err = proc.communicate(timeout=timeout_s)

@@ -9,7 +9,9 @@ meaning raises it. Standard library only, so a Locust process can import it chea
       run.json                 metadata and every cell's state (schema_version)
       experiment.toml          the experiment as run ("Reproduce" runs it again)
       summary.csv, summary.md  the terminal's table, as files
-      telemetry/               a web-UI session's server samples, before they are split by test
+      telemetry/               the server's samples (every stack of the run, every test of a
+                               web-UI session), before they are split by cell
+      generator-N/             the run's Nth Locust cluster: its processes' logs, Locust's CSVs
       <cell>/                  one per cell (``ui-NNN`` in a web-UI session)
         cell.json, exact.json, hdr/<style>.hdr, generator.json, server.log,
         locust_stats.csv, locust_stats_history.csv, locust_failures.csv, locust_exceptions.csv,
@@ -162,6 +164,10 @@ class RunDir:
 
     def cell(self, name: str) -> CellDir:
         return CellDir(self.path / name)
+
+    def generator(self, number: int) -> CellDir:
+        """The Nth Locust cluster of a run (logs, Locust's CSVs over every test it ran)."""
+        return self.cell(f"generator-{number}")
 
     def ui_test(self, number: int) -> CellDir:
         return self.cell(f"{UI_TEST_PREFIX}{number:03d}")

@@ -1,20 +1,23 @@
 """``routebench run``: the experiment matrix, cell by cell, into ``results/<run-id>/``.
 
-Each cell gets a fresh target stack from the launcher and a fresh Locust cluster; what they leave
-(Locust's CSVs, the exact histograms, server telemetry, generator CPU) lands in the cell's
-directory with a ``cell.json`` saying how it went. ``run.json`` holds the metadata and the state of
-every cell; it is rewritten (atomically) after each cell, so an interrupted run keeps what finished.
+Each cell runs on a target stack and a Locust cluster from the lab (routebench.lab: reused while
+the configuration stays the same and every cell goes cleanly). A cell is one test the runner starts
+through the Locust master's web API; the locustfile stops it (after its window, or once its p99s are
+precise) and saves it in the cell's directory. The runner then keeps the cell's slice of the
+server's log and telemetry, and waits until the server holds nothing of it (drained) before the
+next cell. ``cell.json`` says how the cell went, ``run.json`` holds the metadata and every cell's
+state; it is rewritten (atomically) after each cell, so an interrupted run keeps what finished.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import functools
 import json
 import re
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,13 +27,14 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from analysis import validity
 from analysis.load import read_telemetry
 from analysis.timeseries import stall_summary
 from routebench import calibrate, metadata, postgres, stopping
 from routebench.experiment import Cell, Experiment, expand, reproduce
+from routebench.lab import Lab
 from routebench.launcher import DiedWhileStarting, Stack, StackError, http_status, wait_for
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
 from routebench.profiler import Profiler
@@ -38,15 +42,30 @@ from routebench.rundir import MEASURED, CellDir, RunDir, set_aside, write_json
 from routebench.watch import BEFORE_WINDOW, TICK_S, GeneratorLost, Watch, heartbeat_losses
 from target_app import catalogue
 from target_app.settings import Settings
+from target_app.telemetry import copy_window, drained, sizes
 
 RESULTS_DIR = Path("results")
-CELL_OVERHEAD_S = 7.0  # stack and cluster start/stop, for the ETA
+CELL_OVERHEAD_S = 2.0  # a cell's time beyond warm-up and window, for the ETA until cells have run
+STACK_START_S = 5.0  # a fresh stack (more with PostgreSQL), for the ETA
+DRAIN_TIMEOUT_S = 30.0  # a server still holding requests this long after a cell is started afresh
+SAVE_TIMEOUT_S = 90.0  # past a test's latest end, for its final reports and save
 GENERATOR_ATTEMPTS = 3  # a load generator lost before the window is started again, this many times in all
 PROGRESS_COLUMNS_WIDTH = 44  # bar (up to 40 shrinks to fit), "100%", "0:01:23", "ETA", "0:04:56", spaces
 
 
 def new_run_id(name: str) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{name}"
+
+
+def clock(seconds: float) -> str:
+    s = max(0, round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def eta_text(low: float, high: float) -> str:
+    """What is left, as a range when precision-driven cells may stop anywhere between their
+    minimum and maximum windows."""
+    return clock(low) if high - low < 1 else f"{clock(low)}–{clock(high)}"
 
 
 def current_rps(history_csv: Path) -> float | None:
@@ -77,11 +96,20 @@ class Runner:
         self.run_id = new_run_id(self.experiment.name)
         self.run_dir = self.results_dir / self.run_id
         self.state: dict[str, Any] = {}
+        self._drain_s: float | None = None
 
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=False)
         started = time.monotonic()
+        self.lab = Lab(
+            self.run_dir,
+            reuse=self.experiment.reuse,
+            master_host=self.master_host,
+            master_port=self.master_port,
+            external_workers=self.external_workers,
+            on_worker_command=self.on_worker_command,
+        )
         self.state = {
             "run_id": self.run_id,
             "status": "running",
@@ -99,60 +127,102 @@ class Runner:
             self._save_state()
             self._run_matrix()
         except KeyboardInterrupt:
+            self.lab.close()
             self._finish("incomplete", time.monotonic() - started)
             raise
+        finally:
+            self.lab.close()
         self._finish("complete", time.monotonic() - started)
         return self.run_dir
 
+    def _plan(self, cells: list[Cell]) -> tuple[float, float]:
+        """The least and the most time ``cells`` can take: each measures from its minimum to its
+        maximum window (the same when its window is fixed), plus the overhead seen so far per cell."""
+        done = [c for c in self.state["cells"] if c.get("wall_s") is not None and c.get("window_s") is not None]
+        reuse = self.experiment.reuse
+        if done:  # what cells took here beyond their windows (a fresh stack each, without reuse)
+            overhead = statistics.median(c["wall_s"] - c["warmup_s"] - c["window_s"] for c in done)
+        else:
+            overhead = CELL_OVERHEAD_S + (0.0 if reuse else STACK_START_S)
+        # Reusing: a stack starts where the server settings change (and for the first cell).
+        keys = [self._settings(c).model_dump_json() for c in cells]
+        starts = sum(1 for i, k in enumerate(keys) if i == 0 and self.lab.stack is None or i and k != keys[i - 1])
+        extra = starts * STACK_START_S if reuse else 0.0
+        low = sum(c.warmup_s + c.duration_s + overhead for c in cells) + extra
+        high = sum(c.warmup_s + c.longest_s + overhead for c in cells) + extra
+        return low, high
+
     def _run_matrix(self) -> None:
-        planned = sum(c.warmup_s + c.duration_s + CELL_OVERHEAD_S for c in self.cells)
+        low, high = self._plan(self.cells)
+        span = f"{low / 60:.1f} min" if high - low < 30 else f"{low / 60:.1f} to {high / 60:.1f} min"
         self.console.print(
-            f"run [bold]{self.run_id}[/]: {len(self.cells)} cells, about {planned / 60:.1f} min -> {self.run_dir}"
+            f"run [bold]{self.run_id}[/]: {len(self.cells)} cells, about {span} -> {self.run_dir}"
+            + ("" if self.experiment.reuse else " (reuse = false: a fresh stack and Locust for every cell)")
         )
-        db_problem = self._database_problem()
+        db_problem = self._db_problem
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
             console=self.console,
             transient=True,
         ) as progress:
-            task = progress.add_task("starting", total=planned)
-            done_s = 0.0
+            task = progress.add_task("starting", total=len(self.cells), eta=eta_text(low, high))
             for cell in self.cells:
                 stopping.check()
-                budget = cell.warmup_s + cell.duration_s + CELL_OVERHEAD_S
                 if cell.needs_db and db_problem:
                     self._skip_cell(cell, db_problem)
                 else:
-                    self._run_cell(cell, progress, task, done_s, budget)
-                done_s += budget
-                progress.update(task, completed=done_s)
+                    self._run_cell(cell, progress, task)
+                progress.update(task, completed=cell.index, eta=eta_text(*self._plan(self.cells[cell.index :])))
+
+    def _settings(self, cell: Cell) -> Settings:
+        return self.base_settings.model_copy(
+            update={
+                "workers": cell.server_workers,
+                "worker_class": cell.worker_class,
+                "threadpool_tokens": cell.threadpool_tokens,
+                "db_pool_size": cell.db_pool_size,
+            }
+        )
+
+    @property
+    def _with_db(self) -> bool:
+        """The run's stacks have the database when any cell needs it (one stack serves them all)."""
+        return any(c.needs_db for c in self.cells) and self._db_problem is None
 
     def _calibrate(self) -> dict[str, Any]:
-        """Each style's server CPU per request, measured apart from the cells (routebench.calibrate)."""
+        """Each style's server CPU per request, measured apart from the cells (routebench.calibrate),
+        on the stack the first cells then run on."""
         if self.target_url is not None:
             return {"method": calibrate.METHOD, "probes": [], "reason": "the target runs elsewhere: not measured"}
         if not self.experiment.calibrate:
             return {"method": calibrate.METHOD, "probes": [], "reason": "off in the experiment (calibrate = false)"}
-        cells = [c for c in self.cells if not (c.needs_db and self._database_problem())]
+        cells = [c for c in self.cells if not (c.needs_db and self._db_problem)]
+        if not cells:
+            return {"method": calibrate.METHOD, "probes": []}
         begun = time.monotonic()
         with self.console.status("calibrating") as status:
+            try:
+                stack = self.lab.target(self._settings(cells[0]), self._with_db)
+            except StackError as exc:
+                return {"method": calibrate.METHOD, "probes": [], "reason": f"the stack did not start: {exc}"}
             result = calibrate.calibrate(
                 cells,
-                self.base_settings,
+                stack,
                 lambda i, n, style: status.update(f"calibrating server CPU per request: probe {i}/{n} {style}"),
             )
+        result["wall_s"] = round(time.monotonic() - begun, 1)
         self.console.print(
-            f"calibrated server CPU per request for {len(result['probes'])} styles in {time.monotonic() - begun:.0f} s"
+            f"calibrated server CPU per request for {len(result['probes'])} styles in {result['wall_s']:.0f} s"
         )
         return result
 
-    def _database_problem(self) -> str | None:
-        """Why the db cells cannot run (your DATABASE_URL does not answer), or None."""
+    @functools.cached_property
+    def _db_problem(self) -> str | None:
+        """Why the db cells cannot run (your DATABASE_URL does not answer), or None; asked once."""
         url = self.base_settings.database_url
         if not url or not any(c.needs_db for c in self.cells):
             return None
@@ -184,7 +254,7 @@ class Runner:
         return self.state["cells"][cell.index - 1]
 
     # -- one cell ---------------------------------------------------------------------------------
-    def _run_cell(self, cell: Cell, progress: Progress, task: Any, done_s: float, budget: float) -> None:
+    def _run_cell(self, cell: Cell, progress: Progress, task: Any) -> None:
         n = len(self.cells)
         label = f"cell {cell.index}/{n} {'+'.join(cell.styles)} U={cell.users} W={cell.server_workers}"
         cell_dir = self.run_dir / cell.id
@@ -194,36 +264,36 @@ class Runner:
         self._save_state()
         progress.update(task, description=self._fit(label))
         begun = time.monotonic()
-        try:
-            outcome = self._measure(
-                cell,
-                cell_dir,
-                lambda rps: progress.update(
-                    task,
-                    description=self._fit(f"{label} {rps:,.0f} req/s" if rps is not None else label),
-                    completed=done_s + min(budget, time.monotonic() - begun),
+        rest = self.cells[cell.index :]
+
+        def on_rps(rps: float | None) -> None:
+            elapsed = time.monotonic() - begun
+            low, high = self._plan(rest)
+            here = cell.warmup_s + CELL_OVERHEAD_S
+            progress.update(
+                task,
+                description=self._fit(f"{label} {rps:,.0f} req/s" if rps is not None else label),
+                completed=cell.index - 1 + min(0.99, elapsed / (here + cell.longest_s)),
+                eta=eta_text(
+                    low + max(0.0, here + cell.duration_s - elapsed), high + max(0.0, here + cell.longest_s - elapsed)
                 ),
             )
+
+        try:
+            outcome = self._measure(cell, cell_dir, on_rps)
         except StackError as exc:
             outcome = {"status": "failed", "reason": str(exc)}
         except KeyboardInterrupt:
             record.update(status="interrupted", ended_at=time.time())
             write_json(CellDir(cell_dir).cell_json, {**cell.model_dump(), **record})
             raise
+        self.lab.after_cell(outcome["status"] == "ok")
         record.update(outcome, ended_at=time.time(), wall_s=round(time.monotonic() - begun, 1))
         write_json(CellDir(cell_dir).cell_json, {**cell.model_dump(), **record})
         self._save_state()
         self._report_cell(cell, record, label)
 
     def _measure(self, cell: Cell, cell_dir: Path, on_rps: Callable[[float | None], None]) -> dict[str, Any]:
-        settings = self.base_settings.model_copy(
-            update={
-                "workers": cell.server_workers,
-                "worker_class": cell.worker_class,
-                "threadpool_tokens": cell.threadpool_tokens,
-                "db_pool_size": cell.db_pool_size,
-            }
-        )
         spec = LoadSpec(
             target_url="",
             user_classes=[catalogue.BY_ID[s].class_name for s in cell.styles],
@@ -236,52 +306,67 @@ class Runner:
             wait_ms=cell.wait_ms,
             work=cell.work,
             fanout=cell.fanout,
+            precision=cell.precision,
+            max_run_time_s=cell.warmup_s + cell.longest_s,
         )
         workers = cell.locust_workers or default_worker_count()
         if self.external_workers:
             workers = 0
-        watch = Watch(cell_dir, spec.run_time_s)
+        watch = Watch(cell_dir, spec.max_run_time_s)
         files = CellDir(cell_dir)
+        begun = time.time()
+        telemetry_from = sizes(RunDir(self.run_dir).telemetry)
+        stack: Stack | ExternalTarget | None = None
+        log_from = 0
         try:
-            with self._target(settings, cell, cell_dir) as stack:
-                spec.target_url = stack.target_url
-                reported = stack.server_shape() if isinstance(stack, ExternalTarget) else {}
-                for attempt in range(1, GENERATOR_ATTEMPTS + 1):
-                    profiler = Profiler(files.profile) if self.experiment.profile and isinstance(stack, Stack) else None
-                    try:
-                        code, cluster, placements = self._load(spec, workers, stack, watch, on_rps, profiler)
-                        break
-                    except GeneratorLost as gone:
-                        if attempt == GENERATOR_ATTEMPTS:
-                            return {
-                                "status": "failed",
-                                "reason": f"the load generator could not be started: {gone} "
-                                f"({GENERATOR_ATTEMPTS} attempts; log: {files.log(gone.loss['process'])})",
-                                "losses": watch.losses,
-                            }
-                        self.console.print(f"[yellow]{gone}: starting the cell's load again[/]")
-                        set_aside(cell_dir, attempt)
-                        watch.new_attempt()
-                cpu = {
-                    str(pid): list(zip(cluster.cpu_at[pid], readings, strict=True))
-                    for pid, readings in cluster.cpu.items()
-                }
-                names = {str(m.proc.pid): m.name for m in cluster.processes()}
-                profile = profiler.finish(timeout_s=10) if profiler is not None and profiler.started else None
-                server_log = stack.log("target")
-                files.server_log.write_text(server_log)
+            stacks_before = self.lab.started["stacks"]
+            stack = (
+                self.lab.target(self._settings(cell), self._with_db) if self.target_url is None else self._external()
+            )
+            # A stack started for this cell: its whole log is the cell's (a worker lost while it started).
+            log_from = 0 if self.lab.started["stacks"] > stacks_before else len(stack.log("target"))
+            spec.target_url = stack.target_url
+            reported = stack.server_shape() if isinstance(stack, ExternalTarget) else {}
+            for attempt in range(1, GENERATOR_ATTEMPTS + 1):
+                profiler = Profiler(files.profile) if self.experiment.profile and isinstance(stack, Stack) else None
+                try:
+                    cluster, placements = self._load(spec, workers, stack, watch, on_rps, profiler)
+                    break
+                except GeneratorLost as gone:
+                    self.lab.drop_cluster()
+                    if attempt == GENERATOR_ATTEMPTS:
+                        return {
+                            "status": "failed",
+                            "reason": f"the load generator could not be started: {gone} "
+                            f"({GENERATOR_ATTEMPTS} attempts; logs: {self.lab.logs()})",
+                            "losses": watch.losses,
+                        }
+                    self.console.print(f"[yellow]{gone}: starting the cell's load again[/]")
+                    set_aside(cell_dir, attempt)
+                    watch.new_attempt()
+            cpu = {
+                str(pid): list(zip(cluster.cpu_at[pid], readings, strict=True)) for pid, readings in cluster.cpu.items()
+            }
+            names = {str(m.proc.pid): m.name for m in cluster.processes()}
+            profile = profiler.finish(timeout_s=10) if profiler is not None and profiler.started else None
         except StackError as exc:
             if isinstance(exc, DiedWhileStarting):
                 watch.dead([exc.managed], "target stack")
             return {"status": "failed", "reason": str(exc), "losses": watch.losses}
+        finally:
+            # A cluster missing a process is not stopped by its test's end (workers whose master
+            # died load on): stopped now, so the server can drain.
+            if self.lab.cluster is not None and not all(m.alive() for m in self.lab.cluster.processes()):
+                self.lab.drop_cluster()
+            server_log = self._keep_server_evidence(stack, files, log_from, begun, telemetry_from)
         deaths = worker_deaths(server_log, files.telemetry)
         master = next((loss for loss in watch.measured_losses() if loss["kind"] == "locust master"), None)
-        if not files.exact.exists() or not files.stats.exists() or master is not None:
+        if not files.exact.exists() or master is not None:
             write_json(files.generator, generator_load(cpu, names))
             why = (
                 validity.describe_loss(master)
                 if master
-                else f"exit code {code}: {cluster.master.tail(3) if cluster.master else ''}"
+                else f"the master exited: {cluster.master.tail(3) if cluster.master else ''}"
             )
             return {"status": "failed", "reason": f"Locust left no complete results ({why})", "losses": watch.losses}
         exact = json.loads(files.exact.read_text())
@@ -294,20 +379,16 @@ class Runner:
         if stalls:
             write_json(files.stalls, stalls)
         if not any(int(e.get("count", 0)) + int(e.get("failures", 0)) for e in exact.get("requests", {}).values()):
-            return {
-                "status": "failed",
-                "reason": f"no request completed in the window (Locust exit code {code})",
-                "losses": watch.losses,
-            }
+            return {"status": "failed", "reason": "no request completed in the window", "losses": watch.losses}
         lost = watch.measured_losses() + heartbeat_losses(exact, watch.losses)
         if profile is not None and profile["problem"]:
             self.console.print(f"[yellow]profile:[/] {profile['problem']}; the run goes on")
+        test = exact.get("test", {})
         outcome = {
             "status": "degraded" if lost else "ok",
-            "locust_exit_code": code,
             "generator_saturated": generator["saturated"],
             "generator_cpu_cores": generator["cpu_cores"],
-            "users_by_style": exact.get("test", {}).get("users_by_style", {}),
+            "users_by_style": test.get("users_by_style", {}),
             "lost_workers": exact.get("lost_workers", []),
             "losses": watch.losses,
             "server_worker_deaths": deaths,
@@ -315,6 +396,11 @@ class Runner:
             "connections_per_worker": placed(placements, float(exact["measure_from"]), float(exact["stopped_at"])),
             "warmup_s": cell.warmup_s,
             "window_s": round(float(exact["stopped_at"]) - float(exact["measure_from"]), 3),
+            # Empty: the test ended by another hand than its own timer (Locust's, say).
+            "stopped_by": test.get("stopped_by") or "ended early, not by its window",
+            "p99_intervals": exact.get("p99_intervals", {}),
+            "stack": {"started": self.lab.started["stacks"], "clusters": self.lab.started["clusters"]},
+            "drain_s": self._drain_s,
         }
         if profile is not None:
             outcome["profile"] = profile
@@ -325,6 +411,32 @@ class Runner:
         outcome["validity"] = validity.check({**cell.model_dump(), **outcome}, exact)
         return outcome
 
+    def _keep_server_evidence(
+        self,
+        stack: Stack | ExternalTarget | None,
+        files: CellDir,
+        log_from: int,
+        begun: float,
+        telemetry_from: dict[str, int],
+    ) -> str:
+        """The cell's share of the server's log and telemetry, once the server holds nothing of the
+        cell (drained: a server that does not drain in time is started afresh for the next cell)."""
+        self._drain_s = None
+        if not isinstance(stack, Stack):
+            files.server_log.write_text("")
+            return ""
+        t0 = time.time()
+        source = RunDir(self.run_dir).telemetry
+        if all(m.alive() for m in stack.processes):
+            if wait_for(lambda: drained(source, stack.worker_pids(), t0), DRAIN_TIMEOUT_S, 0.05, stopping.check):
+                self._drain_s = round(time.time() - t0, 2)
+            else:
+                self.lab.drop_stack()
+        server_log = stack.log("target")[log_from:]
+        files.server_log.write_text(server_log)
+        copy_window(source, files.telemetry, begun, time.time(), telemetry_from)
+        return server_log
+
     def _load(
         self,
         spec: LoadSpec,
@@ -333,67 +445,57 @@ class Runner:
         watch: Watch,
         on_rps: Callable[[float | None], None],
         profiler: Profiler | None = None,
-    ) -> tuple[int, LocustCluster, list[tuple[float, dict[int, int]]]]:
-        """One attempt at the cell's load: a Locust master and its workers, every process watched.
-        A generator process lost before the window opens raises GeneratorLost (the caller starts
-        the load again); one lost after it is recorded and the master told not to wait for it; a
-        target-stack process lost at any moment fails the cell at once."""
-        cluster = LocustCluster(
-            spec,
-            workers,
-            bind_host=self.master_host,
-            master_port=self.master_port,
-            external_workers=self.external_workers,
-            expect_timeout_s=600 if self.external_workers else 60,
-        )
+    ) -> tuple[LocustCluster, list[tuple[float, dict[int, int]]]]:
+        """One attempt at the cell's load: one test on the lab's Locust master and workers, every
+        process watched. A generator process lost before the window opens raises GeneratorLost
+        (the caller starts the load again on a fresh cluster); one lost after it is recorded and
+        the master told not to wait for it; a target-stack process lost at any moment fails the
+        cell at once."""
         target = next((m for m in stack.processes if m.name == "target"), None)
         placements: list[tuple[float, dict[int, int]]] = []
-        with cluster:
-            if self.external_workers and self.on_worker_command:
-                self.on_worker_command(cluster.worker_command())
-            history = CellDir(spec.out_dir).history
+        try:
+            cluster = self.lab.generator(workers)
+        except DiedWhileStarting as exc:
+            kind = "locust master" if exc.managed.name == "locust-master" else "locust worker"
+            raise GeneratorLost(watch.dead([exc.managed], kind)[0]) from None
+        history = cluster.history
 
-            def tick() -> None:
-                for loss in watch.dead(stack.processes, "target stack"):
-                    raise StackError(f"the target stack died mid-cell: {validity.describe_loss(loss)}")
-                watch.server_workers(target)
-                for loss in watch.dead(cluster.local_workers, "locust worker"):
-                    if loss["phase"] in BEFORE_WINDOW:
-                        raise GeneratorLost(loss)
-                    watch.tell_master()
-                if isinstance(stack, Stack):
-                    placements.append((time.time(), connections_per_worker(stack)))
-                w = watch.window()
-                if profiler is not None and not profiler.started and w is not None and target is not None:
-                    now = time.time()
-                    if now >= float(w["measure_from"]):  # the window is open: profile the rest of it
-                        workers = [p.pid for p in psutil.Process(target.proc.pid).children()]
-                        profiler.start(workers, float(w["started_at"]) + float(spec.run_time_s or 0) - now)
-                on_rps(current_rps(history))
+        def tick() -> None:
+            for loss in watch.dead(stack.processes, "target stack"):
+                raise StackError(f"the target stack died mid-cell: {validity.describe_loss(loss)}")
+            watch.server_workers(target)
+            for loss in watch.dead(cluster.local_workers, "locust worker"):
+                if loss["phase"] in BEFORE_WINDOW:
+                    raise GeneratorLost(loss)
+                watch.tell_master()
+            for loss in watch.dead([cluster.master] if cluster.master else [], "locust master"):
+                if loss["phase"] in BEFORE_WINDOW:
+                    raise GeneratorLost(loss)
+            if isinstance(stack, Stack):
+                placements.append((time.time(), connections_per_worker(stack)))
+            w = watch.window()
+            if profiler is not None and not profiler.started and w is not None and target is not None:
+                now = time.time()
+                if now >= float(w["measure_from"]):  # the window is open: profile the rest of it
+                    workers = [p.pid for p in psutil.Process(target.proc.pid).children()]
+                    profiler.start(workers, float(w["started_at"]) + float(spec.max_run_time_s or 0) - now)
+            on_rps(current_rps(history))
 
-            code = cluster.wait(
-                timeout=spec.run_time_s + (660 if self.external_workers else 90),  # type: ignore[operator]
-                tick=TICK_S,
-                on_tick=tick,
-            )
-            # The master ends the test itself: a signal, or any exit before the window's end, is a
-            # loss (an exit code of 1 after it only means requests failed).
-            if cluster.master is not None and (code < 0 or watch.phase(time.time()) != "final report"):
-                for loss in watch.dead([cluster.master], "locust master"):
-                    if loss["phase"] in BEFORE_WINDOW:
-                        raise GeneratorLost(loss)
-            watch.dead(cluster.local_workers, "locust worker")  # one that died since the last tick
-        return code, cluster, placements
+        cluster.start_test(spec)
+        cluster.wait_saved(spec, spec.max_run_time_s + SAVE_TIMEOUT_S, TICK_S, tick)  # type: ignore[operator]
+        tick_losses = watch.dead([cluster.master] if cluster.master else [], "locust master")
+        watch.dead(cluster.local_workers, "locust worker")  # one that died since the last tick
+        for loss in tick_losses:
+            if loss["phase"] in BEFORE_WINDOW:
+                raise GeneratorLost(loss)
+        return cluster, placements
 
-    @contextlib.contextmanager
-    def _target(self, settings: Settings, cell: Cell, cell_dir: Path) -> Iterator[Stack | ExternalTarget]:
-        if self.target_url is None:
-            with Stack(settings, telemetry_dir=CellDir(cell_dir).telemetry, with_db=cell.needs_db) as stack:
-                yield stack
-            return
+    def _external(self) -> ExternalTarget:
+        """A target running elsewhere, once it answers."""
+        assert self.target_url is not None
         target = ExternalTarget(self.target_url.rstrip("/"))
         target.wait_ready()
-        yield target
+        return target
 
     def _report_cell(self, cell: Cell, record: dict[str, Any], label: str) -> None:
         if record["status"] not in MEASURED:
@@ -407,9 +509,12 @@ class Runner:
                 # A one-style cell's label names the style already: only a shared cell repeats it.
                 name = f"{style} " if len(cell.styles) > 1 else ""
                 bound = set(e.get("at_least") or [])
+                iv = (record.get("p99_intervals") or {}).get(style) or {}
+                within = f" ±{iv['half_width_rel']:.0%}" if iv.get("batches") and "99" not in bound else ""
                 parts.append(
                     f"{name}p50 {'≥' if '50' in bound else ''}{e['percentiles_us']['50'] / 1000:,.1f} ms, "
-                    f"p99 {'≥' if '99' in bound else ''}{e['percentiles_us']['99'] / 1000:,.1f} ms, {e['count']:,} req"
+                    f"p99 {'≥' if '99' in bound else ''}{e['percentiles_us']['99'] / 1000:,.1f} ms{within}, "
+                    f"{e['count']:,} req"
                 )
         stalls = RunDir(self.run_dir).cell(cell.id).stalls
         if stalls.is_file():
@@ -423,8 +528,13 @@ class Runner:
         if v and not v.get("valid", True):
             warn += f" [yellow]not valid: {', '.join(v.get('failed', []))}[/]"
         # Wrapped by words, not cut mid-number, in a narrow terminal.
+        ended = {"precision reached": ", p99 precise", "maximum window": ", longest window"}.get(
+            record.get("stopped_by", ""), ""
+        )
         self.console.print(
-            f"{label}: {'; '.join(parts) or 'no requests'}{warn} [dim]({record['wall_s']} s)[/]", soft_wrap=False
+            f"{label}: {'; '.join(parts) or 'no requests'}{warn} "
+            f"[dim]({record.get('window_s', 0):.0f} s window{ended}; {record['wall_s']} s)[/]",
+            soft_wrap=False,
         )
 
 
@@ -488,7 +598,9 @@ def generator_load(
     cores = round(sum(p["mean_cpu_percent"] for p in processes) / 100, 3)
     return {
         "threshold_percent": CPU_WARNING,
-        "over": "the measured window" if window is not None else "the whole cell",
+        "over": "the measured window"
+        if window is not None
+        else "every reading of the Locust processes (no window saved)",
         "saturated": saturated,
         "cpu_cores": cores,
         "processes": processes,

@@ -17,6 +17,7 @@ from routebench import experiment
 from routebench.rundir import CellDir, RunDir
 from target_app import catalogue
 from target_app.settings import Settings
+from target_app.telemetry import copy_window
 
 
 def _styles_in_order(names: set[str]) -> list[str]:
@@ -69,19 +70,7 @@ def _split_telemetry(run_dir: Path, cells: list[dict[str, Any]]) -> None:
     """Each test gets the server samples taken between its start and stop."""
     files = RunDir(run_dir)
     for cell in cells:
-        out = files.cell(cell["dir"]).telemetry
-        out.mkdir(exist_ok=True)
-        for path in files.telemetry.glob("worker-*.jsonl"):
-            kept = []
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    t = json.loads(line)["t"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
-                if cell["started_at"] <= t <= cell["ended_at"]:
-                    kept.append(line)
-            if kept:
-                (out / path.name).write_text("\n".join(kept) + "\n")
+        copy_window(files.telemetry, files.cell(cell["dir"]).telemetry, cell["started_at"], cell["ended_at"])
 
 
 def _as_experiment(cells: list[dict[str, Any]], settings: Settings) -> experiment.Experiment:

@@ -6,10 +6,10 @@ Locust's own heartbeat notices a lost worker only after about 3 s and never one 
 it connects; Gunicorn replaces a dead worker and says so only in its log. The runner does not wait
 for either: it polls the processes it started (and the Gunicorn master's children) every tick.
 
-Phases, from the Locust master's ``window.json`` (written when the test starts) and the cell's
-run time: ``starting`` (before the test started: connecting, spawning), ``warm-up``, ``window``
-(measured), ``final report`` (after the stop, while the final reports come in); in a web-UI
-session, where tests come and go, ``session``.
+Phases, from the Locust master's ``window.json`` (written when the test starts, again when it
+stops) and the cell's longest run time: ``starting`` (before the test started: connecting,
+spawning), ``warm-up``, ``window`` (measured), ``final report`` (after the stop, while the final
+reports come in); in a web-UI session, where tests come and go, ``session``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Watch:
     """The processes of one cell: the target stack's, the Gunicorn master's workers, Locust's."""
 
     cell_dir: Path
-    run_time_s: float | None  # warm-up + measured window from the test's start; None: a web-UI session
+    run_time_s: float | None  # warm-up + longest window from the test's start; None: a web-UI session
     started: float = field(default_factory=time.time)
     losses: list[dict[str, Any]] = field(default_factory=list)
     _recorded: set[int] = field(default_factory=set)
@@ -75,7 +75,11 @@ class Watch:
             return "starting"
         if at < float(w["measure_from"]):
             return "warm-up"
-        return "window" if at < float(w["started_at"]) + self.run_time_s else "final report"
+        if "stopped_at" not in w:
+            self._window = None  # read again: the master adds when the test stopped
+            w = self.window() or w
+        end = float(w["stopped_at"]) if "stopped_at" in w else float(w["started_at"]) + self.run_time_s
+        return "window" if at < end else "final report"
 
     def new_attempt(self) -> None:
         """The cell's load starts again: the next test's window is not the last one's, and the

@@ -86,7 +86,6 @@ class StallDetector:
     _done: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
-    _seen: set[str] = field(default_factory=set)
 
     def start(self) -> None:
         self.loop_thread = threading.get_ident()  # called on the loop's thread
@@ -100,8 +99,9 @@ class StallDetector:
 
     def drain(self) -> dict[str, Any]:
         """The stalls that ended since the last call, summed per call site: ``stalls`` (count),
-        ``blocked_ms`` and ``sites`` {site: {ms, n, route, stack, folded}} (the stack only the
-        first time this worker reports a site)."""
+        ``blocked_ms`` and ``sites`` {site: {ms, n, route, stack, folded}} (the stack in every sample
+        that reports the site: a slice of the samples, one cell's of a stack that served several,
+        has every stack it needs)."""
         with self._lock:
             done, self._done = self._done, []
         sites: dict[str, dict[str, Any]] = {}
@@ -110,9 +110,7 @@ class StallDetector:
                 s = sites.setdefault(site, {"ms": 0.0, "n": 0, "route": info["route"]})
                 s["ms"] += info["ms"]
                 s["n"] += 1
-                if site not in self._seen:
-                    self._seen.add(site)
-                    s["stack"], s["folded"] = info["stack"], info["folded"]
+                s["stack"], s["folded"] = info["stack"], info["folded"]
         for s in sites.values():
             s["ms"] = round(s["ms"], 3)
         return {

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from target_app.stalls import StallDetector
 
 SAMPLES_KEPT = 36_000  # an hour at the default 100 ms
-FLUSH_EVERY = 10
+FLUSH_EVERY = 2  # samples per write: a reader of the files is at most 0.2 s behind at 100 ms
 BEAT_S = 0.005  # how often the loop's heartbeat asks to run
 
 
@@ -199,3 +199,59 @@ def read_dir(directory: Path, since: float = 0.0) -> list[dict[str, Any]]:
             if sample is not None and sample["t"] > since:
                 samples.append(sample)
     return sorted(samples, key=lambda s: s["t"])
+
+
+TAIL_BYTES = 64 * 1024  # the end of a worker's file holds its last samples
+# What a request leaves held while it runs: a worker showing none of these is drained.
+HELD = ("inflight", "threads_busy", "db_async_in_use", "db_async_waiting", "db_sync_in_use", "db_sync_waiting")
+
+
+def sizes(source: Path) -> dict[str, int]:
+    """How far each worker's file in ``source`` has been written: where a later copy may start."""
+    return {p.name: p.stat().st_size for p in source.glob("worker-*.jsonl")}
+
+
+def _lines_from(path: Path, offset: int) -> list[str]:
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read().decode("utf-8", errors="replace").splitlines()
+
+
+def copy_window(source: Path, dest: Path, start: float, end: float, offsets: dict[str, int] | None = None) -> None:
+    """The samples every worker wrote to ``source`` between ``start`` and ``end``, into ``dest``
+    (file by file): one cell's or test's share of a stack that served several. ``offsets`` (from
+    :func:`sizes` before ``start``) skips what was written earlier, so a long run's files are not
+    read whole for every cell."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in source.glob("worker-*.jsonl"):
+        kept = []
+        for line in _lines_from(path, (offsets or {}).get(path.name, 0)):
+            try:
+                t = json.loads(line)["t"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+            if start <= t <= end:
+                kept.append(line)
+        if kept:
+            (dest / path.name).write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+
+def drained(directory: Path, pids: list[int], after: float) -> bool:
+    """Every worker in ``pids`` has written a sample taken after ``after`` that shows nothing held
+    (no request in flight, no threadpool token or database connection taken or waited for)."""
+    for pid in pids:
+        path = directory / f"worker-{pid}.jsonl"
+        try:
+            lines = _lines_from(path, max(0, path.stat().st_size - TAIL_BYTES))
+        except OSError:
+            return False
+        last = None
+        for line in reversed(lines):
+            try:
+                last = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                continue
+        if last is None or float(last.get("t", 0)) <= after or any(last.get(k) for k in HELD):
+            return False
+    return True

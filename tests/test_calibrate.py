@@ -9,6 +9,7 @@ import pytest
 
 from routebench import calibrate
 from routebench.experiment import Experiment, expand
+from routebench.launcher import Stack
 from target_app.settings import Settings
 from target_app.work import burn
 
@@ -28,7 +29,8 @@ def test_the_probe_measures_what_a_request_costs(tmp_path: Path) -> None:
             ],
         }
     )
-    result = calibrate.calibrate(expand(exp), Settings(host="127.0.0.1", workers=2, database_url=None))
+    with Stack(Settings(host="127.0.0.1", workers=2, database_url=None), with_db=False) as stack:
+        result = calibrate.calibrate(expand(exp), stack)
     probes = {p["style"]: p for p in result["probes"]}
     assert set(probes) == {"cpu/sync-def", "sleep/async-await"}  # one probe per style and work size
     cpu, light = probes["cpu/sync-def"], probes["sleep/async-await"]

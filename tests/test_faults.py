@@ -102,7 +102,8 @@ def test_killed_locust_worker_and_gunicorn_worker(tmp_path: Path) -> None:
                 return procs if len(workers) == 2 and len(gunicorn) >= 3 else None
 
             procs = wait_for(cluster, what="the Locust cluster and Gunicorn workers")
-            history = lambda: list(tmp_path.glob("*/0*/locust_stats_history.csv"))  # noqa: E731
+            # Locust's history over every test of the run's Locust cluster (a cell's own is written at its save).
+            history = lambda: list(tmp_path.glob("*/generator-1/locust_stats_history.csv"))  # noqa: E731
             wait_for(lambda: history() and _measured(history()[0]), what="requests in the measured window")
             # Every listener of the run binds 127.0.0.1.
             listening = [c for p in procs for c in _connections(p) if c.status == "LISTEN"]
@@ -158,8 +159,9 @@ def test_killed_locust_worker_and_gunicorn_worker(tmp_path: Path) -> None:
 
 
 def _measured(history_csv: Path) -> bool:
-    """Locust's history shows three worker reports with requests in them (each worker reports
-    every 3 s), so both workers have shipped samples from the measured window."""
+    """Locust's history shows three rows with requests in them (each worker reports every second,
+    Locust writes a row a second and flushes every 5 s), so both workers have shipped samples from
+    the measured window."""
     try:
         rows = pd.read_csv(history_csv)
     except (pd.errors.EmptyDataError, OSError, KeyError):

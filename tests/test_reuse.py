@@ -1,0 +1,121 @@
+"""Reusing the stack and the Locust cluster between cells keeps cells apart; precision-driven cells.
+
+An async-await cell measured right after a blocking-in-async cell on the same, reused stack (which
+leaves the loops a backlog of blocked requests when its load stops) must measure what one measured
+on a fresh stack does, within the noise of repeats; the reused run starts one stack and one Locust
+cluster, and each cell waited for the server to drain.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from analysis import precision
+from routebench.experiment import Experiment
+from routebench.runner import Runner
+from target_app.settings import Settings
+
+pytestmark = pytest.mark.stack
+
+REPEATS = 3
+
+
+def run(tmp_path: Path, name: str, groups: list[dict[str, Any]], reuse: bool) -> list[dict[str, Any]]:
+    exp = Experiment.model_validate(
+        {
+            "name": name,
+            "calibrate": False,
+            "reuse": reuse,
+            "warmup_s": 1,
+            "duration_s": 3,
+            "wait_ms": 50,
+            "server_workers": [2],
+            "locust_workers": 2,
+            "groups": groups,
+        }
+    )
+    runner = Runner(exp, Settings(workers=2, database_url=None), results_dir=tmp_path, console=Console(quiet=True))
+    run_dir = runner.run()
+    cells: list[dict[str, Any]] = json.loads((run_dir / "run.json").read_text())["cells"]
+    for c in cells:
+        c["exact"] = json.loads((run_dir / c["dir"] / "exact.json").read_text())["requests"]
+    return cells
+
+
+def noise(a: list[float], b: list[float]) -> float:
+    """Three standard errors of the difference of two means (Welch), and at least 2% of them: two
+    measurements of one thing differ by less, but for a chance of about 3 in 1000."""
+    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+    return max(3 * se, 0.02 * statistics.mean(a + b))
+
+
+def test_a_cell_after_a_blocking_one_on_a_reused_stack_matches_a_fresh_stack(tmp_path: Path) -> None:
+    after_blocking = [
+        {"name": f"pair{r}", "styles": [style], "users": [users]}
+        for r in range(REPEATS)
+        for style, users in (("sleep/blocking-in-async", 50), ("sleep/async-await", 10))
+    ]
+    reused = run(tmp_path, "reused", after_blocking, reuse=True)
+    fresh = run(tmp_path, "fresh", [{"styles": ["sleep/async-await"], "users": [10], "repeats": REPEATS}], reuse=False)
+
+    assert all(c["status"] == "ok" for c in reused + fresh), [(c["id"], c.get("reason")) for c in reused + fresh]
+    # One stack and one cluster served the reused run; the fresh run started one of each per cell.
+    assert {c["stack"]["started"] for c in reused} == {1} and {c["stack"]["clusters"] for c in reused} == {1}
+    assert [c["stack"]["started"] for c in fresh] == [1, 2, 3]
+    # The blocking cells left the loops a backlog; the runner waited for it before the next cell.
+    blocking = [c for c in reused if c["styles"] == ["sleep/blocking-in-async"]]
+    assert all(c["drain_s"] is not None for c in reused)
+    assert max(c["drain_s"] for c in blocking) > 0.3, [c["drain_s"] for c in blocking]
+
+    def metric(cells: list[dict[str, Any]], key: str) -> list[float]:
+        out = []
+        for c in cells:
+            if c["styles"] != ["sleep/async-await"]:
+                continue
+            e = c["exact"]["sleep/async-await"]
+            out.append(e["count"] / c["window_s"] if key == "rps" else e["percentiles_us"][key] / 1000)
+        return out
+
+    for key in ("50", "99", "rps"):
+        a, b = metric(reused, key), metric(fresh, key)
+        assert len(a) == len(b) == REPEATS
+        assert abs(statistics.mean(a) - statistics.mean(b)) <= noise(a, b), (key, a, b)
+
+
+def test_precision_driven_cells_stop_when_their_p99_is_precise_or_at_their_longest(tmp_path: Path) -> None:
+    """A style with plenty of responses stops once its p99's interval is within the target (after
+    the 15 whole seconds the interval needs, before the longest window); one with too few for an
+    interval runs to its longest window and says why it has none."""
+    cells = run(
+        tmp_path,
+        "precision",
+        [
+            {"styles": ["sleep/async-await"], "users": [20], "precision": 0.05, "duration_s": 6, "max_duration_s": 25},
+            {
+                "styles": ["sleep/blocking-in-async"],
+                "users": [10],
+                "precision": 0.05,
+                "duration_s": 2,
+                "max_duration_s": 4,
+            },
+        ],
+        reuse=True,
+    )
+    quick, slow = cells
+    assert quick["status"] == slow["status"] == "ok", cells
+    assert quick["stopped_by"] == "precision reached", quick
+    interval = quick["p99_intervals"]["sleep/async-await"]
+    assert interval["batches"] >= precision.MIN_PRECISE_BATCHES and interval["half_width_rel"] <= 0.05, interval
+    assert interval["low_us"] <= quick["exact"]["sleep/async-await"]["percentiles_us"]["99"] <= interval["high_us"]
+    # It needed 15 whole seconds; it stopped within the check's lag of having them, before 25 s.
+    assert precision.MIN_PRECISE_BATCHES <= quick["window_s"] < 25 - 2, quick["window_s"]
+    assert slow["stopped_by"] == "maximum window" and 3.6 <= slow["window_s"] <= 4.6, slow
+    assert slow["p99_intervals"]["sleep/blocking-in-async"]["batches"] == 0
+    assert "reason" in slow["p99_intervals"]["sleep/blocking-in-async"]
