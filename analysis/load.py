@@ -76,7 +76,7 @@ def load_cell(files: CellDir) -> CellData:
     return CellData(
         exact=read_exact(files.exact),
         stats=read_stats_csv(files.stats),
-        history=read_csv(files.history, HISTORY_COLUMNS),
+        history=read_csv(files.history, HISTORY_COLUMNS, allow_empty=True),  # a fallback: the exact timeline is first
         failures=read_csv(files.failures, FAILURE_COLUMNS, allow_empty=True),
         exceptions=read_csv(files.exceptions, EXCEPTION_COLUMNS, allow_empty=True),
         telemetry=read_telemetry(files.telemetry),

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import answers, charts, profiles, slo, theory, timeseries, validity
+from analysis import answers, charts, precision, profiles, slo, theory, timeseries, validity
 from analysis.compare import ALPHA, FLOOR_METHOD, MIN_REPEATS, TEST_METHOD, VERDICTS, compare
 from analysis.load import (
     BadInput,
@@ -513,6 +513,7 @@ def build_context(a: Analysis) -> dict[str, Any]:
         "neighbour": neighbour_view(a.table),
         "rows": [{**r, "users_label": users_label(r["users"], r["style_users"])} for r in a.table.to_dict("records")],
         "repeats": repeats_view(a.repeats),
+        "precision": precision_view(a),
         "repeat_metrics": REPEAT_METRICS,
         "slo": [slo_view(r) for r in a.slo.to_dict("records")],
         "cells": a.cells,
@@ -524,6 +525,36 @@ def build_context(a: Analysis) -> dict[str, Any]:
         "bokeh_script": bokeh_script,
         "divs": divs,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+
+
+def precision_view(a: Analysis) -> dict[str, Any]:
+    """How the cells' windows were set: fixed, or precision-driven (the target, the windows, and
+    every cell that hit its maximum window before its p99s reached the target, with how near)."""
+    measured = [c for c in a.run.cells if c.get("status") in MEASURED]
+    driven = [c for c in measured if c.get("precision")]
+    short = []
+    for c in measured:
+        if c.get("stopped_by") != "maximum window":
+            continue
+        rows = a.table[a.table["cell"] == c["id"]]
+        reached = [
+            f"{r['style']} ±{r['p99_half_width']:.1%} at the end"
+            if r["p99_batches"]
+            else f"{r['style']}: {r['p99_no_interval']}"
+            for r in rows.to_dict("records")
+        ]
+        short.append({"cell": c["id"], "window_s": c.get("window_s"), "styles": "; ".join(reached)})
+    return {
+        "method": precision.METHOD,
+        "targets": ", ".join(f"±{t:.0%}" for t in sorted({float(c["precision"]) for c in driven})),
+        "windows": ", ".join(
+            sorted({f"{c['duration_s']:g} to {c.get('max_duration_s') or c['duration_s']:g} s" for c in driven})
+        ),
+        "driven": len(driven),
+        "cells": len(measured),
+        "reached": sum(1 for c in driven if c.get("stopped_by") == "precision reached"),
+        "short": short,
     }
 
 

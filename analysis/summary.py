@@ -79,6 +79,12 @@ COLUMNS = [
     "p95_ms_at_least",
     "p99_ms_at_least",
     "p999_ms_at_least",
+    "p99_low_ms",
+    "p99_high_ms",
+    "p99_half_width",
+    "p99_batches",
+    "p99_no_interval",
+    "stopped_by",
     "offered",
     "sent",
     "unsent_at_stop",
@@ -194,6 +200,8 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 # The mean of completed requests leaves the unfinished ones out: above 1% of them,
                 # the true mean is larger (a lower bound too).
                 "mean_ms_at_least": censored > 0.01 * (completed + censored),
+                **p99_interval(data.exact, style, "99" in at_least),
+                "stopped_by": cell.get("stopped_by", ""),
                 "offered": _number(e.get("offered")) if cell["model"] == "open" else np.nan,
                 "sent": _number(e.get("sent")) if cell["model"] == "open" else np.nan,
                 "unsent_at_stop": _number(e.get("unsent_at_stop")) if cell["model"] == "open" else np.nan,
@@ -211,6 +219,30 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def p99_interval(exact: dict[str, Any], style: str, lower_bound: bool) -> dict[str, Any]:
+    """The 95% interval of the style's p99 the Locust master computed at the save
+    (analysis.precision: sectioning over batches of whole seconds), or why there is none."""
+    iv = (exact.get("p99_intervals") or {}).get(style) or {}
+    why = iv.get("reason", "" if iv else "not recorded (a run from before intervals were saved)")
+    if lower_bound and not why:
+        why = "the p99 is a lower bound (requests unfinished at the stop reach it)"
+    if why:
+        return {
+            "p99_low_ms": np.nan,
+            "p99_high_ms": np.nan,
+            "p99_half_width": np.nan,
+            "p99_batches": 0,
+            "p99_no_interval": why,
+        }
+    return {
+        "p99_low_ms": iv["low_us"] / 1000,
+        "p99_high_ms": iv["high_us"] / 1000,
+        "p99_half_width": iv["half_width_rel"],
+        "p99_batches": int(iv["batches"]),
+        "p99_no_interval": "",
+    }
 
 
 def blocked_by(stalls: dict[str, Any], style: str, alone: bool) -> dict[str, Any]:

@@ -31,7 +31,11 @@ class Knobs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    duration_s: float | None = Field(None, gt=0, le=3600)
+    duration_s: float | None = Field(None, gt=0, le=3600)  # the window; with precision, the least window
+    # Precision-driven cells: a cell stops once the 95% interval of every style's p99 is within this
+    # relative half width (0.05: +-5%), after duration_s and at max_duration_s at the latest. 0: off.
+    precision: float | None = Field(None, ge=0, lt=1)
+    max_duration_s: float | None = Field(None, gt=0, le=3600)
     warmup_s: float | None = Field(None, ge=0, le=600)
     repeats: int | None = Field(None, ge=1, le=100)
     model: Literal["closed", "open"] | None = None
@@ -65,6 +69,7 @@ class Knobs(BaseModel):
 
 DEFAULTS = Knobs(
     duration_s=10,
+    precision=0,
     warmup_s=2,
     repeats=1,
     model="closed",
@@ -105,6 +110,9 @@ class Experiment(Knobs):
     calibrate: bool = True
     # On: py-spy samples every server worker over each cell's window (routebench.profiler).
     profile: bool = False
+    # On: cells with the same server settings share one target stack and one Locust cluster
+    # (routebench.lab); off: a fresh stack and cluster for every cell.
+    reuse: bool = True
 
 
 class Cell(BaseModel):
@@ -128,6 +136,13 @@ class Cell(BaseModel):
     threadpool_tokens: int
     db_pool_size: int
     locust_workers: int
+    precision: float = 0.0
+    max_duration_s: float | None = None
+
+    @property
+    def longest_s(self) -> float:
+        """The longest window the cell can measure: its maximum when precision-driven."""
+        return max(self.duration_s, self.max_duration_s or 0.0) if self.precision else self.duration_s
 
     @property
     def needs_db(self) -> bool:
@@ -140,6 +155,12 @@ def expand(exp: Experiment) -> list[Cell]:
     for g_index, group in enumerate(exp.groups):
         k = top.model_copy(update=group.model_dump(exclude_unset=True, include=set(Knobs.model_fields)))
         styles = [s.id for s in catalogue.select(group.styles)]
+        if k.precision and k.max_duration_s is not None and k.duration_s and k.max_duration_s < k.duration_s:
+            where = f"group {group.name or g_index + 1}"
+            raise ExperimentError(
+                f"{where}: max_duration_s ({k.max_duration_s:g}) is shorter than duration_s ({k.duration_s:g}), "
+                "the least window of a precision-driven cell"
+            )
         style_sets = [styles] if group.together else [[s] for s in styles]
         label = group.name or (f"group{g_index + 1}" if group.together else "")
         assert k.server_workers and k.users and k.repeats
@@ -184,12 +205,17 @@ def load(name_or_path: str) -> Experiment:
     except (OSError, UnicodeDecodeError) as exc:
         raise ExperimentError(f"{path}: cannot read: {exc}") from None
     try:
-        return Experiment.model_validate(data)
+        exp = Experiment.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ExperimentError(f"{path}: {where}: {err['msg']}{more}") from None
+    try:
+        expand(exp)  # what only the matrix shows (a group's windows that contradict each other)
+    except ExperimentError as exc:
+        raise ExperimentError(f"{path}: {exc}") from None
+    return exp
 
 
 def to_toml(exp: Experiment) -> str:

@@ -31,6 +31,8 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], words: str) ->
         ("wait_ms = 20000\n[[groups]]\nstyles = ['sleep']\n", "wait_ms"),
         ("colour = 'blue'\n[[groups]]\nstyles = ['sleep']\n", "colour"),
         ("name = 'no groups'\n", "groups"),
+        ("precision = 0.05\nduration_s = 10\nmax_duration_s = 5\n[[groups]]\nstyles = ['sleep']\n", "max_duration_s"),
+        ("precision = 1.5\n[[groups]]\nstyles = ['sleep']\n", "precision"),
     ],
 )
 def test_malformed_experiment_files(tmp_path: Path, body: str, words: str) -> None:
