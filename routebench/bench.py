@@ -25,8 +25,9 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from locustfiles.capture import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
-from routebench.launcher import Stack, StackError
-from routebench.locust_cluster import LoadSpec, LocustCluster
+from routebench import experiment
+from routebench.launcher import REPO, Stack, StackError
+from routebench.locust_cluster import LOCUSTFILE, LoadSpec, LocustCluster
 from routebench.rundir import CellDir, RunDir, write_json
 from target_app import catalogue
 from target_app.settings import Settings
@@ -52,25 +53,39 @@ def wrk(url: str, connections: int, seconds: int) -> dict[str, float]:
     return {"rps": rps, "p50_ms": pct.get("50", float("nan")), "p99_ms": pct.get("99", float("nan"))}
 
 
+PLAIN_LOCUSTFILE = REPO / "locustfiles" / "plain_user.py"
+
+
 def locust(
-    stack: Stack, out: Path, users: int, seconds: float, wait_ms: int, capture: bool = True, workers: int = 1
+    stack: Stack,
+    out: Path,
+    users: int,
+    seconds: float,
+    wait_ms: int,
+    capture: bool = True,
+    workers: int = 1,
+    plain: bool = False,
 ) -> dict[str, float]:
+    """One headless Locust test of ``SleepAsyncAwait`` (or, ``plain``, of a plain FastHttpUser on
+    the same route) and what it cost the generator."""
     spec = LoadSpec(
         target_url=stack.target_url,
-        user_classes=["SleepAsyncAwait"],
+        user_classes=["PlainFastHttpUser" if plain else "SleepAsyncAwait"],
         users=users,
         out_dir=out,
         run_time_s=seconds + 1,
         warmup_s=1,
         wait_ms=wait_ms,
+        locustfile=PLAIN_LOCUSTFILE if plain else LOCUSTFILE,
     )
     cluster = LocustCluster(spec, workers, extra_args=[] if capture else ["--rb-no-capture"])
     with cluster:
         cluster.wait(timeout=seconds + 60)
     import pandas as pd
 
-    stats = pd.read_csv(CellDir(out).stats).set_index("Name").loc["sleep/async-await"]
-    exact = json.loads(CellDir(out).exact.read_text())["requests"].get("sleep/async-await")
+    name = "plain" if plain else "sleep/async-await"
+    stats = pd.read_csv(CellDir(out).stats).set_index("Name").loc[name]
+    exact = json.loads(CellDir(out).exact.read_text())["requests"].get(name)
     cpu = [statistics.mean(r) for r in cluster.cpu.values() if r]
     rps = float(stats["Requests/s"])
     return {
@@ -109,20 +124,29 @@ def bench_load(seconds: int) -> dict[str, Any]:
             "ratio": ours["rps"] / theirs["rps"],
             "routebench_process_cpu_percent": ours["max_process_cpu"],
         }
-        # Capture overhead: generator CPU per request with the exact capture on and off, alternated
-        # so drift hits both alike (requests/s would measure the shared, saturated server instead).
-        cost = {True: [], False: []}  # type: ignore[var-annotated]
-        for i, capture in enumerate([False, True, True, False]):
-            cost[capture].append(
-                locust(stack, Path(tmp) / f"capture{i}", users=50, seconds=seconds, wait_ms=0, capture=capture)[
-                    "cpu_us_per_request"
-                ]
+        # The generator's cost: CPU per request of a plain FastHttpUser, of our user class with the
+        # exact capture off, and on; alternated so drift hits all alike (requests/s would measure the
+        # shared, saturated server instead).
+        cost: dict[str, list[float]] = {"plain": [], "off": [], "on": []}
+        for i, variant in enumerate(["plain", "off", "on", "on", "off", "plain"]):
+            cost[variant].append(
+                locust(
+                    stack,
+                    Path(tmp) / f"generator{i}",
+                    users=50,
+                    seconds=seconds,
+                    wait_ms=0,
+                    capture=variant != "off",
+                    plain=variant == "plain",
+                )["cpu_us_per_request"]
             )
-        on, off = statistics.mean(cost[True]), statistics.mean(cost[False])
+        on, off, plain = (statistics.mean(cost[k]) for k in ("on", "off", "plain"))
         out["capture_overhead"] = {
             "cpu_us_per_request_on": on,
             "cpu_us_per_request_off": off,
+            "cpu_us_per_request_plain": plain,
             "overhead": on / off - 1,
+            "over_plain": on / plain - 1,
             "record_us": record_cost_us(),
             "goal": "< 3%",
         }
@@ -297,6 +321,58 @@ def bench_model_fit(results: Path) -> dict[str, Any]:
     return {"run": runs[-1].name, "rows": rows}
 
 
+def overhead(run_dir: Path) -> dict[str, Any]:
+    """How much of a run's wall time was not spent measuring, from its run.json alone: the run's
+    ``wall_s`` (from its start to its last cell, calibration included, the report not) against
+    every measured cell's warm-up and window (``warmup_s`` + ``window_s``)."""
+    meta = json.loads(RunDir(run_dir).run_json.read_text())
+    cells = [c for c in meta["cells"] if c.get("window_s") is not None and c.get("wall_s") is not None]
+    measuring = sum(float(c["warmup_s"]) + float(c["window_s"]) for c in cells)
+    wall = float(meta["wall_s"])
+    per_cell = [float(c["wall_s"]) - float(c["warmup_s"]) - float(c["window_s"]) for c in cells]
+    windows = [float(c["window_s"]) for c in cells]
+    return {
+        "run": run_dir.name,
+        "cells": len(cells),
+        "of_cells": len(meta["cells"]),
+        "wall_s": wall,
+        "measuring_s": round(measuring, 1),
+        "overhead_ratio": (wall - measuring) / wall if wall else float("nan"),
+        "calibration_s": (meta.get("calibration") or {}).get("wall_s"),
+        "cell_overhead_median_s": statistics.median(per_cell) if per_cell else float("nan"),
+        "cell_overhead_max_s": max(per_cell, default=float("nan")),
+        "window_min_s": min(windows, default=float("nan")),
+        "window_max_s": max(windows, default=float("nan")),
+        # Runs from before reuse recorded nothing: every cell started its own.
+        "stacks": max((int(c["stack"]["started"]) for c in cells if "stack" in c), default=len(cells)),
+        "clusters": max((int(c["stack"]["clusters"]) for c in cells if "stack" in c), default=len(cells)),
+    }
+
+
+DESIGNS = {
+    # The previous design: a fresh stack and Locust cluster for every cell (the windows as the
+    # profile sets them, so only the processes' life differs).
+    "previous": {"reuse": False},
+    # This one: stack and cluster reused while the configuration holds, precision-driven windows
+    # as the profile sets them.
+    "reuse": {},
+}
+
+
+def bench_overhead(profiles: list[str], results: Path) -> list[dict[str, Any]]:
+    """Each profile run both ways, one after the other: the overhead ratio side by side."""
+    from routebench.runner import Runner
+
+    rows = []
+    for profile in profiles:
+        for design, update in DESIGNS.items():
+            exp = experiment.load(profile)
+            exp = exp.model_copy(update={**update, "name": f"{exp.name}-{design}"})
+            run_dir = Runner(exp, Settings(), results_dir=results, source=profile).run()
+            rows.append({"profile": profile, "design": design, **overhead(run_dir)})
+    return rows
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     lines = [f"# routebench bench, {result['when']}", ""]
     g = result.get("generator_ceiling")
@@ -313,6 +389,12 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"| {c['cpu_us_per_request_off']:,.0f} | overhead {c['overhead']:+.1%} (goal < 3%); "
             f"one record() alone {c['record_us']:.1f} µs |"
         )
+        if "cpu_us_per_request_plain" in c:
+            lines.append(
+                f"| generator CPU per request, our user class (capture on) / a plain FastHttpUser (µs) "
+                f"| {c['cpu_us_per_request_on']:,.0f} | {c['cpu_us_per_request_plain']:,.0f} "
+                f"| {c['over_plain']:+.1%} |"
+            )
         d = result.get("stall_detector")
         if d:
             lines.append(
@@ -324,6 +406,25 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"| p50 of sleep/async-await at d=50 ms (ms) | {acc['routebench_exact_p50_ms']:.2f} "
             f"| wrk {acc['wrk_p50_ms']:.2f} | {acc['ratio']:.3f} |"
         )
+    rows = result.get("overhead") or []
+    if rows:
+        lines += [
+            "",
+            "Overhead: the share of a run's wall time (calibration included, report not) not spent in a "
+            "cell's warm-up or window. previous: a fresh stack and Locust cluster for every cell; reuse: "
+            "both reused while the configuration holds; the same windows (as the profile sets them) in both.",
+            "",
+            "| profile | design | cells | wall s | measuring s | overhead ratio | calibration s "
+            "| per-cell overhead median / max s | windows s | stacks | Locust clusters |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        lines += [
+            f"| {r['profile']} | {r['design']} | {r['cells']}/{r['of_cells']} | {r['wall_s']:,.0f} "
+            f"| {r['measuring_s']:,.0f} | {r['overhead_ratio']:.3f} | {r['calibration_s'] or 0:.0f} "
+            f"| {r['cell_overhead_median_s']:.2f} / {r['cell_overhead_max_s']:.2f} "
+            f"| {r['window_min_s']:.1f}–{r['window_max_s']:.1f} | {r['stacks']} | {r['clusters']} |"
+            for r in rows
+        ]
     an = result["analysis_at_scale"]
     lines += [
         "",
@@ -349,10 +450,14 @@ def render_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_bench(results: Path, seconds: int, out_dir: Path = BENCH_DIR) -> tuple[Path, str]:
+def run_bench(
+    results: Path, seconds: int, out_dir: Path = BENCH_DIR, overhead_profiles: list[str] | None = None
+) -> tuple[Path, str]:
     result: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     result.update(bench_load(seconds))
     result["stall_detector"] = bench_detector(seconds)
+    if overhead_profiles:
+        result["overhead"] = bench_overhead(overhead_profiles, results)
     result["analysis_at_scale"] = bench_analysis()
     result["model_fit"] = bench_model_fit(results)
     out_dir.mkdir(parents=True, exist_ok=True)

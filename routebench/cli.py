@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="what routebench costs and how accurate it is (needs wrk)")
     bench.add_argument("--seconds", type=int, default=10, help="length of each load measurement")
     bench.add_argument("--results", default="results", help="where to find the latest default run (model fit)")
+    bench.add_argument(
+        "--overhead",
+        default="default,full",
+        help="profiles run twice each, reusing and as before (a fresh stack and Locust per cell), for the "
+        "overhead ratio side by side; empty: skip (default: default,full, about two hours)",
+    )
     bench.set_defaults(func=cmd_bench)
     tables = sub.add_parser("readme-tables", help="the README's measured tables, made from a run (markdown)")
     tables.add_argument("run", help="results/<run-id>")

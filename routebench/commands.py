@@ -379,8 +379,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from routebench.bench import run_bench
 
-    console.print("benchmarking routebench itself (about 3 minutes) ...")
-    path, text = run_bench(Path(args.results), args.seconds)
+    profiles = [p for p in args.overhead.split(",") if p]
+    for p in profiles:
+        experiment.resolve_path(p)  # a bad name stops here, not after the first benchmarks
+    more = f", then {', '.join(profiles)} twice each" if profiles else ""
+    console.print(f"benchmarking routebench itself (about 3 minutes{more}) ...")
+    path, text = run_bench(Path(args.results), args.seconds, overhead_profiles=profiles)
     print(text)
     console.print(f"saved: {path}")
     return 0
