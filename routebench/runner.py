@@ -354,9 +354,10 @@ class Runner:
                 watch.dead([exc.managed], "target stack")
             return {"status": "failed", "reason": str(exc), "losses": watch.losses}
         finally:
-            # A cluster missing a process is not stopped by its test's end (workers whose master
-            # died load on): stopped now, so the server can drain.
-            if self.lab.cluster is not None and not all(m.alive() for m in self.lab.cluster.processes()):
+            # A cluster missing a process, or whose test was never saved, may still be loading the
+            # server (workers whose master died load on): stopped now, so the server can drain.
+            c = self.lab.cluster
+            if c is not None and (not files.exact.exists() or not all(m.alive() for m in c.processes())):
                 self.lab.drop_cluster()
             server_log = self._keep_server_evidence(stack, files, log_from, begun, telemetry_from)
         deaths = worker_deaths(server_log, files.telemetry)
