@@ -529,22 +529,28 @@ def build_context(a: Analysis) -> dict[str, Any]:
 
 
 def precision_view(a: Analysis) -> dict[str, Any]:
-    """How the cells' windows were set: fixed, or precision-driven (the target, the windows, and
-    every cell that hit its maximum window before its p99s reached the target, with how near)."""
+    """How the cells' windows were set: fixed, or precision-driven (the target, the windows, every
+    cell that hit its maximum window before its p99s reached the target, and every cell the check
+    stopped whose final interval, over the whole window with its unfinished requests, is withheld or
+    wider than the target; each with how near)."""
     measured = [c for c in a.run.cells if c.get("status") in MEASURED]
     driven = [c for c in measured if c.get("precision")]
-    short = []
-    for c in measured:
-        if c.get("stopped_by") != "maximum window":
-            continue
-        rows = a.table[a.table["cell"] == c["id"]]
-        reached = [
+    short, unheld = [], []
+    for c in driven:
+        rows = a.table[a.table["cell"] == c["id"]].to_dict("records")
+        final = [
             f"{r['style']} ±{r['p99_half_width']:.1%} at the end"
             if r["p99_batches"]
             else f"{r['style']}: {r['p99_no_interval']}"
-            for r in rows.to_dict("records")
+            for r in rows
         ]
-        short.append({"cell": c["id"], "window_s": c.get("window_s"), "styles": "; ".join(reached)})
+        entry = {"cell": c["id"], "window_s": c.get("window_s"), "styles": "; ".join(final)}
+        if c.get("stopped_by") == "maximum window":
+            short.append(entry)
+        elif c.get("stopped_by") == "precision reached" and not all(
+            r["p99_batches"] and r["p99_half_width"] <= float(c["precision"]) for r in rows
+        ):
+            unheld.append(entry)
     return {
         "method": precision.METHOD,
         "targets": ", ".join(f"±{t:.0%}" for t in sorted({float(c["precision"]) for c in driven})),
@@ -555,6 +561,7 @@ def precision_view(a: Analysis) -> dict[str, Any]:
         "cells": len(measured),
         "reached": sum(1 for c in driven if c.get("stopped_by") == "precision reached"),
         "short": short,
+        "unheld": unheld,
     }
 
 

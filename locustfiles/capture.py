@@ -64,6 +64,9 @@ class Capture:
     def __init__(self) -> None:
         self.histograms: dict[str, dict[str, HdrHistogram]] = {k: {} for k in KINDS}
         self.seconds: dict[tuple[str, int], HdrHistogram] = {}  # (name, epoch second of completion)
+        # Seconds no report will add to any more, kept encoded (a few hundred bytes, not the 190 KB
+        # of a 3-digit histogram): a long test's master holds one per style per second.
+        self.sealed: dict[tuple[str, int], str] = {}
         self.counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.max_start_lag_us: Counter[str] = Counter()
         self.samples_by_worker: Counter[str] = Counter()
@@ -120,7 +123,8 @@ class Capture:
             key = (name, int(second))
             sh = self.seconds.get(key)
             if sh is None:
-                sh = self.seconds[key] = new_histogram(SECOND_DIGITS)
+                sealed = self.sealed.pop(key, None)
+                sh = self.seconds[key] = HdrHistogram.decode(sealed) if sealed else new_histogram(SECOND_DIGITS)
             sh.decode_and_add(encoded)
         for name, counters in payload.get("counts", {}).items():
             self.counts[name].update(counters)
@@ -131,9 +135,21 @@ class Capture:
         for hs in self.histograms.values():
             hs.clear()
         self.seconds.clear()
+        self.sealed.clear()
         self.counts.clear()
         self.max_start_lag_us.clear()
         self.samples_by_worker.clear()
+
+    def seal(self, before: float) -> None:
+        """Encode the per-second histograms of the seconds that ended before ``before`` (a late
+        report for one opens it again)."""
+        for key in [k for k in self.seconds if k[1] + 1 <= before]:
+            self.sealed[key] = self.seconds.pop(key).encode()
+
+    def per_second(self) -> list[tuple[tuple[str, int], HdrHistogram]]:
+        """Every (name, second) with its histogram, sealed or not, in time order."""
+        out = [*self.seconds.items(), *((k, HdrHistogram.decode(e)) for k, e in self.sealed.items())]
+        return sorted(out, key=lambda kv: kv[0][1])
 
     def names(self) -> list[str]:
         return sorted({n for hs in self.histograms.values() for n in hs} | set(self.counts))
@@ -186,7 +202,7 @@ class Capture:
         completed in it, p50, p95, p99 in microseconds]. Part-covered seconds at either end are left
         out (their responses are in the window's totals), so a row's count is a true rate."""
         out: dict[str, list[list[int]]] = {}
-        for (name, second), h in sorted(self.seconds.items(), key=lambda kv: kv[0][1]):
+        for (name, second), h in self.per_second():
             if second < start or second + 1 > end or not h.get_total_count():
                 continue
             out.setdefault(name, []).append(

@@ -64,6 +64,7 @@ PRECISION_CHECK_S = 1.0  # how often a precision-driven test asks whether its p9
 # and the live tab is fresher. A second is complete at the master once every worker reported after it.
 locust.runners.WORKER_REPORT_INTERVAL = 1.0
 REPORT_LAG_S = 2 * locust.runners.WORKER_REPORT_INTERVAL  # no worker reports known: wait this long
+SEAL_AFTER_S = 30.0  # a second this old gets no more reports: the master keeps it encoded
 REPORT_MARGIN_S = 0.01  # a response is stamped a moment before it is recorded
 capture = Capture()
 lost_workers: list[dict[str, Any]] = []  # master: workers that went missing mid-run, and when
@@ -412,6 +413,7 @@ class Test:
     dead: list[str] = field(default_factory=list)  # workers whose process the runner saw die
     out: str = ""  # where this test's files go (--rb-out when it started)
     reported_at: dict[str, float] = field(default_factory=dict)  # when each worker took its last report
+    workers_at_start: list[str] = field(default_factory=list)  # those told of the test (rb_window)
     stopped_by: str = ""  # "run time", "precision reached", "maximum window", or empty (stopped by hand)
 
     def finals_in(self) -> bool:
@@ -672,14 +674,17 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     warmup = float(getattr(opts, "rb_warmup", 0.0) or 0.0)
     # A relative delay, never this host's clock: each process opens its window on receipt.
     number = len(tests) + 1
+    indexes = (
+        {c.id: i for i, c in enumerate(sorted(runner.clients.all, key=lambda c: c.id))}
+        if isinstance(runner, MasterRunner)
+        else {}
+    )
     data = {
         "test": number,
         "warmup_s": warmup,
         "rate": float(getattr(opts, "rb_rate", 0.0) or 0.0) if getattr(opts, "rb_model", "closed") == "open" else 0.0,
         "processes": max(1, runner.worker_count) if isinstance(runner, MasterRunner) else 1,
-        "indexes": {c.id: i for i, c in enumerate(sorted(runner.clients.all, key=lambda c: c.id))}
-        if isinstance(runner, MasterRunner)
-        else {},
+        "indexes": indexes,
     }
     lost_workers.clear()  # each test names its own
     tests.append(
@@ -695,6 +700,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
                 **precision_options(opts),
             },
             out=str(getattr(opts, "rb_out", "") or ""),
+            workers_at_start=[str(w) for w in indexes],
         )
     )
     _open_window(environment, data)
@@ -727,7 +733,7 @@ def window_seconds(test: Test, until: float) -> dict[str, list[tuple[int, Any]]]
     """Each style's per-second histograms (merged from every worker) of the window's whole seconds
     up to ``until``."""
     by_style: dict[str, list[tuple[int, Any]]] = {}
-    for (name, second), h in capture.seconds.items():
+    for (name, second), h in capture.per_second():
         if test.measure_from <= second and second + 1 <= until:
             by_style.setdefault(name, []).append((second, h))
     return by_style
@@ -739,7 +745,9 @@ def complete_until(environment: Environment, test: Test) -> float:
     own clock), a moment's margin off. A worker slow to report (a starved process) holds the check
     back instead of thinning its seconds. Workers on other hosts are taken to keep this host's time."""
     runner = environment.runner
-    workers = [c.id for c in runner.clients.all] if isinstance(runner, MasterRunner) else []
+    # Those told of the test and still heard from: one gone missing cannot hold the check back.
+    present = {c.id for c in runner.clients.all if c.state != "missing"} if isinstance(runner, MasterRunner) else set()
+    workers = [w for w in test.workers_at_start if w in present]
     if not workers:
         return time.time() - REPORT_LAG_S
     if any(w not in test.reported_at for w in workers):
@@ -926,6 +934,7 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     if not payload or not tests or payload.get("test") != tests[-1].number or tests[-1].saved:
         return
     capture.merge(payload, source=client_id)
+    capture.seal(time.time() - SEAL_AFTER_S)
     tests[-1].reported_at[client_id] = float(payload.get("taken_at") or 0.0)
     if payload.get("final") and client_id not in tests[-1].final_reports:
         tests[-1].final_reports.append(client_id)  # (a worker told to quit after its stop reports again)

@@ -36,6 +36,7 @@ class Lab:
     cluster: LocustCluster | None = field(default=None, init=False)
     started: Counter[str] = field(default_factory=Counter, init=False)  # stacks and clusters started
     _stack_key: str = field(default="", init=False)
+    _logs: Path = field(default=Path(), init=False)
 
     def target(self, settings: Settings, with_db: bool) -> Stack:
         """A stack with these settings, running and whole: the one from the last cell if it is."""
@@ -60,12 +61,13 @@ class Lab:
         if c is not None and (c.workers != workers or not all(m.alive() for m in c.processes())):
             self.drop_cluster()
         if self.cluster is None:
+            self._logs = RunDir(self.run_dir).generator(self.started["clusters"] + 1).path
             cluster = LocustCluster(
                 LoadSpec(
                     target_url="",
                     user_classes=[],
                     users=1,
-                    out_dir=RunDir(self.run_dir).generator(self.started["clusters"] + 1).path,
+                    out_dir=self._logs,
                 ),
                 workers,
                 bind_host=self.master_host,
@@ -86,8 +88,8 @@ class Lab:
         return self.cluster
 
     def logs(self) -> Path:
-        """Where the last cluster's processes log."""
-        return RunDir(self.run_dir).generator(max(1, self.started["clusters"])).path
+        """Where the last cluster started (or tried to start) has its processes' logs."""
+        return self._logs
 
     def after_cell(self, clean: bool) -> None:
         """Keep both for the next cell only when reusing and this one went cleanly."""

@@ -129,6 +129,7 @@ class LocustCluster(StartedAndStopped):
     cpu: dict[int, list[float]] = field(default_factory=dict, init=False)
     cpu_at: dict[int, list[float]] = field(default_factory=dict, init=False)  # when each reading was taken
     _probes: dict[int, psutil.Process] = field(default_factory=dict, init=False)
+    _seen: str = field(default="its web API did not answer", init=False)
 
     def master_argv(self) -> list[str]:
         s = self.spec
@@ -269,7 +270,9 @@ class LocustCluster(StartedAndStopped):
         except (httpx.HTTPError, ValueError):
             return False
         ready = [w for w in body.get("workers") or [] if w.get("state") == "ready"]
-        return body.get("state") in IDLE and len(ready) >= self.workers + self.external_workers
+        want = self.workers + self.external_workers
+        self._seen = f"Locust's state {body.get('state')!r}, {len(ready)} of {want} workers ready"
+        return body.get("state") in IDLE and len(ready) >= want
 
     def start_test(self, spec: LoadSpec) -> None:
         """One test, as its form says, once the last one has stopped on every worker; the
@@ -282,7 +285,9 @@ class LocustCluster(StartedAndStopped):
                 raise StackError(f"the Locust master exited: {master.tail(3)}")
 
         if not wait_for(self.idle, STOPPED_TIMEOUT_S, 0.02, alive):
-            raise StackError(f"the Locust master's last test had not stopped within {STOPPED_TIMEOUT_S:.0f} s")
+            raise StackError(
+                f"the Locust master was not ready for a test within {STOPPED_TIMEOUT_S:.0f} s ({self._seen})"
+            )
         try:
             r = httpx.post(f"{self.api}/swarm", data=spec.form(), timeout=10)
             body = r.json()

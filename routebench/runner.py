@@ -529,7 +529,7 @@ class Runner:
         if v and not v.get("valid", True):
             warn += f" [yellow]not valid: {', '.join(v.get('failed', []))}[/]"
         # Wrapped by words, not cut mid-number, in a narrow terminal.
-        ended = {"precision reached": ", p99 precise", "maximum window": ", longest window"}.get(
+        ended = {"precision reached": ", stopped by the precision check", "maximum window": ", longest window"}.get(
             record.get("stopped_by", ""), ""
         )
         self.console.print(
@@ -577,9 +577,9 @@ def generator_load(
     cpu: dict[str, list[tuple[float, float]]], names: dict[str, str], window: tuple[float, float] | None = None
 ) -> dict[str, Any]:
     """Each Locust process's CPU over the measured window (readings of the second before each
-    timestamp; the whole cell when no window is known); saturated when any averaged above
-    Locust's warning. Start-up, warm-up and the final-report wait are left out: they would dilute
-    a saturated window below the threshold."""
+    timestamp; every reading when no window is known: with a reused cluster, earlier cells' too);
+    saturated when any averaged above Locust's warning. Start-up, warm-up and the final-report wait
+    are left out: they would dilute a saturated window below the threshold."""
     processes: list[dict[str, Any]] = []
     for pid, stamped in cpu.items():
         inside = [p for t, p in stamped if window is None or window[0] + 0.5 <= t <= window[1] + 0.5]
