@@ -116,7 +116,8 @@ class Experiment(Knobs):
 
 
 class Cell(BaseModel):
-    """One measured run: a fresh stack, one Locust cluster, one set of styles."""
+    """One measured run: one Locust test of one set of styles on one server shape (the stack and
+    the Locust cluster may be the last cell's: routebench.lab)."""
 
     index: int
     id: str

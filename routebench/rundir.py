@@ -15,7 +15,7 @@ meaning raises it. Standard library only, so a Locust process can import it chea
       <cell>/                  one per cell (``ui-NNN`` in a web-UI session)
         cell.json, exact.json, hdr/<style>.hdr, generator.json, server.log,
         locust_stats.csv, locust_stats_history.csv, locust_failures.csv, locust_exceptions.csv,
-        locust-<process>.log, telemetry/worker-<pid>.jsonl
+        window.json, telemetry/worker-<pid>.jsonl (its slice of the run's)
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ class CellDir:
 
     @property
     def window(self) -> Path:
-        """Written by the Locust master when a headless test's window is set: its start and measure_from."""
+        """Written by the Locust master when a headless or driven test starts (its start and
+        measure_from) and again when it stops (stopped_at)."""
         return self.path / "window.json"
 
     @property

@@ -127,7 +127,6 @@ class Runner:
             self._save_state()
             self._run_matrix()
         except KeyboardInterrupt:
-            self.lab.close()
             self._finish("incomplete", time.monotonic() - started)
             raise
         finally:
