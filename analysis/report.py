@@ -544,7 +544,17 @@ def precision_view(a: Analysis) -> dict[str, Any]:
             else f"{r['style']}: {r['p99_no_interval']}"
             for r in rows
         ]
-        entry = {"cell": c["id"], "window_s": c.get("window_s"), "styles": "; ".join(final)}
+        checked = [
+            f"{style} ±{i['half_width_rel']:.1%}"
+            for style, i in ((c.get("last_check") or {}).get("intervals") or {}).items()
+            if i.get("batches")
+        ]
+        entry = {
+            "cell": c["id"],
+            "window_s": c.get("window_s"),
+            "styles": "; ".join(final),
+            "checked": "; ".join(checked),
+        }
         if c.get("stopped_by") == "maximum window":
             short.append(entry)
         elif c.get("stopped_by") == "precision reached" and not all(

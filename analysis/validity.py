@@ -74,8 +74,9 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
             continue
         completed = int(e.get("count", 0)) + int(e.get("failures", 0))
         # Locust also counts what completed after the close (recorded here as censored) and, in
-        # the open model, what was scheduled in the warm-up but completed in the window.
-        low = completed + int(e.get("started_in_warmup", 0))
+        # the open model, what was scheduled in the warm-up but completed in the window; it does
+        # not count what completed in the window's first moment, before its stats were cleared.
+        low = completed + int(e.get("started_in_warmup", 0)) - int(e.get("before_locust_reset", 0))
         high = low + int(e.get("inflight_at_stop", 0))
         theirs = counted.get(style, {}).get("requests")
         slack = max(2, COUNT_TOLERANCE * max(high, theirs or 0))

@@ -43,6 +43,7 @@ COUNTERS = (
     "late_starts",  # open model: sent more than LATE_MS after the intended start
     "warmup_rejected",  # completed before this process's window opened: never recorded
     "inflight_at_stop",  # the window closed while they were in flight (censored)
+    "before_locust_reset",  # recorded in the window before Locust's own stats were cleared for it
     "started_in_warmup",  # open model: completed in the window, scheduled before it (not recorded)
     "offered",  # open model: intended starts inside the window
     "sent",  # open model: of those, sent before the window closed

@@ -82,6 +82,7 @@ class Window:
     rate: float = 0.0  # open model: starts per second per style, in this process
     offset: float = 0.0  # open model: this process's first start after schedule_from
     final: bool = False  # a worker sent its final report for this test
+    locust_reset: bool = False  # Locust's own stats were cleared for the window (a timer, run a moment late)
 
     def measuring(self, now: float) -> bool:
         return self.measure_from is not None and self.closed_at is None and now >= self.measure_from
@@ -318,6 +319,10 @@ def _on_request(
                 capture.count(name, "warmup_rejected")
             return
         micros = response_time * 1000
+    if not window.locust_reset:
+        # Recorded here, then cleared from Locust's stats by the reset still to run: the
+        # cross-check of the two counts allows for exactly these.
+        capture.count(name, "before_locust_reset")
     capture.record(name, micros, now, kind="failed" if exception else "ok")
 
 
@@ -390,8 +395,14 @@ def _open_window(environment: Environment, data: dict[str, Any]) -> None:
 
     def reset() -> None:
         # Warm-up is over: Locust's own numbers start from here, like ours (ours never held any).
-        if window.test == test and environment.runner is not None:
-            environment.runner.stats.reset_all()
+        if window.test != test or environment.runner is None:
+            return
+        early = measure_from - time.time()
+        if early > 0:  # a timer may fire a moment early: Locust would count warm-up responses
+            gevent.spawn_later(early, reset)
+            return
+        environment.runner.stats.reset_all()
+        window.locust_reset = True
 
     gevent.spawn_later(max(0.0, measure_from - time.time()), reset)
 
@@ -415,6 +426,9 @@ class Test:
     reported_at: dict[str, float] = field(default_factory=dict)  # when each worker took its last report
     workers_at_start: list[str] = field(default_factory=list)  # those told of the test (rb_window)
     stopped_by: str = ""  # "run time", "precision reached", "maximum window", or empty (stopped by hand)
+    # A precision-driven test's last check: the seconds it covered (up to ``until``) and the p99
+    # intervals it saw. The final intervals, over the whole window, can be wider.
+    last_check: dict[str, Any] = field(default_factory=dict)
 
     def finals_in(self) -> bool:
         """Every final report that can still come is in: a dead process sends none."""
@@ -780,7 +794,9 @@ def _stop_when_done(environment: Environment, test: Test) -> None:
     if target > 0:
         deadline = test.measure_from + float(test.options["max_window_s"])
         while time.time() < deadline and tests and tests[-1] is test and test.stopped_at is None:
-            intervals = p99_intervals(test, complete_until(environment, test))
+            until = complete_until(environment, test)
+            intervals = p99_intervals(test, until)
+            test.last_check = {"until": until, "intervals": intervals}
             if intervals and all(precision.precise_enough(i, target) for i in intervals.values()):
                 test.stopped_by = "precision reached"
                 break

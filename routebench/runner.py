@@ -399,6 +399,7 @@ class Runner:
             # Empty: the test ended by another hand than its own timer (Locust's, say).
             "stopped_by": test.get("stopped_by") or "ended early, not by its window",
             "p99_intervals": exact.get("p99_intervals", {}),
+            "last_check": test.get("last_check", {}),
             "stack": {"started": self.lab.started["stacks"], "clusters": self.lab.started["clusters"]},
             "drain_s": self._drain_s,
         }

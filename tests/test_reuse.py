@@ -111,8 +111,13 @@ def test_precision_driven_cells_stop_when_their_p99_is_precise_or_at_their_longe
     quick, slow = cells
     assert quick["status"] == slow["status"] == "ok", cells
     assert quick["stopped_by"] == "precision reached", quick
+    # The check stopped it on an interval within the target, over at least 15 whole seconds.
+    checked = quick["last_check"]["intervals"]["sleep/async-await"]
+    assert checked["batches"] >= precision.MIN_PRECISE_BATCHES and checked["half_width_rel"] <= 0.05, checked
+    # The final interval covers the whole window (a second or two more): it exists and holds the
+    # p99; it may be wider than the check's, which the report then lists (not asserted: chance).
     interval = quick["p99_intervals"]["sleep/async-await"]
-    assert interval["batches"] >= precision.MIN_PRECISE_BATCHES and interval["half_width_rel"] <= 0.05, interval
+    assert interval["batches"] >= precision.MIN_PRECISE_BATCHES, interval
     assert interval["low_us"] <= quick["exact"]["sleep/async-await"]["percentiles_us"]["99"] <= interval["high_us"]
     # It needed 15 whole seconds; it stopped within the check's lag of having them, before 25 s.
     assert precision.MIN_PRECISE_BATCHES <= quick["window_s"] < 25 - 2, quick["window_s"]
