@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 PROFILE ?= default
 ARGS ?=
 
-.PHONY: help test serve loadtest ui bench clean lock
+.PHONY: help test serve loadtest capacity ui bench clean lock
 
 help:
 	@echo "make loadtest  run the $(PROFILE) experiment matrix headless and write a report"
 	@echo "make test      ruff, mypy, then the test suite (real Gunicorn, Locust, PostgreSQL)"
 	@echo "make serve     run the target stack in the foreground (ARGS='--workers 4')"
+	@echo "make capacity  per style, the highest load that holds p99 < 250 ms (under 10 minutes)"
 	@echo "make ui        the target stack plus Locust's web UI on 127.0.0.1:8089"
 	@echo "make bench     routebench's own cost and accuracy, against wrk (bench/results/)"
 	@echo "make clean     remove .venv, results/ and generated reports"
@@ -36,6 +37,11 @@ serve: $(STAMP)
 # PROFILE is smoke, default or full, or a path to an experiment TOML file.
 loadtest: $(STAMP)
 	$(BIN)/routebench run $(PROFILE) $(ARGS)
+
+# The capacity profile (experiments/capacity.toml), or CAPACITY=<profile or TOML file>.
+CAPACITY ?= capacity
+capacity: $(STAMP)
+	$(BIN)/routebench capacity $(CAPACITY) $(ARGS)
 
 ui: $(STAMP)
 	$(BIN)/routebench ui $(ARGS)

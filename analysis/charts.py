@@ -10,6 +10,7 @@ hollow after the first).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from bokeh.models import (
     LegendItem,
     NumeralTickFormatter,
     Range1d,
+    Span,
 )
 from bokeh.palettes import Category10_10, Category20_20
 from bokeh.plotting import figure
@@ -550,3 +552,100 @@ def flame_graph(cell_id: str, stacks: profiles.Stacks) -> figure | None:
     fig.yaxis.visible = False
     fig.xaxis.axis_label = "samples"
     return fig
+
+
+# Theory's and the search's rates on a capacity chart: (key in capacity.json, label, colour, dash).
+CAPACITY_MARKS = (
+    ("mst_rps", "MST (confirmed)", "#2ca02c", "solid"),
+    ("knee_rps", "knee (max power)", "#1f77b4", "dotdash"),
+    ("predicted_mst_rps", "predicted MST", "#7f7f7f", "dashed"),
+    ("ceiling_rps", "ceiling (model)", "#d62728", "dotted"),
+)
+
+
+def capacity_curve(style: dict[str, Any], searches: list[dict[str, Any]], slo_ms: float) -> figure | None:
+    """One style's probes: p50/p95/p99 against the offered rate (filled: the probe passed; hollow:
+    it failed), the SLO's p99 as a horizontal line, and the MST, knee, predicted MST and ceiling as
+    vertical ones."""
+    rows = [
+        {
+            **p,
+            "search": s["search"],
+            "outcome_words": p["outcome"] + (f" ({', '.join(p['failed_rules'])})" if p["failed_rules"] else ""),
+        }
+        for s in searches
+        for p in s["probes"]
+        if isinstance(p.get("p99_ms"), (int, float))
+    ]
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows).sort_values("offered_rps")
+    marks = {key: style.get(key) for key, *_ in CAPACITY_MARKS}
+    xs = [*frame["offered_rps"], *(v for v in marks.values() if isinstance(v, (int, float)) and v > 0)]
+    log_x = _spans_orders(xs)
+    ys = [*frame["p50_ms"], *frame["p99_ms"], slo_ms]
+    fig = figure(
+        height=330,
+        width=WIDTH,
+        title=f"{style['style']}: latency against offered load (exact, from each request's intended start; "
+        "filled: the probe passed, hollow: it failed)",
+        x_axis_label="offered requests/s" + (" (log scale)" if log_x else ""),
+        y_axis_label="latency (ms, log scale)",
+        x_axis_type="log" if log_x else "linear",
+        y_axis_type="log",
+        y_range=_log_range(ys),
+        tools=TOOLS,
+    )
+    items = []
+    shown = ["offered_rps", "achieved_rps", "outcome_words", "cell", "phase"]
+    ok = frame["outcome"] == "pass"
+    for col, label, marker, color in PERCENTILES:
+        src, passed, failed = (
+            _source(f[[*shown, col]].rename(columns={col: "ms"})) for f in (frame, frame[ok], frame[~ok])
+        )
+        items.append(
+            (
+                label,
+                [
+                    fig.line("offered_rps", "ms", source=src, color=color, line_width=1.5, alpha=0.6),
+                    fig.scatter("offered_rps", "ms", source=passed, color=color, size=9, marker=marker),
+                    fig.scatter(
+                        "offered_rps", "ms", source=failed, line_color=color, fill_color="white", size=9, marker=marker
+                    ),
+                ],
+            )
+        )
+    slo_line = Span(location=slo_ms, dimension="width", line_color="#d62728", line_dash="dashed", line_width=1.5)
+    fig.add_layout(slo_line)
+    # A Span has no legend entry: an invisible line of the same look stands in for it.
+    items.append((f"SLO p99 {slo_ms:g} ms", [_legend_only(fig, xs[0], "#d62728", "dashed")]))
+    for key, label, color, dash in CAPACITY_MARKS:
+        value = marks[key]
+        if not isinstance(value, (int, float)) or value <= 0:
+            continue
+        fig.add_layout(Span(location=value, dimension="height", line_color=color, line_dash=dash, line_width=2))
+        items.append((f"{label} {value:,.4g}/s", [_legend_only(fig, xs[0], color, dash)]))
+    fig.add_tools(
+        HoverTool(
+            tooltips=[
+                ("probe", "@cell (@phase)"),
+                ("offered", "@offered_rps{0,0.0}/s"),
+                ("achieved", "@achieved_rps{0,0.0}/s"),
+                ("latency", "@ms{0,0.0} ms"),
+                ("outcome", "@outcome_words"),
+            ]
+        )
+    )
+    _readable_log(fig.yaxis, fig.y_range)
+    if log_x:
+        fig.x_range = _log_range(xs)
+        _readable_log(fig.xaxis, fig.x_range)
+    else:
+        fig.x_range = _zero_based(xs)
+    _legend_outside(fig, items, label_width=150)
+    return fig
+
+
+def _legend_only(fig: figure, x: float, color: str, dash: str) -> Any:
+    """A line with no visible point (its y is NaN), for a legend entry that looks like a Span."""
+    return fig.line([x, x], [float("nan"), float("nan")], line_color=color, line_dash=dash, line_width=2)

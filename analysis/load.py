@@ -55,6 +55,17 @@ def read_json(path: Path) -> Any:
         raise BadInput(f"{path}: not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
 
 
+def read_capacity(run_dir: Path) -> dict[str, Any] | None:
+    """A capacity run's capacity.json (analysis.capacity), or None for any other run."""
+    path = RunDir(run_dir).capacity
+    if not path.is_file():
+        return None
+    doc = read_json(path)
+    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("routebench.capacity/"):
+        raise BadInput(f"{path}: not a routebench capacity document")
+    return doc
+
+
 def load_run(run_dir: Path) -> Run:
     if not run_dir.is_dir():
         raise BadInput(f"{run_dir}: no such run directory")

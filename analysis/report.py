@@ -16,13 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import answers, charts, precision, profiles, slo, theory, timeseries, validity
+from analysis import answers, capacity, charts, precision, profiles, slo, theory, timeseries, validity
 from analysis.compare import ALPHA, FLOOR_METHOD, MIN_REPEATS, TEST_METHOD, VERDICTS, compare
 from analysis.load import (
     BadInput,
     Run,
     load_run,
     ok_cells,
+    read_capacity,
 )
 from analysis.render import render
 from analysis.repeats import INTERVAL_METHOD, SHAPE, aggregate, shape_keys
@@ -75,6 +76,9 @@ def analyse(run_dir: Path, extra_slo: list[str] | None = None) -> Analysis:
         thresholds = [slo.parse(t) for t in [*run.meta.get("experiment", {}).get("slo", []), *(extra_slo or [])]]
     except slo.SloError as exc:
         raise BadInput(str(exc)) from None
+    capacity_only = [t.text for t in thresholds if t.metric == "mst_rps"]
+    if capacity_only:
+        raise BadInput(f"{capacity_only[0]}: mst thresholds are judged by routebench check on a capacity run")
     evidence = [cell_evidence(run, cell) for cell in ok_cells(run)]
     # Intervals and comparisons from cells whose numbers can be trusted only.
     return Analysis(run, table, aggregate(_trusted(table)), slo.evaluate(thresholds, table), evidence)
@@ -497,6 +501,11 @@ def build_context(a: Analysis) -> dict[str, Any]:
     for cell in a.cells:
         if cell.get("profile_stacks"):
             figures[f"flame_{cell['id']}"] = charts.flame_graph(cell["id"], profiles.busy(cell["profile_stacks"]))
+    cap = capacity_view(a.run.dir)
+    if cap is not None:  # the matrix's charts compare user counts: a capacity run's probes are rates
+        figures.update(percentiles=None, latency_users=None, predicted=None)
+        for row in cap["styles"]:
+            figures[f"capacity_{row['n']}"] = charts.capacity_curve(row, row["searches"], cap["slo_ms"])
     bokeh_js, bokeh_script, divs = charts.embed(figures)
     meta = a.run.meta
     failed = [c for c in a.run.cells if c.get("status") not in MEASURED]
@@ -514,6 +523,7 @@ def build_context(a: Analysis) -> dict[str, Any]:
         "rows": [{**r, "users_label": users_label(r["users"], r["style_users"])} for r in a.table.to_dict("records")],
         "repeats": repeats_view(a.repeats),
         "precision": precision_view(a),
+        "capacity": cap,
         "repeat_metrics": REPEAT_METRICS,
         "slo": [slo_view(r) for r in a.slo.to_dict("records")],
         "cells": a.cells,
@@ -526,6 +536,68 @@ def build_context(a: Analysis) -> dict[str, Any]:
         "divs": divs,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
+
+
+def capacity_view(run_dir: Path) -> dict[str, Any] | None:
+    """A capacity run's capacity.json as the report shows it: per style the MST with its validity,
+    the knee, theory's numbers and ratios, its searches and probes; None for other runs."""
+    doc = read_capacity(run_dir)
+    if doc is None or not doc.get("styles"):
+        return None
+    searches = doc.get("searches", [])
+    rows = []
+    for n, r in enumerate(doc["styles"]):
+        mine = [s for s in searches if s["style"] == r["style"] and s["shape"] == r["shape"]]
+        rows.append(
+            {
+                **r,
+                "n": n,
+                "searches": mine,
+                "mst_text": capacity_text(r),
+                "validity": capacity_validity(r, mine),
+                "shape_label": ", ".join(f"{k}={v}" for k, v in r["shape"].items()),
+            }
+        )
+    slos = [capacity.parse_slo(t) for t in doc.get("slo", [])]
+    return {
+        **doc,
+        "styles": rows,
+        "slo_ms": capacity.latency_limit_ms(slos),
+        "probes": sum(r["probes"] for r in rows),
+    }
+
+
+def capacity_text(r: dict[str, Any]) -> str:
+    """An MST as the report and the terminal show it: with its interval over repeats, or as a
+    lower bound when nothing was confirmed."""
+    iv = r.get("mst_interval") or {}
+    if r.get("mst_rps") is None:
+        low = r.get("lower_bound_rps")
+        return f"≥ {low:,.4g} (unconfirmed)" if low else "none found"
+    text = f"{r['mst_rps']:,.4g}"
+    if "low" in iv:
+        text += f" [{iv['low']:,.4g}, {iv['high']:,.4g}], n = {iv['n']}"
+    return text
+
+
+def capacity_validity(r: dict[str, Any], searches: list[dict[str, Any]]) -> str:
+    """How far the style's MST can be trusted, in words."""
+    parts = []
+    for s in searches:
+        bracket = s.get("bracket_rps") or [None, None]
+        if s["confirmed"] and s.get("at_search_bound"):
+            parts.append(f"passed at the search's upper bound {s['mst_rps']:,.4g}/s: at least that")
+        elif s["confirmed"]:
+            above = f", {bracket[1]:,.4g}/s failed" if bracket[1] else ""
+            parts.append(f"confirmed by a {_confirm_window(s)} s window{above}")
+        else:
+            parts.append(f"not confirmed: {s['outcome']}")
+    return "; ".join(dict.fromkeys(parts))
+
+
+def _confirm_window(search: dict[str, Any]) -> str:
+    windows = [p["window_s"] for p in search["probes"] if p["phase"] == "confirm" and p["outcome"] == "pass"]
+    return f"{windows[-1]:,.0f}" if windows else "longer"
 
 
 def precision_view(a: Analysis) -> dict[str, Any]:
@@ -707,6 +779,9 @@ def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float
     has repeats (None: such rows are inconclusive)."""
     if noise is not None and not noise > 0:
         raise BadInput(f"--noise must be a positive relative change such as 0.10, not {noise}")
+    docs = [read_capacity(r) for r in (run_a, run_b)]
+    if any(d is not None for d in docs):
+        return _publish_capacity_comparison(run_a, run_b, docs, reports_dir, noise)
     a, b = analyse(run_a), analyse(run_b)
     table = compare(a.repeats, b.repeats, noise=noise)
     if table.empty:
@@ -732,6 +807,29 @@ def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float
                 "alpha": ALPHA,
                 "min_repeats": MIN_REPEATS,
             },
+        ),
+    )
+    return out
+
+
+def _publish_capacity_comparison(
+    run_a: Path, run_b: Path, docs: list[Any], reports_dir: Path, noise: float | None
+) -> Path:
+    """``reports/compare-<a>-vs-<b>.html`` for two capacity runs: each style's MST, side by side."""
+    doc_a, doc_b = docs
+    if not (isinstance(doc_a, dict) and isinstance(doc_b, dict)):
+        plain = run_a.name if not isinstance(doc_a, dict) else run_b.name
+        raise BadInput(f"{plain} is not a capacity run: MSTs compare with MSTs only")
+    rows = capacity.compare_docs(doc_a, doc_b, noise)
+    if not rows:
+        raise BadInput(f"{run_a.name} and {run_b.name} searched no style on the same server shape")
+    out = reports_dir / f"compare-{run_a.name}-vs-{run_b.name}.html"
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    write_text(
+        out,
+        render(
+            "compare_capacity.html.j2",
+            {"a": doc_a, "b": doc_b, "rows": rows, "noise": noise, "methods": doc_b.get("methods", {})},
         ),
     )
     return out

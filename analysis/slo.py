@@ -1,5 +1,6 @@
 """SLO thresholds, parsed into objects: ``STYLE:METRIC<VALUE[UNIT]``, for example
-``sleep/async-await:p99<120ms``, ``db/asyncpg:rps>=200``, ``http/sync-def:failure_rate<1%``."""
+``sleep/async-await:p99<120ms``, ``db/asyncpg:rps>=200``, ``http/sync-def:failure_rate<1%``, and for
+a capacity run ``sleep/async-await:mst>=1000`` (judged by analysis.capacity.evaluate)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ METRICS = {
     "p99.9": "p999_ms",
     "rps": "rps",
     "failure_rate": "failure_rate",
+    "mst": "mst_rps",  # a capacity run's maximum sustainable throughput (analysis.capacity)
 }
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -64,7 +66,9 @@ def parse(text: str) -> Threshold:
         raise SloError(f"SLO {text!r}: a percentile takes ms or s")
     if metric == "failure_rate" and unit not in ("%", ""):
         raise SloError(f"SLO {text!r}: failure_rate takes a fraction or %")
-    scale = UNITS[unit] if metric != "rps" else 1.0
+    if metric == "mst" and unit:
+        raise SloError(f"SLO {text!r}: mst is in requests/s, without a unit")
+    scale = UNITS[unit] if metric not in ("rps", "mst") else 1.0
     return Threshold(text.strip(), style, METRICS[metric], m["op"], float(m["value"]) * scale)
 
 

@@ -18,6 +18,7 @@ from routebench.commands import (
     UserError,
     add_server_flags,
     cmd_bench,
+    cmd_capacity,
     cmd_check,
     cmd_compare,
     cmd_readme_tables,
@@ -38,6 +39,37 @@ __all__ = ["LOCUST_MASTER_PORT", "build_parser", "main"]
 USER_ERRORS = (UserError, StackError, BadInput, ExperimentError)
 
 
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """What ``run`` and ``capacity`` share: where results go, the Locust master, the target."""
+    p.add_argument("--results", default="results", help="where run directories go (default results/)")
+    p.add_argument(
+        "--external-workers",
+        type=int,
+        default=0,
+        help="start no local Locust workers; wait for N started on other machines",
+    )
+    p.add_argument("--master-host", default="127.0.0.1", help="address the Locust master binds")
+    p.add_argument(
+        "--master-port",
+        type=int,
+        default=0,
+        help=f"the Locust master's port (default: free, or {LOCUST_MASTER_PORT} with --external-workers)",
+    )
+    p.add_argument(
+        "--target-url",
+        default=None,
+        help="measure a target already running at this URL (e.g. routebench serve on another host)",
+    )
+    p.add_argument("--reports", default="reports", help="where the report is published (default reports/)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile every server worker with py-spy over each cell's window (a flame graph per cell)",
+    )
+    # W, T, P and the rest come from the experiment file, cell by cell.
+    add_server_flags(p, only=("--host", "--port", "--upstream-latency", "--stall-threshold"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="routebench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,34 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="profile name (smoke, default, full) or path to a TOML experiment file",
     )
-    run.add_argument("--results", default="results", help="where run directories go (default results/)")
-    run.add_argument(
-        "--external-workers",
-        type=int,
-        default=0,
-        help="start no local Locust workers; wait for N started on other machines",
-    )
-    run.add_argument("--master-host", default="127.0.0.1", help="address the Locust master binds")
-    run.add_argument(
-        "--master-port",
-        type=int,
-        default=0,
-        help=f"the Locust master's port (default: free, or {LOCUST_MASTER_PORT} with --external-workers)",
-    )
-    run.add_argument(
-        "--target-url",
-        default=None,
-        help="measure a target already running at this URL (e.g. routebench serve on another host)",
-    )
-    run.add_argument("--reports", default="reports", help="where the report is published (default reports/)")
-    run.add_argument(
-        "--profile",
-        action="store_true",
-        help="profile every server worker with py-spy over each cell's window (a flame graph per cell)",
-    )
-    # W, T, P and the rest come from the experiment file, cell by cell.
-    add_server_flags(run, only=("--host", "--port", "--upstream-latency", "--stall-threshold"))
+    add_run_flags(run)
     run.set_defaults(func=cmd_run)
+    cap = sub.add_parser(
+        "capacity",
+        help="per style, the highest offered rate that holds the SLO (search, then a confirmation) into results/",
+    )
+    cap.add_argument(
+        "experiment",
+        nargs="?",
+        default="capacity",
+        help="profile name or TOML file (default: capacity); its groups are searched in capacity mode",
+    )
+    add_run_flags(cap)
+    cap.set_defaults(func=cmd_capacity)
     rep = sub.add_parser("report", help="analyse a run and publish reports/<run-id>/index.html")
     rep.add_argument("run", help="results/<run-id>")
     rep.add_argument("--reports", default="reports", help="where reports are published (default reports/)")

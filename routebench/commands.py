@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
 
-from analysis import load, report, summary
+from analysis import capacity, load, report, slo, summary
 from analysis.validity import describe_loss
 from routebench import experiment, metadata, terminal, ui_session
 from routebench.launcher import Stack, claim_port
@@ -143,8 +144,48 @@ def print_summary(run_dir: Path) -> None:
     console.print(f"summary: {files.summary_md}")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_capacity(args: argparse.Namespace) -> int:
+    """``routebench capacity``: the experiment (default: the capacity profile) as capacity searches."""
     exp = experiment.load(args.experiment)
+    if exp.mode != "capacity":
+        exp = exp.model_copy(update={"mode": "capacity"})
+        experiment.check_capacity(exp, args.experiment)
+    return run_experiment(args, exp)
+
+
+def print_capacity(run_dir: Path) -> None:
+    """Each style's MST, its validity and theory's numbers, from capacity.json."""
+    doc = load.read_capacity(run_dir)
+    if doc is None:
+        return
+    table = Table(title=f"{run_dir.name}: maximum sustainable throughput ({', '.join(doc['slo'])})", box=None)
+    for column in ("style", "MST req/s", "probes", "predicted", "ceiling", "knee", "vs predicted", "vs baseline"):
+        table.add_column(column, justify="left" if column == "style" else "right")
+    for r in doc["styles"]:
+        table.add_row(
+            r["style"],
+            report.capacity_text(r),
+            str(r["probes"]),
+            _num(r["predicted_mst_rps"]),
+            _num(r["ceiling_rps"]),
+            _num(r["knee_rps"]),
+            f"{r['vs_predicted']:.2f}" if r["vs_predicted"] else "–",
+            f"{r['vs_baseline']:.3f}" if r["vs_baseline"] and r["baseline"] != r["style"] else "–",
+        )
+    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
+    if not doc.get("complete"):
+        console.print("[yellow]incomplete:[/] the run stopped early; MSTs not confirmed are lower bounds")
+
+
+def _num(value: float | None) -> str:
+    return f"{value:,.4g}" if isinstance(value, (int, float)) else "–"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return run_experiment(args, experiment.load(args.experiment))
+
+
+def run_experiment(args: argparse.Namespace, exp: experiment.Experiment) -> int:
     if getattr(args, "profile", False):
         exp = exp.model_copy(update={"profile": True})
     settings = settings_from(args)
@@ -195,19 +236,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = runner.run()
     except KeyboardInterrupt:
         done = sum(1 for c in runner.state.get("cells", []) if c["status"] in MEASURED)
-        console.print(
-            f"[yellow]interrupted:[/] {done} of {len(runner.cells)} cells finished and kept; "
-            f"the run is marked incomplete: {runner.run_dir}"
-        )
+        if exp.mode == "capacity":
+            console.print(
+                f"[yellow]interrupted:[/] {done} probes finished and kept; a search not confirmed keeps its highest "
+                f"passing rate as a lower bound of its MST (capacity.json); the run is marked incomplete: "
+                f"{runner.run_dir}"
+            )
+        else:
+            console.print(
+                f"[yellow]interrupted:[/] {done} of {len(runner.cells)} cells finished and kept; "
+                f"the run is marked incomplete: {runner.run_dir}"
+            )
         if done:
             print_summary(runner.run_dir)
+            if exp.mode == "capacity":
+                print_capacity(runner.run_dir)
             publish_report(runner.run_dir, Path(args.reports))
         return 130
     console.print(f"run finished in {runner.state['wall_s']} s: {run_dir}")
     print_summary(run_dir)
+    if exp.mode == "capacity":
+        print_capacity(run_dir)
     publish_report(run_dir, Path(args.reports))
     failed = [c for c in runner.state["cells"] if c["status"] not in (*MEASURED, "skipped")]
-    if failed:
+    if failed and exp.mode == "capacity":
+        # A probe that measured nothing (overload: no request finished in its window) failed its rules.
+        console.print(
+            f"[yellow]{len(failed)} probe(s) failed and were judged failing:[/] "
+            + "; ".join(f"{c['id']}: {c.get('reason')}" for c in failed)
+        )
+    elif failed:
         console.print(
             f"[red]{len(failed)} cell(s) failed:[/] " + "; ".join(f"{c['id']}: {c.get('reason')}" for c in failed)
         )
@@ -229,6 +287,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    doc = load.read_capacity(Path(args.run))
+    if doc is not None:
+        return check_capacity(args, doc)
     a = report.analyse(Path(args.run), args.slo)
     if a.slo.empty:
         raise UserError("no SLO thresholds: give --slo 'STYLE:p99<120ms' or an slo list in the experiment file")
@@ -282,6 +343,46 @@ def cmd_check(args: argparse.Namespace) -> int:
         return UNFIT_EXIT_CODE
     if broken:
         console.print(f"[red]{broken} threshold check(s) failed[/]")
+        return SLO_EXIT_CODE
+    if not judged:
+        console.print("[red]no threshold could be judged[/]")
+        return UNFIT_EXIT_CODE
+    return 0
+
+
+def check_capacity(args: argparse.Namespace, doc: dict[str, Any]) -> int:
+    """``check`` on a capacity run: ``STYLE:mst>=N`` thresholds against its capacity.json."""
+    try:
+        thresholds = [slo.parse(t) for t in args.slo]
+    except slo.SloError as exc:
+        raise UserError(str(exc)) from None
+    if not thresholds:
+        raise UserError("no threshold: give --slo 'STYLE:mst>=N' (a capacity run is judged on its MSTs)")
+    other = [t.text for t in thresholds if t.metric != "mst_rps"]
+    if other:
+        raise UserError(f"{other[0]}: a capacity run is judged on mst only (STYLE:mst>=N)")
+    unfit = [] if doc.get("complete") else ["the capacity run did not finish: not every search ran"]
+    broken = judged = 0
+    for r in capacity.evaluate(doc, thresholds):
+        where = f" ({r['shape']})" if r.get("shape") else ""
+        value = f"{r['value']:,.4g} req/s" if r["value"] is not None else "–"
+        note = f"  [dim]({r['note']})[/]" if r["note"] else ""
+        if not r["judged"]:
+            console.print(f"[yellow]not judged[/] {r['slo']}{where}: {value}{note}")
+            unfit.append(f"{r['slo']}{where}: {r['note']}")
+            continue
+        judged += 1
+        broken += not r["passed"]
+        console.print(f"{'[green]pass[/]' if r['passed'] else '[red]FAIL[/]'} {r['slo']}{where}: {value}{note}")
+    if unfit and not args.allow_incomplete:
+        for line in dict.fromkeys(unfit):
+            console.print(f"[red]cannot judge:[/] {line}")
+        console.print(
+            f"[red]exit {UNFIT_EXIT_CODE}: the run is not fit to judge[/] (--allow-incomplete judges what finished)"
+        )
+        return UNFIT_EXIT_CODE
+    if broken:
+        console.print(f"[red]{broken} capacity check(s) failed[/]")
         return SLO_EXIT_CODE
     if not judged:
         console.print("[red]no threshold could be judged[/]")

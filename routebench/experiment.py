@@ -101,6 +101,35 @@ class Group(Knobs):
         return v
 
 
+class CapacitySearch(BaseModel):
+    """``mode = "capacity"``: per style (and server shape, and repeat) the highest offered rate that
+    passes every probe rule (analysis.capacity), found by routebench.capacity.Search."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slo: list[str] = Field(default_factory=lambda: ["p99<250ms", "failure_rate<1%"], min_length=1)
+    start_rps: float | None = Field(None, gt=0, le=100_000)  # None: the model's predicted MST (else 10)
+    min_rps: float = Field(1.0, gt=0, le=100_000)
+    max_rps: float = Field(5000.0, gt=0, le=100_000)
+    growth: float = Field(2.0, gt=1, le=10)
+    tolerance: float = Field(0.05, gt=0, lt=1)
+    probe_s: float = Field(4.0, gt=0, le=600)  # each probe's window (its warm-up is warmup_s)
+    confirm_s: float = Field(10.0, gt=0, le=3600)  # the confirmation's window: longer than a probe
+    max_probes: int = Field(14, ge=2, le=100)  # per search, confirmations included
+
+    @field_validator("slo")
+    @classmethod
+    def _slos(cls, v: list[str]) -> list[str]:
+        from analysis.capacity import CapacityError, parse_slo
+
+        for text in v:
+            try:
+                parse_slo(text)
+            except CapacityError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+
 class Experiment(Knobs):
     name: str = "custom"
     description: str = ""
@@ -113,6 +142,9 @@ class Experiment(Knobs):
     # On: cells with the same server settings share one target stack and one Locust cluster
     # (routebench.lab); off: a fresh stack and cluster for every cell.
     reuse: bool = True
+    # "matrix": every cell of the groups as it is; "capacity": a search per style (routebench.capacity).
+    mode: Literal["matrix", "capacity"] = "matrix"
+    capacity: CapacitySearch = Field(default_factory=CapacitySearch)
 
 
 class Cell(BaseModel):
@@ -212,11 +244,24 @@ def load(name_or_path: str) -> Experiment:
         where = ".".join(str(x) for x in err["loc"])
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise ExperimentError(f"{path}: {where}: {err['msg']}{more}") from None
+    if exp.mode == "capacity":
+        check_capacity(exp, str(path))
     try:
         expand(exp)  # what only the matrix shows (a group's windows that contradict each other)
     except ExperimentError as exc:
         raise ExperimentError(f"{path}: {exc}") from None
     return exp
+
+
+def check_capacity(exp: Experiment, where: str) -> None:
+    """What a capacity search needs of an experiment beyond its fields' own bounds."""
+    c = exp.capacity
+    if c.min_rps > c.max_rps or (c.start_rps is not None and not c.min_rps <= c.start_rps <= c.max_rps):
+        raise ExperimentError(f"{where}: capacity: need min_rps <= start_rps <= max_rps")
+    if c.confirm_s <= c.probe_s:
+        raise ExperimentError(f"{where}: capacity: confirm_s ({c.confirm_s:g}) must be longer than probe_s")
+    if any(g.together for g in exp.groups):
+        raise ExperimentError(f"{where}: capacity: a search loads one style at a time (not together = true)")
 
 
 def to_toml(exp: Experiment) -> str:

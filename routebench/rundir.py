@@ -9,6 +9,7 @@ meaning raises it. Standard library only, so a Locust process can import it chea
       run.json                 metadata and every cell's state (schema_version)
       experiment.toml          the experiment as run ("Reproduce" runs it again)
       summary.csv, summary.md  the terminal's table, as files
+      capacity.json            a capacity run's searches, probes and MSTs (analysis.capacity)
       telemetry/               the server's samples (every stack of the run, every test of a
                                web-UI session), before they are split by cell
       generator-N/             the run's Nth Locust cluster: its processes' logs, Locust's CSVs
@@ -145,6 +146,10 @@ class RunDir:
     @property
     def experiment_toml(self) -> Path:
         return self.path / "experiment.toml"
+
+    @property
+    def capacity(self) -> Path:
+        return self.path / "capacity.json"
 
     @property
     def summary_csv(self) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import math
 import re
 import statistics
 import time
@@ -29,11 +30,12 @@ import psutil
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from analysis import validity
+from analysis import capacity, validity
 from analysis.load import read_telemetry
 from analysis.timeseries import stall_summary
 from routebench import calibrate, metadata, postgres, stopping
-from routebench.experiment import Cell, Experiment, expand, reproduce
+from routebench.capacity import Search
+from routebench.experiment import CapacitySearch, Cell, Experiment, expand, reproduce
 from routebench.lab import Lab
 from routebench.launcher import DiedWhileStarting, Stack, StackError, http_status, wait_for
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
@@ -50,6 +52,15 @@ STACK_START_S = 5.0  # a fresh stack (more with PostgreSQL), for the ETA
 DRAIN_TIMEOUT_S = 30.0  # a server still holding requests this long after a cell is started afresh
 SAVE_TIMEOUT_S = 90.0  # past a test's latest end, for its final reports and save
 GENERATOR_ATTEMPTS = 3  # a load generator lost before the window is started again, this many times in all
+# Capacity probes: users enough for the rate at the SLO's latency, this many times over (an open
+# model short of users starts late: the schedule rule then fails the probe, not the server).
+USERS_HEADROOM = 2.0
+MIN_USER_LATENCY_MS = 100.0
+CALIBRATION_S_PER_STYLE = 3.0  # the CPU probes, for a capacity run's budget
+DEFAULT_START_RPS = 10.0  # a search's first rate when the model predicts none
+# The generator's CPU per request before a probe measured it: open-model probes of many users cost
+# about 0.4 ms here (make capacity; a closed plain user costs 0.1 ms, make bench).
+GENERATOR_S_GUESS = 4e-4
 PROGRESS_COLUMNS_WIDTH = 44  # bar (up to 40 shrinks to fit), "100%", "0:01:23", "ETA", "0:04:56", spaces
 
 
@@ -117,15 +128,21 @@ class Runner:
             "experiment": self.experiment.model_dump(exclude_none=True),
             "settings": self.base_settings.model_dump(mode="json", exclude={"database_url"}),
             "database": "DATABASE_URL" if self.base_settings.database_url else "embedded",
-            "cells": [{**c.model_dump(), "status": "pending"} for c in self.cells],
+            # A capacity run's cells are its probes, added as the searches decide them.
+            "cells": [] if self.capacity else [{**c.model_dump(), "status": "pending"} for c in self.cells],
         }
         try:
             self._save_state()  # first, so an interrupted run is always marked as such
             self.state["reproduce"] = reproduce(self.source or self.experiment.name, self.experiment, self.run_dir)
             self.state.update(metadata.collect(self.base_settings))
+            if self.capacity:
+                self._print_budget()
             self.state["calibration"] = self._calibrate()
             self._save_state()
-            self._run_matrix()
+            if self.capacity:
+                self._run_capacity()
+            else:
+                self._run_matrix()
         except KeyboardInterrupt:
             self._finish("incomplete", time.monotonic() - started)
             raise
@@ -176,6 +193,176 @@ class Runner:
                 else:
                     self._run_cell(cell, progress, task)
                 progress.update(task, completed=cell.index, eta=eta_text(*self._plan(self.cells[cell.index :])))
+
+    @property
+    def capacity(self) -> bool:
+        return self.experiment.mode == "capacity"
+
+    def _run_capacity(self) -> None:
+        """A search per style (and server shape, and repeat): probes added as cells as it decides
+        them; capacity.json rewritten after every probe, so an interrupted run keeps what it found."""
+        cfg = self.experiment.capacity
+        slos = [capacity.parse_slo(t) for t in cfg.slo]
+        limit_ms = capacity.latency_limit_ms(slos)
+        machine = float(psutil.cpu_count() or 1)
+        searches: list[tuple[Cell, Search]] = []
+        for base in self.cells:
+            guess = capacity.theory_numbers(
+                base.styles[0], base.model_dump(), self.state.get("calibration"), machine, GENERATOR_S_GUESS, limit_ms
+            ).get("predicted_mst_rps")
+            start = cfg.start_rps or (guess if guess else DEFAULT_START_RPS)
+            start = min(max(start, cfg.min_rps), cfg.max_rps)
+            searches.append(
+                (base, Search(round(start, 2), cfg.min_rps, cfg.max_rps, cfg.growth, cfg.tolerance, cfg.max_probes))
+            )
+        per_probe = self.experiment.warmup_s or 0.0
+        probe_s, confirm_s = self._probe_times()
+        expected = self._expected_probes()
+        budget = len(searches) * ((expected - 1) * probe_s + confirm_s)
+        self.state["capacity"] = {"slo": cfg.slo, "searches": []}
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
+            console=self.console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("starting", total=len(searches), eta=clock(budget))
+            for i, (base, search) in enumerate(searches):
+                stopping.check()
+                style = base.styles[0]
+                entry = {"style": style, "cell": base.model_dump(), "search": i + 1}
+                self.state["capacity"]["searches"].append(entry)
+                if base.needs_db and self._db_problem:
+                    search.outcome = f"skipped: {self._db_problem}"
+                    entry.update(self._search_state(search))
+                    self._save_capacity()
+                    continue
+                while (step := search.next_probe()) is not None:
+                    stopping.check()
+                    rate, phase = step
+                    probe = self._probe_cell(base, rate, phase, cfg, limit_ms)
+                    self.state["cells"].append(
+                        {**probe.model_dump(), "status": "pending", "search": i + 1, "phase": phase}
+                    )
+                    done = len(search.probes)
+                    label = f"search {i + 1}/{len(searches)} {style} probe {done + 1} ({phase} {rate:,.4g} req/s)"
+                    left = len(searches) - i - 1
+
+                    def eta(
+                        elapsed: float, i: int = i, done: int = done, left: int = left, window: float = probe.duration_s
+                    ) -> tuple[float, str]:
+                        # This probe's rest, this search's expected rest, then the searches to come.
+                        whole = window + per_probe + CELL_OVERHEAD_S
+                        rest = max(0, expected - done - 1) * probe_s + left * ((expected - 1) * probe_s + confirm_s)
+                        share = (done + min(1.0, elapsed / whole)) / max(expected, done + 1)
+                        return i + min(0.95, share), clock(max(0.0, whole - elapsed) + rest)
+
+                    record = self._run_cell(probe, progress, task, label, eta)
+                    verdict = self._judge_probe(probe, record, slos)
+                    record["probe"] = verdict
+                    write_json(CellDir(self.run_dir / probe.id).cell_json, {**probe.model_dump(), **record})
+                    search.record(rate, phase, verdict["passed"])
+                    entry.update(self._search_state(search))
+                    self._save_state()
+                    self._save_capacity()
+                    self.console.print(
+                        f"  {style} {phase} {rate:,.4g} req/s: "
+                        + ("[green]pass[/]" if verdict["passed"] else f"[red]fail[/] ({'; '.join(verdict['why'])})"),
+                        soft_wrap=False,
+                    )
+                entry.update(self._search_state(search))
+                self._save_capacity()
+                found = search.mst()
+                self.console.print(
+                    f"[bold]{style}[/]: "
+                    + (f"MST {found['mst_rps']:,.4g} req/s" if found["confirmed"] else "no confirmed MST")
+                    + f" ({search.outcome}; {len(search.probes)} probes)"
+                )
+                progress.update(task, completed=i + 1)
+
+    def _probe_times(self) -> tuple[float, float]:
+        """A probe's and a confirmation's wall time: warm-up, window and a cell's overhead."""
+        cfg, warmup = self.experiment.capacity, self.experiment.warmup_s or 0.0
+        return cfg.probe_s + warmup + CELL_OVERHEAD_S, cfg.confirm_s + warmup + CELL_OVERHEAD_S
+
+    def _expected_probes(self) -> int:
+        """A search from a good start: the start and one step, the bisections, the confirmation."""
+        cfg = self.experiment.capacity
+        return Search.expected_probes(1.0, cfg.growth, cfg.growth, cfg.tolerance)
+
+    def _print_budget(self) -> None:
+        """The capacity run's time, up front: the calibration, then each search at the expected
+        number of probes, and at most (every probe of the budget, two confirmations)."""
+        cfg, n = self.experiment.capacity, len(self.cells)
+        probe_s, confirm_s = self._probe_times()
+        expected = self._expected_probes()
+        calibration = n * CALIBRATION_S_PER_STYLE if self.experiment.calibrate else 0.0
+        budget = calibration + STACK_START_S + n * ((expected - 1) * probe_s + confirm_s)
+        worst = calibration + STACK_START_S + n * ((cfg.max_probes - 2) * probe_s + 2 * confirm_s)
+        self.console.print(
+            f"capacity run [bold]{self.run_id}[/]: {n} searches ({', '.join(c.styles[0] for c in self.cells)}); "
+            f"budget about {budget / 60:.1f} min (calibration, then about {expected} probes a search: "
+            f"{cfg.probe_s:g} s windows and a {cfg.confirm_s:g} s confirmation; at most {worst / 60:.1f} min) "
+            f"-> {self.run_dir}"
+        )
+
+    def _probe_cell(self, base: Cell, rate: float, phase: str, cfg: CapacitySearch, limit_ms: float) -> Cell:
+        """One probe of ``base``'s style at ``rate``: an open-model cell with users enough for the
+        rate at the SLO's latency (twice that, and two per generator process at least)."""
+        index = len(self.state["cells"]) + 1
+        processes = base.locust_workers or default_worker_count()
+        users = min(
+            10_000, math.ceil(rate * max(limit_ms, MIN_USER_LATENCY_MS) / 1000 * USERS_HEADROOM) + 2 * processes
+        )
+        window = cfg.confirm_s if phase == "confirm" else cfg.probe_s
+        return base.model_copy(
+            update={
+                "index": index,
+                "id": catalogue.slug(
+                    f"{index:03d}-{base.styles[0]}-w{base.server_workers}-r{base.repeat}-{phase}-{rate:g}rps"
+                ),
+                "model": "open",
+                "arrival_rate": rate,
+                "users": users,
+                "duration_s": window,
+                "precision": 0.0,
+                "max_duration_s": None,
+            }
+        )
+
+    def _judge_probe(self, probe: Cell, record: dict[str, Any], slos: list[dict[str, Any]]) -> dict[str, Any]:
+        if record.get("status") not in MEASURED:
+            return {
+                "passed": False,
+                "failed": ["cell"],
+                "why": [f"the probe {record.get('status')}: {record.get('reason', '')}".strip()],
+                "offered_rps": probe.arrival_rate,
+            }
+        exact = json.loads(RunDir(self.run_dir).cell(probe.id).exact.read_text())
+        verdict = capacity.judge({**probe.model_dump(), **record}, exact, probe.styles[0], slos)
+        if record["status"] == "degraded" and "cell" not in verdict["failed"]:
+            verdict.update(passed=False, failed=[*verdict["failed"], "degraded"])
+            verdict["why"] = [*verdict["why"], *record.get("degraded_because", [])]
+        return verdict
+
+    @staticmethod
+    def _search_state(search: Search) -> dict[str, Any]:
+        return {
+            "outcome": search.outcome or "running",
+            "probes": list(search.probes),
+            "start_rps": search.start,
+            **search.mst(),
+        }
+
+    def _save_capacity(self) -> None:
+        """``capacity.json`` from the run's state as it stands (analysis.capacity.document)."""
+        write_json(
+            RunDir(self.run_dir).capacity,
+            capacity.document(self.state, float(psutil.cpu_count() or 1), complete=False),
+        )
 
     def _settings(self, cell: Cell) -> Settings:
         return self.base_settings.model_copy(
@@ -239,6 +426,11 @@ class Runner:
                 c["status"] = "interrupted" if c["status"] == "running" else "not run"
         self.state.update(status=status, ended_at=time.time(), wall_s=round(wall_s, 1))
         self._save_state()
+        if self.capacity and "capacity" in self.state:
+            write_json(
+                RunDir(self.run_dir).capacity,
+                capacity.document(self.state, float(psutil.cpu_count() or 1), complete=status == "complete"),
+            )
 
     def _save_state(self) -> None:
         RunDir(self.run_dir).write_state(self.state)
@@ -253,9 +445,18 @@ class Runner:
         return self.state["cells"][cell.index - 1]
 
     # -- one cell ---------------------------------------------------------------------------------
-    def _run_cell(self, cell: Cell, progress: Progress, task: Any) -> None:
+    def _run_cell(
+        self,
+        cell: Cell,
+        progress: Progress,
+        task: Any,
+        label: str | None = None,
+        eta: Callable[[float], tuple[float, str]] | None = None,
+    ) -> dict[str, Any]:
+        """Measure one cell; its record (run.json's entry, also written as cell.json). ``eta`` maps
+        the seconds spent in the cell to the progress bar's (completed, ETA text)."""
         n = len(self.cells)
-        label = f"cell {cell.index}/{n} {'+'.join(cell.styles)} U={cell.users} W={cell.server_workers}"
+        label = label or f"cell {cell.index}/{n} {'+'.join(cell.styles)} U={cell.users} W={cell.server_workers}"
         cell_dir = self.run_dir / cell.id
         cell_dir.mkdir()
         record = self._cell_state(cell)
@@ -265,17 +466,20 @@ class Runner:
         begun = time.monotonic()
         rest = self.cells[cell.index :]
 
-        def on_rps(rps: float | None) -> None:
-            elapsed = time.monotonic() - begun
+        def matrix_eta(elapsed: float) -> tuple[float, str]:
             low, high = self._plan(rest)
             here = cell.warmup_s + CELL_OVERHEAD_S
+            return cell.index - 1 + min(0.99, elapsed / (here + cell.longest_s)), eta_text(
+                low + max(0.0, here + cell.duration_s - elapsed), high + max(0.0, here + cell.longest_s - elapsed)
+            )
+
+        def on_rps(rps: float | None) -> None:
+            completed, left = (eta or matrix_eta)(time.monotonic() - begun)
             progress.update(
                 task,
                 description=self._fit(f"{label} {rps:,.0f} req/s" if rps is not None else label),
-                completed=cell.index - 1 + min(0.99, elapsed / (here + cell.longest_s)),
-                eta=eta_text(
-                    low + max(0.0, here + cell.duration_s - elapsed), high + max(0.0, here + cell.longest_s - elapsed)
-                ),
+                completed=completed,
+                eta=left,
             )
 
         try:
@@ -291,6 +495,7 @@ class Runner:
         write_json(CellDir(cell_dir).cell_json, {**cell.model_dump(), **record})
         self._save_state()
         self._report_cell(cell, record, label)
+        return record
 
     def _measure(self, cell: Cell, cell_dir: Path, on_rps: Callable[[float | None], None]) -> dict[str, Any]:
         spec = LoadSpec(

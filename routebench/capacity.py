@@ -1,0 +1,112 @@
+"""The search for one style's maximum sustainable throughput (MST): which rate to probe next.
+
+A geometric ramp from the start rate (times ``growth`` while probes pass), then bisection in
+geometric steps between the highest passing and the lowest failing rate until they are within the
+tolerance (hi / lo <= 1 + tolerance), then a confirmation probe at the highest passing rate with a
+longer window. A confirmation that fails makes that rate a failing one and the search goes on below
+it. The search ends when a confirmation passes (MST = that rate, known to within the tolerance:
+the next rate up failed), when the rate passes at the search's upper bound (MST at least that),
+when a probe fails at its lower bound (MST below it), or when its probe budget is spent (the best
+confirmed rate, or none). Pure: the runner probes, this decides.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+RAMP, BISECT, CONFIRM = "ramp", "bisect", "confirm"
+
+
+@dataclass
+class Search:
+    start: float
+    low_bound: float
+    high_bound: float
+    growth: float = 2.0
+    tolerance: float = 0.05
+    max_probes: int = 14
+    probes: list[dict[str, Any]] = field(default_factory=list)  # {"rate", "phase", "passed"}
+    lo: float | None = None  # highest rate that passed (not yet refuted by a confirmation)
+    hi: float | None = None  # lowest rate that failed
+    confirmed: float | None = None
+    outcome: str = ""  # why it ended, in words; empty while it runs
+
+    @property
+    def done(self) -> bool:
+        return bool(self.outcome)
+
+    def next_probe(self) -> tuple[float, str] | None:
+        """The next (rate, phase), or None when the search has ended (``outcome`` says how)."""
+        if self.done:
+            return None
+        if len(self.probes) >= self.max_probes:
+            self.outcome = f"probe budget spent ({self.max_probes} probes)" + (
+                f"; best confirmed {self.confirmed:g} req/s" if self.confirmed else "; nothing confirmed"
+            )
+            return None
+        if not self.probes:
+            return self.start, RAMP
+        if self.hi is None:  # no failure yet: up
+            assert self.lo is not None
+            if self.lo >= self.high_bound:
+                return self._confirm_or_end(f"passed at the search's upper bound, {self.high_bound:g} req/s")
+            return min(self.lo * self.growth, self.high_bound), RAMP
+        if self.lo is None:  # nothing passed yet: down
+            if self.hi <= self.low_bound:
+                self.outcome = f"failed at the search's lower bound, {self.low_bound:g} req/s: MST below it"
+                return None
+            return max(self.hi / self.growth, self.low_bound), RAMP
+        if self.hi / self.lo > 1 + self.tolerance:
+            return round(math.sqrt(self.lo * self.hi), 2), BISECT
+        return self._confirm_or_end(f"confirmed within {self.tolerance:.0%}")
+
+    def _confirm_or_end(self, why: str) -> tuple[float, str] | None:
+        assert self.lo is not None
+        if self.confirmed == self.lo:
+            self.outcome = why
+            return None
+        return self.lo, CONFIRM
+
+    def record(self, rate: float, phase: str, passed: bool) -> None:
+        self.probes.append({"rate": rate, "phase": phase, "passed": passed})
+        if phase == CONFIRM:
+            if passed:
+                self.confirmed = rate
+                self.next_probe()  # sets the outcome
+                return
+            # Refuted: that rate fails; the highest other pass below it is the new floor.
+            self.hi = rate if self.hi is None else min(self.hi, rate)
+            below = [p["rate"] for p in self.probes if p["passed"] and p["phase"] != CONFIRM and p["rate"] < rate]
+            self.lo = max(below) if below else None
+            return
+        if passed:
+            self.lo = rate if self.lo is None else max(self.lo, rate)
+        else:
+            self.hi = rate if self.hi is None else min(self.hi, rate)
+
+    def mst(self) -> dict[str, Any]:
+        """What the search found so far: the MST when confirmed, else the best lower bound."""
+        upper = self.hi
+        if self.confirmed is not None:
+            return {
+                "mst_rps": self.confirmed,
+                "confirmed": True,
+                "bracket": [self.confirmed, upper],
+                "lower_bound": self.confirmed >= self.high_bound,
+            }
+        return {
+            "mst_rps": None,
+            "confirmed": False,
+            "bracket": [self.lo, upper],
+            "best_unconfirmed_rps": self.lo,
+        }
+
+    @staticmethod
+    def expected_probes(start: float, guess: float, growth: float, tolerance: float) -> int:
+        """About how many probes a search from ``start`` takes when the MST is near ``guess``: the
+        ramp's steps, the bisections from one growth step down to the tolerance, one confirmation."""
+        ramp = max(1, math.ceil(math.log(max(guess, start) / start, growth)) + 1) if guess > 0 else 3
+        halvings = max(0, math.ceil(math.log2(math.log(growth) / math.log(1 + tolerance))))
+        return ramp + halvings + 1
