@@ -52,8 +52,8 @@ TREND_SECONDS = 3  # fewer whole seconds than this: no trend can be read
 QUANTILE = 0.99
 ALPHA = 0.05  # two styles' MSTs differ when Welch's t-test over their repeats gives p below this
 KNEE_METHOD = (
-    "Kleinrock's power: the probe with the highest achieved throughput / mean latency (no tuning "
-    "parameter, the same on any axis scale)"
+    "Kleinrock's power: among the passing probes, the one with the highest achieved throughput / mean latency "
+    "(no tuning parameter, the same on any axis scale; it can only be a rate that was probed)"
 )
 PREDICTION_METHOD = (
     "the model's stations (CPU from the run's calibration, the cores the generator leaves at that rate); "
@@ -99,21 +99,52 @@ def latency_limit_ms(slos: list[dict[str, Any]]) -> float:
     return min(p99 or any_p or [250.0])
 
 
+def latency_label(slos: list[dict[str, Any]]) -> str:
+    """The latency SLO latency_limit_ms takes, in words (``p99 < 250 ms``)."""
+    limit = latency_limit_ms(slos)
+    named = [s for s in slos if s["metric"] != "failure_rate" and s["limit"] == limit]
+    return f"{named[0]['metric']} {named[0]['op']} {limit:g} ms" if named else f"p99 < {limit:g} ms (none given)"
+
+
 def _holds(slo: dict[str, Any], value: float) -> bool:
     return value < slo["limit"] if slo["op"] == "<" else value <= slo["limit"]
 
 
 def trend(timeline: list[list[int]]) -> dict[str, Any]:
-    """Whether latency grew across the probe: the per-second p50s (``[second, count, p50, p95,
-    p99]`` rows, microseconds) of its last third against its first third."""
+    """Whether latency moved across the probe: the per-second p50s (``[second, count, p50, p95,
+    p99]`` rows, microseconds) of its last third against its first third. ``growing``: a queue
+    building up; ``falling``: a start that had not settled (the probe is not steady either way);
+    ``read``: False with fewer than TREND_SECONDS whole seconds, when no trend can be read."""
     rows = [r for r in timeline if r[1] > 0]
     if len(rows) < TREND_SECONDS:
-        return {"growing": False, "first_ms": None, "last_ms": None, "seconds": len(rows)}
+        return {
+            "read": False,
+            "growing": False,
+            "falling": False,
+            "first_ms": None,
+            "last_ms": None,
+            "seconds": len(rows),
+        }
     third = max(1, len(rows) // 3)
     first = statistics.median(r[2] for r in rows[:third]) / 1000
     last = statistics.median(r[2] for r in rows[-third:]) / 1000
     growing = last > first * (1 + TREND_GROWTH) and last - first > TREND_MS
-    return {"growing": growing, "first_ms": round(first, 2), "last_ms": round(last, 2), "seconds": len(rows)}
+    falling = first > last * (1 + TREND_GROWTH) and first - last > TREND_MS
+    return {
+        "read": True,
+        "growing": growing,
+        "falling": falling,
+        "first_ms": round(first, 2),
+        "last_ms": round(last, 2),
+        "seconds": len(rows),
+    }
+
+
+# The server's rules: a failure says the server did not sustain the rate. The others say the
+# measurement could not be made (the generator, the harness): such a probe is run again once.
+SERVER_RULES = frozenset({"slo", "throughput", "trend", "window", "server", "data", "cell", "degraded"})
+# Validity rules a capacity SLO decides instead (its failure_rate), or that hold for closed cells only.
+NOT_FOR_PROBES = frozenset({"failures", "littles_law"})
 
 
 def judge(cell: dict[str, Any], exact: dict[str, Any], style: str, slos: list[dict[str, Any]]) -> dict[str, Any]:
@@ -130,7 +161,10 @@ def judge(cell: dict[str, Any], exact: dict[str, Any], style: str, slos: list[di
             "offered_rps": offered,
         }
     completed = int(e.get("count", 0)) + int(e.get("failures", 0))
-    achieved = (completed + int(e.get("started_in_warmup", 0))) / window
+    tail_ms = float(cell.get("tail_s") or 0.0) * 1000
+    # With a tail, the window's own starts that finished, over the window; without, what finished
+    # in the window, warm-up starts included (the old open-model count).
+    achieved = (completed + (0 if tail_ms else int(e.get("started_in_warmup", 0)))) / window
     error_share = int(e.get("failures", 0)) / completed if completed else 1.0
     pct = e.get("percentiles_us") or {}
     at_least = set(e.get("at_least") or [])
@@ -142,8 +176,13 @@ def judge(cell: dict[str, Any], exact: dict[str, Any], style: str, slos: list[di
             value, shown = error_share, f"{error_share:.2%}"
         else:
             value = latency[slo["metric"]]
-            bound = "≥ " if SLO_FIELDS[slo["metric"]] in at_least else ""
-            shown = f"{bound}{value:,.1f} ms"
+            lower = SLO_FIELDS[slo["metric"]] in at_least
+            shown = f"{'≥ ' if lower else ''}{value:,.1f} ms"
+            if lower and tail_ms < slo["limit"] and math.isfinite(value) and _holds(slo, value):
+                # Unfinished requests could be anywhere above their elapsed time: undecided.
+                failed.append("slo")
+                why.append(f"SLO {slo['text']} undecided: {shown} is a lower bound (no tail of {slo['limit']:g} ms)")
+                continue
         if not (math.isfinite(value) and _holds(slo, value)):
             failed.append("slo")
             why.append(f"SLO {slo['text']} broken: {shown}")
@@ -154,17 +193,29 @@ def judge(cell: dict[str, Any], exact: dict[str, Any], style: str, slos: list[di
             f"({achieved / offered:.0%} < {ACHIEVED_SHARE:.0%})"
         )
     t = trend((exact.get("timeline") or {}).get(style) or [])
+    notes = [] if t["read"] else [f"no trend read: {t['seconds']} whole second(s), {TREND_SECONDS} needed"]
     if t["growing"]:
         failed.append("trend")
         why.append(f"latency grew across the probe: p50 {t['first_ms']:,.1f} ms -> {t['last_ms']:,.1f} ms (a queue)")
     validity = cell.get("validity") or {}
     for broken in validity.get("broken", []):
-        failed.append(broken["rule"])
-        why.append(broken["text"])
+        if broken["rule"] not in NOT_FOR_PROBES:
+            failed.append(broken["rule"])
+            why.append(broken["text"])
+    failed = list(dict.fromkeys(failed))
+    # Run again once: a failure of the harness alone, or one while latency was still settling.
+    retry = ""
+    if failed and not set(failed) & SERVER_RULES:
+        retry = f"only the measurement's own rules failed ({', '.join(failed)})"
+    elif failed and t["falling"]:
+        retry = f"latency was still settling (p50 {t['first_ms']:,.1f} ms -> {t['last_ms']:,.1f} ms)"
     return {
         "passed": not failed,
-        "failed": list(dict.fromkeys(failed)),
+        "failed": failed,
         "why": why,
+        "notes": notes,
+        "retry": retry,
+        "requests": completed,
         "offered_rps": offered,
         "achieved_rps": round(achieved, 2),
         "p50_ms": latency["p50"],
@@ -172,7 +223,7 @@ def judge(cell: dict[str, Any], exact: dict[str, Any], style: str, slos: list[di
         "p99_ms": latency["p99"],
         "p99_at_least": "99" in at_least,
         "mean_ms": (e.get("completed_mean_us") or e.get("mean_us") or math.nan) / 1000,
-        "error_share": round(error_share, 5),
+        "error_share": round(error_share, 5) if completed else None,
         "trend": t,
         "window_s": window,
         "generator_cpu_cores": cell.get("generator_cpu_cores"),
@@ -274,15 +325,23 @@ def knee(probes: list[dict[str, Any]]) -> float | None:
     return max(scored)[1] if scored else None
 
 
-def mst_interval(values: list[float]) -> dict[str, Any]:
-    """The repeats' MSTs: mean and Student-t 95% interval (none from one repeat)."""
+INTERVAL_FLOOR = (
+    "; widened to cover each repeat's bracket (its MST to the next rate up, which failed: the search's "
+    "resolution, so repeats that land on the same rate still get an interval) and never below 0"
+)
+
+
+def mst_interval(values: list[float], uppers: list[float | None] | None = None) -> dict[str, Any]:
+    """The repeats' MSTs: mean and Student-t 95% interval (none from one repeat), widened to cover
+    every repeat's bracket [MST, the failed rate above it) and clipped at 0 (both only widen it)."""
     arr = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    out: dict[str, Any] = {"n": int(arr.size), "method": INTERVAL_METHOD, "level": LEVEL}
+    out: dict[str, Any] = {"n": int(arr.size), "method": INTERVAL_METHOD + INTERVAL_FLOOR, "level": LEVEL}
     if arr.size:
         out["mean"] = round(float(arr.mean()), 2)
     if arr.size >= 2:
         low, high = t_interval(arr)
-        out.update(low=round(low, 2), high=round(high, 2))
+        tops = [u for u in uppers or [] if u is not None and math.isfinite(u)]
+        out.update(low=round(max(0.0, min(low, float(arr.min()))), 2), high=round(max([high, *tops]), 2))
     return out
 
 
@@ -294,8 +353,8 @@ def differ(a: list[float], b: list[float]) -> dict[str, Any]:
     xa, xb = np.array(a, float), np.array(b, float)
     va, vb = xa.var(ddof=1) / xa.size, xb.var(ddof=1) / xb.size
     if va + vb == 0:
-        same = xa.mean() == xb.mean()
-        return {"verdict": "same" if same else "differ", "why": "no spread in either", "p": 1.0 if same else 0.0}
+        # Repeats on the same grid rate: the search's resolution hides the noise, so no test.
+        return {"verdict": "not tested", "why": "no spread between repeats (below the search's resolution)", "p": None}
     t = (xa.mean() - xb.mean()) / math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va**2 / (xa.size - 1) + vb**2 / (xb.size - 1))
     p = t_two_sided_p(float(t), float(df))
@@ -317,7 +376,19 @@ SEARCH_METHOD = (
 
 def _probe_view(cell: dict[str, Any]) -> dict[str, Any]:
     v = cell.get("probe") or {}
-    keep = ("achieved_rps", "p50_ms", "p95_ms", "p99_ms", "p99_at_least", "mean_ms", "error_share", "trend")
+    keep = (
+        "achieved_rps",
+        "requests",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "p99_at_least",
+        "mean_ms",
+        "error_share",
+        "trend",
+        "notes",
+        "set_aside",
+    )
     return {
         "cell": cell.get("id"),
         "phase": cell.get("phase") or (cell.get("id", "").split("-")[-2] if cell.get("id") else None),
@@ -325,7 +396,7 @@ def _probe_view(cell: dict[str, Any]) -> dict[str, Any]:
         "users": cell.get("users"),
         "window_s": cell.get("window_s"),
         "status": cell.get("status"),
-        "outcome": "pass" if v.get("passed") else "fail" if v else "not judged",
+        "outcome": "pass" if v.get("passed") else "set aside" if v.get("set_aside") else "fail" if v else "not judged",
         "failed_rules": v.get("failed", []),
         "why": v.get("why", []),
         **{k: v.get(k) for k in keep},
@@ -370,9 +441,10 @@ def document(state: dict[str, Any], machine_cores: float, complete: bool) -> dic
                 "confirmed": bool(entry.get("confirmed")),
                 "bracket_rps": entry.get("bracket"),
                 "lower_bound_rps": None if mst is not None else entry.get("best_unconfirmed_rps"),
+                "below_rps": entry.get("below_rps"),
                 "at_search_bound": bool(entry.get("lower_bound")),
                 "start_rps": entry.get("start_rps"),
-                "knee_rps": knee([p for p in probes if p["outcome"] != "not judged"]),
+                "knee_rps": knee([p for p in probes if p["outcome"] == "pass"]),
                 "generator_s_per_request": gen,
                 **numbers,
                 "probes": probes,
@@ -382,33 +454,7 @@ def document(state: dict[str, Any], machine_cores: float, complete: bool) -> dic
     for s in searches:
         key = (s["style"], repr(sorted(s["shape"].items())))
         styles.setdefault(key, {"style": s["style"], "shape": s["shape"], "searches": []})["searches"].append(s)
-    out_styles = []
-    for row in styles.values():
-        found = [s["mst_rps"] for s in row["searches"] if s["mst_rps"] is not None]
-        interval = mst_interval(found)
-        first = row["searches"][0]
-        knees = [s["knee_rps"] for s in row["searches"] if s["knee_rps"] is not None]
-        mean = interval.get("mean")
-        predicted = first.get("predicted_mst_rps")
-        out_styles.append(
-            {
-                "style": row["style"],
-                "shape": row["shape"],
-                "mst_rps": mean,
-                "mst_interval": interval,
-                "repeats": len(row["searches"]),
-                "confirmed": sum(1 for s in row["searches"] if s["confirmed"]),
-                "lower_bound_rps": None
-                if found
-                else max((s["lower_bound_rps"] or 0 for s in row["searches"]), default=None) or None,
-                "predicted_mst_rps": predicted,
-                "ceiling_rps": first.get("ceiling_rps"),
-                "knee_rps": statistics.median(knees) if knees else None,
-                "probes": sum(len(s["probes"]) for s in row["searches"]),
-                "vs_predicted": mean / predicted if mean and predicted else None,
-                "values": found,
-            }
-        )
+    out_styles = [_style_row(row["style"], row["shape"], row["searches"]) for row in styles.values()]
     by_key = {(r["style"], repr(sorted(r["shape"].items()))): r for r in out_styles}
     comparisons = []
     for r in out_styles:
@@ -438,79 +484,99 @@ def document(state: dict[str, Any], machine_cores: float, complete: bool) -> dic
     )
 
 
+def _style_row(style: str, shape: dict[str, Any], searches: list[dict[str, Any]]) -> dict[str, Any]:
+    """One style and shape over its repeats. The MST is the repeats' mean only when every repeat
+    confirmed one; otherwise the row gives the least of their best rates as an unconfirmed lower
+    bound, or, when every search failed at its lower bound, that bound as an upper one."""
+    found = [s["mst_rps"] for s in searches if s["mst_rps"] is not None]
+    whole = len(found) == len(searches)
+    interval = mst_interval(found, [(s.get("bracket_rps") or [None, None])[1] for s in searches]) if whole else {}
+    mean = interval.get("mean")
+    first = searches[0]
+    predicted = first.get("predicted_mst_rps")
+    knees = [s["knee_rps"] for s in searches if s["knee_rps"] is not None]
+    best = [s["mst_rps"] if s["mst_rps"] is not None else s.get("lower_bound_rps") for s in searches]
+    known = [b for b in best if b is not None]
+    below = [s.get("below_rps") for s in searches]
+    return {
+        "style": style,
+        "shape": shape,
+        "mst_rps": mean,
+        "mst_interval": interval,
+        "repeats": len(searches),
+        "confirmed": len(found),
+        "at_search_bound": any(s["at_search_bound"] for s in searches),
+        "lower_bound_rps": None if whole or len(known) < len(best) else min(known),
+        "upper_bound_rps": below[0] if below and all(b is not None for b in below) else None,
+        "predicted_mst_rps": predicted,
+        "ceiling_rps": first.get("ceiling_rps"),
+        "knee_rps": statistics.median(knees) if knees else None,
+        "probes": sum(len(s["probes"]) for s in searches),
+        "vs_predicted": mean / predicted if mean and predicted else None,
+        "values": found if whole else [],
+    }
+
+
 PROBE_RULES = (
-    "slo (each capacity SLO)",
-    f"throughput (achieved >= {ACHIEVED_SHARE:.0%} of offered)",
+    "slo (each capacity SLO, over the window's starts: the load runs on for the SLO's latency after the window, "
+    "so each of them finished or is known to have broken it)",
+    f"throughput (the window's starts that finished >= {ACHIEVED_SHARE:.0%} of those offered)",
     f"trend (last third's median p50 not {TREND_GROWTH:.0%} and {TREND_MS:g} ms above the first third's)",
     "schedule (at most 5% of starts late; the rate offered as asked)",
     "generator (no Locust process saturated)",
-    "the cell's other validity rules (counts, window, final reports, workers, server)",
+    "the cell's other validity rules (counts, window, final reports, workers, server); a probe that failed only "
+    "rules of the measurement itself (schedule, generator, counts, final reports, workers), or while its latency "
+    "was still falling from the start, is set aside and run once more",
 )
 
 
 def evaluate(doc: dict[str, Any], thresholds: list[Any]) -> list[dict[str, Any]]:
     """``STYLE:mst>=N`` thresholds (analysis.slo.Threshold) against a capacity.json: one row per
-    threshold and server shape of its style. A confirmed MST is judged as it is. An unconfirmed one
-    is a lower bound: it proves a floor it already meets and cannot show one it does not reach."""
+    threshold and server shape of its style. A confirmed MST is judged as it is; one confirmed at
+    the search's upper bound is a lower bound that proves a floor it meets; an MST below the
+    search's lower bound fails a floor at or above it; an unconfirmed search proves nothing."""
     rows = []
     for th in thresholds:
         mine = [r for r in doc.get("styles", []) if r["style"] == th.style]
         if not mine:
-            rows.append(
-                {
-                    "slo": th.text,
-                    "style": th.style,
-                    "value": None,
-                    "passed": False,
-                    "judged": True,
-                    "note": "style not searched in this run",
-                }
-            )
+            rows.append(_row(th, None, None, False, True, "style not searched in this run"))
+        floor = th.op in (">", ">=")
         for r in mine:
-            where = ", ".join(f"{k}={v}" for k, v in r["shape"].items() if k in ("server_workers", "worker_class"))
-            value, lower = r.get("mst_rps"), r.get("lower_bound_rps")
-            at_bound = any(s.get("at_search_bound") for s in doc.get("searches", []) if s["style"] == th.style)
-            if value is not None and not at_bound:
+            where = shape_label(r["shape"])
+            value = r.get("mst_rps")
+            if value is not None and not r.get("at_search_bound"):
+                rows.append(_row(th, where, value, th.holds(value), True, ""))
+            elif value is not None and floor and th.holds(value):
+                rows.append(_row(th, where, value, True, True, f"at least {value:,.4g} req/s (the search's bound)"))
+            elif value is not None:
+                rows.append(_row(th, where, value, False, False, "at least this: the search's upper bound"))
+            elif r.get("upper_bound_rps") is not None and floor and not th.holds(r["upper_bound_rps"]):
+                below = r["upper_bound_rps"]
                 rows.append(
-                    {
-                        "slo": th.text,
-                        "style": th.style,
-                        "shape": where,
-                        "value": value,
-                        "passed": th.holds(value),
-                        "judged": True,
-                        "note": "",
-                    }
-                )
-                continue
-            bound = value if value is not None else lower
-            floor = th.op in (">", ">=")
-            if bound is not None and floor and th.holds(bound):
-                rows.append(
-                    {
-                        "slo": th.text,
-                        "style": th.style,
-                        "shape": where,
-                        "value": bound,
-                        "passed": True,
-                        "judged": True,
-                        "note": f"at least {bound:,.4g} req/s, which is enough",
-                    }
+                    _row(th, where, below, False, True, f"below {below:,.4g} req/s (failed at the lower bound)")
                 )
             else:
-                rows.append(
-                    {
-                        "slo": th.text,
-                        "style": th.style,
-                        "shape": where,
-                        "value": bound,
-                        "passed": False,
-                        "judged": False,
-                        "note": "no confirmed MST: only a lower bound"
-                        + (f" ({bound:,.4g} req/s)" if bound is not None else ""),
-                    }
-                )
+                low = r.get("lower_bound_rps")
+                said = f" (best passing probe {low:,.4g} req/s)" if low is not None else ""
+                rows.append(_row(th, where, low, False, False, f"no confirmed MST{said}: not judged"))
     return rows
+
+
+def _row(th: Any, where: str | None, value: float | None, passed: bool, judged: bool, note: str) -> dict[str, Any]:
+    return {
+        "slo": th.text,
+        "style": th.style,
+        "shape": where,
+        "value": value,
+        "passed": passed,
+        "judged": judged,
+        "note": note,
+    }
+
+
+def shape_label(shape: dict[str, Any]) -> str:
+    """A server shape in words: every setting that can tell two shapes apart."""
+    return ", ".join(f"{k}={v}" for k, v in shape.items())
 
 
 def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = None) -> list[dict[str, Any]]:
@@ -518,6 +584,7 @@ def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = Non
     a higher MST): Welch's t-test when both have 2+ repeats; else beyond ``noise`` (a relative
     change) or inconclusive."""
     out = []
+    same_slo = a.get("slo") == b.get("slo")
     index = {(r["style"], repr(sorted(r["shape"].items()))): r for r in a.get("styles", [])}
     for rb in b.get("styles", []):
         ra = index.get((rb["style"], repr(sorted(rb["shape"].items()))))
@@ -536,6 +603,9 @@ def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = Non
             out.append({**row, "ratio": None, "verdict": "inconclusive", "why": "an MST was not confirmed"})
             continue
         ratio = mb / ma
+        if not same_slo:
+            out.append({**row, "ratio": ratio, "verdict": "inconclusive", "why": "the runs' SLOs differ"})
+            continue
         test = differ(ra.get("values", []), rb.get("values", []))
         if test["p"] is not None:
             verdict = ("better" if ratio > 1 else "worse") if test["verdict"] == "differ" else "same"

@@ -563,7 +563,9 @@ CAPACITY_MARKS = (
 )
 
 
-def capacity_curve(style: dict[str, Any], searches: list[dict[str, Any]], slo_ms: float) -> figure | None:
+def capacity_curve(
+    style: dict[str, Any], searches: list[dict[str, Any]], slo_ms: float, slo_label: str
+) -> figure | None:
     """One style's probes: p50/p95/p99 against the offered rate (filled: the probe passed; hollow:
     it failed), the SLO's p99 as a horizontal line, and the MST, knee, predicted MST and ceiling as
     vertical ones."""
@@ -575,7 +577,7 @@ def capacity_curve(style: dict[str, Any], searches: list[dict[str, Any]], slo_ms
         }
         for s in searches
         for p in s["probes"]
-        if isinstance(p.get("p99_ms"), (int, float))
+        if isinstance(p.get("p99_ms"), (int, float)) and p["outcome"] in ("pass", "fail")  # not the set-aside
     ]
     if not rows:
         return None
@@ -618,7 +620,7 @@ def capacity_curve(style: dict[str, Any], searches: list[dict[str, Any]], slo_ms
     slo_line = Span(location=slo_ms, dimension="width", line_color="#d62728", line_dash="dashed", line_width=1.5)
     fig.add_layout(slo_line)
     # A Span has no legend entry: an invisible line of the same look stands in for it.
-    items.append((f"SLO p99 {slo_ms:g} ms", [_legend_only(fig, xs[0], "#d62728", "dashed")]))
+    items.append((f"SLO {slo_label}", [_legend_only(fig, xs[0], "#d62728", "dashed")]))
     for key, label, color, dash in CAPACITY_MARKS:
         value = marks[key]
         if not isinstance(value, (int, float)) or value <= 0:

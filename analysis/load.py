@@ -140,9 +140,9 @@ def read_exact(path: Path) -> dict[str, Any]:
 
 
 def window_s(exact: dict[str, Any]) -> float | None:
-    """The measured window's length, from the capture's own open and stop times (None for runs
-    saved before they were recorded)."""
-    start, stop = exact.get("measure_from"), exact.get("stopped_at")
+    """The measured window's length, from the capture's own open and stop times, or its end where a
+    tail of load followed it (None for runs saved before they were recorded)."""
+    start, stop = exact.get("measure_from"), exact.get("measure_until") or exact.get("stopped_at")
     if isinstance(start, (int, float)) and isinstance(stop, (int, float)) and stop > start:
         return float(stop - start)
     return None

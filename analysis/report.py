@@ -505,7 +505,9 @@ def build_context(a: Analysis) -> dict[str, Any]:
     if cap is not None:  # the matrix's charts compare user counts: a capacity run's probes are rates
         figures.update(percentiles=None, latency_users=None, predicted=None)
         for row in cap["styles"]:
-            figures[f"capacity_{row['n']}"] = charts.capacity_curve(row, row["searches"], cap["slo_ms"])
+            figures[f"capacity_{row['n']}"] = charts.capacity_curve(
+                row, row["searches"], cap["slo_ms"], cap["slo_label"]
+            )
     bokeh_js, bokeh_script, divs = charts.embed(figures)
     meta = a.run.meta
     failed = [c for c in a.run.cells if c.get("status") not in MEASURED]
@@ -554,8 +556,8 @@ def capacity_view(run_dir: Path) -> dict[str, Any] | None:
                 "n": n,
                 "searches": mine,
                 "mst_text": capacity_text(r),
-                "validity": capacity_validity(r, mine),
-                "shape_label": ", ".join(f"{k}={v}" for k, v in r["shape"].items()),
+                "validity": capacity_validity(mine),
+                "shape_label": capacity.shape_label(r["shape"]),
             }
         )
     slos = [capacity.parse_slo(t) for t in doc.get("slo", [])]
@@ -563,35 +565,36 @@ def capacity_view(run_dir: Path) -> dict[str, Any] | None:
         **doc,
         "styles": rows,
         "slo_ms": capacity.latency_limit_ms(slos),
+        "slo_label": capacity.latency_label(slos),
         "probes": sum(r["probes"] for r in rows),
     }
 
 
 def capacity_text(r: dict[str, Any]) -> str:
-    """An MST as the report and the terminal show it: with its interval over repeats, or as a
-    lower bound when nothing was confirmed."""
+    """An MST as the report and the terminal show it: with its interval over repeats; "≥" when it
+    is a bound (the search's upper one, or the best passing probe when nothing was confirmed); "<"
+    when every search failed at its lower bound."""
     iv = r.get("mst_interval") or {}
     if r.get("mst_rps") is None:
+        if r.get("upper_bound_rps") is not None:
+            return f"< {r['upper_bound_rps']:,.4g} (failed at the search's lower bound)"
         low = r.get("lower_bound_rps")
-        return f"≥ {low:,.4g} (unconfirmed)" if low else "none found"
-    text = f"{r['mst_rps']:,.4g}"
+        confirmed = (
+            f"{r.get('confirmed', 0)} of {r.get('repeats', 1)} repeats confirmed; " if r.get("repeats", 1) > 1 else ""
+        )
+        return f"≥ {low:,.4g} ({confirmed}best passing probe, unconfirmed)" if low else "none found"
+    text = f"{'≥ ' if r.get('at_search_bound') else ''}{r['mst_rps']:,.4g}"
     if "low" in iv:
         text += f" [{iv['low']:,.4g}, {iv['high']:,.4g}], n = {iv['n']}"
     return text
 
 
-def capacity_validity(r: dict[str, Any], searches: list[dict[str, Any]]) -> str:
-    """How far the style's MST can be trusted, in words."""
-    parts = []
-    for s in searches:
-        bracket = s.get("bracket_rps") or [None, None]
-        if s["confirmed"] and s.get("at_search_bound"):
-            parts.append(f"passed at the search's upper bound {s['mst_rps']:,.4g}/s: at least that")
-        elif s["confirmed"]:
-            above = f", {bracket[1]:,.4g}/s failed" if bracket[1] else ""
-            parts.append(f"confirmed by a {_confirm_window(s)} s window{above}")
-        else:
-            parts.append(f"not confirmed: {s['outcome']}")
+def capacity_validity(searches: list[dict[str, Any]]) -> str:
+    """How far the style's MST can be trusted, in words: each search's outcome."""
+    parts = [
+        f"{s['outcome']} ({_confirm_window(s)} s confirmation)" if s["confirmed"] else f"not confirmed: {s['outcome']}"
+        for s in searches
+    ]
     return "; ".join(dict.fromkeys(parts))
 
 

@@ -76,7 +76,12 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
         # Locust also counts what completed after the close (recorded here as censored) and, in
         # the open model, what was scheduled in the warm-up but completed in the window; it does
         # not count what completed in the window's first moment, before its stats were cleared.
-        low = completed + int(e.get("started_in_warmup", 0)) - int(e.get("before_locust_reset", 0))
+        low = (
+            completed
+            + int(e.get("started_in_warmup", 0))
+            + int(e.get("after_window", 0))  # a tail's starts: Locust counts them, the window does not
+            - int(e.get("before_locust_reset", 0))
+        )
         high = low + int(e.get("inflight_at_stop", 0))
         theirs = counted.get(style, {}).get("requests")
         slack = max(2, COUNT_TOLERANCE * max(high, theirs or 0))
@@ -217,7 +222,7 @@ def describe_loss(loss: dict[str, Any]) -> str:
 
 
 def _window(exact: dict[str, Any]) -> float | None:
-    start, stop = exact.get("measure_from"), exact.get("stopped_at")
+    start, stop = exact.get("measure_from"), exact.get("measure_until") or exact.get("stopped_at")
     if isinstance(start, (int, float)) and isinstance(stop, (int, float)) and stop > start:
         return float(stop - start)
     return None

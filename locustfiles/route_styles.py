@@ -78,6 +78,9 @@ class Window:
     test: int = 0  # the master's test number: reports from another test are not merged
     schedule_from: float | None = None  # open model: when this process's schedule starts
     measure_from: float | None = None
+    # Open model with a tail: the schedule's starts in [measure_from, measure_until) are measured;
+    # the load goes on until the stop, so each of them finishes or outlasts the tail (None: the stop).
+    measure_until: float | None = None
     closed_at: float | None = None
     rate: float = 0.0  # open model: starts per second per style, in this process
     offset: float = 0.0  # open model: this process's first start after schedule_from
@@ -124,6 +127,14 @@ def _add_arguments(parser: Any) -> None:
     parser.add_argument("--rb-model", choices=["closed", "open"], default="closed", help="load model")
     parser.add_argument("--rb-rate", type=float, default=10.0, help="open model: requests/s per style, in all")
     parser.add_argument("--rb-warmup", type=float, default=0.0, help="seconds excluded before measuring")
+    parser.add_argument(
+        "--rb-tail",
+        type=float,
+        default=0.0,
+        include_in_web_ui=False,
+        help="open model, fixed run time: the last seconds of the run keep the load on but measure no new start, "
+        "so every start of the window finished or outlasted them when the test stops",
+    )
     parser.add_argument(
         "--rb-run-time",
         type=float,
@@ -255,6 +266,7 @@ class StyleUser(FastHttpUser):
             return  # the window closed while this start waited: counted unsent at the close
         began = time.time()
         counted = window.measure_from is not None and intended >= window.measure_from
+        counted = counted and (window.measure_until is None or intended < window.measure_until)
         if counted:
             cls._sent_in_window += 1
             lag_us = (began - intended) * 1_000_000
@@ -312,6 +324,9 @@ def _on_request(
             # completes after the window opened; the cross-check needs both numbers).
             capture.count(name, "warmup_rejected" if now < window.measure_from else "started_in_warmup")
             return
+        if window.measure_until is not None and intended >= window.measure_until:
+            capture.count(name, "after_window")  # started in the tail: load, not measured
+            return
         micros = (now - intended) * 1_000_000  # from the intended start: coordinated omission counted
     else:
         if not window.measuring(now):
@@ -336,9 +351,11 @@ def close_window(environment: Environment) -> None:
     if getattr(opts, "rb_no_capture", False):
         return
     open_model = getattr(opts, "rb_model", "closed") == "open"
+    # Open model: only starts scheduled in the window belong to it (``since`` is the intended start);
+    # with a tail, the window ended before now and each of its starts still out has waited the tail.
+    end = min(now, window.measure_until or now)
     for name, since in list(in_flight.values()):
-        # Open model: only starts scheduled in the window belong to it (``since`` is the intended start).
-        if since >= window.measure_from or not open_model:
+        if not open_model or window.measure_from <= since < end:
             capture.record(name, (now - since) * 1_000_000, now, kind="censored")
             capture.count(name, "inflight_at_stop")
     if not open_model or not window.rate:
@@ -347,15 +364,15 @@ def close_window(environment: Environment) -> None:
     for style, cls in USER_CLASSES.items():
         if not running.get(cls.__name__):
             continue  # no user of this class here: this process offered none of its starts
-        unsent = [t for n, t in waiting.values() if n == style and window.measure_from <= t < now]
+        unsent = [t for n, t in waiting.values() if n == style and window.measure_from <= t < end]
         ticket = cls._next_ticket
-        while window.intended(ticket) < now:
+        while window.intended(ticket) < end:
             if window.intended(ticket) >= window.measure_from:
                 unsent.append(window.intended(ticket))
             ticket += 1
-        # Offered: the schedule's starts in [measure_from, now). Users take tickets ahead of time
+        # Offered: the schedule's starts in [measure_from, end). Users take tickets ahead of time
         # (and sleep until them), so the ticket counter can run past now: count by time instead.
-        offered = window.tickets_before(now) - window.tickets_before(window.measure_from)
+        offered = window.tickets_before(end) - window.tickets_before(window.measure_from)
         for t in unsent:
             capture.record(style, (now - t) * 1_000_000, now, kind="censored")
         capture.count(style, "offered", offered)
@@ -377,10 +394,12 @@ def _open_window(environment: Environment, data: dict[str, Any]) -> None:
     index = int(data.get("indexes", {}).get(getattr(runner, "client_id", ""), 0)) % processes
     rate = float(data.get("rate", 0.0))
     global window
+    measure_from = now + float(data.get("warmup_s", 0.0))
     window = Window(
         test=int(data["test"]),
         schedule_from=now,
-        measure_from=now + float(data.get("warmup_s", 0.0)),
+        measure_from=measure_from,
+        measure_until=measure_from + float(data["measure_s"]) if data.get("measure_s") else None,
         rate=rate / processes,
         offset=index / rate if rate else 0.0,
     )
@@ -390,7 +409,6 @@ def _open_window(environment: Environment, data: dict[str, Any]) -> None:
     for cls in USER_CLASSES.values():
         cls._next_ticket = 0
         cls._sent_in_window = 0
-    measure_from = window.measure_from or now
     test = window.test
 
     def reset() -> None:
@@ -426,6 +444,7 @@ class Test:
     reported_at: dict[str, float] = field(default_factory=dict)  # when each worker took its last report
     workers_at_start: list[str] = field(default_factory=list)  # those told of the test (rb_window)
     stopped_by: str = ""  # "run time", "precision reached", "maximum window", or empty (stopped by hand)
+    measure_until: float | None = None  # with a tail (--rb-tail): the window ends here, the test later
     # A precision-driven test's last check: the seconds it covered (up to ``until``) and the p99
     # intervals it saw. The final intervals, over the whole window, can be wider.
     last_check: dict[str, Any] = field(default_factory=dict)
@@ -693,13 +712,18 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         if isinstance(runner, MasterRunner)
         else {}
     )
+    open_model = getattr(opts, "rb_model", "closed") == "open"
     data = {
         "test": number,
         "warmup_s": warmup,
-        "rate": float(getattr(opts, "rb_rate", 0.0) or 0.0) if getattr(opts, "rb_model", "closed") == "open" else 0.0,
+        "rate": float(getattr(opts, "rb_rate", 0.0) or 0.0) if open_model else 0.0,
         "processes": max(1, runner.worker_count) if isinstance(runner, MasterRunner) else 1,
         "indexes": indexes,
     }
+    tail, run_time = float(getattr(opts, "rb_tail", 0.0) or 0.0), float(getattr(opts, "rb_run_time", 0.0) or 0.0)
+    measure_s = run_time - warmup - tail if open_model and tail > 0 and not precision_options(opts) else 0.0
+    if measure_s > 0:
+        data["measure_s"] = measure_s  # a length: each process ends its own window
     lost_workers.clear()  # each test names its own
     tests.append(
         Test(
@@ -715,6 +739,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
             },
             out=str(getattr(opts, "rb_out", "") or ""),
             workers_at_start=[str(w) for w in indexes],
+            measure_until=now + warmup + measure_s if measure_s > 0 else None,
         )
     )
     _open_window(environment, data)
@@ -725,7 +750,6 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if isinstance(runner, MasterRunner):
         runner.send_message("rb_window", data)
         gevent.spawn(_watch_workers, runner, number)
-    run_time = float(getattr(opts, "rb_run_time", 0.0) or 0.0)
     if run_time > 0 and (driven(environment) or not in_session(environment)):
         gevent.spawn(_stop_when_done, environment, tests[-1])
 
@@ -1012,6 +1036,7 @@ def _save_test(environment: Environment, test: Test) -> None:
         directory,
         {
             "measure_from": test.measure_from,
+            "measure_until": test.measure_until,
             "stopped_at": ended,
             "saved_at": time.time(),
             "model": test.options["model"],

@@ -19,6 +19,11 @@ from typing import Any
 RAMP, BISECT, CONFIRM = "ramp", "bisect", "confirm"
 
 
+def rounded(rate: float) -> float:
+    """A probe's rate to four significant digits: readable, and a bisection never stalls on it."""
+    return float(f"{rate:.4g}")
+
+
 @dataclass
 class Search:
     start: float
@@ -32,6 +37,11 @@ class Search:
     hi: float | None = None  # lowest rate that failed
     confirmed: float | None = None
     outcome: str = ""  # why it ended, in words; empty while it runs
+    retries: list[tuple[float, str]] = field(default_factory=list)  # (rate, phase) probes run again
+
+    def retried(self, rate: float, phase: str) -> bool:
+        """Whether this step was already run again (once is all a probe gets)."""
+        return (rate, phase) in self.retries
 
     @property
     def done(self) -> bool:
@@ -42,31 +52,23 @@ class Search:
         if self.done:
             return None
         if len(self.probes) >= self.max_probes:
-            self.outcome = f"probe budget spent ({self.max_probes} probes)" + (
-                f"; best confirmed {self.confirmed:g} req/s" if self.confirmed else "; nothing confirmed"
-            )
+            self.outcome = f"probe budget spent ({self.max_probes} probes), nothing confirmed"
             return None
         if not self.probes:
             return self.start, RAMP
         if self.hi is None:  # no failure yet: up
             assert self.lo is not None
             if self.lo >= self.high_bound:
-                return self._confirm_or_end(f"passed at the search's upper bound, {self.high_bound:g} req/s")
-            return min(self.lo * self.growth, self.high_bound), RAMP
+                return self.lo, CONFIRM
+            return min(rounded(self.lo * self.growth), self.high_bound), RAMP
         if self.lo is None:  # nothing passed yet: down
             if self.hi <= self.low_bound:
                 self.outcome = f"failed at the search's lower bound, {self.low_bound:g} req/s: MST below it"
                 return None
-            return max(self.hi / self.growth, self.low_bound), RAMP
-        if self.hi / self.lo > 1 + self.tolerance:
-            return round(math.sqrt(self.lo * self.hi), 2), BISECT
-        return self._confirm_or_end(f"confirmed within {self.tolerance:.0%}")
-
-    def _confirm_or_end(self, why: str) -> tuple[float, str] | None:
-        assert self.lo is not None
-        if self.confirmed == self.lo:
-            self.outcome = why
-            return None
+            return max(rounded(self.hi / self.growth), self.low_bound), RAMP
+        mid = rounded(math.sqrt(self.lo * self.hi))
+        if self.hi / self.lo > 1 + self.tolerance and self.lo < mid < self.hi:
+            return mid, BISECT
         return self.lo, CONFIRM
 
     def record(self, rate: float, phase: str, passed: bool) -> None:
@@ -74,7 +76,11 @@ class Search:
         if phase == CONFIRM:
             if passed:
                 self.confirmed = rate
-                self.next_probe()  # sets the outcome
+                self.outcome = (
+                    f"passed at the search's upper bound, {self.high_bound:g} req/s: the MST is at least that"
+                    if self.hi is None
+                    else f"confirmed; the next rate up, {self.hi:g} req/s ({self.hi / rate - 1:.1%} higher), failed"
+                )
                 return
             # Refuted: that rate fails; the highest other pass below it is the new floor.
             self.hi = rate if self.hi is None else min(self.hi, rate)
@@ -87,7 +93,8 @@ class Search:
             self.hi = rate if self.hi is None else min(self.hi, rate)
 
     def mst(self) -> dict[str, Any]:
-        """What the search found so far: the MST when confirmed, else the best lower bound."""
+        """What the search found so far: the MST when confirmed; else the best rate that passed (a
+        lower bound, unconfirmed), and ``below_rps`` when it failed at its lower bound."""
         upper = self.hi
         if self.confirmed is not None:
             return {
@@ -101,6 +108,7 @@ class Search:
             "confirmed": False,
             "bracket": [self.lo, upper],
             "best_unconfirmed_rps": self.lo,
+            "below_rps": self.low_bound if self.lo is None and "lower bound" in self.outcome else None,
         }
 
     @staticmethod

@@ -171,6 +171,7 @@ class Cell(BaseModel):
     locust_workers: int
     precision: float = 0.0
     max_duration_s: float | None = None
+    tail_s: float = 0.0  # open model, capacity probes: load after the window (--rb-tail)
 
     @property
     def longest_s(self) -> float:

@@ -90,6 +90,7 @@ class LoadSpec:
     locustfile: Path = LOCUSTFILE  # another one only in tests that add a user class to ours
     precision: float = 0.0  # driven: stop once every p99 is known to within this (0: fixed run time)
     max_run_time_s: float | None = None  # driven, with precision: stop here at the latest
+    tail_s: float = 0.0  # open model: the run's last seconds load without measuring (--rb-tail)
 
     def form(self) -> dict[str, str | list[str]]:
         """One driven test as Locust's ``POST /swarm`` form: Locust's fields and our options (the
@@ -110,6 +111,7 @@ class LoadSpec:
             "rb_run_time": f"{self.run_time_s:g}",
             "rb_precision": f"{self.precision:g}",
             "rb_max_run_time": f"{self.max_run_time_s or self.run_time_s:g}",
+            "rb_tail": f"{self.tail_s:g}",
         }
 
 
@@ -180,6 +182,7 @@ class LocustCluster(StartedAndStopped):
                 # The locustfile stops the test itself, collects every worker's final report and
                 # quits; Locust's own run time is only a backstop (it quits without waiting).
                 argv += ["--rb-run-time", f"{s.run_time_s:g}", "-t", f"{s.run_time_s + RUN_TIME_BACKSTOP_S:g}s"]
+                argv += ["--rb-tail", f"{s.tail_s:g}"]
         else:
             argv += ["--web-host", self.bind_host, "--web-port", str(self.web_port), "--class-picker"]
             if s.default_classes:

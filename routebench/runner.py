@@ -34,8 +34,8 @@ from analysis import capacity, validity
 from analysis.load import read_telemetry
 from analysis.timeseries import stall_summary
 from routebench import calibrate, metadata, postgres, stopping
-from routebench.capacity import Search
-from routebench.experiment import CapacitySearch, Cell, Experiment, expand, reproduce
+from routebench.capacity import Search, rounded
+from routebench.experiment import Cell, Experiment, expand, reproduce
 from routebench.lab import Lab
 from routebench.launcher import DiedWhileStarting, Stack, StackError, http_status, wait_for
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
@@ -213,12 +213,10 @@ class Runner:
             start = cfg.start_rps or (guess if guess else DEFAULT_START_RPS)
             start = min(max(start, cfg.min_rps), cfg.max_rps)
             searches.append(
-                (base, Search(round(start, 2), cfg.min_rps, cfg.max_rps, cfg.growth, cfg.tolerance, cfg.max_probes))
+                (base, Search(rounded(start), cfg.min_rps, cfg.max_rps, cfg.growth, cfg.tolerance, cfg.max_probes))
             )
-        per_probe = self.experiment.warmup_s or 0.0
         probe_s, confirm_s = self._probe_times()
-        expected = self._expected_probes()
-        budget = len(searches) * ((expected - 1) * probe_s + confirm_s)
+        budget = len(searches) * ((self._expected_probes() - 1) * probe_s + confirm_s)
         self.state["capacity"] = {"slo": cfg.slo, "searches": []}
         with Progress(
             TextColumn("{task.description}"),
@@ -243,36 +241,13 @@ class Runner:
                 while (step := search.next_probe()) is not None:
                     stopping.check()
                     rate, phase = step
-                    probe = self._probe_cell(base, rate, phase, cfg, limit_ms)
-                    self.state["cells"].append(
-                        {**probe.model_dump(), "status": "pending", "search": i + 1, "phase": phase}
-                    )
-                    done = len(search.probes)
-                    label = f"search {i + 1}/{len(searches)} {style} probe {done + 1} ({phase} {rate:,.4g} req/s)"
-                    left = len(searches) - i - 1
-
-                    def eta(
-                        elapsed: float, i: int = i, done: int = done, left: int = left, window: float = probe.duration_s
-                    ) -> tuple[float, str]:
-                        # This probe's rest, this search's expected rest, then the searches to come.
-                        whole = window + per_probe + CELL_OVERHEAD_S
-                        rest = max(0, expected - done - 1) * probe_s + left * ((expected - 1) * probe_s + confirm_s)
-                        share = (done + min(1.0, elapsed / whole)) / max(expected, done + 1)
-                        return i + min(0.95, share), clock(max(0.0, whole - elapsed) + rest)
-
-                    record = self._run_cell(probe, progress, task, label, eta)
-                    verdict = self._judge_probe(probe, record, slos)
-                    record["probe"] = verdict
-                    write_json(CellDir(self.run_dir / probe.id).cell_json, {**probe.model_dump(), **record})
+                    verdict = self._run_probe(i, len(searches), base, search, rate, phase, progress, task)
+                    if verdict.get("set_aside"):  # the same probe once more
+                        verdict = self._run_probe(i, len(searches), base, search, rate, phase, progress, task)
                     search.record(rate, phase, verdict["passed"])
                     entry.update(self._search_state(search))
                     self._save_state()
                     self._save_capacity()
-                    self.console.print(
-                        f"  {style} {phase} {rate:,.4g} req/s: "
-                        + ("[green]pass[/]" if verdict["passed"] else f"[red]fail[/] ({'; '.join(verdict['why'])})"),
-                        soft_wrap=False,
-                    )
                 entry.update(self._search_state(search))
                 self._save_capacity()
                 found = search.mst()
@@ -283,10 +258,60 @@ class Runner:
                 )
                 progress.update(task, completed=i + 1)
 
+    def _run_probe(
+        self,
+        i: int,
+        n: int,
+        base: Cell,
+        search: Search,
+        rate: float,
+        phase: str,
+        progress: Progress,
+        task: Any,
+    ) -> dict[str, Any]:
+        """One probe as a cell of the run, judged; a probe to run again is marked set aside."""
+        probe = self._probe_cell(base, rate, phase)
+        self.state["cells"].append({**probe.model_dump(), "status": "pending", "search": i + 1, "phase": phase})
+        done, expected = len(search.probes), self._expected_probes()
+        probe_s, confirm_s = self._probe_times()
+        style = base.styles[0]
+        label = f"search {i + 1}/{n} {style} probe {done + 1} ({phase} {rate:,.4g} req/s)"
+
+        def eta(elapsed: float) -> tuple[float, str]:
+            # This probe's rest, this search's expected rest, then the searches to come.
+            whole = probe.duration_s + probe.warmup_s + probe.tail_s + CELL_OVERHEAD_S
+            rest = max(0, expected - done - 1) * probe_s + (n - i - 1) * ((expected - 1) * probe_s + confirm_s)
+            share = (done + min(1.0, elapsed / whole)) / max(expected, done + 1)
+            return i + min(0.95, share), clock(max(0.0, whole - elapsed) + rest)
+
+        record = self._run_cell(probe, progress, task, label, eta)
+        verdict = self._judge_probe(probe, record, [capacity.parse_slo(t) for t in self.experiment.capacity.slo])
+        if not verdict["passed"] and verdict.get("retry") and not search.retried(rate, phase):
+            verdict["set_aside"] = f"run again: {verdict['retry']}"
+            search.retries.append((rate, phase))
+        record["probe"] = verdict
+        self.state["cells"][probe.index - 1]["probe"] = verdict
+        write_json(CellDir(self.run_dir / probe.id).cell_json, {**probe.model_dump(), **record})
+        self._save_state()
+        shown = (
+            "[green]pass[/]"
+            if verdict["passed"]
+            else f"[yellow]set aside[/] ({verdict['set_aside']})"
+            if verdict.get("set_aside")
+            else f"[red]fail[/] ({'; '.join(verdict['why'])})"
+        )
+        self.console.print(f"  {style} {phase} {rate:,.4g} req/s: {shown}", soft_wrap=False)
+        return verdict
+
     def _probe_times(self) -> tuple[float, float]:
-        """A probe's and a confirmation's wall time: warm-up, window and a cell's overhead."""
-        cfg, warmup = self.experiment.capacity, self.experiment.warmup_s or 0.0
-        return cfg.probe_s + warmup + CELL_OVERHEAD_S, cfg.confirm_s + warmup + CELL_OVERHEAD_S
+        """A probe's and a confirmation's wall time: warm-up, window, tail and a cell's overhead."""
+        cfg = self.experiment.capacity
+        extra = (self.experiment.warmup_s or 0.0) + self._tail_s() + CELL_OVERHEAD_S
+        return cfg.probe_s + extra, cfg.confirm_s + extra
+
+    def _tail_s(self) -> float:
+        """A probe's tail: the SLO's latency limit (analysis.capacity.judge)."""
+        return capacity.latency_limit_ms([capacity.parse_slo(t) for t in self.experiment.capacity.slo]) / 1000
 
     def _expected_probes(self) -> int:
         """A search from a good start: the start and one step, the bisections, the confirmation."""
@@ -309,9 +334,10 @@ class Runner:
             f"-> {self.run_dir}"
         )
 
-    def _probe_cell(self, base: Cell, rate: float, phase: str, cfg: CapacitySearch, limit_ms: float) -> Cell:
+    def _probe_cell(self, base: Cell, rate: float, phase: str) -> Cell:
         """One probe of ``base``'s style at ``rate``: an open-model cell with users enough for the
         rate at the SLO's latency (twice that, and two per generator process at least)."""
+        cfg, limit_ms = self.experiment.capacity, self._tail_s() * 1000
         index = len(self.state["cells"]) + 1
         processes = base.locust_workers or default_worker_count()
         users = min(
@@ -330,6 +356,9 @@ class Runner:
                 "duration_s": window,
                 "precision": 0.0,
                 "max_duration_s": None,
+                # The load goes on for the SLO's latency after the window: each of its requests then
+                # finished, or is known to have broken the limit.
+                "tail_s": self._tail_s(),
             }
         )
 
@@ -503,7 +532,8 @@ class Runner:
             user_classes=[catalogue.BY_ID[s].class_name for s in cell.styles],
             users=cell.users,
             out_dir=cell_dir,
-            run_time_s=cell.warmup_s + cell.duration_s,
+            run_time_s=cell.warmup_s + cell.duration_s + cell.tail_s,
+            tail_s=cell.tail_s,
             warmup_s=cell.warmup_s,
             model=cell.model,
             arrival_rate=cell.arrival_rate,
@@ -511,7 +541,7 @@ class Runner:
             work=cell.work,
             fanout=cell.fanout,
             precision=cell.precision,
-            max_run_time_s=cell.warmup_s + cell.longest_s,
+            max_run_time_s=cell.warmup_s + cell.longest_s + cell.tail_s,
         )
         workers = cell.locust_workers or default_worker_count()
         if self.external_workers:
@@ -600,7 +630,10 @@ class Runner:
             **reported,
             "connections_per_worker": placed(placements, float(exact["measure_from"]), float(exact["stopped_at"])),
             "warmup_s": cell.warmup_s,
-            "window_s": round(float(exact["stopped_at"]) - float(exact["measure_from"]), 3),
+            "window_s": round(
+                float(exact.get("measure_until") or exact["stopped_at"]) - float(exact["measure_from"]), 3
+            ),
+            "tail_s": cell.tail_s,
             # Empty: the test ended by another hand than its own timer (Locust's, say).
             "stopped_by": test.get("stopped_by") or "ended early, not by its window",
             "p99_intervals": exact.get("p99_intervals", {}),

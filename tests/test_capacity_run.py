@@ -26,7 +26,7 @@ STYLE = "sleep/blocking-in-async"
 CEILING_RPS = 2 / 0.050  # W / d
 
 
-def experiment(tmp: Path, max_probes: int = 8) -> Path:
+def experiment(tmp: Path, max_probes: int = 12) -> Path:
     path = tmp / "cap.toml"
     path.write_text(
         f"""

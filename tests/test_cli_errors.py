@@ -33,6 +33,11 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], words: str) ->
         ("name = 'no groups'\n", "groups"),
         ("precision = 0.05\nduration_s = 10\nmax_duration_s = 5\n[[groups]]\nstyles = ['sleep']\n", "max_duration_s"),
         ("precision = 1.5\n[[groups]]\nstyles = ['sleep']\n", "precision"),
+        ("mode = 'capacity'\n[capacity]\nslo = ['p99>1ms']\n[[groups]]\nstyles = ['sleep']\n", "METRIC<VALUE"),
+        ("mode = 'capacity'\n[capacity]\nprobe_s = 5\nconfirm_s = 5\n[[groups]]\nstyles = ['sleep']\n", "confirm_s"),
+        ("mode = 'capacity'\n[capacity]\nmin_rps = 50\nmax_rps = 10\n[[groups]]\nstyles = ['sleep']\n", "min_rps"),
+        ("mode = 'capacity'\n[[groups]]\nstyles = ['sleep']\ntogether = true\n", "one style at a time"),
+        ("mode = 'fast'\n[[groups]]\nstyles = ['sleep']\n", "mode"),
     ],
 )
 def test_malformed_experiment_files(tmp_path: Path, body: str, words: str) -> None:
@@ -43,6 +48,14 @@ def test_malformed_experiment_files(tmp_path: Path, body: str, words: str) -> No
     assert_one_line_error(done, words)
     assert str(exp) in done.stderr
     assert not results.exists()
+
+
+def test_capacity_with_a_bad_file_is_one_line_too(tmp_path: Path) -> None:
+    exp = tmp_path / "bad.toml"
+    exp.write_text("[capacity]\ngrowth = 1\n[[groups]]\nstyles = ['sleep']\n")
+    done = routebench_cli("capacity", str(exp), "--results", str(tmp_path / "results"), timeout=120)
+    assert_one_line_error(done, "growth")
+    assert not (tmp_path / "results").exists()
 
 
 def test_unknown_profile(tmp_path: Path) -> None:

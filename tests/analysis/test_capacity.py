@@ -237,20 +237,39 @@ def test_one_repeat_gives_no_interval_and_no_verdict() -> None:
     assert doc["comparisons"][0]["verdict"] == "not tested"
 
 
-def test_check_judges_confirmed_msts_and_lower_bounds_that_suffice() -> None:
+def test_check_judges_confirmed_msts_and_only_bounds_that_prove_something() -> None:
     doc = capacity.document(state_with({"sleep/async-await": [2100.0]}), 2.0, True)
     rows = capacity.evaluate(doc, [slo.parse("sleep/async-await:mst>=1000"), slo.parse("sleep/async-await:mst>=3000")])
     assert [(r["passed"], r["judged"]) for r in rows] == [(True, True), (False, True)]
-    # Interrupted: only a lower bound, which proves a floor below it and nothing above.
+    floors = [slo.parse("sleep/async-await:mst>=1000"), slo.parse("sleep/async-await:mst>=2000")]
+    # Interrupted: a probe passed at 1500/s but nothing was confirmed: it proves nothing.
     state = state_with({"sleep/async-await": [2100.0]})
     state["capacity"]["searches"][0].update(mst_rps=None, confirmed=False, best_unconfirmed_rps=1500.0)
-    doc = capacity.document(state, 2.0, False)
-    low, high = capacity.evaluate(
-        doc, [slo.parse("sleep/async-await:mst>=1000"), slo.parse("sleep/async-await:mst>=2000")]
-    )
-    assert low["passed"] and low["judged"] and not high["judged"]
+    low, high = capacity.evaluate(capacity.document(state, 2.0, False), floors)
+    assert not low["judged"] and not high["judged"] and "not judged" in low["note"]
+    # Confirmed at the search's upper bound (1500/s): a lower bound that proves the floor it meets.
+    state = state_with({"sleep/async-await": [1500.0]})
+    state["capacity"]["searches"][0].update(lower_bound=True, bracket=[1500.0, None])
+    low, high = capacity.evaluate(capacity.document(state, 2.0, True), floors)
+    assert (low["passed"], low["judged"]) == (True, True) and not high["judged"]
+    # Failed at the search's lower bound (5/s): every floor from 5/s up is broken, certainly.
+    state = state_with({"sleep/async-await": [2100.0]})
+    state["capacity"]["searches"][0].update(mst_rps=None, confirmed=False, best_unconfirmed_rps=None, below_rps=5.0)
+    low, _ = capacity.evaluate(capacity.document(state, 2.0, True), floors)
+    assert (low["passed"], low["judged"]) == (False, True)
     missing = capacity.evaluate(doc, [slo.parse("sleep/sync-def:mst>=1")])
     assert missing[0]["note"] == "style not searched in this run" and not missing[0]["passed"]
+
+
+def test_partly_confirmed_repeats_give_no_mst_and_repeats_on_one_grid_rate_an_interval() -> None:
+    state = state_with({"sleep/async-await": [2100.0, 2100.0, 2100.0]})
+    state["capacity"]["searches"][2].update(mst_rps=None, confirmed=False, best_unconfirmed_rps=2000.0)
+    row = capacity.document(state, 2.0, False)["styles"][0]
+    assert row["mst_rps"] is None and row["confirmed"] == 2 and row["lower_bound_rps"] == 2000.0
+    same = capacity.document(state_with({"sleep/async-await": [2100.0] * 3}), 2.0, True)["styles"][0]
+    # No spread at all, yet the MST is known only to the bracket [2100, 2184): the interval says so.
+    assert same["mst_interval"]["low"] == 2100.0 and same["mst_interval"]["high"] == pytest.approx(2184.0)
+    assert capacity.differ([2100.0] * 2, [2184.0] * 2)["verdict"] == "not tested"
 
 
 def test_comparing_two_runs_tests_repeats_and_needs_a_floor_without_them() -> None:
