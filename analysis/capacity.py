@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from analysis import theory
+from analysis.load import json_safe
 from analysis.repeats import INTERVAL_METHOD, LEVEL, t_interval, t_two_sided_p
 from target_app import catalogue
 
@@ -463,7 +464,7 @@ def document(state: dict[str, Any], machine_cores: float, complete: bool) -> dic
         r["vs_baseline"] = r["mst_rps"] / base["mst_rps"] if base and base["mst_rps"] and r["mst_rps"] else None
         if base and base is not r:
             comparisons.append({"a": base["style"], "b": r["style"], **differ(base["values"], r["values"])})
-    return _replace_nan(
+    return json_safe(
         {
             "schema": f"routebench.capacity/{SCHEMA_VERSION}",
             "run_id": state.get("run_id"),
@@ -617,16 +618,6 @@ def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = Non
             verdict, why = "inconclusive", "one repeat a side: run-to-run noise unknown (give --noise, or repeat)"
         out.append({**row, "ratio": ratio, "verdict": verdict, "why": why})
     return out
-
-
-def _replace_nan(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _replace_nan(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_replace_nan(v) for v in obj]
-    return obj
 
 
 __all__ = [

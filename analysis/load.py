@@ -7,6 +7,7 @@ what is wrong; the CLI prints that one line.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,17 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path}: not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity as None: JSON has neither."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def read_capacity(run_dir: Path) -> dict[str, Any] | None:

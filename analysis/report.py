@@ -21,6 +21,7 @@ from analysis.compare import ALPHA, FLOOR_METHOD, MIN_REPEATS, TEST_METHOD, VERD
 from analysis.load import (
     BadInput,
     Run,
+    json_safe,
     load_run,
     ok_cells,
     read_capacity,
@@ -756,7 +757,7 @@ def publish(run_dir: Path, reports_dir: Path, extra_slo: list[str] | None = None
     if size > MAX_REPORT_BYTES:
         raise BadInput(f"{run_dir}: the report would be {size / 1e6:.1f} MB, over the 5 MB limit")
     write_text(out_dir / "index.html", html)
-    write_text(out_dir / "report.json", json.dumps(_clean(headline(a)), indent=2))
+    write_text(out_dir / "report.json", json.dumps(json_safe(headline(a)), indent=2))
     publish_index(reports_dir)
     return out_dir / "index.html"
 
@@ -836,13 +837,3 @@ def _publish_capacity_comparison(
         ),
     )
     return out
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clean(v) for v in obj]
-    return obj

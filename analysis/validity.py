@@ -82,7 +82,7 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
             + int(e.get("after_window", 0))  # a tail's starts: Locust counts them, the window does not
             - int(e.get("before_locust_reset", 0))
         )
-        high = low + int(e.get("inflight_at_stop", 0))
+        high = low + int(e.get("inflight_at_stop", 0)) + int(e.get("inflight_after_window", 0))
         theirs = counted.get(style, {}).get("requests")
         slack = max(2, COUNT_TOLERANCE * max(high, theirs or 0))
         if theirs is not None and not low - slack <= theirs <= high + slack:

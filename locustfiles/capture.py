@@ -45,6 +45,7 @@ COUNTERS = (
     "inflight_at_stop",  # the window closed while they were in flight (censored)
     "before_locust_reset",  # recorded in the window before Locust's own stats were cleared for it
     "after_window",  # open model with a tail: completed, started after the window (load, not measured)
+    "inflight_after_window",  # open model with a tail: started after the window, in flight at the stop
     "started_in_warmup",  # open model: completed in the window, scheduled before it (not recorded)
     "offered",  # open model: intended starts inside the window
     "sent",  # open model: of those, sent before the window closed

@@ -1,6 +1,7 @@
 """The search for one style's maximum sustainable throughput (MST): which rate to probe next.
 
-A geometric ramp from the start rate (times ``growth`` while probes pass), then bisection in
+A geometric ramp from the start rate (times ``growth`` while probes pass; the first step past the
+model's ceiling stops 10% beyond it, where a probe settles whether the model's limit holds), then bisection in
 geometric steps between the highest passing and the lowest failing rate until they are within the
 tolerance (hi / lo <= 1 + tolerance), then a confirmation probe at the highest passing rate with a
 longer window. A confirmation that fails makes that rate a failing one and the search goes on below
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RAMP, BISECT, CONFIRM = "ramp", "bisect", "confirm"
+CEILING_STEP = 1.1  # the first step up past the model's ceiling goes this far past it, no further
 
 
 def rounded(rate: float) -> float:
@@ -32,6 +34,7 @@ class Search:
     growth: float = 2.0
     tolerance: float = 0.05
     max_probes: int = 14
+    ceiling: float | None = None  # the model's hard ceiling: a step up stops just past it first
     probes: list[dict[str, Any]] = field(default_factory=list)  # {"rate", "phase", "passed"}
     lo: float | None = None  # highest rate that passed (not yet refuted by a confirmation)
     hi: float | None = None  # lowest rate that failed
@@ -60,7 +63,10 @@ class Search:
             assert self.lo is not None
             if self.lo >= self.high_bound:
                 return self.lo, CONFIRM
-            return min(rounded(self.lo * self.growth), self.high_bound), RAMP
+            up = self.lo * self.growth
+            if self.ceiling and self.lo < CEILING_STEP * self.ceiling < up:
+                up = CEILING_STEP * self.ceiling  # past the model's ceiling, a whole step is sure to fail
+            return min(rounded(up), self.high_bound), RAMP
         if self.lo is None:  # nothing passed yet: down
             if self.hi <= self.low_bound:
                 self.outcome = f"failed at the search's lower bound, {self.low_bound:g} req/s: MST below it"

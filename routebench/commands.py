@@ -333,12 +333,19 @@ def cmd_check(args: argparse.Namespace) -> int:
                 broken += 1
     if failed_expected:
         console.print(f"[yellow]{failed_expected} check(s) failed as expected (neighbour damage), not counted[/]")
-    if unfit and not args.allow_incomplete:
+    hint = ", --include-invalid judges invalid cells too" if any("invalid" in u for u in unfit) else ""
+    return check_exit(unfit, broken, judged, args.allow_incomplete, hint)
+
+
+def check_exit(unfit: list[str], broken: int, judged: int, allow_incomplete: bool, hint: str = "") -> int:
+    """``check``'s exit code, said: 3 when the run is not fit to judge (unless asked to judge what
+    finished), 99 when a threshold broke, 3 when none could be judged, else 0."""
+    if unfit and not allow_incomplete:
         for line in dict.fromkeys(unfit):
             console.print(f"[red]cannot judge:[/] {line}")
         console.print(
             f"[red]exit {UNFIT_EXIT_CODE}: the run is not fit to judge[/] (--allow-incomplete judges what finished"
-            f"{', --include-invalid judges invalid cells too' if any('invalid' in u for u in unfit) else ''})"
+            f"{hint})"
         )
         return UNFIT_EXIT_CODE
     if broken:
@@ -374,20 +381,7 @@ def check_capacity(args: argparse.Namespace, doc: dict[str, Any]) -> int:
         judged += 1
         broken += not r["passed"]
         console.print(f"{'[green]pass[/]' if r['passed'] else '[red]FAIL[/]'} {r['slo']}{where}: {value}{note}")
-    if unfit and not args.allow_incomplete:
-        for line in dict.fromkeys(unfit):
-            console.print(f"[red]cannot judge:[/] {line}")
-        console.print(
-            f"[red]exit {UNFIT_EXIT_CODE}: the run is not fit to judge[/] (--allow-incomplete judges what finished)"
-        )
-        return UNFIT_EXIT_CODE
-    if broken:
-        console.print(f"[red]{broken} capacity check(s) failed[/]")
-        return SLO_EXIT_CODE
-    if not judged:
-        console.print("[red]no threshold could be judged[/]")
-        return UNFIT_EXIT_CODE
-    return 0
+    return check_exit(unfit, broken, judged, args.allow_incomplete)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -114,7 +114,7 @@ class CapacitySearch(BaseModel):
     growth: float = Field(2.0, gt=1, le=10)
     tolerance: float = Field(0.05, gt=0, lt=1)
     probe_s: float = Field(4.0, gt=0, le=600)  # each probe's window (its warm-up is warmup_s)
-    confirm_s: float = Field(10.0, gt=0, le=3600)  # the confirmation's window: longer than a probe
+    confirm_s: float = Field(8.0, gt=0, le=3600)  # the confirmation's window: longer than a probe
     max_probes: int = Field(14, ge=2, le=100)  # per search, confirmations included
 
     @field_validator("slo")

@@ -58,6 +58,9 @@ USERS_HEADROOM = 2.0
 MIN_USER_LATENCY_MS = 100.0
 CALIBRATION_S_PER_STYLE = 3.0  # the CPU probes, for a capacity run's budget
 DEFAULT_START_RPS = 10.0  # a search's first rate when the model predicts none
+# A search starts a little under the model's predicted MST: the model takes the requests as one
+# queue in front of the workers, which the real dispatch (by connection) only approaches.
+START_SHARE = 0.9
 # The generator's CPU per request before a probe measured it: open-model probes of many users cost
 # about 0.4 ms here (make capacity; a closed plain user costs 0.1 ms, make bench).
 GENERATOR_S_GUESS = 4e-4
@@ -176,15 +179,7 @@ class Runner:
             + ("" if self.experiment.reuse else " (reuse = false: a fresh stack and Locust for every cell)")
         )
         db_problem = self._db_problem
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-            TextColumn("ETA {task.fields[eta]}"),
-            console=self.console,
-            transient=True,
-        ) as progress:
+        with self._progress() as progress:
             task = progress.add_task("starting", total=len(self.cells), eta=eta_text(low, high))
             for cell in self.cells:
                 stopping.check()
@@ -193,6 +188,18 @@ class Runner:
                 else:
                     self._run_cell(cell, progress, task)
                 progress.update(task, completed=cell.index, eta=eta_text(*self._plan(self.cells[cell.index :])))
+
+    def _progress(self) -> Progress:
+        """The progress line: what runs now, a bar, elapsed time and the ETA."""
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
+            console=self.console,
+            transient=True,
+        )
 
     @property
     def capacity(self) -> bool:
@@ -207,26 +214,19 @@ class Runner:
         machine = float(psutil.cpu_count() or 1)
         searches: list[tuple[Cell, Search]] = []
         for base in self.cells:
-            guess = capacity.theory_numbers(
+            model = capacity.theory_numbers(
                 base.styles[0], base.model_dump(), self.state.get("calibration"), machine, GENERATOR_S_GUESS, limit_ms
-            ).get("predicted_mst_rps")
-            start = cfg.start_rps or (guess if guess else DEFAULT_START_RPS)
-            start = min(max(start, cfg.min_rps), cfg.max_rps)
-            searches.append(
-                (base, Search(rounded(start), cfg.min_rps, cfg.max_rps, cfg.growth, cfg.tolerance, cfg.max_probes))
             )
+            guess = model.get("predicted_mst_rps")
+            start = cfg.start_rps or (START_SHARE * guess if guess else DEFAULT_START_RPS)
+            start = min(max(start, cfg.min_rps), cfg.max_rps)
+            search = Search(rounded(start), cfg.min_rps, cfg.max_rps, cfg.growth, cfg.tolerance, cfg.max_probes)
+            search.ceiling = model.get("ceiling_rps")
+            searches.append((base, search))
         probe_s, confirm_s = self._probe_times()
         budget = len(searches) * ((self._expected_probes() - 1) * probe_s + confirm_s)
         self.state["capacity"] = {"slo": cfg.slo, "searches": []}
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-            TextColumn("ETA {task.fields[eta]}"),
-            console=self.console,
-            transient=True,
-        ) as progress:
+        with self._progress() as progress:
             task = progress.add_task("starting", total=len(searches), eta=clock(budget))
             for i, (base, search) in enumerate(searches):
                 stopping.check()

@@ -297,3 +297,15 @@ def test_capacity_slo_limits() -> None:
     assert capacity.parse_slo("p99<0.25s")["limit"] == 250.0
     assert capacity.parse_slo("failure_rate<1%")["limit"] == 0.01
     assert capacity.latency_limit_ms([capacity.parse_slo("p95<100ms"), capacity.parse_slo("p99<300ms")]) == 300.0
+
+
+def test_the_first_step_past_the_models_ceiling_stops_just_beyond_it() -> None:
+    s = Search(36.0, 1.0, 5000.0, ceiling=40.0)
+    s.record(36.0, "ramp", True)
+    assert s.next_probe() == (44.0, "ramp")  # not 72: past the ceiling a whole step is sure to fail
+    s.record(44.0, "ramp", True)  # the model was wrong: from here the ramp doubles again
+    assert s.next_probe() == (88.0, "ramp")
+    # A search whose model ceiling is far above needs no cap, and one below the ceiling none either.
+    far = Search(10.0, 1.0, 5000.0, ceiling=1000.0)
+    far.record(10.0, "ramp", True)
+    assert far.next_probe() == (20.0, "ramp")
