@@ -93,6 +93,12 @@ def parse_slo(text: str) -> dict[str, Any]:
     return {"text": text.strip(), "metric": metric, "op": m["op"], "limit": limit}
 
 
+def tail_ms(slos: list[dict[str, Any]]) -> float:
+    """A probe's tail: the longest latency limit among the SLOs (250 ms without one), so every
+    request of the window is decided against each of them when the probe stops."""
+    return max([s["limit"] for s in slos if s["metric"] != "failure_rate"] or [250.0])
+
+
 def latency_limit_ms(slos: list[dict[str, Any]]) -> float:
     """The SLO's p99 limit (ms), or the tightest percentile limit given; 250 ms without one."""
     p99 = [s["limit"] for s in slos if s["metric"] == "p99"]
@@ -143,7 +149,7 @@ def trend(timeline: list[list[int]]) -> dict[str, Any]:
 
 # The server's rules: a failure says the server did not sustain the rate. The others say the
 # measurement could not be made (the generator, the harness): such a probe is run again once.
-SERVER_RULES = frozenset({"slo", "throughput", "trend", "window", "server", "data", "cell", "degraded"})
+SERVER_RULES = frozenset({"slo", "throughput", "trend", "window", "server", "data"})
 # Validity rules a capacity SLO decides instead (its failure_rate), or that hold for closed cells only.
 NOT_FOR_PROBES = frozenset({"failures", "littles_law"})
 
@@ -162,10 +168,10 @@ def judge(cell: dict[str, Any], exact: dict[str, Any], style: str, slos: list[di
             "offered_rps": offered,
         }
     completed = int(e.get("count", 0)) + int(e.get("failures", 0))
-    tail_ms = float(cell.get("tail_s") or 0.0) * 1000
+    tailed = bool(cell.get("tail_s"))
     # With a tail, the window's own starts that finished, over the window; without, what finished
     # in the window, warm-up starts included (the old open-model count).
-    achieved = (completed + (0 if tail_ms else int(e.get("started_in_warmup", 0)))) / window
+    achieved = (completed + (0 if tailed else int(e.get("started_in_warmup", 0)))) / window
     error_share = int(e.get("failures", 0)) / completed if completed else 1.0
     pct = e.get("percentiles_us") or {}
     at_least = set(e.get("at_least") or [])
@@ -179,8 +185,9 @@ def judge(cell: dict[str, Any], exact: dict[str, Any], style: str, slos: list[di
             value = latency[slo["metric"]]
             lower = SLO_FIELDS[slo["metric"]] in at_least
             shown = f"{'≥ ' if lower else ''}{value:,.1f} ms"
-            if lower and tail_ms < slo["limit"] and math.isfinite(value) and _holds(slo, value):
-                # Unfinished requests could be anywhere above their elapsed time: undecided.
+            if lower and math.isfinite(value) and _holds(slo, value):
+                # Unfinished requests could be anywhere above their elapsed time: undecided (with a
+                # tail as long as the limit, every one of them is over it, so this cannot happen).
                 failed.append("slo")
                 why.append(f"SLO {slo['text']} undecided: {shown} is a lower bound (no tail of {slo['limit']:g} ms)")
                 continue
@@ -563,6 +570,11 @@ def evaluate(doc: dict[str, Any], thresholds: list[Any]) -> list[dict[str, Any]]
     return rows
 
 
+def _slo_set(doc: dict[str, Any]) -> set[tuple[str, str, float]]:
+    """A run's SLOs as what they mean (``0.25s`` is ``250ms``), in any order."""
+    return {(s["metric"], s["op"], s["limit"]) for s in (parse_slo(t) for t in doc.get("slo", []))}
+
+
 def _row(th: Any, where: str | None, value: float | None, passed: bool, judged: bool, note: str) -> dict[str, Any]:
     return {
         "slo": th.text,
@@ -585,7 +597,7 @@ def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = Non
     a higher MST): Welch's t-test when both have 2+ repeats; else beyond ``noise`` (a relative
     change) or inconclusive."""
     out = []
-    same_slo = a.get("slo") == b.get("slo")
+    same_slo = _slo_set(a) == _slo_set(b)
     index = {(r["style"], repr(sorted(r["shape"].items()))): r for r in a.get("styles", [])}
     for rb in b.get("styles", []):
         ra = index.get((rb["style"], repr(sorted(rb["shape"].items()))))

@@ -143,7 +143,10 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
             completed = int(e["count"]) + failures
             # Open model: what completed in the window though scheduled in the warm-up is not in
             # the latency distribution (its schedule was not the window's) but is throughput.
-            served_in_window = completed + int(e.get("started_in_warmup", 0))
+            # With a tail (capacity probes) the window's own starts only, as the probe judged them.
+            served_in_window = completed + (
+                0 if data.exact.get("measure_until") else int(e.get("started_in_warmup", 0))
+            )
         else:  # runs from before: count held every response, failed or not
             completed = int(e["count"]) if window else locust_requests
             served_in_window = completed

@@ -1059,7 +1059,7 @@ def _save_test(environment: Environment, test: Test) -> None:
             "master_pid": os.getpid(),
             "p99_intervals": p99_intervals(test, ended, points),
         },
-        window=(test.measure_from, ended),
+        window=(test.measure_from, test.measure_until or ended),  # a tail's seconds hold only late finishers
     )
 
 

@@ -54,6 +54,9 @@ class Search:
         """The next (rate, phase), or None when the search has ended (``outcome`` says how)."""
         if self.done:
             return None
+        if self.lo is None and self.hi is not None and self.hi <= self.low_bound:
+            self.outcome = f"failed at the search's lower bound, {self.low_bound:g} req/s: MST below it"
+            return None
         if len(self.probes) >= self.max_probes:
             self.outcome = f"probe budget spent ({self.max_probes} probes), nothing confirmed"
             return None
@@ -63,14 +66,12 @@ class Search:
             assert self.lo is not None
             if self.lo >= self.high_bound:
                 return self.lo, CONFIRM
-            up = self.lo * self.growth
-            if self.ceiling and self.lo < CEILING_STEP * self.ceiling < up:
-                up = CEILING_STEP * self.ceiling  # past the model's ceiling, a whole step is sure to fail
-            return min(rounded(up), self.high_bound), RAMP
+            up = rounded(self.lo * self.growth)
+            cap = rounded(CEILING_STEP * self.ceiling) if self.ceiling else None
+            if cap is not None and self.lo < cap < up:
+                up = cap  # past the model's ceiling, a whole step is sure to fail
+            return min(up, self.high_bound), RAMP
         if self.lo is None:  # nothing passed yet: down
-            if self.hi <= self.low_bound:
-                self.outcome = f"failed at the search's lower bound, {self.low_bound:g} req/s: MST below it"
-                return None
             return max(rounded(self.hi / self.growth), self.low_bound), RAMP
         mid = rounded(math.sqrt(self.lo * self.hi))
         if self.hi / self.lo > 1 + self.tolerance and self.lo < mid < self.hi:

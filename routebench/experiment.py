@@ -108,7 +108,7 @@ class CapacitySearch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slo: list[str] = Field(default_factory=lambda: ["p99<250ms", "failure_rate<1%"], min_length=1)
-    start_rps: float | None = Field(None, gt=0, le=100_000)  # None: the model's predicted MST (else 10)
+    start_rps: float | None = Field(None, gt=0, le=100_000)  # None: 0.9 x the model's predicted MST (else 10)
     min_rps: float = Field(1.0, gt=0, le=100_000)
     max_rps: float = Field(5000.0, gt=0, le=100_000)
     growth: float = Field(2.0, gt=1, le=10)

@@ -310,8 +310,8 @@ class Runner:
         return cfg.probe_s + extra, cfg.confirm_s + extra
 
     def _tail_s(self) -> float:
-        """A probe's tail: the SLO's latency limit (analysis.capacity.judge)."""
-        return capacity.latency_limit_ms([capacity.parse_slo(t) for t in self.experiment.capacity.slo]) / 1000
+        """A probe's tail: the SLOs' longest latency limit (analysis.capacity.tail_ms)."""
+        return capacity.tail_ms([capacity.parse_slo(t) for t in self.experiment.capacity.slo]) / 1000
 
     def _expected_probes(self) -> int:
         """A search from a good start: the start and one step, the bisections, the confirmation."""
@@ -337,7 +337,8 @@ class Runner:
     def _probe_cell(self, base: Cell, rate: float, phase: str) -> Cell:
         """One probe of ``base``'s style at ``rate``: an open-model cell with users enough for the
         rate at the SLO's latency (twice that, and two per generator process at least)."""
-        cfg, limit_ms = self.experiment.capacity, self._tail_s() * 1000
+        cfg = self.experiment.capacity
+        limit_ms = capacity.latency_limit_ms([capacity.parse_slo(t) for t in cfg.slo])
         index = len(self.state["cells"]) + 1
         processes = base.locust_workers or default_worker_count()
         users = min(
@@ -363,18 +364,26 @@ class Runner:
         )
 
     def _judge_probe(self, probe: Cell, record: dict[str, Any], slos: list[dict[str, Any]]) -> dict[str, Any]:
+        """A probe's verdict (analysis.capacity.judge). A probe that measured nothing is the
+        server's failure when no request finished (overload), else the harness's (run once more);
+        a degraded one (a generator process lost) is the harness's too, unless a server rule broke."""
         if record.get("status") not in MEASURED:
+            reason = str(record.get("reason", ""))
+            overloaded = "no request completed" in reason
             return {
                 "passed": False,
-                "failed": ["cell"],
-                "why": [f"the probe {record.get('status')}: {record.get('reason', '')}".strip()],
+                "failed": ["data" if overloaded else "cell"],
+                "why": [f"the probe {record.get('status')}: {reason}".strip()],
+                "retry": "" if overloaded else "the probe could not be measured",
                 "offered_rps": probe.arrival_rate,
             }
         exact = json.loads(RunDir(self.run_dir).cell(probe.id).exact.read_text())
         verdict = capacity.judge({**probe.model_dump(), **record}, exact, probe.styles[0], slos)
-        if record["status"] == "degraded" and "cell" not in verdict["failed"]:
+        if record["status"] == "degraded":
             verdict.update(passed=False, failed=[*verdict["failed"], "degraded"])
             verdict["why"] = [*verdict["why"], *record.get("degraded_because", [])]
+            if not set(verdict["failed"]) & capacity.SERVER_RULES:
+                verdict["retry"] = f"only the measurement's own rules failed ({', '.join(verdict['failed'])})"
         return verdict
 
     @staticmethod

@@ -309,3 +309,18 @@ def test_the_first_step_past_the_models_ceiling_stops_just_beyond_it() -> None:
     far = Search(10.0, 1.0, 5000.0, ceiling=1000.0)
     far.record(10.0, "ramp", True)
     assert far.next_probe() == (20.0, "ramp")
+
+
+@pytest.mark.parametrize("ceiling", [37.9, 41.3, 2478.21, 1234.56, 99.99])
+def test_the_ceiling_step_never_probes_one_rate_twice(ceiling: float) -> None:
+    """The step past the ceiling is rounded like every rate: a pass there moves the search on."""
+    s = search_until_done(
+        Search(0.9 * ceiling, 1.0, 1e5, ceiling=ceiling, max_probes=30), lambda r, _: r <= 3 * ceiling
+    )
+    rates = [(p["rate"], p["phase"]) for p in s.probes]
+    assert len(rates) == len(set(rates)) and s.mst()["confirmed"], s.probes
+
+
+def test_a_failure_at_the_lower_bound_ends_the_search_even_on_its_last_probe() -> None:
+    s = search_until_done(Search(4.0, 2.0, 5000.0, max_probes=2), lambda r, _: False)
+    assert s.mst()["below_rps"] == 2.0 and "lower bound" in s.outcome
