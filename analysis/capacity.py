@@ -53,7 +53,8 @@ TREND_SECONDS = 3  # fewer whole seconds than this: no trend can be read
 QUANTILE = 0.99
 ALPHA = 0.05  # two styles' MSTs differ when Welch's t-test over their repeats gives p below this
 KNEE_METHOD = (
-    "Kleinrock's power: among the passing probes, the one with the highest achieved throughput / mean latency "
+    "Kleinrock's power: among the passing probes (at or below the MST), the one with the highest achieved "
+    "throughput / mean latency "
     "(no tuning parameter, the same on any axis scale; it can only be a rate that was probed)"
 )
 PREDICTION_METHOD = (
@@ -452,7 +453,10 @@ def document(state: dict[str, Any], machine_cores: float, complete: bool) -> dic
                 "below_rps": entry.get("below_rps"),
                 "at_search_bound": bool(entry.get("lower_bound")),
                 "start_rps": entry.get("start_rps"),
-                "knee_rps": knee([p for p in probes if p["outcome"] == "pass"]),
+                # Passes above a confirmed MST were refuted by a confirmation: not operating points.
+                "knee_rps": knee(
+                    [p for p in probes if p["outcome"] == "pass" and (mst is None or p["offered_rps"] <= mst)]
+                ),
                 "generator_s_per_request": gen,
                 **numbers,
                 "probes": probes,

@@ -502,7 +502,7 @@ def build_context(a: Analysis) -> dict[str, Any]:
     for cell in a.cells:
         if cell.get("profile_stacks"):
             figures[f"flame_{cell['id']}"] = charts.flame_graph(cell["id"], profiles.busy(cell["profile_stacks"]))
-    cap = capacity_view(a.run.dir)
+    cap = capacity_view(a.run)
     if cap is not None:  # the matrix's charts compare user counts: a capacity run's probes are rates
         figures.update(percentiles=None, latency_users=None, predicted=None)
         for row in cap["styles"]:
@@ -541,10 +541,19 @@ def build_context(a: Analysis) -> dict[str, Any]:
     }
 
 
-def capacity_view(run_dir: Path) -> dict[str, Any] | None:
+def capacity_document(run: Run) -> dict[str, Any] | None:
+    """A capacity run's capacity.json, made afresh from its run.json (each probe's verdict as the
+    search used it) with this version's methods, as the summary is; None for other runs."""
+    if "capacity" not in run.meta:
+        return read_capacity(run.dir)  # a capacity.json without its state: as it was written
+    cores = float(run.meta.get("machine", {}).get("cpu_count") or 1)
+    return capacity.document(run.meta, cores, complete=run.meta.get("status") == "complete")
+
+
+def capacity_view(run: Run) -> dict[str, Any] | None:
     """A capacity run's capacity.json as the report shows it: per style the MST with its validity,
     the knee, theory's numbers and ratios, its searches and probes; None for other runs."""
-    doc = read_capacity(run_dir)
+    doc = capacity_document(run)
     if doc is None or not doc.get("styles"):
         return None
     searches = doc.get("searches", [])
@@ -783,6 +792,9 @@ def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float
     has repeats (None: such rows are inconclusive)."""
     if noise is not None and not noise > 0:
         raise BadInput(f"--noise must be a positive relative change such as 0.10, not {noise}")
+    for r in (run_a, run_b):
+        if not RunDir(r).run_json.is_file():
+            raise BadInput(f"{r}: no run.json there: not a run directory")
     docs = [read_capacity(r) for r in (run_a, run_b)]
     if any(d is not None for d in docs):
         return _publish_capacity_comparison(run_a, run_b, docs, reports_dir, noise)

@@ -19,7 +19,7 @@ from analysis.validity import describe_loss
 from routebench import experiment, metadata, terminal, ui_session
 from routebench.launcher import Stack, claim_port
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count, worker_argv
-from routebench.rundir import MEASURED, RunDir, write_text
+from routebench.rundir import MEASURED, RunDir, write_json, write_text
 from routebench.runner import Runner, new_run_id
 from routebench.watch import TICK_S, Watch
 from target_app import catalogue
@@ -116,9 +116,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def print_summary(run_dir: Path) -> None:
     """The plain summary table of a run, printed and written beside it (summary.csv, summary.md)."""
-    table = report.full_table(load.load_run(run_dir))
+    run = load.load_run(run_dir)
+    table = report.full_table(run)
     files = RunDir(run_dir)
     table.to_csv(files.summary_csv, index=False)
+    doc = report.capacity_document(run)
+    if doc is not None:
+        write_json(files.capacity, doc)
     shown = table[
         [
             "cell",

@@ -254,7 +254,9 @@ class Runner:
                 self.console.print(
                     f"[bold]{style}[/]: "
                     + (f"MST {found['mst_rps']:,.4g} req/s" if found["confirmed"] else "no confirmed MST")
-                    + f" ({search.outcome}; {len(search.probes)} probes)"
+                    + f" ({search.outcome}; {len(search.probes)} probes"
+                    + (f", {len(search.retries)} of them run twice" if search.retries else "")
+                    + ")"
                 )
                 progress.update(task, completed=i + 1)
 
