@@ -1,18 +1,23 @@
 """Capacity under an SLO: how a probe is judged, what theory expects, where the knee is, and the
 ``capacity.json`` of a capacity run. Pure functions over what the runner saved.
 
-A probe is one open-model cell of one style at one offered rate. It passes only when every rule
-holds (:func:`judge`):
+A probe is one open-model cell of one style at one offered rate, with a tail: the load goes on for
+the SLOs' longest latency limit after the measured window, so when it stops every request started
+in the window has finished or is known to have broken the limit (censored at its elapsed time). It
+passes only when every rule holds (:func:`judge`):
 
 - ``slo``: each of the search's thresholds (``p99<250ms``, ``failure_rate<1%`` by default) on the
-  probe's exact numbers (latency from each request's intended start; requests unfinished or unsent
-  at the stop count at their elapsed time, so an overloaded probe's p99 is not understated);
-- ``throughput``: completed in the window / the window >= 98% of the offered rate;
+  probe's exact numbers over the window's starts (latency from each intended start); a percentile
+  still only a lower bound under its limit is undecided, and fails;
+- ``throughput``: the window's starts that finished, over the window, >= 98% of the offered rate;
 - ``trend``: no growing queue: the median of the per-second p50s in the probe's last third is not
   above that of its first third by more than 20% and 5 ms;
-- every validity rule of the cell (analysis.validity): among them ``schedule`` (at most 5% of the
-  starts late, the schedule offered what was asked), ``generator`` (no Locust process saturated),
-  ``counts``, ``window``, ``workers``, ``server``.
+- the cell's validity rules (analysis.validity) but ``failures`` and ``littles_law`` (the SLO's
+  failure_rate decides; Little's law is for closed cells): ``schedule``, ``generator``, ``counts``,
+  ``window``, ``final_reports``, ``workers``, ``server``.
+
+A probe that failed only the measurement's own rules, or while its latency was still falling from
+the start, carries ``retry``: the runner sets it aside and runs it once more.
 
 Theory's two numbers for a style (:func:`theory_numbers`), from the same stations as every other
 prediction (analysis.theory.network, CPU per request from the run's calibration):
@@ -27,8 +32,9 @@ prediction (analysis.theory.network, CPU per request from the run's calibration)
   evenly spaced (ca² = 0); a fixed wait is served in a fixed time (cs² = 0), the CPU in exponential
   times (cs² = 1). A stated approximation: the measured MST is set beside it, as a ratio.
 
-The knee (:func:`knee`) is Kleinrock's operating point: the probe where power, achieved throughput
-over mean latency, is highest. It has no parameter to tune and does not depend on axis scaling.
+The knee (:func:`knee`) is Kleinrock's operating point: among the passing probes at or below the
+MST, the one where power, achieved throughput over mean latency, is highest. It has no parameter
+to tune and does not depend on axis scaling.
 """
 
 from __future__ import annotations
