@@ -795,7 +795,7 @@ def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float
     for r in (run_a, run_b):
         if not RunDir(r).run_json.is_file():
             raise BadInput(f"{r}: no run.json there: not a run directory")
-    docs = [read_capacity(r) for r in (run_a, run_b)]
+    docs = [capacity_document(load_run(r)) for r in (run_a, run_b)]
     if any(d is not None for d in docs):
         return _publish_capacity_comparison(run_a, run_b, docs, reports_dir, noise)
     a, b = analyse(run_a), analyse(run_b)

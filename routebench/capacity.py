@@ -7,8 +7,9 @@ tolerance (hi / lo <= 1 + tolerance), then a confirmation probe at the highest p
 longer window. A confirmation that fails makes that rate a failing one and the search goes on below
 it. The search ends when a confirmation passes (MST = that rate, known to within the tolerance:
 the next rate up failed), when the rate passes at the search's upper bound (MST at least that),
-when a probe fails at its lower bound (MST below it), or when its probe budget is spent (the best
-confirmed rate, or none). Pure: the runner probes, this decides.
+when a probe fails at its lower bound (MST below it), or when its probe budget is spent (nothing
+confirmed: the best passing rate is kept as an unconfirmed lower bound). Pure: the runner probes,
+this decides.
 """
 
 from __future__ import annotations

@@ -146,6 +146,8 @@ def print_summary(run_dir: Path) -> None:
         table, f"{run_dir.name}: per cell", Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     )
     console.print(f"summary: {files.summary_md}")
+    if doc is not None:
+        print_capacity(run_dir.name, doc)
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:
@@ -157,12 +159,9 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     return run_experiment(args, exp)
 
 
-def print_capacity(run_dir: Path) -> None:
-    """Each style's MST, its validity and theory's numbers, from capacity.json."""
-    doc = load.read_capacity(run_dir)
-    if doc is None:
-        return
-    table = Table(title=f"{run_dir.name}: maximum sustainable throughput ({', '.join(doc['slo'])})", box=None)
+def print_capacity(run_id: str, doc: dict[str, Any]) -> None:
+    """Each style's MST, its validity and theory's numbers (capacity.json)."""
+    table = Table(title=f"{run_id}: maximum sustainable throughput ({', '.join(doc['slo'])})", box=None)
     for column in ("style", "MST req/s", "probes", "predicted", "ceiling", "knee", "vs predicted", "vs baseline"):
         table.add_column(column, justify="left" if column == "style" else "right")
     for r in doc["styles"]:
@@ -178,7 +177,10 @@ def print_capacity(run_dir: Path) -> None:
         )
     Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
     if not doc.get("complete"):
-        console.print("[yellow]incomplete:[/] the run stopped early; MSTs not confirmed are lower bounds")
+        console.print(
+            "[yellow]incomplete:[/] the run stopped early; a search not confirmed shows its best passing probe "
+            "(≥, an unconfirmed lower bound that check does not count)"
+        )
 
 
 def _num(value: float | None) -> str:
@@ -243,7 +245,7 @@ def run_experiment(args: argparse.Namespace, exp: experiment.Experiment) -> int:
         if exp.mode == "capacity":
             console.print(
                 f"[yellow]interrupted:[/] {done} probes finished and kept; a search not confirmed keeps its highest "
-                f"passing rate as a lower bound of its MST (capacity.json); the run is marked incomplete: "
+                f"passing rate as an unconfirmed lower bound of its MST (capacity.json); the run is marked incomplete: "
                 f"{runner.run_dir}"
             )
         else:
@@ -253,14 +255,10 @@ def run_experiment(args: argparse.Namespace, exp: experiment.Experiment) -> int:
             )
         if done:
             print_summary(runner.run_dir)
-            if exp.mode == "capacity":
-                print_capacity(runner.run_dir)
             publish_report(runner.run_dir, Path(args.reports))
         return 130
     console.print(f"run finished in {runner.state['wall_s']} s: {run_dir}")
     print_summary(run_dir)
-    if exp.mode == "capacity":
-        print_capacity(run_dir)
     publish_report(run_dir, Path(args.reports))
     failed = [c for c in runner.state["cells"] if c["status"] not in (*MEASURED, "skipped")]
     if failed and exp.mode == "capacity":
@@ -291,9 +289,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    doc = load.read_capacity(Path(args.run))
-    if doc is not None:
-        return check_capacity(args, doc)
+    if RunDir(Path(args.run)).capacity.is_file():  # a capacity run: judged on its MSTs, made afresh
+        doc = report.capacity_document(load.load_run(Path(args.run)))
+        if doc is not None:
+            return check_capacity(args, doc)
     a = report.analyse(Path(args.run), args.slo)
     if a.slo.empty:
         raise UserError("no SLO thresholds: give --slo 'STYLE:p99<120ms' or an slo list in the experiment file")

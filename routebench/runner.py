@@ -52,6 +52,7 @@ STACK_START_S = 5.0  # a fresh stack (more with PostgreSQL), for the ETA
 DRAIN_TIMEOUT_S = 30.0  # a server still holding requests this long after a cell is started afresh
 SAVE_TIMEOUT_S = 90.0  # past a test's latest end, for its final reports and save
 GENERATOR_ATTEMPTS = 3  # a load generator lost before the window is started again, this many times in all
+NOTHING_COMPLETED = "no request completed in the window"  # a failed cell's reason (a probe: overload)
 # Capacity probes: users enough for the rate at the SLO's latency, this many times over (an open
 # model short of users starts late: the schedule rule then fails the probe, not the server).
 USERS_HEADROOM = 2.0
@@ -209,22 +210,31 @@ class Runner:
         """A search per style (and server shape, and repeat): probes added as cells as it decides
         them; capacity.json rewritten after every probe, so an interrupted run keeps what it found."""
         cfg = self.experiment.capacity
-        slos = [capacity.parse_slo(t) for t in cfg.slo]
-        limit_ms = capacity.latency_limit_ms(slos)
-        machine = float(psutil.cpu_count() or 1)
+        limit_ms = capacity.latency_limit_ms(self._slos)
         searches: list[tuple[Cell, Search]] = []
         for base in self.cells:
             model = capacity.theory_numbers(
-                base.styles[0], base.model_dump(), self.state.get("calibration"), machine, GENERATOR_S_GUESS, limit_ms
+                base.styles[0],
+                base.model_dump(),
+                self.state.get("calibration"),
+                self._cores,
+                GENERATOR_S_GUESS,
+                limit_ms,
             )
             guess = model.get("predicted_mst_rps")
             start = cfg.start_rps or (START_SHARE * guess if guess else DEFAULT_START_RPS)
             start = min(max(start, cfg.min_rps), cfg.max_rps)
-            search = Search(rounded(start), cfg.min_rps, cfg.max_rps, cfg.growth, cfg.tolerance, cfg.max_probes)
-            search.ceiling = model.get("ceiling_rps")
+            search = Search(
+                rounded(start),
+                cfg.min_rps,
+                cfg.max_rps,
+                cfg.growth,
+                cfg.tolerance,
+                cfg.max_probes,
+                model.get("ceiling_rps"),
+            )
             searches.append((base, search))
-        probe_s, confirm_s = self._probe_times()
-        budget = len(searches) * ((self._expected_probes() - 1) * probe_s + confirm_s)
+        budget = self._budget()[0] - self._budget_before_probes()
         self.state["capacity"] = {"slo": cfg.slo, "searches": []}
         with self._progress() as progress:
             task = progress.add_task("starting", total=len(searches), eta=clock(budget))
@@ -287,7 +297,7 @@ class Runner:
             return i + min(0.95, share), clock(max(0.0, whole - elapsed) + rest)
 
         record = self._run_cell(probe, progress, task, label, eta)
-        verdict = self._judge_probe(probe, record, [capacity.parse_slo(t) for t in self.experiment.capacity.slo])
+        verdict = self._judge_probe(probe, record, self._slos)
         if not verdict["passed"] and verdict.get("retry") and not search.retried(rate, phase):
             verdict["set_aside"] = f"run again: {verdict['retry']}"
             search.retries.append((rate, phase))
@@ -311,24 +321,44 @@ class Runner:
         extra = (self.experiment.warmup_s or 0.0) + self._tail_s() + CELL_OVERHEAD_S
         return cfg.probe_s + extra, cfg.confirm_s + extra
 
+    @functools.cached_property
+    def _slos(self) -> list[dict[str, Any]]:
+        """The capacity search's SLOs, parsed (analysis.capacity.parse_slo)."""
+        return [capacity.parse_slo(t) for t in self.experiment.capacity.slo]
+
+    @property
+    def _cores(self) -> float:
+        """The machine's cores as run.json records them (the report reads the same)."""
+        return float(self.state.get("machine", {}).get("cpu_count") or psutil.cpu_count() or 1)
+
     def _tail_s(self) -> float:
         """A probe's tail: the SLOs' longest latency limit (analysis.capacity.tail_ms)."""
-        return capacity.tail_ms([capacity.parse_slo(t) for t in self.experiment.capacity.slo]) / 1000
+        return capacity.tail_ms(self._slos) / 1000
 
     def _expected_probes(self) -> int:
         """A search from a good start: the start and one step, the bisections, the confirmation."""
         cfg = self.experiment.capacity
         return Search.expected_probes(1.0, cfg.growth, cfg.growth, cfg.tolerance)
 
-    def _print_budget(self) -> None:
-        """The capacity run's time, up front: the calibration, then each search at the expected
-        number of probes, and at most (every probe of the budget, two confirmations)."""
+    def _budget_before_probes(self) -> float:
+        """The calibration and the first stack start, for a capacity run's budget."""
+        calibration = len(self.cells) * CALIBRATION_S_PER_STYLE if self.experiment.calibrate else 0.0
+        return calibration + STACK_START_S
+
+    def _budget(self) -> tuple[float, float]:
+        """A capacity run's time: about (each search at the expected number of probes), and at
+        most (every probe of its budget, two of them confirmations); both from the start."""
         cfg, n = self.experiment.capacity, len(self.cells)
         probe_s, confirm_s = self._probe_times()
+        before = self._budget_before_probes()
+        expected = before + n * ((self._expected_probes() - 1) * probe_s + confirm_s)
+        return expected, before + n * ((cfg.max_probes - 2) * probe_s + 2 * confirm_s)
+
+    def _print_budget(self) -> None:
+        """The capacity run's time, up front (before calibrating)."""
+        cfg, n = self.experiment.capacity, len(self.cells)
+        budget, worst = self._budget()
         expected = self._expected_probes()
-        calibration = n * CALIBRATION_S_PER_STYLE if self.experiment.calibrate else 0.0
-        budget = calibration + STACK_START_S + n * ((expected - 1) * probe_s + confirm_s)
-        worst = calibration + STACK_START_S + n * ((cfg.max_probes - 2) * probe_s + 2 * confirm_s)
         self.console.print(
             f"capacity run [bold]{self.run_id}[/]: {n} searches ({', '.join(c.styles[0] for c in self.cells)}); "
             f"budget about {budget / 60:.1f} min (calibration, then about {expected} probes a search: "
@@ -340,7 +370,7 @@ class Runner:
         """One probe of ``base``'s style at ``rate``: an open-model cell with users enough for the
         rate at the SLO's latency (twice that, and two per generator process at least)."""
         cfg = self.experiment.capacity
-        limit_ms = capacity.latency_limit_ms([capacity.parse_slo(t) for t in cfg.slo])
+        limit_ms = capacity.latency_limit_ms(self._slos)
         index = len(self.state["cells"]) + 1
         processes = base.locust_workers or default_worker_count()
         users = min(
@@ -371,7 +401,7 @@ class Runner:
         a degraded one (a generator process lost) is the harness's too, unless a server rule broke."""
         if record.get("status") not in MEASURED:
             reason = str(record.get("reason", ""))
-            overloaded = "no request completed" in reason
+            overloaded = reason == NOTHING_COMPLETED
             return {
                 "passed": False,
                 "failed": ["data" if overloaded else "cell"],
@@ -397,12 +427,9 @@ class Runner:
             **search.mst(),
         }
 
-    def _save_capacity(self) -> None:
+    def _save_capacity(self, complete: bool = False) -> None:
         """``capacity.json`` from the run's state as it stands (analysis.capacity.document)."""
-        write_json(
-            RunDir(self.run_dir).capacity,
-            capacity.document(self.state, float(psutil.cpu_count() or 1), complete=False),
-        )
+        write_json(RunDir(self.run_dir).capacity, capacity.document(self.state, self._cores, complete=complete))
 
     def _settings(self, cell: Cell) -> Settings:
         return self.base_settings.model_copy(
@@ -467,10 +494,7 @@ class Runner:
         self.state.update(status=status, ended_at=time.time(), wall_s=round(wall_s, 1))
         self._save_state()
         if self.capacity and "capacity" in self.state:
-            write_json(
-                RunDir(self.run_dir).capacity,
-                capacity.document(self.state, float(psutil.cpu_count() or 1), complete=status == "complete"),
-            )
+            self._save_capacity(complete=status == "complete")
 
     def _save_state(self) -> None:
         RunDir(self.run_dir).write_state(self.state)
@@ -625,7 +649,7 @@ class Runner:
         if stalls:
             write_json(files.stalls, stalls)
         if not any(int(e.get("count", 0)) + int(e.get("failures", 0)) for e in exact.get("requests", {}).values()):
-            return {"status": "failed", "reason": "no request completed in the window", "losses": watch.losses}
+            return {"status": "failed", "reason": NOTHING_COMPLETED, "losses": watch.losses}
         lost = watch.measured_losses() + heartbeat_losses(exact, watch.losses)
         if profile is not None and profile["problem"]:
             self.console.print(f"[yellow]profile:[/] {profile['problem']}; the run goes on")
