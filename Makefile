@@ -4,13 +4,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PROFILE ?= default
+# Your own app: APP=module:attribute (as for uvicorn), APP_DIR where it imports from, ROUTES a
+# routes file (TOML). With APP, PROFILE defaults to probe (every route alone, then together).
+APP ?=
+APP_DIR ?=
+ROUTES ?=
+PROFILE ?= $(if $(APP),probe,default)
 ARGS ?=
+APP_FLAGS = $(if $(APP),--app '$(APP)') $(if $(APP_DIR),--app-dir '$(APP_DIR)') $(if $(ROUTES),--routes '$(ROUTES)')
 
 .PHONY: help test serve loadtest capacity ui bench clean lock
 
 help:
 	@echo "make loadtest  run the $(PROFILE) experiment matrix headless and write a report"
+	@echo "              APP=module:attribute APP_DIR=DIR: your own app, each route probed and given a verdict"
 	@echo "make test      ruff, mypy, then the test suite (real Gunicorn, Locust, PostgreSQL)"
 	@echo "make serve     run the target stack in the foreground (ARGS='--workers 4')"
 	@echo "make capacity  per style, the highest load that holds p99 < 250 ms (under 10 minutes)"
@@ -32,19 +39,20 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
 serve: $(STAMP)
-	$(BIN)/routebench serve $(ARGS)
+	$(BIN)/routebench serve $(APP_FLAGS) $(ARGS)
 
 # PROFILE is smoke, default or full, or a path to an experiment TOML file.
 loadtest: $(STAMP)
-	$(BIN)/routebench run $(PROFILE) $(ARGS)
+	$(BIN)/routebench run $(PROFILE) $(APP_FLAGS) $(ARGS)
 
-# The capacity profile (experiments/capacity.toml), or CAPACITY=<profile or TOML file>.
-CAPACITY ?= capacity
+# The capacity profile (experiments/capacity.toml; with APP, app-capacity.toml: every route of your
+# app), or CAPACITY=<profile or TOML file>.
+CAPACITY ?= $(if $(APP),app-capacity,capacity)
 capacity: $(STAMP)
-	$(BIN)/routebench capacity $(CAPACITY) $(ARGS)
+	$(BIN)/routebench capacity $(CAPACITY) $(APP_FLAGS) $(ARGS)
 
 ui: $(STAMP)
-	$(BIN)/routebench ui $(ARGS)
+	$(BIN)/routebench ui $(APP_FLAGS) $(ARGS)
 
 # Needs wrk (Debian: apt-get install wrk). Model fit reads the latest default run in results/.
 bench: $(STAMP)

@@ -293,6 +293,8 @@ def theory_numbers(
 ) -> dict[str, Any]:
     """``ceiling_rps`` and ``predicted_mst_rps`` for ``style`` on ``cell``'s server shape (None where
     the model has nothing to go on, with ``reason``)."""
+    if style not in catalogue.BY_ID:
+        return {"ceiling_rps": None, "predicted_mst_rps": None, "reason": "your app's route: no model of its code"}
     gen = generator_s_per_request if math.isfinite(generator_s_per_request) else 0.0
 
     def stations(rate: float) -> list[theory.Station]:
@@ -377,8 +379,9 @@ def differ(a: list[float], b: list[float]) -> dict[str, Any]:
 
 
 def baseline_of(style: str) -> str:
-    """The family's reference style (its first, the async one)."""
-    return catalogue.family(catalogue.family_of(style))[0].id
+    """The family's reference style (its first, the async one); your app's route is its own."""
+    family = catalogue.family(catalogue.family_of(style))
+    return family[0].id if family and style in catalogue.BY_ID else style
 
 
 SHAPE_KEYS = ("server_workers", "worker_class", "threadpool_tokens", "db_pool_size", "wait_ms", "work", "fanout")

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from routebench.rundir import MEASURED, SCHEMA_VERSION, CellDir, RunDir
+from target_app import catalogue
 
 STATS_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%")
 
@@ -42,6 +43,16 @@ class Run:
     meta: dict[str, Any]
     cells: list[dict[str, Any]]
     data: dict[str, CellData] = field(default_factory=dict)  # every measured cell (ok or degraded), by id
+    routes: dict[str, Any] | None = None  # your app's run: its routes plan (routes.json, routebench.routes)
+
+    def path_of(self, style: str) -> str:
+        """The path a style's (or your route's) requests were sent to: what the server's telemetry
+        names a request by."""
+        for r in (self.routes or {}).get("routes", []):
+            if r.get("id") == style:
+                return str(r.get("path"))
+        known = catalogue.BY_ID.get(style)
+        return known.path if known is not None else f"/{style}"
 
 
 def read_json(path: Path) -> Any:
@@ -92,7 +103,8 @@ def load_run(run_dir: Path) -> Run:
         )
     cells = meta["cells"]
     data = {c["id"]: load_cell(RunDir(run_dir).cell(c["dir"])) for c in cells if c.get("status") in MEASURED}
-    return Run(run_dir, meta, cells, data)
+    routes = read_json(RunDir(run_dir).routes) if RunDir(run_dir).routes.is_file() else None
+    return Run(run_dir, meta, cells, data, routes)
 
 
 def load_cell(files: CellDir) -> CellData:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import answers, capacity, charts, precision, profiles, slo, theory, timeseries, validity
+from analysis import answers, capacity, charts, findings, precision, profiles, slo, theory, timeseries, validity
 from analysis.compare import ALPHA, FLOOR_METHOD, MIN_REPEATS, TEST_METHOD, VERDICTS, compare
 from analysis.load import (
     BadInput,
@@ -514,6 +514,8 @@ def build_context(a: Analysis) -> dict[str, Any]:
     failed = [c for c in a.run.cells if c.get("status") not in MEASURED]
     return {
         "meta": meta,
+        "findings": findings.findings(a.run, a.table),
+        "verdict_css": VERDICT_CSS,
         "headline": headline(a),
         "any_alone": alone,
         "families": decision_table(a.table),
@@ -539,6 +541,23 @@ def build_context(a: Analysis) -> dict[str, Any]:
         "divs": divs,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
+
+
+# How each verdict of your app's routes is shown: what to fix in red, what to look at in amber.
+VERDICT_CSS = {
+    "fine": "good",
+    "blocks-event-loop": "bad",
+    "cpu-bound": "warn-inline",
+    "threadpool-bound": "warn-inline",
+    "pool-bound": "warn-inline",
+    "errors": "bad",
+    "unknown": "muted",
+}
+
+
+def findings_document(run: Run) -> dict[str, Any] | None:
+    """Your app's run: findings.json made from the run (analysis.findings); None for other runs."""
+    return findings.findings(run, full_table(run)) if run.routes is not None else None
 
 
 def capacity_document(run: Run) -> dict[str, Any] | None:

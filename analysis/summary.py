@@ -215,7 +215,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 if len(cell["styles"]) == 1 and completed
                 else np.nan,
                 "users_per_worker": placement,
-                **blocked_by(stalls, style, len(cell["styles"]) == 1),
+                **blocked_by(stalls, run.path_of(style), len(cell["styles"]) == 1),
                 "valid": not reasons,
                 "invalid_because": "; ".join(reasons),
                 "validity_failed": ", ".join(verdict["failed"]) if reasons else "",
@@ -248,10 +248,11 @@ def p99_interval(exact: dict[str, Any], style: str, lower_bound: bool) -> dict[s
     }
 
 
-def blocked_by(stalls: dict[str, Any], style: str, alone: bool) -> dict[str, Any]:
-    """The share of the window the server's loops were stalled by this style's requests, and the
-    call site that stalled them most: a solo cell's whole record; in a shared cell, the sites
-    whose running route was this style's (NaN/empty without the detector's samples)."""
+def blocked_by(stalls: dict[str, Any], path: str, alone: bool) -> dict[str, Any]:
+    """The share of the window the server's loops were stalled by the requests to ``path`` (a
+    style's, or your route's), and the call site that stalled them most: a solo cell's whole
+    record; in a shared cell, the sites whose running route was this path (NaN/empty without the
+    detector's samples)."""
     if not stalls:
         return {
             "blocked_share": np.nan,
@@ -260,7 +261,6 @@ def blocked_by(stalls: dict[str, Any], style: str, alone: bool) -> dict[str, Any
             "top_site": "",
             "top_site_share": np.nan,
         }
-    path = catalogue.BY_ID[style].path
     sites = stalls["sites"] if alone else [s for s in stalls["sites"] if s.get("route") == path]
     mine = sum(s["ms"] for s in sites)
     total = sum(s["ms"] for s in stalls["sites"])

@@ -1,10 +1,12 @@
-"""Locust user classes for routebench: one ``FastHttpUser`` per route style of the catalogue.
+"""Locust user classes for routebench: one ``FastHttpUser`` per route style of the catalogue, or,
+with your app (``ROUTEBENCH_ROUTES``: the run's ``routes.json``, routebench.routes), one per route.
 
 Run it through ``routebench run`` / ``make ui``, or by hand::
 
     locust -f locustfiles/route_styles.py --host http://127.0.0.1:8000 --class-picker
 
-The request name is the style id; each task is tagged with its family. Two load models:
+The request name is the style id (your route: its path, ``METHOD path`` beyond GET); each task is
+tagged with its family (``app`` for your routes). Two load models:
 
 - closed (default): users with no think time, each sends its next request when the last answers;
 - open (``--rb-model open --rb-rate R``): each style is started R times a second in all, on a fixed
@@ -52,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for ``locust 
 
 from analysis import precision  # noqa: E402
 from locustfiles.capture import Capture  # noqa: E402
+from routebench.routes import ROUTES_ENV, AppRoute, routes_of  # noqa: E402
 from routebench.rundir import CellDir, RunDir, write_json  # noqa: E402
 from target_app import catalogue, stalls  # noqa: E402
 from target_app.telemetry import read_dir  # noqa: E402
@@ -223,11 +226,11 @@ def check_form(form: Any) -> str | None:
 
 
 class StyleUser(FastHttpUser):
-    """Hits one route style. Subclasses are generated from the catalogue below."""
+    """Hits one route style (or one route of your app). Subclasses are generated below."""
 
     abstract = True
     wait_time = constant(0)
-    style: catalogue.RouteStyle
+    style: catalogue.RouteStyle | AppRoute
     _next_ticket = 0  # open model: this process's next scheduled start, per class
     _sent_in_window = 0  # open model: starts of this class sent inside the window
 
@@ -239,6 +242,24 @@ class StyleUser(FastHttpUser):
     def query(self) -> dict[str, int]:
         return {p: v for p, v in work_sizes(self.environment.parsed_options).items() if p in self.style.params}
 
+    def send(self, context: dict[str, Any] | None = None) -> None:
+        """One request of this class: a style's GET with its work sizes, or your route as planned."""
+        extra: dict[str, Any] = {"context": context} if context else {}
+        route = self.style
+        if isinstance(route, AppRoute):
+            if route.json is not None:
+                extra["json"] = route.json
+            self.client.request(
+                route.method,
+                route.path,
+                name=route.id,
+                params=route.query or None,
+                headers=route.headers or None,
+                **extra,
+            )
+        else:
+            self.client.get(route.path, params=self.query(), name=route.id, **extra)
+
     def hit(self) -> None:
         opts = self.environment.parsed_options
         if getattr(opts, "rb_model", "closed") == "open":
@@ -246,7 +267,7 @@ class StyleUser(FastHttpUser):
             return
         in_flight[id(self)] = (self.style.id, time.time())
         try:
-            self.client.get(self.style.path, params=self.query(), name=self.style.id)
+            self.send()
         finally:
             in_flight.pop(id(self), None)
 
@@ -275,29 +296,36 @@ class StyleUser(FastHttpUser):
                 capture.count(self.style.id, "late_starts")
         in_flight[id(self)] = (self.style.id, intended)
         try:
-            self.client.get(self.style.path, params=self.query(), name=self.style.id, context={"rb_intended": intended})
+            self.send({"rb_intended": intended})
         finally:
             in_flight.pop(id(self), None)
 
 
-def _make_user(style: catalogue.RouteStyle) -> type[StyleUser]:
+def _make_user(style: catalogue.RouteStyle | AppRoute) -> type[StyleUser]:
     def run(self: StyleUser) -> None:
         self.hit()
 
     run.__name__ = style.id
+    family = style.family if isinstance(style, catalogue.RouteStyle) else "app"
     return type(
         style.class_name,
         (StyleUser,),
         {
             "style": style,
-            "tasks": [tag(style.family)(task(run))],
+            "tasks": [tag(family)(task(run))],
             "__module__": __name__,
             "__doc__": f"{style.id}: {style.description}",
         },
     )
 
 
-USER_CLASSES: dict[str, type[StyleUser]] = {s.id: _make_user(s) for s in catalogue.STYLES}
+# Your app (routebench.routes: the plan's file in ROUTEBENCH_ROUTES): one class per route, and no
+# route style; else one class per style of the catalogue.
+_plan = os.environ.get(ROUTES_ENV)
+STYLES: list[catalogue.RouteStyle | AppRoute] = (
+    list(routes_of(json.loads(Path(_plan).read_text()))) if _plan else list(catalogue.STYLES)
+)
+USER_CLASSES: dict[str, type[StyleUser]] = {s.id: _make_user(s) for s in STYLES}
 globals().update({cls.__name__: cls for cls in USER_CLASSES.values()})
 
 
@@ -519,14 +547,14 @@ def live_rows(environment: Environment) -> list[dict[str, str]]:
     tokens = max((int(s.get("threads_busy") or 0) for s in samples), default=None)
     rows = []
     for style in sorted(set(capture.histograms["ok"]) | set(rps)):
-        if style not in catalogue.BY_ID:
+        if style not in USER_CLASSES:
             continue
         h = capture.histograms["ok"].get(style)
         counted = h is not None and h.get_total_count() > 0
         sites: dict[str, float] = {}
         for s in samples:
             for site, info in (s.get("sites") or {}).items():
-                if info.get("route") == catalogue.BY_ID[style].path:
+                if info.get("route") == USER_CLASSES[style].style.path:
                     sites[site] = sites.get(site, 0.0) + float(info.get("ms", 0))
         # This style's share of the stalls (by the route running), of the clipped stall time.
         total_sites = sum(float(i.get("ms", 0)) for s in samples for i in (s.get("sites") or {}).values())

@@ -32,11 +32,12 @@ from routebench.commands import (
 )
 from routebench.experiment import ExperimentError
 from routebench.launcher import StackError
+from routebench.routes import RoutesError
 
 __all__ = ["LOCUST_MASTER_PORT", "build_parser", "main"]
 
 # What the user can act on, from whichever layer noticed it: one line and exit 2, here only.
-USER_ERRORS = (UserError, StackError, BadInput, ExperimentError)
+USER_ERRORS = (UserError, StackError, BadInput, ExperimentError, RoutesError)
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -67,7 +68,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         help="profile every server worker with py-spy over each cell's window (a flame graph per cell)",
     )
     # W, T, P and the rest come from the experiment file, cell by cell.
-    add_server_flags(p, only=("--host", "--port", "--upstream-latency", "--stall-threshold"))
+    add_server_flags(p, only=("--host", "--port", "--upstream-latency", "--stall-threshold", "--app", "--app-dir"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "experiment",
         nargs="?",
-        default="default",
-        help="profile name (smoke, default, full) or path to a TOML experiment file",
+        default=None,
+        help="profile name (smoke, default, full; probe for --app, its default) or path to a TOML experiment file",
     )
     add_run_flags(run)
     run.set_defaults(func=cmd_run)
@@ -92,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument(
         "experiment",
         nargs="?",
-        default="capacity",
-        help="profile name or TOML file (default: capacity); its groups are searched in capacity mode",
+        default=None,
+        help="profile name or TOML file (default: capacity; app-capacity for --app); its groups are searched in "
+        "capacity mode",
     )
     add_run_flags(cap)
     cap.set_defaults(func=cmd_capacity)

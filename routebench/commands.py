@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ from rich.table import Table
 
 from analysis import capacity, load, report, slo, summary
 from analysis.validity import describe_loss
-from routebench import experiment, metadata, terminal, ui_session
-from routebench.launcher import Stack, claim_port
+from routebench import experiment, metadata, routes, terminal, ui_session
+from routebench.harness import HEALTH_PATH
+from routebench.launcher import AppError, Stack, claim_port
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count, worker_argv
 from routebench.rundir import MEASURED, RunDir, write_json, write_text
 from routebench.runner import Runner, new_run_id
@@ -29,6 +31,10 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 SLO_EXIT_CODE = 99  # as k6 does when a threshold is crossed
 UNFIT_EXIT_CODE = 3  # check: the run is incomplete, a cell failed, or a judged cell is invalid
 LOCUST_MASTER_PORT = 5557  # Locust's own default, which remote workers expect
+DEFAULT_PROFILE = "default"  # routebench run with no experiment: the matrix of routebench's styles
+APP_PROFILE = "probe"  # ... and with --app: every route of your app alone, then together
+CAPACITY_PROFILE = "capacity"  # routebench capacity: the MST of a style of each family
+APP_CAPACITY_PROFILE = "app-capacity"  # ... and with --app: of each route of your app
 
 
 class UserError(Exception):
@@ -48,6 +54,8 @@ SERVER_FLAGS: dict[str, tuple[str, type, str]] = {
     ),
     "--db-pool": ("db_pool_size", int, f"database pool size P per worker (default {default('db_pool_size')})"),
     "--upstream-latency": ("upstream_latency_ms", int, "upstream service default latency in ms"),
+    "--app": ("app", str, "serve your own ASGI app instead of the target app: module:attribute, as for uvicorn"),
+    "--app-dir": ("app_dir", str, "where --app imports from and runs (default: the current directory)"),
     "--stall-threshold": (
         "stall_threshold_ms",
         int,
@@ -61,6 +69,12 @@ def add_server_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = 
     for flag, (_, kind, help_text) in SERVER_FLAGS.items():
         if only is None or flag in only:
             p.add_argument(flag, type=kind, default=None, help=help_text)
+    if only is None or "--app" in only:
+        p.add_argument(
+            "--routes",
+            default=None,
+            help="with --app: a TOML file that adds or overrides routes to load (methods, parameters, bodies, headers)",
+        )
     if only is None:
         p.add_argument("--no-db", action="store_true", help="run without PostgreSQL (db routes answer 503)")
 
@@ -71,10 +85,46 @@ def settings_from(args: argparse.Namespace) -> Settings:
         value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
         if value is not None:
             overrides[field] = value
+    if "app_dir" in overrides:
+        overrides["app_dir"] = Path(overrides["app_dir"]).resolve()
+    elif overrides.get("app"):
+        overrides["app_dir"] = Path.cwd()
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise UserError(one_line(exc)) from None
+
+
+def app_routes(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | None:
+    """Your app's routes to load (routebench.routes), said in a line; None for the target app."""
+    if not settings.app:
+        if getattr(args, "routes", None) or settings.app_dir is not None:
+            raise UserError("--routes and --app-dir go with --app module:attribute")
+        return None
+    app_dir = settings.app_dir or Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="routebench-app-") as tmp:
+        found = routes.describe(settings.app, app_dir, Path(tmp) / "describe.json")
+    overrides = routes.read_routes_file(Path(args.routes)) if getattr(args, "routes", None) else []
+    plan = routes.plan(found.get("openapi"), overrides)
+    plan["app"] = {
+        "app": settings.app,
+        "app_dir": str(app_dir),
+        "kind": found.get("kind"),
+        "openapi": found.get("openapi") is not None,
+        "routes_file": str(Path(args.routes).resolve()) if getattr(args, "routes", None) else None,
+    }
+    if not plan["routes"]:
+        why = (
+            "in its OpenAPI schema, no GET route whose required parameters all have an example or a default"
+            if found.get("openapi") is not None
+            else f"no OpenAPI schema to find routes in (a {found.get('kind')})"
+        )
+        raise AppError(f"{settings.app}: no route to load ({why}): name routes in a routes file (--routes FILE)")
+    console.print(
+        f"{settings.app}: {len(plan['routes'])} route(s) to load: {', '.join(r['id'] for r in plan['routes'])}"
+        + (f"; {len(plan['left_out'])} left out (the report says why)" if plan["left_out"] else "")
+    )
+    return plan
 
 
 def one_line(exc: ValidationError) -> str:
@@ -105,7 +155,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         console.print(f"[green]upstream[/] {urls['upstream']}")
         console.print(f"[green]database[/] {urls['database'] or 'disabled'}")
-        console.print(f"styles: {urls['target']}/styles   telemetry: {urls['target']}/telemetry")
+        if settings.app:
+            console.print(f"your app {settings.app} from {settings.app_dir}; health: {urls['target']}{HEALTH_PATH}")
+        else:
+            console.print(f"styles: {urls['target']}/styles   telemetry: {urls['target']}/telemetry")
         console.print("Ctrl-C stops everything.")
         print(urls["target"], flush=True)
         while all(m.alive() for m in stack.processes):
@@ -123,6 +176,9 @@ def print_summary(run_dir: Path) -> None:
     doc = report.capacity_document(run)
     if doc is not None:
         write_json(files.capacity, doc)
+    found = report.findings_document(run)
+    if found is not None:
+        write_json(files.findings, found)
     shown = table[
         [
             "cell",
@@ -148,10 +204,29 @@ def print_summary(run_dir: Path) -> None:
     console.print(f"summary: {files.summary_md}")
     if doc is not None:
         print_capacity(run_dir.name, doc)
+    if found is not None:
+        print_findings(run_dir.name, found)
+        console.print(f"findings: {files.findings}")
+
+
+def print_findings(run_id: str, doc: dict[str, Any]) -> None:
+    """Each route of your app: its verdict, why, and where it blocks (findings.json)."""
+    table = Table(title=f"{run_id}: your app's routes ({doc['app'].get('app')})", box=None, show_lines=True)
+    for column in ("route", "verdict", "why"):
+        table.add_column(column, overflow="fold")
+    colour = {"fine": "green", "blocks-event-loop": "red", "errors": "red", "unknown": "dim"}
+    for r in doc["routes"]:
+        sites = [s["site"] for s in r["evidence"].get("blocking_sites", [])]
+        why = r["why"] + (f"\nblocking: {', '.join(sites)}" if sites and r["verdict"] != "fine" else "")
+        table.add_row(r["route"], f"[{colour.get(r['verdict'], 'yellow')}]{r['verdict']}[/]", why)
+    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
+    for x in doc.get("left_out", []):
+        console.print(f"[dim]not loaded: {x['method']} {x['path']}: {x['why']}[/]")
 
 
 def cmd_capacity(args: argparse.Namespace) -> int:
     """``routebench capacity``: the experiment (default: the capacity profile) as capacity searches."""
+    args.experiment = args.experiment or (APP_CAPACITY_PROFILE if args.app else CAPACITY_PROFILE)
     exp = experiment.load(args.experiment)
     if exp.mode != "capacity":
         exp = exp.model_copy(update={"mode": "capacity"})
@@ -188,6 +263,7 @@ def _num(value: float | None) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    args.experiment = args.experiment or (APP_PROFILE if args.app else DEFAULT_PROFILE)
     return run_experiment(args, experiment.load(args.experiment))
 
 
@@ -196,6 +272,7 @@ def run_experiment(args: argparse.Namespace, exp: experiment.Experiment) -> int:
         exp = exp.model_copy(update={"profile": True})
     settings = settings_from(args)
     warn_if_exposed(settings)
+    planned = app_routes(args, settings)
     # Ports the user chose are checked before anything is written: each cell would need them.
     for field, what in (
         ("port", "target app"),
@@ -237,6 +314,7 @@ def run_experiment(args: argparse.Namespace, exp: experiment.Experiment) -> int:
         console=console,
         on_worker_command=show_worker_command,
         source=args.experiment,
+        app_routes=planned,
     )
     try:
         run_dir = runner.run()
@@ -404,9 +482,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     claim_port(settings.host, args.web_port, "Locust web UI")
     if settings.port:
         claim_port(settings.host, settings.port, "target app")
+    planned = app_routes(args, settings)
     run_dir = Path(args.results) / new_run_id("ui")
     run_dir.mkdir(parents=True)
     files = RunDir(run_dir)
+    if planned is not None:
+        write_json(files.routes, planned)
     started = time.time()
     state: dict[str, Any] = {
         "run_id": run_dir.name,
@@ -418,7 +499,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "cells": [],
     }
     files.write_state(state)
-    ticked = [s.class_name for s in catalogue.family(UI_FAMILY)]
+    # Your app: every route ticked; else the family whose lesson is quickest to see.
+    ticked = (
+        [r["class_name"] for r in planned["routes"]]
+        if planned is not None
+        else [s.class_name for s in catalogue.family(UI_FAMILY)]
+    )
     # The form opens with the headless default's work sizes (d = 50 ms ...), so Start as it comes runs.
     spec = LoadSpec(
         target_url="",
@@ -429,6 +515,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         work=experiment.DEFAULTS.work,
         fanout=experiment.DEFAULTS.fanout,
         default_classes=ticked,
+        routes_file=files.routes if planned is not None else None,
     )
     watch = Watch(run_dir, None)  # every process of the session, by its handle
     try:

@@ -8,9 +8,10 @@ See ``experiments/*.toml`` for the shipped profiles.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -95,10 +96,34 @@ class Group(Knobs):
     @classmethod
     def _known_styles(cls, v: list[str]) -> list[str]:
         try:
-            catalogue.select(v)
+            catalogue.select([s for s in v if not is_route(s)])  # routes are checked against your app
         except KeyError as exc:
             raise ValueError(exc.args[0]) from None
         return v
+
+
+def is_route(name: str) -> bool:
+    """A route of your app (``/items/{id}``, ``POST /items``), not a style of the catalogue."""
+    return name.startswith("/") or bool(re.match(r"^[A-Z]+ /", name))
+
+
+def pick(patterns: list[str], routes: list[str] | None) -> list[str]:
+    """A group's styles: from the catalogue, or with your app (``routes``) its routes (``*``: all)."""
+    if routes is None:
+        named = [p for p in patterns if is_route(p)]
+        if named:
+            raise ExperimentError(f"{named[0]!r} is a route of an app: give the app (--app module:attribute)")
+        return [s.id for s in catalogue.select(patterns)]
+    chosen: list[str] = []
+    for p in patterns:
+        if p == catalogue.ALL:
+            chosen += routes
+        elif p in routes:
+            chosen.append(p)
+        else:
+            what = "no such route in your app" if is_route(p) else "a style of routebench's own target app"
+            raise ExperimentError(f"{p!r}: {what}; your app's routes: {', '.join(routes)} (or '*' for all)")
+    return list(dict.fromkeys(chosen))
 
 
 class CapacitySearch(BaseModel):
@@ -183,12 +208,13 @@ class Cell(BaseModel):
         return any(catalogue.family_of(s) == "db" for s in self.styles)
 
 
-def expand(exp: Experiment) -> list[Cell]:
+def expand(exp: Experiment, routes: list[str] | None = None) -> list[Cell]:
+    """The experiment's cells; with your app, ``routes`` are its routes (what ``*`` and route names mean)."""
     cells: list[Cell] = []
     top = DEFAULTS.model_copy(update=exp.model_dump(exclude_unset=True, include=set(Knobs.model_fields)))
     for g_index, group in enumerate(exp.groups):
         k = top.model_copy(update=group.model_dump(exclude_unset=True, include=set(Knobs.model_fields)))
-        styles = [s.id for s in catalogue.select(group.styles)]
+        styles = pick(group.styles, routes)
         if k.precision and k.max_duration_s is not None and k.duration_s and k.max_duration_s < k.duration_s:
             where = f"group {group.name or g_index + 1}"
             raise ExperimentError(
@@ -208,7 +234,7 @@ def expand(exp: Experiment) -> list[Cell]:
                             Cell(
                                 index=index,
                                 id=catalogue.slug(f"{index:03d}-{what}-u{users}-w{workers}-r{repeat}"),
-                                group=label or catalogue.family_of(style_set[0]),
+                                group=label or (catalogue.family_of(style_set[0]) if routes is None else "route"),
                                 styles=style_set,
                                 users=users,
                                 server_workers=workers,
@@ -248,7 +274,10 @@ def load(name_or_path: str) -> Experiment:
     if exp.mode == "capacity":
         check_capacity(exp, str(path))
     try:
-        expand(exp)  # what only the matrix shows (a group's windows that contradict each other)
+        # What only the matrix shows (a group's windows that contradict each other); routes are
+        # checked once the app is known.
+        if not any(is_route(s) for g in exp.groups for s in g.styles):
+            expand(exp)
     except ExperimentError as exc:
         raise ExperimentError(f"{path}: {exc}") from None
     return exp
@@ -278,10 +307,11 @@ def _shown(path: Path) -> str:
         return str(path.resolve())
 
 
-def reproduce(name_or_path: str, exp: Experiment, run_dir: Path) -> dict[str, str]:
+def reproduce(name_or_path: str, exp: Experiment, run_dir: Path, app: dict[str, Any] | None = None) -> dict[str, str]:
     """How to run this experiment again. A shipped profile or a file inside the checkout, left as
     it is, is named as such; anything else points at the copy written beside the run
-    (``experiment.toml``), whose text the report also shows, so it runs from any checkout."""
+    (``experiment.toml``), whose text the report also shows, so it runs from any checkout. With
+    your app (routebench.routes' plan's ``app``), the same app, directory and routes file."""
     text = to_toml(exp)
     copy = RunDir(run_dir).experiment_toml
     copy.write_text(text, encoding="utf-8")
@@ -295,5 +325,13 @@ def reproduce(name_or_path: str, exp: Experiment, run_dir: Path) -> dict[str, st
         profile = (
             name_or_path if source.parent == PROFILES_DIR and Path(name_or_path).suffix != ".toml" else _shown(source)
         )
-        return {"command": f"make loadtest PROFILE={profile}", "toml": text}
-    return {"command": f"make loadtest PROFILE={_shown(copy)}", "toml": text}
+        return {"command": f"make loadtest PROFILE={profile}{_app_vars(app)}", "toml": text}
+    return {"command": f"make loadtest PROFILE={_shown(copy)}{_app_vars(app)}", "toml": text}
+
+
+def _app_vars(app: dict[str, Any] | None) -> str:
+    """The Makefile's variables for your app (empty for routebench's own)."""
+    if not app:
+        return ""
+    out = f" APP={app['app']} APP_DIR={_shown(Path(app['app_dir']))}"
+    return out + (f" ROUTES={_shown(Path(app['routes_file']))}" if app.get("routes_file") else "")

@@ -32,6 +32,7 @@ class Lab:
     master_port: int = 0
     external_workers: int = 0
     on_worker_command: Callable[[list[str]], None] | None = None
+    routes_file: Path | None = None  # your app's routes (routebench.routes): the Locust user classes
     stack: Stack | None = field(default=None, init=False)
     cluster: LocustCluster | None = field(default=None, init=False)
     started: Counter[str] = field(default_factory=Counter, init=False)  # stacks and clusters started
@@ -68,6 +69,7 @@ class Lab:
                     user_classes=[],
                     users=1,
                     out_dir=self._logs,
+                    routes_file=self.routes_file,
                 ),
                 workers,
                 bind_host=self.master_host,

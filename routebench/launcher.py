@@ -27,6 +27,7 @@ import httpx
 import psutil
 
 from routebench import postgres, stopping
+from routebench.harness import HEALTH_PATH
 from target_app.lifeline import die_with_parent
 from target_app.settings import KEEPALIVE_S, Settings
 
@@ -49,6 +50,10 @@ def how_exited(returncode: int | None) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exit code {returncode}"
+
+
+class AppError(StackError):
+    """Your own app cannot be served (it does not import, its lifespan fails, it has no route to load)."""
 
 
 class DiedWhileStarting(StackError):
@@ -196,7 +201,7 @@ class Stack(StartedAndStopped):
     settings: Settings
     telemetry_dir: Path | None = None
     with_db: bool = True
-    with_upstream: bool = True
+    with_upstream: bool = True  # (your own app, settings.app: neither; its DATABASE_URL is its own)
     keep_logs: bool = False
     work_dir: Path = field(init=False)
     processes: list[Managed] = field(default_factory=list, init=False)
@@ -211,6 +216,8 @@ class Stack(StartedAndStopped):
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> Stack:
         s = self.settings
+        if s.app:
+            self.with_db = self.with_upstream = False
         host = s.host
         target_port = claim_port(host, s.port, "target app")
         upstream_port = claim_port(host, s.upstream_port, "upstream service") if self.with_upstream else 0
@@ -251,12 +258,13 @@ class Stack(StartedAndStopped):
 
     # -- the command lines, the only copies ---------------------------------------------------
     def _target_argv(self, s: Settings) -> list[str]:
+        served = "routebench.harness:app" if s.app else "target_app.main:app"
         if s.worker_class == "uvicorn":
             return [
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "target_app.main:app",
+                served,
                 "--host",
                 s.host,
                 "--port",
@@ -271,7 +279,7 @@ class Stack(StartedAndStopped):
                 "--timeout-keep-alive",
                 str(KEEPALIVE_S),
             ]
-        return [sys.executable, "-m", "gunicorn", "-c", "python:target_app.gunicorn_conf", "target_app.main:app"]
+        return [sys.executable, "-m", "gunicorn", "-c", "python:target_app.gunicorn_conf", served]
 
     def _upstream_argv(self, port: int) -> list[str]:
         return [
@@ -311,8 +319,12 @@ class Stack(StartedAndStopped):
         log = self.work_dir / "logs" / f"{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEBENCH_")}
         env.update(s.to_env())
-        env.pop("DATABASE_URL", None)  # the child reads ROUTEBENCH_DATABASE_URL, resolved here
-        managed = spawn(name, argv, log, env=env, user=user, stop_signal=stop_signal)
+        cwd = REPO
+        if name == "target" and s.app:
+            cwd = s.app_dir or Path.cwd()  # your app's environment is its own, DATABASE_URL too
+        else:
+            env.pop("DATABASE_URL", None)  # the child reads ROUTEBENCH_DATABASE_URL, resolved here
+        managed = spawn(name, argv, log, env=env, user=user, stop_signal=stop_signal, cwd=cwd)
         self.processes.append(managed)
         return managed
 
@@ -323,9 +335,15 @@ class Stack(StartedAndStopped):
             if not m.alive():
                 raise DiedWhileStarting(m)
 
-    def _wait_until(self, name: str, ready: Callable[[], bool], timeout: float = READY_TIMEOUT_S) -> None:
+    def _wait_until(
+        self,
+        name: str,
+        ready: Callable[[], bool],
+        timeout: float = READY_TIMEOUT_S,
+        check: Callable[[], None] | None = None,
+    ) -> None:
         managed = next(m for m in self.processes if m.name == name)
-        if not wait_for(ready, timeout, 0.05, self._all_alive):
+        if not wait_for(ready, timeout, 0.05, check or self._all_alive):
             raise StackError(f"{name} did not become ready in {timeout:.0f} s: {_last_line(managed.tail())}")
 
     def _wait_http(self, name: str, url: str) -> None:
@@ -334,8 +352,15 @@ class Stack(StartedAndStopped):
     def _wait_target(self, s: Settings) -> None:
         state = s.state_dir
         assert state is not None
-        health = self.target_url + "/health"
+        health = self.target_url + (HEALTH_PATH if s.app else "/health")
         last: dict[str, object] = {}
+
+        def app_started() -> None:
+            """Your app's lifespan failed in a worker (routebench.harness): said before the
+            worker's exit, which would only say that it failed to boot."""
+            for marker in sorted(state.glob("failed-*")) if state.exists() else ():
+                raise AppError(f"your app's lifespan failed at startup: {marker.read_text(errors='replace')}")
+            self._all_alive()
 
         def ready() -> bool:
             workers_up = len(list(state.glob("ready-*"))) if state.exists() else 0
@@ -351,7 +376,7 @@ class Stack(StartedAndStopped):
                 raise StackError(f"target app cannot use the database: {last['db']}")
             return r.status_code == 200
 
-        self._wait_until("target", ready)
+        self._wait_until("target", ready, check=app_started if s.app else None)
 
     def worker_pids(self) -> list[int]:
         """The target's worker processes: those that finished start-up and are still alive."""

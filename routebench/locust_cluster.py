@@ -36,6 +36,7 @@ from routebench.launcher import (
     spawn,
     wait_for,
 )
+from routebench.routes import ROUTES_ENV
 from routebench.rundir import CellDir
 
 LOCUSTFILE = REPO / "locustfiles" / "route_styles.py"
@@ -91,6 +92,7 @@ class LoadSpec:
     precision: float = 0.0  # driven: stop once every p99 is known to within this (0: fixed run time)
     max_run_time_s: float | None = None  # driven, with precision: stop here at the latest
     tail_s: float = 0.0  # open model: the run's last seconds load without measuring (--rb-tail)
+    routes_file: Path | None = None  # your app's routes (routebench.routes): one user class each
 
     def form(self) -> dict[str, str | list[str]]:
         """One driven test as Locust's ``POST /swarm`` form: Locust's fields and our options (the
@@ -215,7 +217,10 @@ class LocustCluster(StartedAndStopped):
         return self
 
     def _spawn(self, name: str, argv: list[str]) -> Managed:
-        return spawn(name, argv, CellDir(self.spec.out_dir).log(name))
+        env = {k: v for k, v in os.environ.items() if k != ROUTES_ENV}
+        if self.spec.routes_file is not None:
+            env[ROUTES_ENV] = str(self.spec.routes_file.resolve())
+        return spawn(name, argv, CellDir(self.spec.out_dir).log(name), env=env)
 
     def wait_web_ui(self, timeout: float = 30.0) -> str:
         """The web UI's URL, once it answers."""

@@ -10,6 +10,8 @@ meaning raises it. Standard library only, so a Locust process can import it chea
       experiment.toml          the experiment as run ("Reproduce" runs it again)
       summary.csv, summary.md  the terminal's table, as files
       capacity.json            a capacity run's searches, probes and MSTs (analysis.capacity)
+      routes.json              your app's routes: loaded and left out (routebench.routes)
+      findings.json            your app's routes: a verdict each, with its evidence (analysis.findings)
       telemetry/               the server's samples (every stack of the run, every test of a
                                web-UI session), before they are split by cell
       generator-N/             the run's Nth Locust cluster: its processes' logs, Locust's CSVs
@@ -150,6 +152,14 @@ class RunDir:
     @property
     def capacity(self) -> Path:
         return self.path / "capacity.json"
+
+    @property
+    def routes(self) -> Path:
+        return self.path / "routes.json"
+
+    @property
+    def findings(self) -> Path:
+        return self.path / "findings.json"
 
     @property
     def summary_csv(self) -> Path:

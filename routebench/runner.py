@@ -37,7 +37,7 @@ from routebench import calibrate, metadata, postgres, stopping
 from routebench.capacity import Search, rounded
 from routebench.experiment import Cell, Experiment, expand, reproduce
 from routebench.lab import Lab
-from routebench.launcher import DiedWhileStarting, Stack, StackError, http_status, wait_for
+from routebench.launcher import AppError, DiedWhileStarting, Stack, StackError, http_status, wait_for
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
 from routebench.profiler import Profiler
 from routebench.rundir import MEASURED, CellDir, RunDir, set_aside, write_json
@@ -105,9 +105,15 @@ class Runner:
     console: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
     on_worker_command: Callable[[list[str]], None] | None = None
     source: str = ""  # the profile name or file path the experiment came from, for "Reproduce"
+    app_routes: dict[str, Any] | None = None  # your app: the routes plan (routebench.routes.plan)
 
     def __post_init__(self) -> None:
-        self.cells = expand(self.experiment)
+        self.classes = (
+            {r["id"]: r["class_name"] for r in self.app_routes["routes"]}
+            if self.app_routes is not None
+            else {s.id: s.class_name for s in catalogue.STYLES}
+        )
+        self.cells = expand(self.experiment, list(self.classes) if self.app_routes is not None else None)
         self.run_id = new_run_id(self.experiment.name)
         self.run_dir = self.results_dir / self.run_id
         self.state: dict[str, Any] = {}
@@ -117,6 +123,9 @@ class Runner:
     def run(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=False)
         started = time.monotonic()
+        files = RunDir(self.run_dir)
+        if self.app_routes is not None:
+            write_json(files.routes, self.app_routes)
         self.lab = Lab(
             self.run_dir,
             reuse=self.experiment.reuse,
@@ -124,6 +133,7 @@ class Runner:
             master_port=self.master_port,
             external_workers=self.external_workers,
             on_worker_command=self.on_worker_command,
+            routes_file=files.routes if self.app_routes is not None else None,
         )
         self.state = {
             "run_id": self.run_id,
@@ -131,13 +141,18 @@ class Runner:
             "started_at": time.time(),
             "experiment": self.experiment.model_dump(exclude_none=True),
             "settings": self.base_settings.model_dump(mode="json", exclude={"database_url"}),
-            "database": "DATABASE_URL" if self.base_settings.database_url else "embedded",
+            "database": "your app's own"
+            if self.base_settings.app
+            else "DATABASE_URL"
+            if self.base_settings.database_url
+            else "embedded",
             # A capacity run's cells are its probes, added as the searches decide them.
             "cells": [] if self.capacity else [{**c.model_dump(), "status": "pending"} for c in self.cells],
         }
         try:
             self._save_state()  # first, so an interrupted run is always marked as such
-            self.state["reproduce"] = reproduce(self.source or self.experiment.name, self.experiment, self.run_dir)
+            app = self.app_routes.get("app") if self.app_routes is not None else None
+            self.state["reproduce"] = reproduce(self.source or self.experiment.name, self.experiment, self.run_dir, app)
             self.state.update(metadata.collect(self.base_settings))
             if self.capacity:
                 self._print_budget()
@@ -149,6 +164,10 @@ class Runner:
                 self._run_matrix()
         except KeyboardInterrupt:
             self._finish("incomplete", time.monotonic() - started)
+            raise
+        except AppError as exc:  # said in one line by the CLI; the run directory says it too
+            self.state["reason"] = str(exc)
+            self._finish("failed", time.monotonic() - started)
             raise
         finally:
             self.lab.close()
@@ -451,6 +470,12 @@ class Runner:
         on the stack the first cells then run on."""
         if self.target_url is not None:
             return {"method": calibrate.METHOD, "probes": [], "reason": "the target runs elsewhere: not measured"}
+        if self.base_settings.app:
+            return {
+                "method": calibrate.METHOD,
+                "probes": [],
+                "reason": "your app: the CPU probes are routebench's styles",
+            }
         if not self.experiment.calibrate:
             return {"method": calibrate.METHOD, "probes": [], "reason": "off in the experiment (calibrate = false)"}
         cells = [c for c in self.cells if not (c.needs_db and self._db_problem)]
@@ -548,6 +573,10 @@ class Runner:
 
         try:
             outcome = self._measure(cell, cell_dir, on_rps)
+        except AppError as exc:
+            record.update(status="failed", reason=str(exc), ended_at=time.time())
+            self._save_state()
+            raise
         except StackError as exc:
             outcome = {"status": "failed", "reason": str(exc)}
         except KeyboardInterrupt:
@@ -564,7 +593,7 @@ class Runner:
     def _measure(self, cell: Cell, cell_dir: Path, on_rps: Callable[[float | None], None]) -> dict[str, Any]:
         spec = LoadSpec(
             target_url="",
-            user_classes=[catalogue.BY_ID[s].class_name for s in cell.styles],
+            user_classes=[self.classes[s] for s in cell.styles],
             users=cell.users,
             out_dir=cell_dir,
             run_time_s=cell.warmup_s + cell.duration_s + cell.tail_s,
@@ -618,6 +647,8 @@ class Runner:
             }
             names = {str(m.proc.pid): m.name for m in cluster.processes()}
             profile = profiler.finish(timeout_s=10) if profiler is not None and profiler.started else None
+        except AppError:
+            raise  # your app cannot be served: no cell can run
         except StackError as exc:
             if isinstance(exc, DiedWhileStarting):
                 watch.dead([exc.managed], "target stack")

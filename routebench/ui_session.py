@@ -21,7 +21,8 @@ from target_app.telemetry import copy_window
 
 
 def _styles_in_order(names: set[str]) -> list[str]:
-    return [s.id for s in catalogue.STYLES if s.id in names]
+    """The catalogue's order, then your app's routes by name."""
+    return sorted(names, key=lambda s: (catalogue.rank(s), s))
 
 
 def _cell(index: int, test: CellDir, settings: Settings, locust_workers: int) -> dict[str, Any]:

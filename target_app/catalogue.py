@@ -267,6 +267,7 @@ STYLES: tuple[RouteStyle, ...] = (
 )
 
 BY_ID: dict[str, RouteStyle] = {s.id: s for s in STYLES}
+ALL = "*"  # in an experiment's groups: every style (with your app: every route)
 _RANK: dict[str, int] = {s.id: i for i, s in enumerate(STYLES)}
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(s.family for s in STYLES))
 
@@ -286,11 +287,13 @@ def family(name: str) -> tuple[RouteStyle, ...]:
 
 
 def select(patterns: list[str] | tuple[str, ...]) -> tuple[RouteStyle, ...]:
-    """Styles matching ids or families (``sleep`` or ``sleep/*`` means the whole family)."""
+    """Styles matching ids or families (``sleep`` or ``sleep/*`` means the whole family; ``*``: all)."""
     chosen: dict[str, RouteStyle] = {}
     for pattern in patterns:
         name = pattern.removesuffix("/*")
-        if name in BY_ID:
+        if pattern == ALL:
+            chosen.update((s.id, s) for s in STYLES)
+        elif name in BY_ID:
             chosen[name] = BY_ID[name]
         elif name in FAMILIES:
             chosen.update((s.id, s) for s in family(name))

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # The Locust web UI asks for this password when set (``routebench ui``); never on a command line.
     ui_password: SecretStr | None = None
 
+    # Your own app instead of the target app (routebench.harness serves it): ``module:attribute``,
+    # importable from ``app_dir`` (the server's working directory; default: where routebench runs).
+    app: str | None = None
+    app_dir: Path | None = None
+
     # Server-side evidence.
     telemetry_interval_ms: int = Field(100, ge=10, le=10_000)
     # A loop that has not turned for longer than this is stalled: its stack is captured (0: off).

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Callable
@@ -34,13 +35,33 @@ STACK_DEPTH = 8  # application frames kept per site, innermost first
 APP_ROOT = Path(__file__).resolve().parent.parent  # paths are shown relative to this
 APP_DIRS = (Path(__file__).resolve().parent,)  # what counts as the app's code
 OWN_FILES = {Path(__file__).resolve(), Path(__file__).resolve().with_name("telemetry.py")}  # the instruments
+# Never the app's, wherever the app lives: the interpreter's libraries, installed packages (a virtual
+# environment inside the app's directory) and routebench's own harness around your app.
+LIBRARY_DIRS = tuple(
+    {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    | {Path(__file__).resolve().parent.parent / "routebench"}
+)
+
+
+def use_app_root(root: Path) -> None:
+    """Your own app (routebench.harness): its code is what lies under ``root`` (the server's working
+    directory), less the interpreter's and installed libraries (a virtual environment inside it);
+    sites are shown relative to it."""
+    global APP_ROOT, APP_DIRS
+    APP_ROOT, APP_DIRS = root.resolve(), (root.resolve(),)
+    app_frame.cache_clear()
+    _shown.cache_clear()
 
 
 @functools.lru_cache(maxsize=4096)
 def app_frame(filename: str) -> bool:
     """Application code, not the instruments (telemetry, this module) and not a library."""
     path = Path(filename)
-    return path not in OWN_FILES and any(path.is_relative_to(d) for d in APP_DIRS)
+    return (
+        path not in OWN_FILES
+        and any(path.is_relative_to(d) for d in APP_DIRS)
+        and not any(path.is_relative_to(d) for d in LIBRARY_DIRS)
+    )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,0 +1,366 @@
+"""Your app's routes to load: found in its OpenAPI schema, completed by a routes file.
+
+:func:`describe` imports the app in a child process (from its directory, with your environment),
+reads ``app.openapi()`` and runs its lifespan once (startup, shutdown), so an app that cannot be
+served is said in one line before any load starts; nothing is served. :func:`plan` turns
+the schema into routes:
+
+- every GET route whose required path and query parameters all have an example or a default
+  (the parameter's ``example``/``examples``, or its schema's ``default``/``example``/``examples``);
+  optional parameters are left out (the route's own defaults apply);
+- a routes file (TOML, ``--routes``) adds routes or overrides a found one, matched by method and
+  path template::
+
+      [[routes]]
+      path = "/search"                 # the path template, as in the schema
+      method = "GET"                   # default GET
+      path_params = { item_id = 7 }
+      query = { q = "shoes" }
+      headers = { Authorization = "Bearer ..." }
+      json = { name = "x" }            # a JSON body
+      skip = true                      # leave a found route out
+
+Each route becomes one Locust user class (``locustfiles/route_styles.py`` reads the plan from the
+run directory) whose request name is the route: its path template for GET, ``METHOD path``
+otherwise. The plan also lists every route left out and why, for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
+DESCRIBE_TIMEOUT_S = 90.0
+LIFESPAN_TIMEOUT_S = 30.0  # the app's startup, run once before any load (a server waits as long)
+ROUTES_ENV = "ROUTEBENCH_ROUTES"  # the plan's file, for the Locust processes
+
+
+class RoutesError(ValueError):
+    """Routes that cannot be loaded, said in one line."""
+
+
+@dataclass(frozen=True)
+class AppRoute:
+    """One route of your app as a Locust user sends it."""
+
+    id: str  # the request name: "/items/{item_id}", or "POST /items"
+    method: str
+    template: str  # the path as the schema names it
+    path: str  # with its path parameters filled in: what is sent
+    query: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    source: str = "openapi"  # or "routes file"
+    class_name: str = ""
+    params: tuple[str, ...] = ()  # no routebench work-size parameter applies (the catalogue's do)
+
+    @property
+    def description(self) -> str:
+        return f"{self.method} {self.path}" + (
+            f"?{'&'.join(f'{k}={v}' for k, v in self.query.items())}" if self.query else ""
+        )
+
+
+def route_id(method: str, template: str) -> str:
+    return template if method == "GET" else f"{method} {template}"
+
+
+def class_name(method: str, template: str, taken: set[str]) -> str:
+    """``/items/{item_id}`` -> ``ItemsItemId`` (``PostItems`` for POST): a Python identifier, unique."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", template) if w]
+    base = "".join(w[:1].upper() + w[1:] for w in words) or "Root"
+    if method != "GET":
+        base = method.capitalize() + base
+    if base[0].isdigit():
+        base = "Route" + base
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def _value(param: dict[str, Any]) -> tuple[bool, Any]:
+    """The example or default a parameter declares, if any."""
+    schema = param.get("schema") or {}
+    if "example" in param:
+        return True, param["example"]
+    examples = param.get("examples")
+    if isinstance(examples, dict) and examples:
+        first = next(iter(examples.values()))
+        if isinstance(first, dict) and "value" in first:
+            return True, first["value"]
+    for key in ("default", "example", "const"):
+        if key in schema:
+            return True, schema[key]
+    if isinstance(schema.get("examples"), list) and schema["examples"]:
+        return True, schema["examples"][0]
+    return False, None
+
+
+def _text(value: Any) -> str:
+    return (
+        json.dumps(value)
+        if isinstance(value, (dict, list))
+        else str(value).lower()
+        if isinstance(value, bool)
+        else str(value)
+    )
+
+
+def fill(template: str, values: dict[str, Any]) -> str:
+    """The path template with its parameters' values, each URL-quoted."""
+    return re.sub(r"{([^}]+)}", lambda m: quote(_text(values[m[1]]), safe=""), template)
+
+
+def from_openapi(schema: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The GET routes the schema lets routebench call on its own, and every other route with why not."""
+    found: list[dict[str, Any]] = []
+    left: list[dict[str, str]] = []
+    for template, item in (schema.get("paths") or {}).items():
+        common = item.get("parameters") or []
+        for method in METHODS:
+            op = item.get(method)
+            if not isinstance(op, dict):
+                continue
+            verb = method.upper()
+            if verb != "GET":
+                left.append({"method": verb, "path": template, "why": "not a GET route: add it in a routes file"})
+                continue
+            params = {
+                (p.get("in"), p.get("name")): p for p in [*common, *(op.get("parameters") or [])] if "$ref" not in p
+            }
+            path_params: dict[str, Any] = {}
+            query: dict[str, Any] = {}
+            missing = []
+            for (where, name), p in params.items():
+                if not (p.get("required") or where == "path"):
+                    continue
+                known, value = _value(p)
+                if not known:
+                    missing.append(f"{where} parameter {name}")
+                elif where == "path":
+                    path_params[name] = value
+                elif where == "query":
+                    query[name] = value
+                else:
+                    missing.append(f"{where} parameter {name}")
+            body = op.get("requestBody") or {}
+            if body.get("required"):
+                missing.append("a request body")
+            if missing:
+                left.append(
+                    {
+                        "method": verb,
+                        "path": template,
+                        "why": f"needs {', '.join(missing)} with no example or default: give it in a routes file",
+                    }
+                )
+                continue
+            found.append({"method": verb, "path": template, "path_params": path_params, "query": query})
+    return found, left
+
+
+def read_routes_file(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RoutesError(f"no routes file {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RoutesError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RoutesError(f"{path}: cannot read: {exc}") from None
+    known = {"path", "method", "path_params", "query", "headers", "json", "skip"}
+    entries = data.get("routes")
+    if not isinstance(entries, list) or set(data) - {"routes"}:
+        raise RoutesError(f"{path}: expected [[routes]] tables only")
+    out = []
+    for i, entry in enumerate(entries, 1):
+        extra = set(entry) - known
+        if extra:
+            raise RoutesError(
+                f"{path}: route {i}: unknown key {sorted(extra)[0]!r} (known: {', '.join(sorted(known))})"
+            )
+        template = entry.get("path")
+        if not isinstance(template, str) or not template.startswith("/"):
+            raise RoutesError(f"{path}: route {i}: path must be a string starting with /")
+        method = str(entry.get("method", "GET")).upper()
+        if method.lower() not in METHODS:
+            raise RoutesError(f"{path}: route {i}: unknown method {method!r}")
+        for key in ("path_params", "query", "headers"):
+            if not isinstance(entry.get(key, {}), dict):
+                raise RoutesError(f"{path}: route {i}: {key} must be a table")
+        out.append({**entry, "method": method})
+    return out
+
+
+def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict[str, Any]:
+    """The routes to load and the routes left out (with why), from the schema and the routes file."""
+    found, left = from_openapi(schema or {"paths": {}})
+    by_key = {(r["method"], r["path"]): {**r, "source": "openapi"} for r in found}
+    for o in overrides:
+        key = (o["method"], o["path"])
+        if o.get("skip"):
+            by_key.pop(key, None)
+            left = [x for x in left if (x["method"], x["path"]) != key]
+            left.append({"method": o["method"], "path": o["path"], "why": "skipped in the routes file"})
+            continue
+        base = by_key.get(key, {"method": o["method"], "path": o["path"], "path_params": {}, "query": {}})
+        merged = {
+            **base,
+            "path_params": {**base.get("path_params", {}), **o.get("path_params", {})},
+            "query": {**base.get("query", {}), **o.get("query", {})},
+            "headers": {str(k): str(v) for k, v in o.get("headers", {}).items()},
+            "json": o.get("json"),
+            "source": "routes file" if key not in by_key else "openapi + routes file",
+        }
+        by_key[key] = merged
+        left = [x for x in left if (x["method"], x["path"]) != key]
+    taken: set[str] = set()
+    routes = []
+    for (method, template), r in by_key.items():
+        names = set(re.findall(r"{([^}]+)}", template))
+        unfilled = names - set(r.get("path_params", {}))
+        if unfilled:
+            left.append(
+                {"method": method, "path": template, "why": f"path parameter {sorted(unfilled)[0]} has no value"}
+            )
+            continue
+        path = fill(template, r["path_params"])
+        routes.append(
+            AppRoute(
+                id=route_id(method, template),
+                method=method,
+                template=template,
+                path=path,
+                query={k: _text(v) for k, v in r.get("query", {}).items()},
+                headers=r.get("headers", {}),
+                json=r.get("json"),
+                source=r["source"],
+                class_name=class_name(method, template, taken),
+            )
+        )
+    return {"routes": [asdict(r) for r in routes], "left_out": left}
+
+
+def routes_of(plan_doc: dict[str, Any]) -> list[AppRoute]:
+    return [AppRoute(**{**r, "params": tuple(r.get("params", ()))}) for r in plan_doc.get("routes", [])]
+
+
+def describe(app: str, app_dir: Path, out: Path) -> dict[str, Any]:
+    """Import ``app`` in a child process (in ``app_dir``, with this environment) and read its
+    OpenAPI schema: ``{"openapi": schema or None, "kind": its type}``. A one-line RoutesError when
+    it does not import."""
+    if ":" not in app or not all(app.partition(":")[::2]):
+        raise RoutesError(f"--app {app!r}: give module:attribute, as for uvicorn (for example main:app)")
+    if not app_dir.is_dir():
+        raise RoutesError(f"--app-dir {app_dir}: no such directory")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEBENCH_")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "routebench.routes", app, str(app_dir.resolve()), str(out)],
+            cwd=app_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DESCRIBE_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise RoutesError(f"importing {app} took more than {DESCRIBE_TIMEOUT_S:.0f} s") from None
+    try:
+        doc: dict[str, Any] = json.loads(out.read_text())
+    except (OSError, ValueError):
+        tail = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        raise RoutesError(
+            f"cannot import {app} from {app_dir}: {tail[-1] if tail else f'exit {done.returncode}'}"
+        ) from None
+    if doc.get("error"):
+        raise RoutesError(f"cannot import {app} from {app_dir}: {doc['error']}")
+    if doc.get("lifespan_error"):
+        raise RoutesError(f"your app's lifespan failed at startup: {doc['lifespan_error']}")
+    return doc
+
+
+def _openapi_of(app: Any) -> dict[str, Any] | None:
+    """``app.openapi()`` of the app or of the app a middleware wraps (``.app``, a few levels down)."""
+    for _ in range(10):
+        if callable(getattr(app, "openapi", None)):
+            schema = app.openapi()
+            return schema if isinstance(schema, dict) else None
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
+
+
+async def _lifespan_error(app: Any) -> str | None:
+    """Run the app's lifespan once (startup, then shutdown) as a server would: why its startup
+    failed, or None (it started, or it has no lifespan)."""
+    import asyncio
+
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    inbox.put_nowait({"type": "lifespan.startup"})
+    said: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return await inbox.get()
+
+    async def send(message: dict[str, Any]) -> None:
+        said.append(message)
+        if message["type"] == "lifespan.startup.complete":
+            inbox.put_nowait({"type": "lifespan.shutdown"})
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+    raised = ""
+    try:
+        await asyncio.wait_for(app(scope, receive, send), LIFESPAN_TIMEOUT_S)
+    except TimeoutError:
+        raised = f"its startup did not finish within {LIFESPAN_TIMEOUT_S:.0f} s"
+    except Exception as exc:  # noqa: BLE001 (said below, or an app without lifespan support)
+        if not said:
+            return None  # it raised at once: it has no lifespan, as Uvicorn would take it
+        raised = f"{type(exc).__name__}: {exc}"
+    kinds = [m["type"] for m in said]
+    if "lifespan.startup.failed" in kinds:
+        from routebench.harness import last_line
+
+        return last_line(said[kinds.index("lifespan.startup.failed")].get("message", ""))
+    return None if "lifespan.startup.complete" in kinds else raised or None
+
+
+def _describe_here(app: str, app_dir: str, out: str) -> None:
+    """The child's side of :func:`describe`: the result goes to a file (the app may print)."""
+    from routebench.harness import last_line, load_app
+
+    result: dict[str, Any]
+    try:
+        loaded = load_app(app, Path(app_dir))
+    except BaseException as exc:  # noqa: BLE001 (anything the app's import raises is the answer)
+        import traceback
+
+        said = str(exc) if type(exc).__name__ == "ImportFromStringError" else None  # uvicorn's own words
+        result = {"error": said or last_line("".join(traceback.format_exception_only(type(exc), exc)))}
+    else:
+        import asyncio
+
+        try:
+            result = {"openapi": _openapi_of(loaded), "kind": f"{type(loaded).__module__}.{type(loaded).__qualname__}"}
+        except Exception as exc:  # noqa: BLE001
+            result = {"error": f"its OpenAPI schema could not be made: {type(exc).__name__}: {exc}"}
+        else:
+            result["lifespan_error"] = asyncio.run(_lifespan_error(loaded))
+    Path(out).write_text(json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    _describe_here(*sys.argv[1:4])

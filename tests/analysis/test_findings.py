@@ -1,0 +1,98 @@
+"""The verdict rules of your app's routes (analysis.findings.decide), each shown holding and failing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from analysis import findings
+
+
+def figures(users: float, rps: float, mean_ms: float, requests: int = 1000, failures: int = 0) -> dict[str, Any]:
+    return {"users": users, "rps": rps, "mean_ms": mean_ms, "requests": requests, "failures": failures}
+
+
+def evidence(**over: Any) -> dict[str, Any]:
+    base = {
+        "blocked_share": 0.0,
+        "own_code_share": 0.0,
+        "blocking_sites": [],
+        "cpu_ms_per_request": 0.3,
+        "cores_used": 0.3,
+        "cores_usable": 1.8,
+        "workers": 2,
+        "threads_full_share": 0.0,
+        "threads_total": 40.0,
+        "pool_waiting_share": None,
+    }
+    return {**base, **over}
+
+
+# A route waiting 30 ms: 1 user gives about 33 req/s; linear at 50 users is 50 times that.
+LO = figures(1, 33.0, 30.0)
+SCALED = figures(50, 1600.0, 31.0)
+FLAT = figures(50, 66.0, 750.0)
+
+
+def verdict(lo: dict[str, Any], hi: dict[str, Any], ev: dict[str, Any], void: list[str] | None = None) -> str:
+    return findings.decide(lo, hi, ev, void or [])[0]
+
+
+def test_a_route_that_scales_is_fine() -> None:
+    assert verdict(LO, SCALED, evidence()) == "fine"
+    assert verdict(LO, figures(50, 1400.0, 35.0), evidence()) == "fine"  # 85% of linear
+    assert verdict(LO, figures(50, 1200.0, 41.0), evidence()) == "unknown"  # 73%: not, and nothing seen explains it
+
+
+def test_a_stalled_loop_that_is_not_computing_blocks_it() -> None:
+    site = [{"site": "shop/pricing.py:12 _fetch_from_bank", "share": 1.0}]
+    stalled = evidence(blocked_share=0.95, own_code_share=0.95, blocking_sites=site, cores_used=0.1)
+    name, rule, why = findings.decide(LO, FLAT, stalled, [])
+    assert (name, rule) == ("blocks-event-loop", 3)
+    assert "shop/pricing.py:12 _fetch_from_bank" in why
+    # The same stalls while the workers computed: the CPU holds the loop, not a blocking call.
+    computing = {**stalled, "cpu_ms_per_request": 28.0, "cores_used": 1.8}
+    assert verdict(figures(1, 33.0, 30.0), FLAT, computing) == "cpu-bound"
+    # Stalls outside the app's code (the loop's own, a library under it) are not the route's line.
+    assert verdict(LO, FLAT, {**stalled, "own_code_share": 0.0}) != "blocks-event-loop"
+    assert verdict(LO, FLAT, {**stalled, "blocked_share": 0.1, "own_code_share": 0.1}) != "blocks-event-loop"
+
+
+def test_cpu_bound_needs_its_time_to_be_cpu() -> None:
+    assert verdict(LO, FLAT, evidence(cpu_ms_per_request=20.0, cores_used=1.7)) == "cpu-bound"
+    assert verdict(LO, FLAT, evidence(cpu_ms_per_request=10.0, cores_used=1.7)) != "cpu-bound"  # a third of 30 ms
+    assert verdict(LO, SCALED, evidence(cpu_ms_per_request=20.0)) == "fine"  # it scaled
+
+
+def test_a_full_threadpool_that_holds_it_back() -> None:
+    half = figures(50, 800.0, 62.0)
+    assert verdict(LO, half, evidence(threads_full_share=0.9, threads_total=8.0)) == "threadpool-bound"
+    assert verdict(LO, half, evidence(threads_full_share=0.1, threads_total=8.0)) == "unknown"
+
+
+def test_pool_bound_only_with_pool_waiters_seen() -> None:
+    half = figures(50, 800.0, 62.0)
+    assert verdict(LO, half, evidence(pool_waiting_share=0.6)) == "pool-bound"
+    assert verdict(LO, half, evidence(pool_waiting_share=None)) == "unknown"
+
+
+def test_the_machines_cpu_cap_is_not_the_routes_fault() -> None:
+    capped = figures(50, 2000.0, 25.0)
+    fast = figures(1, 95.0, 10.5)
+    name, _, why = findings.decide(fast, capped, evidence(cpu_ms_per_request=0.45, cores_used=1.6), [])
+    assert name == "fine" and "machine's cap" in why
+    assert verdict(fast, capped, evidence(cpu_ms_per_request=0.45, cores_used=0.6)) == "unknown"
+
+
+def test_errors_and_void_cells_come_first() -> None:
+    failing = figures(50, 1600.0, 31.0, requests=900, failures=100)
+    assert verdict(LO, failing, evidence()) == "errors"
+    assert verdict(LO, figures(50, 1600.0, 31.0, requests=1000, failures=5), evidence()) == "fine"  # 0.25%
+    name, rule, why = findings.decide(LO, failing, evidence(), ["cell x broke the validity rule(s) generator"])
+    assert (name, rule) == ("unknown", 1) and "generator" in why
+
+
+@pytest.mark.parametrize("rule", findings.RULES)
+def test_every_rule_is_said_in_words(rule: str) -> None:
+    assert rule.split(":")[0] in findings.VERDICTS

@@ -1,0 +1,26 @@
+"""The product store: an async client to a database that answers in a few milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+
+class Store:
+    def __init__(self) -> None:
+        self.region = os.environ.get("SHOP_REGION", "eu")
+        self.products = {i: {"id": i, "name": f"product {i}", "price": 10.0 + i} for i in range(1, 50)}
+
+    async def list_products(self) -> list[dict[str, object]]:
+        await asyncio.sleep(0.03)
+        return list(self.products.values())[:10]
+
+    async def product(self, product_id: int) -> dict[str, object] | None:
+        await asyncio.sleep(0.01)
+        return self.products.get(product_id)
+
+    def order_totals(self) -> dict[str, float]:
+        # A report query through a blocking driver, from a plain def route.
+        time.sleep(0.03)
+        return {"orders": 12.0, "revenue": 840.0}

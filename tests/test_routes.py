@@ -1,0 +1,100 @@
+"""Your app's routes: what the OpenAPI schema lets routebench load, what a routes file adds, and the
+one-line errors of an app it cannot use (no load is sent here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from routebench import routes
+from routebench.routes import RoutesError
+
+SAMPLE = Path(__file__).resolve().parent / "sample_app"
+
+
+@pytest.fixture(scope="module")
+def shop_schema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The sample app's schema, read the way ``routebench run --app`` reads it (a child process)."""
+    found = routes.describe("shop.main:app", SAMPLE, tmp_path_factory.mktemp("describe") / "d.json")
+    assert found["kind"] == "fastapi.applications.FastAPI"
+    assert isinstance(found["openapi"], dict)
+    return found["openapi"]
+
+
+def by_id(plan: dict[str, object]) -> dict[str, dict[str, object]]:
+    return {r["id"]: r for r in plan["routes"]}  # type: ignore[index, union-attr]
+
+
+def test_the_schema_gives_every_get_route_it_can_fill(shop_schema: dict[str, object]) -> None:
+    plan = routes.plan(shop_schema, [])
+    loaded = by_id(plan)
+    assert set(loaded) == {
+        "/products",
+        "/products/{product_id}",
+        "/prices",
+        "/orders/summary",
+        "/recommendations",
+        "/stock",
+    }
+    # A required path parameter filled from its example; optional query parameters left to the app.
+    assert loaded["/products/{product_id}"]["path"] == "/products/3"
+    assert loaded["/prices"]["query"] == {}
+    left = {(x["method"], x["path"]): x["why"] for x in plan["left_out"]}
+    assert "query parameter q" in left[("GET", "/search")]
+    assert "not a GET route" in left[("POST", "/cart")]
+    names = [r["class_name"] for r in plan["routes"]]
+    assert len(set(names)) == len(names) and all(n.isidentifier() for n in names)
+
+
+def test_a_routes_file_completes_adds_and_skips(shop_schema: dict[str, object], tmp_path: Path) -> None:
+    overrides = routes.read_routes_file(SAMPLE / "routes.toml")
+    skip = tmp_path / "skip.toml"
+    skip.write_text('[[routes]]\npath = "/stock"\nskip = true\n')
+    plan = routes.plan(shop_schema, overrides + routes.read_routes_file(skip))
+    loaded = by_id(plan)
+    assert loaded["/search"]["query"] == {"q": "product 1"}
+    assert loaded["POST /cart"]["method"] == "POST" and loaded["POST /cart"]["json"] == {"product_id": 3, "quantity": 2}
+    assert "/stock" not in loaded
+    assert {(x["method"], x["path"]) for x in plan["left_out"]} == {("GET", "/stock")}
+
+
+def test_a_route_without_values_for_its_path_is_left_out() -> None:
+    schema = {"paths": {"/a/{x}": {"get": {"parameters": [{"in": "path", "name": "x", "required": True}]}}}}
+    assert routes.plan(schema, [])["routes"] == []
+    filled = routes.plan(schema, [{"method": "GET", "path": "/a/{x}", "path_params": {"x": "a b"}}])
+    assert by_id(filled)["/a/{x}"]["path"] == "/a/a%20b"
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ('[[routes]]\npath = "/a"\ncolour = "red"\n', "unknown key 'colour'"),
+        ('[[routes]]\npath = "a"\n', "starting with /"),
+        ('[[routes]]\npath = "/a"\nmethod = "FETCH"\n', "unknown method"),
+        ('[[routes]]\npath = "/a"\nquery = "q=1"\n', "query must be a table"),
+        ('[[routes]\npath = "/a"\n', "not valid TOML"),
+        ('path = "/a"\n', "[[routes]] tables only"),
+    ],
+)
+def test_a_bad_routes_file_is_one_line(tmp_path: Path, body: str, words: str) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text(body)
+    with pytest.raises(RoutesError, match=None) as err:
+        routes.read_routes_file(path)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "app, words",
+    [
+        ("shop.nope:app", 'Could not import module "shop.nope"'),
+        ("shop.main:nope", 'Attribute "nope" not found'),
+        ("shop/main.py", "give module:attribute"),
+        ("broken:app", "lifespan failed at startup: RuntimeError: cannot reach the inventory service"),
+    ],
+)
+def test_an_app_that_cannot_be_used_is_one_line(tmp_path: Path, app: str, words: str) -> None:
+    with pytest.raises(RoutesError) as err:
+        routes.describe(app, SAMPLE, tmp_path / "d.json")
+    assert words in str(err.value) and "\n" not in str(err.value)

@@ -1,0 +1,220 @@
+"""Your own app, end to end: routebench serves the sample shop (tests/sample_app, written as services
+are, not like the target app) through the same Gunicorn + UvicornWorker launcher, with its
+telemetry and stall detector around it, loads each route alone and together, and names what each
+route does. Then ``make ui APP=...``'s class picker, and the apps it cannot use: one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from routebench.harness import HEALTH_PATH
+from routebench.launcher import Stack
+from tests.conftest import needs_chromium, routebench_cli, stack_settings
+
+pytestmark = pytest.mark.stack
+
+SAMPLE = Path(__file__).resolve().parent / "sample_app"
+# Short cells at 1 and 30 users; 8 threadpool tokens a worker, so 30 users of the plain def route
+# need more tokens than the 2 workers have (16): its verdict is then threadpool-bound.
+EXPERIMENT = """
+name = "your-app-test"
+duration_s = 2
+warmup_s = 1
+server_workers = [2]
+threadpool_tokens = 8
+locust_workers = 0
+[[groups]]
+name = "alone"
+styles = ["*"]
+users = [1, 30]
+[[groups]]
+name = "together"
+styles = ["*"]
+together = true
+users = [30]
+"""
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def harness_processes() -> list[int]:
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        if any("routebench.harness" in part for part in p.info["cmdline"] or []):
+            out.append(p.pid)
+    return out
+
+
+@pytest.fixture(scope="module")
+def shop_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.CompletedProcess[str], Path, Path]]:
+    tmp = tmp_path_factory.mktemp("your-app")
+    exp = tmp / "exp.toml"
+    exp.write_text(EXPERIMENT)
+    done = routebench_cli(
+        "run",
+        str(exp),
+        "--app",
+        "shop.main:app",
+        "--app-dir",
+        str(SAMPLE),
+        "--routes",
+        str(SAMPLE / "routes.toml"),
+        "--results",
+        str(tmp / "results"),
+        "--reports",
+        str(tmp / "reports"),
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp / "results").iterdir()
+    yield done, run_dir, tmp / "reports" / run_dir.name / "index.html"
+
+
+def test_each_route_gets_the_verdict_its_code_earns(shop_run: tuple[Any, Path, Path]) -> None:
+    done, run_dir, _ = shop_run
+    doc = json.loads((run_dir / "findings.json").read_text())
+    assert doc["schema"] == "routebench.findings/1" and doc["complete"]
+    found = {r["route"]: r for r in doc["routes"]}
+    verdicts = {route: r["verdict"] for route, r in found.items()}
+    assert verdicts == {
+        "/products": "fine",
+        "/products/{product_id}": "fine",
+        "/search": "fine",
+        "POST /cart": "fine",
+        "/prices": "blocks-event-loop",
+        "/recommendations": "cpu-bound",
+        "/orders/summary": "threadpool-bound",
+        "/stock": "errors",
+    }, {route: r["why"] for route, r in found.items()}
+    # The innocent-looking helper's line, in the app's own code, named for the route that calls it.
+    sleeps = line_of(SAMPLE / "shop" / "pricing.py", "time.sleep(")
+    prices = found["/prices"]["evidence"]
+    assert prices["blocking_sites"][0]["site"] == f"shop/pricing.py:{sleeps} _fetch_from_bank"
+    assert prices["blocking_sites"][0]["stack"][-1].startswith("shop/main.py:")
+    assert prices["blocked_share"] > 0.5 and prices["threads_busy_max"] == 0
+    assert found["/recommendations"]["evidence"]["blocking_sites"][0]["site"].startswith("shop/scoring.py:")
+    assert found["/recommendations"]["evidence"]["cpu_ms_per_request"] > 10
+    assert found["/orders/summary"]["evidence"]["threads_busy_max"] == 8
+    # Its lifespan ran (every fourth call uses the state it set up fails on purpose: 25%, not 100%).
+    assert 0.2 < found["/stock"]["evidence"]["error_share"] < 0.3
+    assert all(found[r]["evidence"]["blocking_sites"] == [] for r in ("/products", "/search"))
+    # Every route alone at both counts and beside the others, its request name the route.
+    assert all(len(r["latency"]) == 2 and len(r["beside_others"]) == 1 for r in doc["routes"])
+    assert found["/products/{product_id}"]["sent"] == "/products/3"
+    assert doc["left_out"] == []
+    assert "/prices" in done.stderr and "blocks-event-loop" in done.stdout + done.stderr
+    assert harness_processes() == []
+
+
+def test_the_report_shows_the_findings(shop_run: tuple[Any, Path, Path]) -> None:
+    _, run_dir, page = shop_run
+    html = page.read_text()
+    assert 'id="findings"' in html and 'data-verdict="blocks-event-loop"' in html
+    sleeps = line_of(SAMPLE / "shop" / "pricing.py", "time.sleep(")
+    assert f"shop/pricing.py:{sleeps} _fetch_from_bank" in html
+    # The target app's sections that speak of its own styles are not shown for your app.
+    assert 'id="answers"' not in html and 'id="decision"' not in html
+    state = json.loads((run_dir / "run.json").read_text())
+    assert "APP=shop.main:app" in state["reproduce"]["command"]
+
+
+def test_your_app_is_served_with_its_environment_and_our_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_REGION", "test-region")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/theirs")
+    settings = stack_settings(app="shop.main:app", app_dir=SAMPLE, workers=2)
+    with Stack(settings, telemetry_dir=tmp_path / "telemetry") as stack:
+        assert stack.database_url is None and stack.upstream_url is None  # theirs, not ours
+        health = httpx.get(stack.target_url + HEALTH_PATH).json()
+        assert health["app"] == "shop.main:app" and health["threadpool_tokens"] == settings.threadpool_tokens
+        bodies = [httpx.get(stack.target_url + "/stock").json() for _ in range(3)]
+        assert {"region": "test-region", "in_stock": 41} in bodies
+        pids = stack.all_pids()
+        httpx.get(stack.target_url + "/prices")
+        time.sleep(0.5)
+    samples = [
+        json.loads(line) for f in (tmp_path / "telemetry").glob("worker-*.jsonl") for line in f.read_text().splitlines()
+    ]
+    assert {s["pid"] for s in samples} >= set(stack.worker_pids() or []) and samples
+    assert any("/stock" in (s.get("served") or {}) for s in samples)
+    sites = {site for s in samples for site in (s.get("sites") or {})}
+    assert f"shop/pricing.py:{line_of(SAMPLE / 'shop' / 'pricing.py', 'time.sleep(')} _fetch_from_bank" in sites
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], words: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    "app, words",
+    [
+        ("broken:app", "your app's lifespan failed at startup: RuntimeError: cannot reach the inventory service"),
+        ("shop.nope:app", "cannot import shop.nope:app from"),
+        ("writeonly:app", "writeonly:app: no route to load"),
+    ],
+)
+def test_an_app_it_cannot_use_is_one_line_and_exit_2(tmp_path: Path, app: str, words: str) -> None:
+    done = routebench_cli(
+        "run", "--app", app, "--app-dir", str(SAMPLE), "--results", str(tmp_path / "results"), timeout=120
+    )
+    assert_one_line_error(done, words)
+    assert not (tmp_path / "results").exists()
+    assert harness_processes() == []
+
+
+def test_a_lifespan_that_fails_only_when_served_is_one_line_too(tmp_path: Path) -> None:
+    """The harness's own record of a failed startup (a worker's, say, whose environment differs
+    from the check's): the launcher says it in one line instead of "worker failed to boot"."""
+    from routebench.launcher import AppError
+
+    settings = stack_settings(app="broken:app", app_dir=SAMPLE, workers=1)
+    with pytest.raises(AppError, match="lifespan failed at startup: RuntimeError: cannot reach"):
+        with Stack(settings, telemetry_dir=tmp_path / "telemetry"):
+            pass
+
+
+@needs_chromium
+def test_the_class_picker_lists_your_routes(browser: Any, tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "routebench.cli", "ui", "--app", "shop.main:app", "--app-dir", str(SAMPLE)]
+    argv += ["--results", str(tmp_path / "results"), "--web-port", "0", "--workers", "1"]
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+    ) as proc:
+        try:
+            url = proc.stdout.readline().strip() if proc.stdout else ""
+            assert url.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.stderr else ""
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_selector("input[name=userCount]")
+            rows = page.evaluate("""[...document.querySelectorAll('tbody tr')].map(r =>
+                [r.innerText.trim().split('\\n')[0], r.querySelector('input[type=checkbox]').checked])""")
+            assert {name for name, ticked in rows if ticked} == {
+                "Products",
+                "ProductsProductId",
+                "Prices",
+                "OrdersSummary",
+                "Recommendations",
+                "Stock",
+            }
+            assert {name for name, _ in rows} == {name for name, ticked in rows if ticked}  # no route style
+        finally:
+            proc.send_signal(2)
+            proc.wait(30)
