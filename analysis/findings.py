@@ -1,29 +1,33 @@
 """Your app's routes: a verdict each, decided from the numbers by stated rules, with its evidence.
 
-A route's verdict reads its cells alone (one route, closed model) at the lowest and the highest
-user count of the run (1 and 50 in the probe profile): how its throughput scales between them, and
-what the server's own evidence shows at the highest (analysis.summary's per-cell rows, the stall
-detector's call sites, the telemetry's threadpool tokens). The rules, in order; the first that
+A route's verdict reads its cells alone (one route, closed model, the first repeat of one server
+shape) at the lowest and the highest user count measured (1 and 50 in the probe profile; an
+interrupted run: those that finished): how its throughput scales between them, and what the
+server's own evidence shows at the highest (analysis.summary's per-cell rows, the stall detector's
+call sites, the telemetry's threadpool tokens and CPU seconds). The rules, in order; the first that
 holds is the verdict (``RULES`` says them in the report's words):
 
-1. **unknown**: the route was not measured alone at two user counts, a cell has fewer than
-   ``MIN_REQUESTS`` responses, or a cell broke a rule that voids its numbers (the generator was
-   saturated, the counts disagree, a process was lost, a final report is missing).
+1. **unknown**: not measured alone at two user counts, a cell with fewer than ``MIN_REQUESTS``
+   responses, a cell whose numbers are void (the generator saturated, the counts disagree, a
+   process lost, a final report missing), or no server evidence for the highest count.
 2. **errors**: ``ERROR_SHARE`` or more of its responses, over its alone cells, failed.
 3. **blocks-event-loop**: at the highest count the event loops were stalled ``BLOCKED_SHARE`` or
-   more of the time, in the app's own code, and the workers were on the CPU for less than half of
-   that time (the loop waited on a blocking call; it was not computing).
-4. **cpu-bound**: its throughput scaled less than ``SCALES`` of linear, and its server CPU per
-   request is at least ``CPU_SHARE`` of its latency at the lowest count (its time is computation).
-5. **threadpool-bound**: it scaled less than ``SCALES`` of linear, and every threadpool token of a
-   worker was in use in ``FULL_SHARE`` or more of the telemetry's samples.
-6. **pool-bound**: it scaled less than ``SCALES`` of linear, and requests waited for a pooled
-   connection in ``FULL_SHARE`` or more of the samples (pools routebench can see: its own target's).
-7. **fine**: it scaled at least ``SCALES`` of linear, or the server's CPU ran out
-   (``CPU_SATURATED`` of the cores it could use) while the route's own CPU per request is small:
-   the cap any route meets at that rate on this machine, not this route's code.
-8. **unknown**: it did not scale and nothing routebench sees explains it (the limit is outside:
-   a lock, an upstream, a pool it cannot see).
+   more of the time, mostly in the app's own code, while the workers were on the CPU for less than
+   half of the stalled time (the loop waited on a blocking call; it was not computing).
+4. **cpu-bound**: it scaled less than ``SCALES`` of linear and its time is computation: its server
+   CPU per request is ``CPU_SHARE`` or more of its latency at the lowest count, or the server's
+   CPU ran out (``CPU_SATURATED`` of the cores it could use) with the route costing more than
+   ``OWN_CPU_FACTOR`` times the CPU per request of the cheapest other route (the cost every
+   request pays, framework and server, is not the route's).
+5. **threadpool-bound**: it scaled less than ``SCALES`` of linear, with every threadpool token of
+   a worker in use in ``FULL_SHARE`` or more of the telemetry's samples.
+6. **pool-bound**: it scaled less than ``SCALES`` of linear, with requests waiting for a pooled
+   connection in ``FULL_SHARE`` or more of the samples (routebench sees only its own target's pools).
+7. **fine**: it scaled ``SCALES`` of linear or more; or the server's CPU ran out while the route
+   cost no more than ``OWN_CPU_FACTOR`` times the cheapest other route: the machine's cap at that
+   rate, not the route's code.
+8. **unknown**: it did not scale, and nothing routebench sees explains it (a lock, an upstream, a
+   pool it cannot see), or its CPU ran out with no other route to compare its cost with.
 
 ``findings.json`` (``SCHEMA``) holds every route's verdict, the rule that decided it, its evidence
 and its latency figures, and the routes left out (routebench.routes).
@@ -38,38 +42,43 @@ from typing import Any
 import pandas as pd
 
 from analysis.load import Run, json_safe
-from analysis.summary import own_code
+from analysis.summary import own_code, same_shape
 from analysis.timeseries import lag_summary, stall_summary
 
 SCHEMA = "routebench.findings/1"
 VERDICTS = ("fine", "blocks-event-loop", "threadpool-bound", "cpu-bound", "pool-bound", "errors", "unknown")
-MIN_REQUESTS = 30
+MIN_REQUESTS = 20
 ERROR_SHARE = 0.01
 BLOCKED_SHARE = 0.20
 SCALES = 0.80
 CPU_SHARE = 0.50
+OWN_CPU_FACTOR = 3.0
 FULL_SHARE = 0.25
 CPU_SATURATED = 0.70
 SITES_SHOWN = 3
+SITES_FROM = 0.05  # call sites are listed when the loops were stalled at least this share of the time
 # Validity rules whose failure voids a cell's numbers for a verdict; the others (window,
 # littles_law, failures) speak of its latency percentiles, which the verdict does not use.
 VOIDING = ("counts", "generator", "workers", "server", "final_reports", "schedule")
 
 RULES = [
-    f"unknown: not measured alone at two user counts, fewer than {MIN_REQUESTS} responses in a cell, or a cell "
-    f"whose numbers are void (it broke one of: {', '.join(VOIDING)})",
+    f"unknown: not measured alone at two user counts, fewer than {MIN_REQUESTS} responses in a cell, a cell whose "
+    f"numbers are void (it broke one of: {', '.join(VOIDING)}), or no server evidence at the highest count",
     f"errors: {ERROR_SHARE:.0%} or more of its responses failed (over its alone cells)",
     f"blocks-event-loop: at the highest user count the event loops were stalled {BLOCKED_SHARE:.0%} or more of the "
-    "time, in the app's own code, while the workers were on the CPU for less than half of that time",
+    "time, mostly in the app's own code, while the workers were on the CPU for less than half of the stalled time",
     f"cpu-bound: throughput scaled less than {SCALES:.0%} of linear from the lowest to the highest user count, and "
-    f"the server's CPU per request is {CPU_SHARE:.0%} or more of the route's latency at the lowest count",
+    f"its time is computation: the server's CPU per request is {CPU_SHARE:.0%} or more of its latency at the lowest "
+    f"count, or the CPU ran out ({CPU_SATURATED:.0%} of the cores the server could use) with the route costing more "
+    f"than {OWN_CPU_FACTOR:g}x the CPU per request of the cheapest other route",
     f"threadpool-bound: scaled less than {SCALES:.0%} of linear, with every threadpool token of a worker in use in "
     f"{FULL_SHARE:.0%} or more of the server's samples",
     f"pool-bound: scaled less than {SCALES:.0%} of linear, with requests waiting for a pooled connection in "
     f"{FULL_SHARE:.0%} or more of the samples (routebench sees only its own target's pools)",
-    f"fine: scaled {SCALES:.0%} of linear or more, or the server's CPU ran out ({CPU_SATURATED:.0%} of the cores it "
-    "could use) while the route's own CPU per request is small: the cap of the machine, not of the route",
-    "unknown: did not scale, and nothing routebench sees explains it (a lock, an upstream, a pool it cannot see)",
+    f"fine: scaled {SCALES:.0%} of linear or more, or the CPU ran out while the route cost no more than "
+    f"{OWN_CPU_FACTOR:g}x the cheapest other route's CPU per request: the machine's cap, not the route's code",
+    "unknown: did not scale, and nothing routebench sees explains it (a lock, an upstream, a pool it cannot see), "
+    "or its CPU ran out with no other route to compare its cost with",
 ]
 
 
@@ -102,6 +111,21 @@ def _figures(r: pd.Series) -> dict[str, Any]:
     }
 
 
+def workers_cores(telemetry: pd.DataFrame, start: float, end: float) -> float | None:
+    """Cores the server's workers used in [start, end]: each worker's CPU seconds over the span its
+    own samples cover there, summed (None without CPU readings)."""
+    if "cpu_s" not in telemetry.columns:
+        return None
+    total, seen = 0.0, False
+    for _, g in telemetry.dropna(subset=["cpu_s"]).groupby("pid"):
+        inside = g[(g["t"] >= start) & (g["t"] <= end)]
+        span = float(inside["t"].iloc[-1] - inside["t"].iloc[0]) if len(inside) >= 2 else 0.0
+        if span > 0:
+            total += float(inside["cpu_s"].iloc[-1] - inside["cpu_s"].iloc[0]) / span
+            seen = True
+    return round(total, 3) if seen else None
+
+
 def route_evidence(run: Run, cell: dict[str, Any], row: pd.Series) -> dict[str, Any]:
     """The server's evidence for one alone cell: loop stalls and their sites in the app's code,
     threadpool tokens, pool waiters, CPU per request and the cores it used."""
@@ -109,15 +133,11 @@ def route_evidence(run: Run, cell: dict[str, Any], row: pd.Series) -> dict[str, 
     start, end = data.exact.get("measure_from"), data.exact.get("stopped_at")
     stalls = stall_summary(data.telemetry, start, end)
     lag = lag_summary(data.telemetry, start, end)
-    window = _num(row["window_s"]) or 0.0
-    cpu_ms = _num(row["cell_workers_cpu_ms"])
-    completed = int(row["requests"]) + int(row["failures"])
     machine = float(run.meta.get("machine", {}).get("cpu_count") or 1)
     generator = _num(cell.get("generator_cpu_cores")) or 0.0
     workers = int(cell.get("server_workers") or 1)
-    usable = max(0.1, min(float(workers), machine - generator))
-    cores = cpu_ms * completed / 1000 / window if cpu_ms is not None and window else None
     total = _num(data.telemetry["threads_total"].max()) if "threads_total" in data.telemetry else None
+    blocked = _num(row["blocked_share"])
     sites = [
         {"site": s["site"], "share": round(float(s["share"]), 3), "ms": s["ms"], "stack": s.get("stack", [])}
         for s in (stalls.get("sites") or [])
@@ -126,98 +146,132 @@ def route_evidence(run: Run, cell: dict[str, Any], row: pd.Series) -> dict[str, 
     return {
         "cell": cell["id"],
         "users": _num(row["style_users"]),
-        "blocked_share": _num(row["blocked_share"]),
+        "blocked_share": blocked,
         "own_code_share": _num(row["own_code_share"]),
         "stalls": _num(row["stalls"]),
-        "blocking_sites": sites,
+        "blocking_sites": sites if blocked is not None and blocked >= SITES_FROM else [],
         "threads_busy_max": _num(lag["threads_busy_max"]),
         "threads_total": total,
         "threads_full_share": _num(lag["threads_full_share"]),
         "pool_waiting_share": _num(lag["db_waiting_share"]),
-        "cpu_ms_per_request": cpu_ms,
-        "cores_used": round(cores, 3) if cores is not None else None,
-        "cores_usable": round(usable, 3),
+        "cpu_ms_per_request": _num(row["cell_workers_cpu_ms"]),
+        "cores_used": workers_cores(data.telemetry, float(start or 0), float(end or 0)),
+        "cores_usable": round(max(0.1, min(float(workers), machine - generator)), 3),
         "workers": workers,
+        "workers_reporting": int(stalls.get("workers") or 0) or None,
     }
 
 
-def _top_error(run: Run, cell_id: str, route: str) -> str:
-    failures = run.data[cell_id].failures
-    mine = failures[failures["Name"] == route] if not failures.empty else failures
-    if mine.empty:
+def _top_error(run: Run, cell_ids: list[str], route: str) -> str:
+    frames = [run.data[c].failures for c in cell_ids if not run.data[c].failures.empty]
+    if not frames:
         return ""
-    top = mine.sort_values("Occurrences", ascending=False).iloc[0]
-    return f"{top['Error']} ({int(top['Occurrences']):,} times)"
+    failures = pd.concat(frames)
+    mine = failures[failures["Name"] == route].groupby("Error")["Occurrences"].sum().sort_values(ascending=False)
+    return f"{mine.index[0]} ({int(mine.iloc[0]):,} times)" if not mine.empty else ""
 
 
-def decide(lo: dict[str, Any], hi: dict[str, Any], ev: dict[str, Any], void: list[str]) -> tuple[str, int, str]:
-    """The verdict, the number of the rule that decided it (``RULES``) and why, in words."""
+def _completed(f: dict[str, Any]) -> int:
+    return int(f["requests"]) + int(f["failures"])
+
+
+def decide(
+    lo: dict[str, Any],
+    hi: dict[str, Any],
+    ev: dict[str, Any],
+    void: list[str],
+    failed: tuple[int, int] = (0, 0),
+    floor_cpu_ms: float | None = None,
+) -> tuple[str, int, str]:
+    """The verdict, the number of the rule that decided it (``RULES``) and why, in words, from the
+    lowest and highest counts' figures, the server's evidence at the highest (``ev``), what voids
+    the cells (``void``), the failures over every alone cell (failed, completed) and the cheapest
+    other route's CPU per request (``floor_cpu_ms``)."""
+    span = f"from {lo['users']:g} to {hi['users']:g} users"
     if void:
         return "unknown", 1, "; ".join(void)
-    completed = lo["requests"] + lo["failures"] + hi["requests"] + hi["failures"]
-    failed = lo["failures"] + hi["failures"]
-    if completed and failed / completed >= ERROR_SHARE:
-        return "errors", 2, f"{failed / completed:.1%} of its {completed:,} responses failed"
-    scaling = hi["rps"] / lo["rps"] if lo["rps"] and hi["rps"] is not None else None
-    ideal = hi["users"] / lo["users"] if lo["users"] and hi["users"] else None
-    efficiency = scaling / ideal if scaling is not None and ideal else None
-    scales = efficiency is not None and efficiency >= SCALES
-    span = f"from {lo['users']:g} to {hi['users']:g} users"
-    scaled = f"throughput grew {scaling:.1f}x {span} ({efficiency:.0%} of linear)" if efficiency is not None else ""
-    blocked, cpu_ms = ev["blocked_share"], ev["cpu_ms_per_request"]
-    on_cpu = ev["cores_used"] / ev["workers"] if ev["cores_used"] is not None else None
-    own = ev["own_code_share"] or 0.0
-    if (
-        blocked is not None
-        and blocked >= BLOCKED_SHARE
-        and own >= BLOCKED_SHARE / 2
-        and (on_cpu is not None and on_cpu < blocked / 2)
-    ):
+    fails, completed = failed if failed[1] else (lo["failures"] + hi["failures"], _completed(lo) + _completed(hi))
+    if completed and fails / completed >= ERROR_SHARE:
+        return "errors", 2, f"{fails / completed:.1%} of its {completed:,} responses {span} failed"
+    if not lo["rps"] or hi["rps"] is None or not lo["users"] or not hi["users"]:
+        return "unknown", 1, "no throughput to compare"
+    scaling = hi["rps"] / lo["rps"]
+    efficiency = scaling / (hi["users"] / lo["users"])
+    scales = efficiency >= SCALES
+    scaled = f"throughput grew {scaling:.1f}x {span} ({efficiency:.0%} of linear)"
+    blocked, cpu_ms, cores = ev["blocked_share"], ev["cpu_ms_per_request"], ev["cores_used"]
+    if blocked is None or cores is None or cpu_ms is None:
+        if scales:
+            return "fine", 7, f"{scaled}; no server evidence for the rest"
+        return "unknown", 1, f"{scaled}, and no server evidence (telemetry) at {hi['users']:g} users to say why"
+    # Each worker's share of wall time on the CPU: the cores its workers used over those they could use.
+    on_cpu = cores / max(0.1, min(ev["cores_usable"], ev.get("workers_reporting") or ev["workers"]))
+    at = f"at {hi['users']:g} users"
+    if blocked >= BLOCKED_SHARE and (ev["own_code_share"] or 0.0) >= blocked / 2 and on_cpu < blocked / 2:
         where = f" at {ev['blocking_sites'][0]['site']}" if ev["blocking_sites"] else ""
         return (
             "blocks-event-loop",
             3,
-            f"the event loops were stalled {blocked:.0%} of the time at {hi['users']:g} users{where}, while the "
-            f"workers were on the CPU {on_cpu:.0%} of it; {scaled}",
+            f"the event loops were stalled {blocked:.0%} of the time {at}{where}, while the workers were on the CPU "
+            f"{on_cpu:.0%} of the time; {scaled}",
         )
-    own_cpu = cpu_ms is not None and lo["mean_ms"] and cpu_ms >= CPU_SHARE * lo["mean_ms"]
-    if not scales and own_cpu:
+    saturated = cores >= CPU_SATURATED * ev["cores_usable"]
+    own_cost = floor_cpu_ms is not None and cpu_ms > OWN_CPU_FACTOR * floor_cpu_ms
+    if not scales and (
+        (lo["mean_ms"] and cpu_ms >= CPU_SHARE * lo["mean_ms"]) or (saturated and own_cost and floor_cpu_ms)
+    ):
+        than = f" ({cpu_ms / floor_cpu_ms:,.0f}x the cheapest other route's)" if floor_cpu_ms else ""
         return (
             "cpu-bound",
             4,
-            f"{cpu_ms:,.1f} ms of server CPU per request against {lo['mean_ms']:,.1f} ms of latency at "
-            f"{lo['users']:g} user(s); {scaled}; the workers used {ev['cores_used']:.2f} of {ev['cores_usable']:.2f} "
-            "cores they could",
+            f"{scaled}; {cpu_ms:,.2f} ms of server CPU per request {at}{than} against {lo['mean_ms']:,.1f} ms of "
+            f"latency at {lo['users']:g} user(s); the workers used {cores:.2f} of the {ev['cores_usable']:.2f} cores "
+            "they could",
         )
     full = ev["threads_full_share"]
     if not scales and full is not None and full >= FULL_SHARE:
         return (
             "threadpool-bound",
             5,
-            f"every threadpool token ({ev['threads_total']:.0f} a worker) was in use in {full:.0%} of the samples "
-            f"at {hi['users']:g} users; {scaled}",
+            f"{scaled}; every threadpool token ({ev['threads_total']:.0f} a worker) was in use in {full:.0%} of the "
+            f"server's samples {at}",
         )
     waiting = ev["pool_waiting_share"]
     if not scales and waiting is not None and waiting >= FULL_SHARE:
-        return "pool-bound", 6, f"requests waited for a pooled connection in {waiting:.0%} of the samples; {scaled}"
-    saturated = ev["cores_used"] is not None and ev["cores_used"] >= CPU_SATURATED * ev["cores_usable"]
+        return "pool-bound", 6, f"{scaled}; requests waited for a pooled connection in {waiting:.0%} of the samples"
+    tokens = (
+        f"; threadpool tokens in use at most {ev['threads_busy_max']:.0f} of {ev['threads_total']:.0f} a worker"
+        if ev["threads_busy_max"] is not None and ev["threads_total"]
+        else ""
+    )
     if scales:
-        return "fine", 7, scaled
-    if saturated:
+        return "fine", 7, f"{scaled}{tokens} (fine up to {hi['users']:g} users: no more were tried)"
+    if saturated and floor_cpu_ms is not None:
         return (
             "fine",
             7,
-            f"{scaled}: the server's CPU ran out ({ev['cores_used']:.2f} of {ev['cores_usable']:.2f} cores) at "
-            f"{hi['rps']:,.0f} req/s, with {cpu_ms or 0:,.2f} ms of CPU per request against {lo['mean_ms']:,.1f} ms of "
-            "latency: the machine's cap, not the route's",
+            f"{scaled}: the server's CPU ran out ({cores:.2f} of {ev['cores_usable']:.2f} cores) at "
+            f"{hi['rps']:,.0f} req/s with {cpu_ms:,.2f} ms of CPU per request, within {OWN_CPU_FACTOR:g}x the cheapest "
+            f"other route's {floor_cpu_ms:,.2f} ms: the machine's cap at that rate, not the route's code",
         )
-    if efficiency is None:
-        return "unknown", 1, "no throughput to compare"
+    if saturated:
+        return (
+            "unknown",
+            8,
+            f"{scaled}; the server's CPU ran out ({cores:.2f} of {ev['cores_usable']:.2f} cores), and no other route "
+            "was measured to tell the route's own cost from what every request costs",
+        )
+    seen = [
+        f"the loops were stalled {blocked:.0%} of the time",
+        f"the workers used {cores:.2f} of {ev['cores_usable']:.2f} cores",
+    ]
+    if full is not None:
+        seen.append(f"every threadpool token was in use in {full:.0%} of the samples")
     return (
         "unknown",
         8,
-        f"{scaled}, yet the loops were free, the CPU had room ({ev['cores_used'] or 0:.2f} of "
-        f"{ev['cores_usable']:.2f} cores) and the threadpool never filled: the limit is outside what routebench sees",
+        f"{scaled}, yet {', '.join(seen)}: none explains it (the limit is outside what routebench sees: a lock, "
+        "an upstream, a pool)",
     )
 
 
@@ -230,23 +284,43 @@ def _void(cell: dict[str, Any], r: pd.Series) -> list[str]:
         why.append(f"cell {cell['id']} broke the validity rule(s) {', '.join(voiding)}")
     if bool(r["generator_saturated"]) and "generator" not in failed:
         why.append(f"cell {cell['id']}: the load generator was saturated")
-    if int(r["requests"]) + int(r["failures"]) < MIN_REQUESTS:
-        why.append(
-            f"cell {cell['id']}: {int(r['requests']) + int(r['failures'])} responses (fewer than {MIN_REQUESTS})"
-        )
+    completed = int(r["requests"]) + int(r["failures"])
+    if completed < MIN_REQUESTS:
+        why.append(f"cell {cell['id']}: {completed} responses (fewer than {MIN_REQUESTS})")
     return why
+
+
+def alone_rows(table: pd.DataFrame, route: str) -> pd.DataFrame:
+    """The route's alone cells the verdict reads: closed model, the first repeat, one server shape
+    (the first measured), by user count."""
+    rows = table[(table["style"] == route) & ~table["together"] & (table["model"] == "closed") & (table["repeat"] == 1)]
+    if rows.empty:
+        return rows
+    return rows[same_shape(rows, rows.iloc[0])].sort_values("style_users")
+
+
+def _server(cells: dict[str, dict[str, Any]], out: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the app was served in the cells the verdicts read (the first route's highest count)."""
+    cell = next((cells[r["evidence"]["cell"]] for r in out if r.get("evidence", {}).get("cell") in cells), {})
+    return {k: cell.get(k) for k in ("server_workers", "worker_class", "threadpool_tokens")}
 
 
 def findings(run: Run, table: pd.DataFrame) -> dict[str, Any] | None:
     """``findings.json``: every route's verdict and evidence; None for a run that is not of your app."""
-    if run.routes is None:
-        return None
+    if run.routes is None or "capacity" in run.meta:
+        return None  # not your app's, or a capacity run (its MSTs are its answer: capacity.json)
     cells = {c["id"]: c for c in run.cells}
+    planned = [r for r in run.routes.get("routes", []) if any(r["id"] in c.get("styles", []) for c in run.cells)]
+    # What every request costs at the highest count, route by route: the cheapest is the floor.
+    cost = {}
+    for route in planned:
+        rows = alone_rows(table, route["id"])
+        if not rows.empty and _num(rows.iloc[-1]["cell_workers_cpu_ms"]) is not None:
+            cost[route["id"]] = float(rows.iloc[-1]["cell_workers_cpu_ms"])
     out = []
-    for route in run.routes.get("routes", []):
+    for route in planned:
         rid = route["id"]
-        rows = table[(table["style"] == rid) & ~table["together"] & (table["model"] == "closed")]
-        rows = rows.sort_values("style_users")
+        rows = alone_rows(table, rid)
         beside = [_figures(r) for _, r in table[(table["style"] == rid) & table["together"]].iterrows()]
         entry: dict[str, Any] = {
             "route": rid,
@@ -255,11 +329,12 @@ def findings(run: Run, table: pd.DataFrame) -> dict[str, Any] | None:
             "sent": route["path"],
             "source": route["source"],
         }
-        if len(rows["style_users"].unique()) < 2:
+        counts = rows["style_users"].nunique()
+        if counts < 2:
             entry.update(
                 verdict="unknown",
                 rule=1,
-                why=f"measured alone at {len(rows)} user count(s), not two",
+                why=f"measured alone at {counts} user count(s), not two",
                 evidence={},
                 latency=[_figures(r) for _, r in rows.iterrows()],
                 beside_others=beside,
@@ -269,11 +344,12 @@ def findings(run: Run, table: pd.DataFrame) -> dict[str, Any] | None:
         lo_row, hi_row = rows.iloc[0], rows.iloc[-1]
         lo, hi = _figures(lo_row), _figures(hi_row)
         ev = route_evidence(run, cells[hi_row["cell"]], hi_row)
-        low_ev = route_evidence(run, cells[lo_row["cell"]], lo_row)
         void = _void(cells[lo_row["cell"]], lo_row) + _void(cells[hi_row["cell"]], hi_row)
-        verdict, rule, why = decide(lo, hi, ev, void)
+        failed = (int(rows["failures"].sum()), int(rows["requests"].sum() + rows["failures"].sum()))
+        others = [v for k, v in cost.items() if k != rid]
+        verdict, rule, why = decide(lo, hi, ev, void, failed, min(others) if others else None)
         if verdict == "errors":
-            top = _top_error(run, hi_row["cell"], rid) or _top_error(run, lo_row["cell"], rid)
+            top = _top_error(run, list(rows["cell"]), rid)
             why += f"; most common: {top}" if top else ""
         scaling = hi["rps"] / lo["rps"] if lo["rps"] and hi["rps"] is not None else None
         entry.update(
@@ -286,12 +362,8 @@ def findings(run: Run, table: pd.DataFrame) -> dict[str, Any] | None:
                 "users_from": lo["users"],
                 "users_to": hi["users"],
                 "linear_share": round(scaling / (hi["users"] / lo["users"]), 3) if scaling is not None else None,
-                "error_share": round(
-                    (lo["failures"] + hi["failures"])
-                    / max(1, lo["requests"] + lo["failures"] + hi["requests"] + hi["failures"]),
-                    4,
-                ),
-                "cpu_ms_per_request_lowest": low_ev["cpu_ms_per_request"],
+                "error_share": round(failed[0] / failed[1], 4) if failed[1] else None,
+                "cheapest_other_cpu_ms": min(others) if others else None,
             },
             latency=[_figures(r) for _, r in rows.iterrows()],
             beside_others=beside,
@@ -303,6 +375,7 @@ def findings(run: Run, table: pd.DataFrame) -> dict[str, Any] | None:
             "run_id": run.meta.get("run_id"),
             "app": (run.routes or {}).get("app", {}),
             "complete": run.meta.get("status") == "complete",
+            "server": _server(cells, out),
             "rules": RULES,
             "verdicts": list(VERDICTS),
             "routes": out,

@@ -220,6 +220,8 @@ def print_findings(run_id: str, doc: dict[str, Any]) -> None:
         why = r["why"] + (f"\nblocking: {', '.join(sites)}" if sites and r["verdict"] != "fine" else "")
         table.add_row(r["route"], f"[{colour.get(r['verdict'], 'yellow')}]{r['verdict']}[/]", why)
     Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
+    if not doc.get("complete"):
+        console.print("[yellow]incomplete:[/] each verdict reads the user counts that finished")
     for x in doc.get("left_out", []):
         console.print(f"[dim]not loaded: {x['method']} {x['path']}: {x['why']}[/]")
 

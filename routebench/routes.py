@@ -89,9 +89,22 @@ def class_name(method: str, template: str, taken: set[str]) -> str:
     return name
 
 
-def _value(param: dict[str, Any]) -> tuple[bool, Any]:
+def _resolved(root: dict[str, Any], obj: Any) -> Any:
+    """``obj`` with a local ``$ref`` (``#/components/...``) followed, a few levels deep."""
+    for _ in range(8):
+        ref = obj.get("$ref") if isinstance(obj, dict) else None
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            return obj
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
+        obj = target
+    return obj
+
+
+def _value(param: dict[str, Any], root: dict[str, Any]) -> tuple[bool, Any]:
     """The example or default a parameter declares, if any."""
-    schema = param.get("schema") or {}
+    schema = _resolved(root, param.get("schema") or {})
     if "example" in param:
         return True, param["example"]
     examples = param.get("examples")
@@ -109,12 +122,13 @@ def _value(param: dict[str, Any]) -> tuple[bool, Any]:
 
 def _text(value: Any) -> str:
     return (
-        json.dumps(value)
-        if isinstance(value, (dict, list))
-        else str(value).lower()
-        if isinstance(value, bool)
-        else str(value)
+        json.dumps(value) if isinstance(value, dict) else str(value).lower() if isinstance(value, bool) else str(value)
     )
+
+
+def _query_value(value: Any) -> str | list[str]:
+    """A query parameter's value as sent: a list is the parameter repeated (``?id=1&id=2``)."""
+    return [_text(v) for v in value] if isinstance(value, list) else _text(value)
 
 
 def fill(template: str, values: dict[str, Any]) -> str:
@@ -122,10 +136,10 @@ def fill(template: str, values: dict[str, Any]) -> str:
     return re.sub(r"{([^}]+)}", lambda m: quote(_text(values[m[1]]), safe=""), template)
 
 
-def from_openapi(schema: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def from_openapi(schema: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The GET routes the schema lets routebench call on its own, and every other route with why not."""
     found: list[dict[str, Any]] = []
-    left: list[dict[str, str]] = []
+    left: list[dict[str, Any]] = []
     for template, item in (schema.get("paths") or {}).items():
         common = item.get("parameters") or []
         for method in METHODS:
@@ -134,10 +148,20 @@ def from_openapi(schema: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dic
                 continue
             verb = method.upper()
             if verb != "GET":
-                left.append({"method": verb, "path": template, "why": "not a GET route: add it in a routes file"})
+                left.append(
+                    {
+                        "method": verb,
+                        "path": template,
+                        "why": "not a GET route: add it in a routes file",
+                        "path_params": {},
+                        "query": {},
+                    }
+                )
                 continue
             params = {
-                (p.get("in"), p.get("name")): p for p in [*common, *(op.get("parameters") or [])] if "$ref" not in p
+                (p.get("in"), p.get("name")): p
+                for p in (_resolved(schema, x) for x in [*common, *(op.get("parameters") or [])])
+                if isinstance(p, dict) and p.get("name")
             }
             path_params: dict[str, Any] = {}
             query: dict[str, Any] = {}
@@ -145,13 +169,13 @@ def from_openapi(schema: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dic
             for (where, name), p in params.items():
                 if not (p.get("required") or where == "path"):
                     continue
-                known, value = _value(p)
+                known, value = _value(p, schema)
                 if not known:
                     missing.append(f"{where} parameter {name}")
                 elif where == "path":
-                    path_params[name] = value
+                    path_params[str(name)] = value
                 elif where == "query":
-                    query[name] = value
+                    query[str(name)] = value
                 else:
                     missing.append(f"{where} parameter {name}")
             body = op.get("requestBody") or {}
@@ -163,6 +187,9 @@ def from_openapi(schema: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dic
                         "method": verb,
                         "path": template,
                         "why": f"needs {', '.join(missing)} with no example or default: give it in a routes file",
+                        # What the schema did give, for a routes file that completes the rest.
+                        "path_params": path_params,
+                        "query": query,
                     }
                 )
                 continue
@@ -207,6 +234,7 @@ def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict
     """The routes to load and the routes left out (with why), from the schema and the routes file."""
     found, left = from_openapi(schema or {"paths": {}})
     by_key = {(r["method"], r["path"]): {**r, "source": "openapi"} for r in found}
+    partial = {(x["method"], x["path"]): x for x in left}
     for o in overrides:
         key = (o["method"], o["path"])
         if o.get("skip"):
@@ -214,7 +242,16 @@ def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict
             left = [x for x in left if (x["method"], x["path"]) != key]
             left.append({"method": o["method"], "path": o["path"], "why": "skipped in the routes file"})
             continue
-        base = by_key.get(key, {"method": o["method"], "path": o["path"], "path_params": {}, "query": {}})
+        known = partial.get(key, {})
+        base = by_key.get(
+            key,
+            {
+                "method": o["method"],
+                "path": o["path"],
+                "path_params": known.get("path_params", {}),
+                "query": known.get("query", {}),
+            },
+        )
         merged = {
             **base,
             "path_params": {**base.get("path_params", {}), **o.get("path_params", {})},
@@ -242,14 +279,15 @@ def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict
                 method=method,
                 template=template,
                 path=path,
-                query={k: _text(v) for k, v in r.get("query", {}).items()},
+                query={k: _query_value(v) for k, v in r.get("query", {}).items()},
                 headers=r.get("headers", {}),
                 json=r.get("json"),
                 source=r["source"],
                 class_name=class_name(method, template, taken),
             )
         )
-    return {"routes": [asdict(r) for r in routes], "left_out": left}
+    said = [{k: x[k] for k in ("method", "path", "why")} for x in left]
+    return {"routes": [asdict(r) for r in routes], "left_out": said}
 
 
 def routes_of(plan_doc: dict[str, Any]) -> list[AppRoute]:

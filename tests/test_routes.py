@@ -98,3 +98,38 @@ def test_an_app_that_cannot_be_used_is_one_line(tmp_path: Path, app: str, words:
     with pytest.raises(RoutesError) as err:
         routes.describe(app, SAMPLE, tmp_path / "d.json")
     assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_refs_lists_and_a_completed_route_keep_what_the_schema_says() -> None:
+    schema = {
+        "components": {
+            "parameters": {"Ids": {"in": "query", "name": "ids", "required": True, "example": [1, 2]}},
+            "schemas": {"Shop": {"type": "integer", "default": 7}},
+        },
+        "paths": {
+            "/shops/{shop}/items": {
+                "parameters": [
+                    {"in": "path", "name": "shop", "required": True, "schema": {"$ref": "#/components/schemas/Shop"}}
+                ],
+                "get": {"parameters": [{"$ref": "#/components/parameters/Ids"}]},
+            },
+            "/shops/{shop}/orders": {
+                "get": {
+                    "parameters": [
+                        {"in": "path", "name": "shop", "required": True, "example": 9},
+                        {"in": "header", "name": "X-Token", "required": True},
+                    ]
+                }
+            },
+        },
+    }
+    plan = routes.plan(schema, [])
+    items = by_id(plan)["/shops/{shop}/items"]
+    assert items["path"] == "/shops/7/items" and items["query"] == {"ids": ["1", "2"]}  # sent as ?ids=1&ids=2
+    assert [x["why"] for x in plan["left_out"]] == [
+        "needs header parameter X-Token with no example or default: give it in a routes file"
+    ]
+    # A routes file giving only the header keeps the path value the schema had.
+    done = routes.plan(schema, [{"method": "GET", "path": "/shops/{shop}/orders", "headers": {"X-Token": "t"}}])
+    assert by_id(done)["/shops/{shop}/orders"]["path"] == "/shops/9/orders"
+    assert by_id(done)["/shops/{shop}/orders"]["headers"] == {"X-Token": "t"}

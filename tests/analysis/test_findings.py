@@ -23,7 +23,9 @@ def evidence(**over: Any) -> dict[str, Any]:
         "cores_usable": 1.8,
         "workers": 2,
         "threads_full_share": 0.0,
+        "threads_busy_max": 3.0,
         "threads_total": 40.0,
+        "workers_reporting": 2,
         "pool_waiting_share": None,
     }
     return {**base, **over}
@@ -35,8 +37,10 @@ SCALED = figures(50, 1600.0, 31.0)
 FLAT = figures(50, 66.0, 750.0)
 
 
-def verdict(lo: dict[str, Any], hi: dict[str, Any], ev: dict[str, Any], void: list[str] | None = None) -> str:
-    return findings.decide(lo, hi, ev, void or [])[0]
+def verdict(
+    lo: dict[str, Any], hi: dict[str, Any], ev: dict[str, Any], void: list[str] | None = None, floor: float | None = 0.3
+) -> str:
+    return findings.decide(lo, hi, ev, void or [], floor_cpu_ms=floor)[0]
 
 
 def test_a_route_that_scales_is_fine() -> None:
@@ -61,7 +65,10 @@ def test_a_stalled_loop_that_is_not_computing_blocks_it() -> None:
 
 def test_cpu_bound_needs_its_time_to_be_cpu() -> None:
     assert verdict(LO, FLAT, evidence(cpu_ms_per_request=20.0, cores_used=1.7)) == "cpu-bound"
-    assert verdict(LO, FLAT, evidence(cpu_ms_per_request=10.0, cores_used=1.7)) != "cpu-bound"  # a third of 30 ms
+    # A third of its 30 ms is CPU: cpu-bound only if that CPU ran out and it is the route's own cost.
+    assert verdict(LO, FLAT, evidence(cpu_ms_per_request=10.0, cores_used=0.7)) != "cpu-bound"
+    assert verdict(LO, FLAT, evidence(cpu_ms_per_request=10.0, cores_used=1.7)) == "cpu-bound"
+    assert verdict(LO, FLAT, evidence(cpu_ms_per_request=10.0, cores_used=1.7), floor=5.0) != "cpu-bound"
     assert verdict(LO, SCALED, evidence(cpu_ms_per_request=20.0)) == "fine"  # it scaled
 
 
@@ -80,9 +87,41 @@ def test_pool_bound_only_with_pool_waiters_seen() -> None:
 def test_the_machines_cpu_cap_is_not_the_routes_fault() -> None:
     capped = figures(50, 2000.0, 25.0)
     fast = figures(1, 95.0, 10.5)
-    name, _, why = findings.decide(fast, capped, evidence(cpu_ms_per_request=0.45, cores_used=1.6), [])
+    saturated = evidence(cpu_ms_per_request=0.45, cores_used=1.6)
+    name, _, why = findings.decide(fast, capped, saturated, [], floor_cpu_ms=0.3)
     assert name == "fine" and "machine's cap" in why
-    assert verdict(fast, capped, evidence(cpu_ms_per_request=0.45, cores_used=0.6)) == "unknown"
+    assert verdict(fast, capped, evidence(cpu_ms_per_request=0.45, cores_used=0.6)) == "unknown"  # not saturated
+    # With no other route to compare its cost with, a saturated CPU explains nothing about the route.
+    assert findings.decide(fast, capped, saturated, [], floor_cpu_ms=None)[:2] == ("unknown", 8)
+
+
+def test_a_mostly_waiting_route_whose_own_cpu_caps_it_is_cpu_bound() -> None:
+    """100 ms of awaiting and 20 ms of CPU a request: its latency is mostly waiting, but at 50 users
+    its CPU is what runs out, and it costs far more than what every request pays."""
+    lo, hi = figures(1, 8.3, 120.0), figures(50, 92.0, 540.0)
+    ev = evidence(cpu_ms_per_request=20.0, cores_used=1.84, cores_usable=1.95)
+    assert verdict(lo, hi, ev, floor=0.3) == "cpu-bound"
+    assert verdict(lo, hi, {**ev, "blocked_share": 0.9, "own_code_share": 0.9}, floor=0.3) == "cpu-bound"
+
+
+def test_more_workers_than_cores_is_still_computing_not_blocking() -> None:
+    """W=4 on 2 cores: each worker is on the CPU half the time, its loop stalled all of it."""
+    ev = evidence(
+        blocked_share=1.0,
+        own_code_share=1.0,
+        cores_used=1.88,
+        cores_usable=1.95,
+        workers=4,
+        workers_reporting=4,
+        cpu_ms_per_request=28.0,
+    )
+    assert verdict(figures(1, 33.0, 30.0), FLAT, ev) == "cpu-bound"
+
+
+def test_no_server_evidence_claims_nothing() -> None:
+    bare = evidence(blocked_share=None, cores_used=None, cpu_ms_per_request=None)
+    name, rule, why = findings.decide(LO, FLAT, bare, [])
+    assert (name, rule) == ("unknown", 1) and "no server evidence" in why
 
 
 def test_errors_and_void_cells_come_first() -> None:
