@@ -274,6 +274,10 @@ def run_experiment(args: argparse.Namespace, exp: experiment.Experiment) -> int:
         exp = exp.model_copy(update={"profile": True})
     settings = settings_from(args)
     warn_if_exposed(settings)
+    if settings.app and (args.external_workers or args.target_url):
+        raise UserError(
+            "--app serves your app here with local Locust workers: not with --external-workers or --target-url"
+        )
     planned = app_routes(args, settings)
     # Ports the user chose are checked before anything is written: each cell would need them.
     for field, what in (
@@ -485,7 +489,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if settings.port:
         claim_port(settings.host, settings.port, "target app")
     planned = app_routes(args, settings)
-    run_dir = Path(args.results) / new_run_id("ui")
+    run_dir = Path(args.results).resolve() / new_run_id("ui")
     run_dir.mkdir(parents=True)
     files = RunDir(run_dir)
     if planned is not None:

@@ -238,7 +238,8 @@ class Stack(StartedAndStopped):
                 "upstream_url": self.upstream_url,
                 "database_url": self.database_url,
                 "state_dir": self.work_dir / "state",
-                "telemetry_dir": self.telemetry_dir,
+                # Absolute: your app's server runs in its own directory, not where the run was started.
+                "telemetry_dir": self.telemetry_dir.resolve() if self.telemetry_dir is not None else None,
             }
         )
         self.target_url = f"http://{host}:{target_port}"

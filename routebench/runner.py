@@ -115,7 +115,8 @@ class Runner:
         )
         self.cells = expand(self.experiment, list(self.classes) if self.app_routes is not None else None)
         self.run_id = new_run_id(self.experiment.name)
-        self.run_dir = self.results_dir / self.run_id
+        # Absolute: the Locust processes and your app's server run in directories of their own.
+        self.run_dir = self.results_dir.resolve() / self.run_id
         self.state: dict[str, Any] = {}
         self._drain_s: float | None = None
 

@@ -51,6 +51,7 @@ def routebench_cli(
     *args: str,
     timeout: float = 300,
     env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """The real command, as a user runs it."""
     return subprocess.run(
@@ -60,7 +61,16 @@ def routebench_cli(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
         env=env,
+        cwd=cwd,
     )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], words: str) -> None:
+    """What the user sees of bad input: exit 2 and one line saying it, never a traceback."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], lines
 
 
 def ui_command(results: Path, *extra: str) -> list[str]:

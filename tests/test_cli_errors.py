@@ -8,18 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import routebench_cli
+from tests.conftest import assert_one_line_error, routebench_cli
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return routebench_cli("run", *args, timeout=120)
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], words: str) -> None:
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and words in lines[0], lines
 
 
 @pytest.mark.parametrize(

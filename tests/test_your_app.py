@@ -20,7 +20,7 @@ import pytest
 
 from routebench.harness import HEALTH_PATH
 from routebench.launcher import Stack
-from tests.conftest import needs_chromium, routebench_cli, stack_settings
+from tests.conftest import assert_one_line_error, needs_chromium, routebench_cli, stack_settings
 
 pytestmark = pytest.mark.stack
 
@@ -72,11 +72,13 @@ def shop_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproc
         str(SAMPLE),
         "--routes",
         str(SAMPLE / "routes.toml"),
+        # Relative, as make loadtest's are: your app's server runs in its own directory.
         "--results",
-        str(tmp / "results"),
+        "results",
         "--reports",
-        str(tmp / "reports"),
+        "reports",
         timeout=600,
+        cwd=tmp,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     (run_dir,) = (tmp / "results").iterdir()
@@ -117,6 +119,7 @@ def test_each_route_gets_the_verdict_its_code_earns(shop_run: tuple[Any, Path, P
     assert doc["left_out"] == []
     assert "/prices" in done.stderr and "blocks-event-loop" in done.stdout + done.stderr
     assert harness_processes() == []
+    assert not (SAMPLE / "results").exists()  # nothing of the run written where the app runs
 
 
 def test_the_report_shows_the_findings(shop_run: tuple[Any, Path, Path]) -> None:
@@ -154,13 +157,6 @@ def test_your_app_is_served_with_its_environment_and_our_evidence(
     sites = {site for s in samples for site in (s.get("sites") or {})}
     assert f"shop/pricing.py:{line_of(SAMPLE / 'shop' / 'pricing.py', 'time.sleep(')} _fetch_from_bank" in sites
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], words: str) -> None:
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr + done.stdout
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and words in lines[0], lines
 
 
 @pytest.mark.parametrize(
