@@ -8,17 +8,19 @@ call sites, the telemetry's threadpool tokens and CPU seconds). The rules, in or
 holds is the verdict (``RULES`` says them in the report's words):
 
 1. **unknown**: not measured alone at two user counts, a cell with fewer than ``MIN_REQUESTS``
-   responses, a cell whose numbers are void (the generator saturated, the counts disagree, a
-   process lost, a final report missing), or no server evidence for the highest count.
+   responses, or a cell whose numbers are void (the generator saturated, the counts disagree, a
+   process lost, a final report missing).
 2. **errors**: ``ERROR_SHARE`` or more of its responses, over its alone cells, failed.
 3. **blocks-event-loop**: at the highest count the event loops were stalled ``BLOCKED_SHARE`` or
-   more of the time, mostly in the app's own code, while the workers were on the CPU for less than
-   half of the stalled time (the loop waited on a blocking call; it was not computing).
+   more of the time, mostly in the app's own code, while each worker was on the CPU for less than
+   half of that share of its time and the CPU had room (under ``CPU_SATURATED`` of the cores the
+   server could use): the loop waited on a blocking call; it was not computing.
 4. **cpu-bound**: it scaled less than ``SCALES`` of linear and its time is computation: its server
-   CPU per request is ``CPU_SHARE`` or more of its latency at the lowest count, or the server's
-   CPU ran out (``CPU_SATURATED`` of the cores it could use) with the route costing more than
-   ``OWN_CPU_FACTOR`` times the CPU per request of the cheapest other route (the cost every
-   request pays, framework and server, is not the route's).
+   CPU per request at the highest count is ``CPU_SHARE`` or more of its mean latency at the lowest
+   (when that is known, not a lower bound), or the server's CPU ran out with the route costing more
+   than ``OWN_CPU_FACTOR`` times the CPU per request of the cheapest other sound route (one whose
+   cells are not void and whose errors are under ``ERROR_SHARE``: the cost every request pays,
+   framework and server, is not the route's).
 5. **threadpool-bound**: it scaled less than ``SCALES`` of linear, with every threadpool token of
    a worker in use in ``FULL_SHARE`` or more of the telemetry's samples.
 6. **pool-bound**: it scaled less than ``SCALES`` of linear, with requests waiting for a pooled
@@ -27,7 +29,8 @@ holds is the verdict (``RULES`` says them in the report's words):
    cost no more than ``OWN_CPU_FACTOR`` times the cheapest other route: the machine's cap at that
    rate, not the route's code.
 8. **unknown**: it did not scale, and nothing routebench sees explains it (a lock, an upstream, a
-   pool it cannot see), or its CPU ran out with no other route to compare its cost with.
+   pool it cannot see), there is no server evidence (telemetry) to say why, or its CPU ran out with
+   no other route to compare its cost with.
 
 ``findings.json`` (``SCHEMA``) holds every route's verdict, the rule that decided it, its evidence
 and its latency figures, and the routes left out (routebench.routes).
@@ -62,15 +65,17 @@ SITES_FROM = 0.05  # call sites are listed when the loops were stalled at least 
 VOIDING = ("counts", "generator", "workers", "server", "final_reports", "schedule")
 
 RULES = [
-    f"unknown: not measured alone at two user counts, fewer than {MIN_REQUESTS} responses in a cell, a cell whose "
-    f"numbers are void (it broke one of: {', '.join(VOIDING)}), or no server evidence at the highest count",
+    f"unknown: not measured alone at two user counts, fewer than {MIN_REQUESTS} responses in a cell, or a cell whose "
+    f"numbers are void (it broke one of: {', '.join(VOIDING)})",
     f"errors: {ERROR_SHARE:.0%} or more of its responses failed (over its alone cells)",
     f"blocks-event-loop: at the highest user count the event loops were stalled {BLOCKED_SHARE:.0%} or more of the "
-    "time, mostly in the app's own code, while the workers were on the CPU for less than half of the stalled time",
+    "time, mostly in the app's own code, while each worker was on the CPU for less than half of that share of its "
+    f"time and the CPU had room (under {CPU_SATURATED:.0%} of the cores the server could use)",
     f"cpu-bound: throughput scaled less than {SCALES:.0%} of linear from the lowest to the highest user count, and "
-    f"its time is computation: the server's CPU per request is {CPU_SHARE:.0%} or more of its latency at the lowest "
-    f"count, or the CPU ran out ({CPU_SATURATED:.0%} of the cores the server could use) with the route costing more "
-    f"than {OWN_CPU_FACTOR:g}x the CPU per request of the cheapest other route",
+    f"its time is computation: the server's CPU per request at the highest count is {CPU_SHARE:.0%} or more of its "
+    f"mean latency at the lowest, or the CPU ran out ({CPU_SATURATED:.0%} of the cores the server could use) with "
+    f"the route costing more than {OWN_CPU_FACTOR:g}x the CPU per request of the cheapest other sound route (cells "
+    f"not void, errors under {ERROR_SHARE:.0%})",
     f"threadpool-bound: scaled less than {SCALES:.0%} of linear, with every threadpool token of a worker in use in "
     f"{FULL_SHARE:.0%} or more of the server's samples",
     f"pool-bound: scaled less than {SCALES:.0%} of linear, with requests waiting for a pooled connection in "
@@ -78,7 +83,7 @@ RULES = [
     f"fine: scaled {SCALES:.0%} of linear or more, or the CPU ran out while the route cost no more than "
     f"{OWN_CPU_FACTOR:g}x the cheapest other route's CPU per request: the machine's cap, not the route's code",
     "unknown: did not scale, and nothing routebench sees explains it (a lock, an upstream, a pool it cannot see), "
-    "or its CPU ran out with no other route to compare its cost with",
+    "no server evidence says why, or its CPU ran out with no other route to compare its cost with",
 ]
 
 
@@ -200,33 +205,39 @@ def decide(
     scales = efficiency >= SCALES
     scaled = f"throughput grew {scaling:.1f}x {span} ({efficiency:.0%} of linear)"
     blocked, cpu_ms, cores = ev["blocked_share"], ev["cpu_ms_per_request"], ev["cores_used"]
+    at = f"at {hi['users']:g} users"
     if blocked is None or cores is None or cpu_ms is None:
         if scales:
-            return "fine", 7, f"{scaled}; no server evidence for the rest"
-        return "unknown", 1, f"{scaled}, and no server evidence (telemetry) at {hi['users']:g} users to say why"
-    # Each worker's share of wall time on the CPU: the cores its workers used over those they could use.
-    on_cpu = cores / max(0.1, min(ev["cores_usable"], ev.get("workers_reporting") or ev["workers"]))
-    at = f"at {hi['users']:g} users"
-    if blocked >= BLOCKED_SHARE and (ev["own_code_share"] or 0.0) >= blocked / 2 and on_cpu < blocked / 2:
+            return "fine", 7, f"{scaled}; no server evidence {at}"
+        return "unknown", 8, f"{scaled}, and no server evidence (telemetry) {at} to say why"
+    # Each worker's share of wall time on the CPU (stalls are a share of each worker's time too).
+    on_cpu = cores / max(1, ev.get("workers_reporting") or ev["workers"])
+    saturated = cores >= CPU_SATURATED * ev["cores_usable"]
+    if (
+        blocked >= BLOCKED_SHARE
+        and (ev["own_code_share"] or 0.0) >= blocked / 2
+        and on_cpu < blocked / 2
+        and not saturated
+    ):
         where = f" at {ev['blocking_sites'][0]['site']}" if ev["blocking_sites"] else ""
         return (
             "blocks-event-loop",
             3,
-            f"the event loops were stalled {blocked:.0%} of the time {at}{where}, while the workers were on the CPU "
-            f"{on_cpu:.0%} of the time; {scaled}",
+            f"the event loops were stalled {blocked:.0%} of the time {at}{where}, while each worker was on the CPU "
+            f"{on_cpu:.0%} of the time and the CPU had room ({cores:.2f} of {ev['cores_usable']:.2f} cores); {scaled}",
         )
-    saturated = cores >= CPU_SATURATED * ev["cores_usable"]
-    own_cost = floor_cpu_ms is not None and cpu_ms > OWN_CPU_FACTOR * floor_cpu_ms
-    if not scales and (
-        (lo["mean_ms"] and cpu_ms >= CPU_SHARE * lo["mean_ms"]) or (saturated and own_cost and floor_cpu_ms)
-    ):
-        than = f" ({cpu_ms / floor_cpu_ms:,.0f}x the cheapest other route's)" if floor_cpu_ms else ""
+    floor = floor_cpu_ms if floor_cpu_ms else None  # a floor of 0 says nothing of what a request costs
+    own_cost = floor is not None and cpu_ms > OWN_CPU_FACTOR * floor
+    # The latency at the lowest count, when it is known (not a lower bound).
+    lo_ms = lo["mean_ms"] if lo["mean_ms"] and "mean" not in lo.get("at_least", []) else None
+    if not scales and ((lo_ms is not None and cpu_ms >= CPU_SHARE * lo_ms) or (saturated and own_cost)):
+        than = f" ({cpu_ms / floor:,.1f}x the cheapest other route's)" if floor else ""
+        against = f" against {lo_ms:,.1f} ms of latency at {lo['users']:g} user(s)" if lo_ms is not None else ""
         return (
             "cpu-bound",
             4,
-            f"{scaled}; {cpu_ms:,.2f} ms of server CPU per request {at}{than} against {lo['mean_ms']:,.1f} ms of "
-            f"latency at {lo['users']:g} user(s); the workers used {cores:.2f} of the {ev['cores_usable']:.2f} cores "
-            "they could",
+            f"{scaled}; {cpu_ms:,.2f} ms of server CPU per request {at}{than}{against}; the workers used {cores:.2f} "
+            f"of the {ev['cores_usable']:.2f} cores they could",
         )
     full = ev["threads_full_share"]
     if not scales and full is not None and full >= FULL_SHARE:
@@ -238,7 +249,11 @@ def decide(
         )
     waiting = ev["pool_waiting_share"]
     if not scales and waiting is not None and waiting >= FULL_SHARE:
-        return "pool-bound", 6, f"{scaled}; requests waited for a pooled connection in {waiting:.0%} of the samples"
+        return (
+            "pool-bound",
+            6,
+            f"{scaled}; requests waited for a pooled connection in {waiting:.0%} of the samples {at}",
+        )
     tokens = (
         f"; threadpool tokens in use at most {ev['threads_busy_max']:.0f} of {ev['threads_total']:.0f} a worker"
         if ev["threads_busy_max"] is not None and ev["threads_total"]
@@ -246,13 +261,13 @@ def decide(
     )
     if scales:
         return "fine", 7, f"{scaled}{tokens} (fine up to {hi['users']:g} users: no more were tried)"
-    if saturated and floor_cpu_ms is not None:
+    if saturated and floor is not None:
         return (
             "fine",
             7,
             f"{scaled}: the server's CPU ran out ({cores:.2f} of {ev['cores_usable']:.2f} cores) at "
             f"{hi['rps']:,.0f} req/s with {cpu_ms:,.2f} ms of CPU per request, within {OWN_CPU_FACTOR:g}x the cheapest "
-            f"other route's {floor_cpu_ms:,.2f} ms: the machine's cap at that rate, not the route's code",
+            f"other route's {floor:,.2f} ms: the machine's cap at that rate, not the route's code",
         )
     if saturated:
         return (
@@ -311,17 +326,25 @@ def findings(run: Run, table: pd.DataFrame) -> dict[str, Any] | None:
         return None  # not your app's, or a capacity run (its MSTs are its answer: capacity.json)
     cells = {c["id"]: c for c in run.cells}
     planned = [r for r in run.routes.get("routes", []) if any(r["id"] in c.get("styles", []) for c in run.cells)]
-    # What every request costs at the highest count, route by route: the cheapest is the floor.
+    # What a request costs at the highest count, route by route, of the routes whose cells are sound
+    # and that answer (an error page is cheap): the cheapest is the floor.
     cost = {}
     for route in planned:
         rows = alone_rows(table, route["id"])
-        if not rows.empty and _num(rows.iloc[-1]["cell_workers_cpu_ms"]) is not None:
+        if rows.empty or _num(rows.iloc[-1]["cell_workers_cpu_ms"]) is None:
+            continue
+        completed = int(rows["requests"].sum() + rows["failures"].sum())
+        sound = not any(_void(cells[r["cell"]], r) for _, r in rows.iterrows())
+        if sound and completed and rows["failures"].sum() / completed < ERROR_SHARE:
             cost[route["id"]] = float(rows.iloc[-1]["cell_workers_cpu_ms"])
     out = []
     for route in planned:
         rid = route["id"]
         rows = alone_rows(table, rid)
-        beside = [_figures(r) for _, r in table[(table["style"] == rid) & table["together"]].iterrows()]
+        together = table[(table["style"] == rid) & table["together"] & (table["repeat"] == 1)]
+        if not rows.empty:
+            together = together[same_shape(together, rows.iloc[0])]
+        beside = [_figures(r) for _, r in together.iterrows()]
         entry: dict[str, Any] = {
             "route": rid,
             "method": route["method"],

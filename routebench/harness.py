@@ -18,6 +18,7 @@ Call sites are named in your code: the stall detector counts frames under the ap
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -125,8 +126,6 @@ class Harness:
             (self.settings.state_dir / f"ready-{os.getpid()}").unlink(missing_ok=True)
 
     async def _health(self, send: Send) -> None:
-        import json
-
         body = json.dumps(
             {
                 "status": "ok",

@@ -98,7 +98,9 @@ def _resolved(root: dict[str, Any], obj: Any) -> Any:
         target: Any = root
         for part in ref[2:].split("/"):
             target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
-        obj = target
+        # Keys beside the $ref (an example, a default) say more than the target: they win.
+        siblings = {k: v for k, v in obj.items() if k != "$ref"}
+        obj = {**target, **siblings} if isinstance(target, dict) else target
     return obj
 
 
@@ -137,7 +139,10 @@ def fill(template: str, values: dict[str, Any]) -> str:
 
 
 def from_openapi(schema: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The GET routes the schema lets routebench call on its own, and every other route with why not."""
+    """The GET routes the schema lets routebench call on its own, and every other route with why not.
+    Each carries what the schema gave (``path_params``, ``query``) and what it still ``needs``
+    (required parameters without a value, by where they go, and ``body``), for a routes file to
+    complete (:func:`plan` checks the completed route against ``needs``)."""
     found: list[dict[str, Any]] = []
     left: list[dict[str, Any]] = []
     for template, item in (schema.get("paths") or {}).items():
@@ -147,54 +152,51 @@ def from_openapi(schema: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dic
             if not isinstance(op, dict):
                 continue
             verb = method.upper()
-            if verb != "GET":
-                left.append(
-                    {
-                        "method": verb,
-                        "path": template,
-                        "why": "not a GET route: add it in a routes file",
-                        "path_params": {},
-                        "query": {},
-                    }
-                )
-                continue
             params = {
                 (p.get("in"), p.get("name")): p
                 for p in (_resolved(schema, x) for x in [*common, *(op.get("parameters") or [])])
                 if isinstance(p, dict) and p.get("name")
             }
-            path_params: dict[str, Any] = {}
-            query: dict[str, Any] = {}
-            missing = []
+            route: dict[str, Any] = {"method": verb, "path": template, "path_params": {}, "query": {}}
+            needs: dict[str, list[str]] = {}
             for (where, name), p in params.items():
                 if not (p.get("required") or where == "path"):
                     continue
                 known, value = _value(p, schema)
-                if not known:
-                    missing.append(f"{where} parameter {name}")
-                elif where == "path":
-                    path_params[str(name)] = value
-                elif where == "query":
-                    query[str(name)] = value
+                if known and where == "path" and not isinstance(value, (list, dict)):
+                    route["path_params"][str(name)] = value
+                elif known and where == "query":
+                    route["query"][str(name)] = value
                 else:
-                    missing.append(f"{where} parameter {name}")
-            body = op.get("requestBody") or {}
-            if body.get("required"):
-                missing.append("a request body")
-            if missing:
-                left.append(
-                    {
-                        "method": verb,
-                        "path": template,
-                        "why": f"needs {', '.join(missing)} with no example or default: give it in a routes file",
-                        # What the schema did give, for a routes file that completes the rest.
-                        "path_params": path_params,
-                        "query": query,
-                    }
-                )
+                    needs.setdefault(str(where), []).append(str(name))
+            body = _resolved(schema, op.get("requestBody") or {})
+            if isinstance(body, dict) and body.get("required"):
+                needs["body"] = ["a JSON body"]
+            route["needs"] = needs
+            if verb == "GET" and not needs:
+                found.append(route)
                 continue
-            found.append({"method": verb, "path": template, "path_params": path_params, "query": query})
+            words = [f"{where} parameter {name}" for where, names in needs.items() if where != "body" for name in names]
+            words += needs.get("body", [])
+            why = (
+                f"needs {', '.join(words)} with no example or default: give it in a routes file"
+                if verb == "GET"
+                else "not a GET route: add it in a routes file" + (f" (it needs {', '.join(words)})" if words else "")
+            )
+            left.append({**route, "why": why})
     return found, left
+
+
+def _still_needed(route: dict[str, Any]) -> list[str]:
+    """What a completed route still lacks of what the schema requires (empty: it can be sent)."""
+    needs = route.get("needs", {})
+    headers = {k.lower() for k in route.get("headers", {})}
+    out = [f"path parameter {n}" for n in needs.get("path", []) if n not in route.get("path_params", {})]
+    out += [f"query parameter {n}" for n in needs.get("query", []) if n not in route.get("query", {})]
+    out += [f"header {n}" for n in needs.get("header", []) if n.lower() not in headers]
+    out += [f"cookie {n}" for n in needs.get("cookie", []) if "cookie" not in headers]
+    out += ["a JSON body" for _ in needs.get("body", []) if route.get("json") is None]
+    return out
 
 
 def read_routes_file(path: Path) -> list[dict[str, Any]]:
@@ -242,16 +244,8 @@ def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict
             left = [x for x in left if (x["method"], x["path"]) != key]
             left.append({"method": o["method"], "path": o["path"], "why": "skipped in the routes file"})
             continue
-        known = partial.get(key, {})
-        base = by_key.get(
-            key,
-            {
-                "method": o["method"],
-                "path": o["path"],
-                "path_params": known.get("path_params", {}),
-                "query": known.get("query", {}),
-            },
-        )
+        empty = {"method": o["method"], "path": o["path"], "path_params": {}, "query": {}, "needs": {}}
+        base = by_key.get(key) or partial.get(key) or empty
         merged = {
             **base,
             "path_params": {**base.get("path_params", {}), **o.get("path_params", {})},
@@ -267,10 +261,12 @@ def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict
     for (method, template), r in by_key.items():
         names = set(re.findall(r"{([^}]+)}", template))
         unfilled = names - set(r.get("path_params", {}))
-        if unfilled:
-            left.append(
-                {"method": method, "path": template, "why": f"path parameter {sorted(unfilled)[0]} has no value"}
-            )
+        lacking = [f"path parameter {n}" for n in sorted(unfilled)] + [
+            x for x in _still_needed(r) if not x.startswith("path parameter")
+        ]
+        if lacking:
+            why = f"still needs {', '.join(lacking)}: the schema requires it; give it in the routes file"
+            left.append({"method": method, "path": template, "why": why})
             continue
         path = fill(template, r["path_params"])
         routes.append(

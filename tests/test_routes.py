@@ -133,3 +133,40 @@ def test_refs_lists_and_a_completed_route_keep_what_the_schema_says() -> None:
     done = routes.plan(schema, [{"method": "GET", "path": "/shops/{shop}/orders", "headers": {"X-Token": "t"}}])
     assert by_id(done)["/shops/{shop}/orders"]["path"] == "/shops/9/orders"
     assert by_id(done)["/shops/{shop}/orders"]["headers"] == {"X-Token": "t"}
+
+
+def test_a_completed_route_must_give_what_the_schema_requires(shop_schema: dict[str, object]) -> None:
+    """A routes file that names the wrong thing leaves the route out rather than load a route whose
+    every request the app must refuse (a 422 would read as the route's errors)."""
+    wrong = [{"method": "GET", "path": "/search", "query": {"query": "x"}}, {"method": "POST", "path": "/cart"}]
+    plan = routes.plan(shop_schema, wrong)
+    assert "/search" not in by_id(plan) and "POST /cart" not in by_id(plan)
+    left = {(x["method"], x["path"]): x["why"] for x in plan["left_out"]}
+    assert "still needs query parameter q" in left[("GET", "/search")]
+    assert "still needs a JSON body" in left[("POST", "/cart")]
+
+
+def test_what_a_non_get_route_and_a_ref_beside_an_example_give() -> None:
+    schema = {
+        "components": {"schemas": {"Colour": {"type": "string", "enum": ["red", "blue"]}}},
+        "paths": {
+            "/paint": {
+                "get": {
+                    "parameters": [
+                        {
+                            "in": "query",
+                            "name": "c",
+                            "required": True,
+                            "schema": {"$ref": "#/components/schemas/Colour", "examples": ["blue"]},
+                        }
+                    ]
+                },
+                "post": {
+                    "parameters": [{"in": "query", "name": "session", "required": True, "schema": {"default": "s1"}}]
+                },
+            }
+        },
+    }
+    plan = routes.plan(schema, [{"method": "POST", "path": "/paint", "json": {"c": "red"}}])
+    assert by_id(plan)["/paint"]["query"] == {"c": "blue"}
+    assert by_id(plan)["POST /paint"]["query"] == {"session": "s1"}  # the schema's default, kept

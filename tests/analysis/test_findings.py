@@ -121,7 +121,30 @@ def test_more_workers_than_cores_is_still_computing_not_blocking() -> None:
 def test_no_server_evidence_claims_nothing() -> None:
     bare = evidence(blocked_share=None, cores_used=None, cpu_ms_per_request=None)
     name, rule, why = findings.decide(LO, FLAT, bare, [])
-    assert (name, rule) == ("unknown", 1) and "no server evidence" in why
+    assert (name, rule) == ("unknown", 8) and "no server evidence" in why
+    assert findings.decide(LO, SCALED, bare, [])[0] == "fine"  # it scaled: nothing to explain
+
+
+def test_the_cheapest_routes_cost_must_say_something() -> None:
+    """A floor of 0 ms says nothing of what a request costs: no verdict leans on it."""
+    capped, fast = figures(50, 2000.0, 25.0), figures(1, 95.0, 10.5)
+    saturated = evidence(cpu_ms_per_request=0.45, cores_used=1.6)
+    assert findings.decide(fast, capped, saturated, [], floor_cpu_ms=0.0)[:2] == ("unknown", 8)
+
+
+def test_a_blocked_loop_beside_a_saturated_cpu_is_not_called_blocking() -> None:
+    """Stalls while the CPU ran out may be the CPU's: blocks-event-loop needs the CPU to have room."""
+    ev = evidence(
+        blocked_share=0.6,
+        own_code_share=0.6,
+        cores_used=1.7,
+        cores_usable=1.8,
+        workers=8,
+        workers_reporting=8,
+        cpu_ms_per_request=0.4,
+    )
+    assert verdict(LO, FLAT, ev) != "blocks-event-loop"
+    assert verdict(LO, FLAT, {**ev, "cores_used": 0.4}) == "blocks-event-loop"
 
 
 def test_errors_and_void_cells_come_first() -> None:
