@@ -5,13 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Your own app: APP=module:attribute (as for uvicorn), APP_DIR where it imports from, ROUTES a
-# routes file (TOML). With APP, PROFILE defaults to probe (every route alone, then together).
+# routes file (TOML) or LOCUSTFILE your own locustfile. With APP, PROFILE defaults to probe (every
+# route alone, then together).
 APP ?=
 APP_DIR ?=
 ROUTES ?=
+LOCUSTFILE ?=
 PROFILE ?= $(if $(APP),probe,default)
 ARGS ?=
-APP_FLAGS = $(if $(APP),--app '$(APP)') $(if $(APP_DIR),--app-dir '$(APP_DIR)') $(if $(ROUTES),--routes '$(ROUTES)')
+APP_FLAGS = $(if $(APP),--app '$(APP)') $(if $(APP_DIR),--app-dir '$(APP_DIR)') $(if $(ROUTES),--routes '$(ROUTES)') \
+	$(if $(LOCUSTFILE),--locustfile '$(LOCUSTFILE)')
 
 .PHONY: help test serve loadtest capacity ui bench clean lock
 

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for ``locust 
 
 from analysis import precision  # noqa: E402
 from locustfiles.capture import Capture  # noqa: E402
-from routebench.routes import ROUTES_ENV, AppRoute, routes_of  # noqa: E402
+from routebench.routes import ROUTES_ENV, AppRoute, load_user_classes, routes_of  # noqa: E402
 from routebench.rundir import CellDir, RunDir, write_json  # noqa: E402
 from target_app import catalogue, stalls  # noqa: E402
 from target_app.telemetry import read_dir  # noqa: E402
@@ -319,13 +319,37 @@ def _make_user(style: catalogue.RouteStyle | AppRoute) -> type[StyleUser]:
     )
 
 
-# Your app (routebench.routes: the plan's file in ROUTEBENCH_ROUTES): one class per route, and no
-# route style; else one class per style of the catalogue.
-_plan = os.environ.get(ROUTES_ENV)
+def _yours(their: type[Any], name: str) -> type[Any]:
+    """One of your locustfile's user classes, as it is, except that every request it sends is named
+    by the class (one "route" of the probe, whatever its URLs) and is known to be in flight (a
+    request the window closes on is kept as unfinished, as ours are)."""
+
+    def on_start(self: Any) -> None:
+        sent = self.client.request
+
+        def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            kwargs["name"] = name
+            in_flight[id(self)] = (name, time.time())
+            try:
+                return sent(method, url, *args, **kwargs)
+            finally:
+                in_flight.pop(id(self), None)
+
+        self.client.request = request
+        their.on_start(self)
+
+    return type(name, (their,), {"on_start": on_start, "__module__": __name__, "abstract": False})
+
+
+# Your app (routebench.routes: the plan's file in ROUTEBENCH_ROUTES): one class per route, or your
+# own locustfile's classes; else one class per style of the catalogue.
+_plan = json.loads(Path(os.environ[ROUTES_ENV]).read_text()) if os.environ.get(ROUTES_ENV) else None
 STYLES: list[catalogue.RouteStyle | AppRoute] = (
-    list(routes_of(json.loads(Path(_plan).read_text()))) if _plan else list(catalogue.STYLES)
+    list(routes_of(_plan)) if _plan and not _plan.get("locustfile") else [] if _plan else list(catalogue.STYLES)
 )
-USER_CLASSES: dict[str, type[StyleUser]] = {s.id: _make_user(s) for s in STYLES}
+USER_CLASSES: dict[str, type[Any]] = {s.id: _make_user(s) for s in STYLES}
+if _plan and _plan.get("locustfile"):
+    USER_CLASSES = {name: _yours(cls, name) for name, cls in load_user_classes(Path(_plan["locustfile"])).items()}
 globals().update({cls.__name__: cls for cls in USER_CLASSES.values()})
 
 
@@ -554,7 +578,7 @@ def live_rows(environment: Environment) -> list[dict[str, str]]:
         sites: dict[str, float] = {}
         for s in samples:
             for site, info in (s.get("sites") or {}).items():
-                if info.get("route") == USER_CLASSES[style].style.path:
+                if info.get("route") == getattr(getattr(USER_CLASSES[style], "style", None), "path", None):
                     sites[site] = sites.get(site, 0.0) + float(info.get("ms", 0))
         # This style's share of the stalls (by the route running), of the clipped stall time.
         total_sites = sum(float(i.get("ms", 0)) for s in samples for i in (s.get("sites") or {}).values())

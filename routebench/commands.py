@@ -75,6 +75,11 @@ def add_server_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = 
             default=None,
             help="with --app: a TOML file that adds or overrides routes to load (methods, parameters, bodies, headers)",
         )
+        p.add_argument(
+            "--locustfile",
+            default=None,
+            help="with --app: your own locustfile instead of the routes; each user class is one route of the probe",
+        )
     if only is None:
         p.add_argument("--no-db", action="store_true", help="run without PostgreSQL (db routes answer 503)")
 
@@ -97,21 +102,27 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def app_routes(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | None:
     """Your app's routes to load (routebench.routes), said in a line; None for the target app."""
+    routes_file, locustfile = getattr(args, "routes", None), getattr(args, "locustfile", None)
     if not settings.app:
-        if getattr(args, "routes", None) or settings.app_dir is not None:
-            raise UserError("--routes and --app-dir go with --app module:attribute")
+        if routes_file or locustfile or settings.app_dir is not None:
+            raise UserError("--routes, --locustfile and --app-dir go with --app module:attribute")
         return None
+    if routes_file and locustfile:
+        raise UserError("--routes or --locustfile, not both: your locustfile says what each user sends")
     app_dir = settings.app_dir or Path.cwd()
     with tempfile.TemporaryDirectory(prefix="routebench-app-") as tmp:
         found = routes.describe(settings.app, app_dir, Path(tmp) / "describe.json")
-    overrides = routes.read_routes_file(Path(args.routes)) if getattr(args, "routes", None) else []
-    plan = routes.plan(found.get("openapi"), overrides)
+        if locustfile:
+            plan = routes.locustfile_plan(Path(locustfile), Path(tmp) / "classes.json")
+    if not locustfile:
+        plan = routes.plan(found.get("openapi"), routes.read_routes_file(Path(routes_file)) if routes_file else [])
     plan["app"] = {
         "app": settings.app,
         "app_dir": str(app_dir),
         "kind": found.get("kind"),
         "openapi": found.get("openapi") is not None,
-        "routes_file": str(Path(args.routes).resolve()) if getattr(args, "routes", None) else None,
+        "routes_file": str(Path(routes_file).resolve()) if routes_file else None,
+        "locustfile": str(Path(locustfile).resolve()) if locustfile else None,
     }
     if not plan["routes"]:
         why = (
@@ -229,6 +240,10 @@ def print_findings(run_id: str, doc: dict[str, Any]) -> None:
 def cmd_capacity(args: argparse.Namespace) -> int:
     """``routebench capacity``: the experiment (default: the capacity profile) as capacity searches."""
     args.experiment = args.experiment or (APP_CAPACITY_PROFILE if args.app else CAPACITY_PROFILE)
+    if args.locustfile:
+        raise UserError(
+            "capacity runs the open model (starts on a schedule): your locustfile's users set their own pace"
+        )
     exp = experiment.load(args.experiment)
     if exp.mode != "capacity":
         exp = exp.model_copy(update={"mode": "capacity"})
@@ -274,6 +289,9 @@ def run_experiment(args: argparse.Namespace, exp: experiment.Experiment) -> int:
         exp = exp.model_copy(update={"profile": True})
     settings = settings_from(args)
     warn_if_exposed(settings)
+    opened = exp.mode == "capacity" or exp.model == "open" or any(g.model == "open" for g in exp.groups)
+    if getattr(args, "locustfile", None) and opened:
+        raise UserError("--locustfile runs the closed model only: your locustfile's users set their own pace")
     if settings.app and (args.external_workers or args.target_url):
         raise UserError(
             "--app serves your app here with local Locust workers: not with --external-workers or --target-url"

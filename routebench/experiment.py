@@ -334,4 +334,5 @@ def _app_vars(app: dict[str, Any] | None) -> str:
     if not app:
         return ""
     out = f" APP={app['app']} APP_DIR={_shown(Path(app['app_dir']))}"
-    return out + (f" ROUTES={_shown(Path(app['routes_file']))}" if app.get("routes_file") else "")
+    out += f" ROUTES={_shown(Path(app['routes_file']))}" if app.get("routes_file") else ""
+    return out + (f" LOCUSTFILE={_shown(Path(app['locustfile']))}" if app.get("locustfile") else "")

@@ -22,7 +22,9 @@ the schema into routes:
 
 Each route becomes one Locust user class (``locustfiles/route_styles.py`` reads the plan from the
 run directory) whose request name is the route: its path template for GET, ``METHOD path``
-otherwise. The plan also lists every route left out and why, for the report.
+otherwise. The plan also lists every route left out and why, for the report. Or your own
+locustfile (:func:`locustfile_plan`): each of its user classes is one route, its requests named by
+the class.
 """
 
 from __future__ import annotations
@@ -314,10 +316,7 @@ def describe(app: str, app_dir: Path, out: Path) -> dict[str, Any]:
     try:
         doc: dict[str, Any] = json.loads(out.read_text())
     except (OSError, ValueError):
-        tail = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        raise RoutesError(
-            f"cannot import {app} from {app_dir}: {tail[-1] if tail else f'exit {done.returncode}'}"
-        ) from None
+        raise RoutesError(f"cannot import {app} from {app_dir}: {last_words(done)}") from None
     if doc.get("error"):
         raise RoutesError(f"cannot import {app} from {app_dir}: {doc['error']}")
     if doc.get("lifespan_error"):
@@ -396,5 +395,75 @@ def _describe_here(app: str, app_dir: str, out: str) -> None:
     Path(out).write_text(json.dumps(result, default=str))
 
 
+def load_user_classes(path: Path) -> dict[str, Any]:
+    """Your locustfile's user classes (not abstract, with tasks), by name, in the order it defines
+    them: imported here as Locust would (in a Locust process, or the child of :func:`locustfile_plan`)."""
+    import importlib.util
+
+    from locust import User
+
+    spec = importlib.util.spec_from_file_location("routebench_your_locustfile", path)
+    if spec is None or spec.loader is None:
+        raise RoutesError(f"--locustfile {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.resolve().parent))
+    spec.loader.exec_module(module)
+    return {
+        name: cls
+        for name, cls in vars(module).items()
+        if isinstance(cls, type)
+        and issubclass(cls, User)
+        and cls.__module__ == module.__name__
+        and not cls.__dict__.get("abstract", False)
+        and getattr(cls, "tasks", None)
+    }
+
+
+def locustfile_plan(path: Path, out: Path) -> dict[str, Any]:
+    """Your own locustfile instead of routes: each of its user classes is one "route" of the probe,
+    every request it sends named by the class (the harness of ``locustfiles/route_styles.py``)."""
+    if not path.is_file():
+        raise RoutesError(f"--locustfile {path}: no such file")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "routebench.routes", "--locustfile", str(path.resolve()), str(out)],
+            capture_output=True,
+            text=True,
+            timeout=DESCRIBE_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+        doc = json.loads(out.read_text())
+    except subprocess.TimeoutExpired:
+        raise RoutesError(f"importing {path} took more than {DESCRIBE_TIMEOUT_S:.0f} s") from None
+    except (OSError, ValueError):
+        raise RoutesError(f"--locustfile {path}: cannot import it: {last_words(done)}") from None
+    if doc.get("error"):
+        raise RoutesError(f"--locustfile {path}: cannot import it: {doc['error']}")
+    if not doc["classes"]:
+        raise RoutesError(f"--locustfile {path}: no user class with tasks in it")
+    routes = [
+        AppRoute(id=name, method="", template=name, path=name, source="your locustfile", class_name=name)
+        for name in doc["classes"]
+    ]
+    return {"routes": [asdict(r) for r in routes], "left_out": [], "locustfile": str(path.resolve())}
+
+
+def last_words(done: subprocess.CompletedProcess[str]) -> str:
+    tail = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+    return tail[-1] if tail else f"exit {done.returncode}"
+
+
+def _classes_here(path: str, out: str) -> None:
+    """The child's side of :func:`locustfile_plan`."""
+    try:
+        result: dict[str, Any] = {"classes": list(load_user_classes(Path(path)))}
+    except BaseException as exc:  # noqa: BLE001 (anything its import raises is the answer)
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    Path(out).write_text(json.dumps(result))
+
+
 if __name__ == "__main__":
-    _describe_here(*sys.argv[1:4])
+    if sys.argv[1] == "--locustfile":
+        _classes_here(sys.argv[2], sys.argv[3])
+    else:
+        _describe_here(*sys.argv[1:4])

@@ -176,6 +176,57 @@ def test_an_app_it_cannot_use_is_one_line_and_exit_2(tmp_path: Path, app: str, w
     assert harness_processes() == []
 
 
+def test_your_own_locustfile_instead_of_the_routes(tmp_path: Path) -> None:
+    """Each user class of the team's own locustfile is one route of the probe: every request it sends
+    is named by the class (in our histograms and in Locust's own counts alike)."""
+    exp = tmp_path / "exp.toml"
+    exp.write_text(EXPERIMENT.replace("threadpool_tokens = 8", "threadpool_tokens = 40").replace("30]", "20]"))
+    done = routebench_cli(
+        "run",
+        str(exp),
+        "--app",
+        "shop.main:app",
+        "--app-dir",
+        str(SAMPLE),
+        "--locustfile",
+        str(SAMPLE / "locustfile.py"),
+        "--results",
+        str(tmp_path / "results"),
+        "--reports",
+        str(tmp_path / "reports"),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp_path / "results").iterdir()
+    doc = json.loads((run_dir / "findings.json").read_text())
+    found = {r["route"]: r for r in doc["routes"]}
+    assert {k: r["verdict"] for k, r in found.items()} == {"Shopper": "fine", "PriceCheck": "blocks-event-loop"}
+    sleeps = line_of(SAMPLE / "shop" / "pricing.py", "time.sleep(")
+    assert found["PriceCheck"]["evidence"]["blocking_sites"][0]["site"] == f"shop/pricing.py:{sleeps} _fetch_from_bank"
+    state = json.loads((run_dir / "run.json").read_text())
+    shopper = next(c for c in state["cells"] if c["styles"] == ["Shopper"])
+    exact = json.loads((run_dir / shopper["dir"] / "exact.json").read_text())
+    assert set(exact["requests"]) == {"Shopper"} and set(exact["locust_counts"]) == {"Shopper"}
+    assert "counts" not in shopper["validity"]["failed"]
+    assert "LOCUSTFILE=" in state["reproduce"]["command"]
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--routes", str(SAMPLE / "routes.toml")], "--routes or --locustfile, not both"),
+        (["--locustfile", str(SAMPLE / "nothere.py")], "no such file"),
+        (["--locustfile", str(SAMPLE / "writeonly.py")], "no user class with tasks in it"),
+    ],
+)
+def test_a_locustfile_that_cannot_be_used_is_one_line(tmp_path: Path, extra: list[str], words: str) -> None:
+    args = ["run", "--app", "shop.main:app", "--app-dir", str(SAMPLE), "--results", str(tmp_path / "r")]
+    if "--routes" in extra:
+        args += ["--locustfile", str(SAMPLE / "locustfile.py")]
+    assert_one_line_error(routebench_cli(*args, *extra, timeout=120), words)
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_lifespan_that_fails_only_when_served_is_one_line_too(tmp_path: Path) -> None:
     """The harness's own record of a failed startup (a worker's, say, whose environment differs
     from the check's): the launcher says it in one line instead of "worker failed to boot"."""
