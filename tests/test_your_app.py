@@ -58,30 +58,21 @@ def harness_processes() -> list[int]:
     return out
 
 
+def run_shop(tmp: Path, experiment: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``routebench run`` on the sample shop from ``tmp``, with relative results and reports
+    directories (as make loadtest's are: your app's server runs in its own directory)."""
+    (tmp / "exp.toml").write_text(experiment)
+    args = ["run", "exp.toml", "--app", "shop.main:app", "--app-dir", str(SAMPLE), *extra]
+    done = routebench_cli(*args, "--results", "results", "--reports", "reports", timeout=600, cwd=tmp)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = (tmp / "results").iterdir()
+    return done, run_dir
+
+
 @pytest.fixture(scope="module")
 def shop_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.CompletedProcess[str], Path, Path]]:
     tmp = tmp_path_factory.mktemp("your-app")
-    exp = tmp / "exp.toml"
-    exp.write_text(EXPERIMENT)
-    done = routebench_cli(
-        "run",
-        str(exp),
-        "--app",
-        "shop.main:app",
-        "--app-dir",
-        str(SAMPLE),
-        "--routes",
-        str(SAMPLE / "routes.toml"),
-        # Relative, as make loadtest's are: your app's server runs in its own directory.
-        "--results",
-        "results",
-        "--reports",
-        "reports",
-        timeout=600,
-        cwd=tmp,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run_dir,) = (tmp / "results").iterdir()
+    done, run_dir = run_shop(tmp, EXPERIMENT, "--routes", str(SAMPLE / "routes.toml"))
     yield done, run_dir, tmp / "reports" / run_dir.name / "index.html"
 
 
@@ -179,25 +170,8 @@ def test_an_app_it_cannot_use_is_one_line_and_exit_2(tmp_path: Path, app: str, w
 def test_your_own_locustfile_instead_of_the_routes(tmp_path: Path) -> None:
     """Each user class of the team's own locustfile is one route of the probe: every request it sends
     is named by the class (in our histograms and in Locust's own counts alike)."""
-    exp = tmp_path / "exp.toml"
-    exp.write_text(EXPERIMENT.replace("threadpool_tokens = 8", "threadpool_tokens = 40").replace("30]", "20]"))
-    done = routebench_cli(
-        "run",
-        str(exp),
-        "--app",
-        "shop.main:app",
-        "--app-dir",
-        str(SAMPLE),
-        "--locustfile",
-        str(SAMPLE / "locustfile.py"),
-        "--results",
-        str(tmp_path / "results"),
-        "--reports",
-        str(tmp_path / "reports"),
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run_dir,) = (tmp_path / "results").iterdir()
+    experiment = EXPERIMENT.replace("threadpool_tokens = 8", "threadpool_tokens = 40").replace("30]", "20]")
+    _, run_dir = run_shop(tmp_path, experiment, "--locustfile", str(SAMPLE / "locustfile.py"))
     doc = json.loads((run_dir / "findings.json").read_text())
     found = {r["route"]: r for r in doc["routes"]}
     assert {k: r["verdict"] for k, r in found.items()} == {"Shopper": "fine", "PriceCheck": "blocks-event-loop"}
