@@ -47,6 +47,9 @@ def test_a_burst_sent_only_in_warm_up_never_appears(tmp_path: Path) -> None:
     assert exact["final_reports"]["missing"] == [] and len(exact["final_reports"]["received"]) == 2
     completed = steady["count"] + steady["failures"]
     theirs = exact["locust_counts"]["sleep/async-await"]["requests"]
-    assert completed <= theirs <= completed + steady["inflight_at_stop"] + 2
+    # Less the responses recorded in the moment before Locust's stats were cleared for the window
+    # (its reset is a timer that can fire a moment late: analysis.validity allows for them too).
+    early = steady.get("before_locust_reset", 0)
+    assert completed - early <= theirs <= completed + steady["inflight_at_stop"] + 2
     cell = {"styles": ["sleep/async-await"], "model": "closed", "users_by_style": {"sleep/async-await": 4}}
     assert "counts" not in validity.check(cell, exact)["failed"]
