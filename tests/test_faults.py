@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psutil
@@ -113,10 +114,18 @@ def test_killed_locust_worker_and_gunicorn_worker(tmp_path: Path) -> None:
             victim.send_signal(signal.SIGKILL)
             gunicorn_master = next(p for p in procs if "gunicorn" in cmdline(p) and p.ppid() == proc.pid)
             time.sleep(1)
-            # The worker holding the most client connections, so requests are surely in flight on it.
-            gunicorn_worker = max(
-                gunicorn_master.children(), key=lambda w: sum(c.status == "ESTABLISHED" for c in _connections(w))
-            )
+
+            # The worker holding the most client connections, once its own last written sample shows
+            # requests in flight on it (its samples are written every 0.2 s: the one the death record
+            # reads must be such a one).
+            def busy_worker() -> psutil.Process | None:
+                w = max(
+                    gunicorn_master.children(), key=lambda w: sum(c.status == "ESTABLISHED" for c in _connections(w))
+                )
+                last = _last_sample(tmp_path, w.pid)
+                return w if last is not None and last.get("inflight", 0) > 0 else None
+
+            gunicorn_worker = wait_for(busy_worker, what="a server worker with requests in flight")
             gunicorn_worker.send_signal(signal.SIGKILL)
             killed_server_worker = gunicorn_worker.pid
             assert proc.wait(120) == 0, proc.stderr.read() if proc.stderr else ""
@@ -156,6 +165,17 @@ def test_killed_locust_worker_and_gunicorn_worker(tmp_path: Path) -> None:
     assert stats.loc["sleep/async-await", "Request Count"] > 500  # and it kept serving
     report = (tmp_path / "reports" / meta["run_id"] / "index.html").read_text()
     assert lost["id"] in report and f"Server worker <code>{killed_server_worker}</code>" in report
+
+
+def _last_sample(results: Path, pid: int) -> dict[str, Any] | None:
+    """The last sample server worker ``pid`` wrote to the run's telemetry, if any."""
+    for path in results.glob(f"*/telemetry/worker-{pid}.jsonl"):
+        for line in reversed(path.read_text(errors="replace").splitlines()):
+            try:
+                return dict(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return None
 
 
 def _measured(history_csv: Path) -> bool:
