@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from routebench.rundir import MEASURED, SCHEMA_VERSION, CellDir, RunDir
+from analysis.rundir import MEASURED, SCHEMA_VERSION, CellDir, RunDir
 from target_app import catalogue
 
 STATS_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%")

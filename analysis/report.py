@@ -28,6 +28,7 @@ from analysis.load import (
 )
 from analysis.render import render
 from analysis.repeats import INTERVAL_METHOD, SHAPE, aggregate, shape_keys
+from analysis.rundir import MEASURED, RunDir, write_text
 from analysis.summary import (
     add_baseline_ratios,
     cell_validity,
@@ -41,7 +42,6 @@ from analysis.summary import (
     together_points,
     users_label,
 )
-from routebench.rundir import MEASURED, RunDir, write_text
 from target_app import catalogue
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024

@@ -28,7 +28,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from routebench.rundir import CellDir, write_json
+from analysis.rundir import CellDir, write_json
 from target_app.catalogue import hdr_file
 
 LOWEST_US = 1

@@ -53,9 +53,9 @@ from locust.runners import MasterRunner, WorkerRunner
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for ``locust -f`` from a clone
 
 from analysis import precision  # noqa: E402
+from analysis.rundir import CellDir, RunDir, write_json  # noqa: E402
 from locustfiles.capture import Capture  # noqa: E402
 from routebench.routes import ROUTES_ENV, AppRoute, load_user_classes, routes_of  # noqa: E402
-from routebench.rundir import CellDir, RunDir, write_json  # noqa: E402
 from target_app import catalogue, stalls  # noqa: E402
 from target_app.telemetry import read_dir  # noqa: E402
 

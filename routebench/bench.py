@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
+from analysis.rundir import CellDir, RunDir, write_json
 from locustfiles.capture import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from routebench import experiment
 from routebench.launcher import REPO, Stack, StackError
 from routebench.locust_cluster import LOCUSTFILE, LoadSpec, LocustCluster
-from routebench.rundir import CellDir, RunDir, write_json
 from target_app import catalogue
 from target_app.settings import Settings
 

@@ -16,12 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis import capacity, load, report, slo, summary
+from analysis.rundir import MEASURED, RunDir, write_json, write_text
 from analysis.validity import describe_loss
 from routebench import experiment, metadata, routes, terminal, ui_session
 from routebench.harness import HEALTH_PATH
 from routebench.launcher import AppError, Stack, claim_port
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count, worker_argv
-from routebench.rundir import MEASURED, RunDir, write_json, write_text
 from routebench.runner import Runner, new_run_id
 from routebench.watch import TICK_S, Watch
 from target_app import catalogue

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from routebench.rundir import RunDir
+from analysis.rundir import RunDir
 from target_app import catalogue
 from target_app.settings import WorkerClass, bounds, default
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analysis.rundir import RunDir
 from routebench.launcher import Stack
 from routebench.locust_cluster import LoadSpec, LocustCluster
-from routebench.rundir import RunDir
 from target_app.settings import Settings
 
 

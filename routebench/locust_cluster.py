@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from analysis.rundir import CellDir
 from routebench import stopping
 from routebench.launcher import (
     REPO,
@@ -37,7 +38,6 @@ from routebench.launcher import (
     wait_for,
 )
 from routebench.routes import ROUTES_ENV
-from routebench.rundir import CellDir
 
 LOCUSTFILE = REPO / "locustfiles" / "route_styles.py"
 CPU_WARNING = 90.0  # Locust warns above this per generator process

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from analysis.answers import answers
 from analysis.report import Analysis, analyse
+from analysis.rundir import MEASURED
 from analysis.summary import neighbour_points
-from routebench.rundir import MEASURED
 from target_app import catalogue
 
 BEGIN = "<!-- readme-tables: begin (made by `routebench readme-tables`; do not edit by hand) -->"

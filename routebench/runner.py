@@ -32,6 +32,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from analysis import capacity, validity
 from analysis.load import read_telemetry
+from analysis.rundir import MEASURED, CellDir, RunDir, set_aside, write_json
 from analysis.timeseries import stall_summary
 from routebench import calibrate, metadata, postgres, stopping
 from routebench.capacity import Search, rounded
@@ -40,7 +41,6 @@ from routebench.lab import Lab
 from routebench.launcher import AppError, DiedWhileStarting, Stack, StackError, http_status, wait_for
 from routebench.locust_cluster import CPU_WARNING, LoadSpec, LocustCluster, default_worker_count
 from routebench.profiler import Profiler
-from routebench.rundir import MEASURED, CellDir, RunDir, set_aside, write_json
 from routebench.watch import BEFORE_WINDOW, TICK_S, GeneratorLost, Watch, heartbeat_losses
 from target_app import catalogue
 from target_app.settings import Settings

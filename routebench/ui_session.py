@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from analysis.rundir import CellDir, RunDir
 from routebench import experiment
-from routebench.rundir import CellDir, RunDir
 from target_app import catalogue
 from target_app.settings import Settings
 from target_app.telemetry import copy_window

@@ -23,9 +23,9 @@ from typing import Any
 
 import psutil
 
+from analysis.rundir import CellDir, write_json
 from analysis.validity import describe_loss
 from routebench.launcher import Managed, how_exited
-from routebench.rundir import CellDir, write_json
 
 PHASES = ("starting", "warm-up", "window", "final report")
 BEFORE_WINDOW = ("starting", "warm-up")

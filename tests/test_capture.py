@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from analysis import validity
+from analysis.rundir import CellDir
 from routebench.launcher import Stack
 from routebench.locust_cluster import LoadSpec, LocustCluster
-from routebench.rundir import CellDir
 from target_app.settings import Settings
 
 pytestmark = pytest.mark.stack

@@ -1,4 +1,4 @@
-"""The run directory has one owner: routebench/rundir.py spells its file names; nothing else does."""
+"""The run directory has one owner: analysis/rundir.py spells its file names; nothing else does."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from analysis import rundir
 from analysis.load import BadInput, load_run
-from routebench import rundir
 from tests.conftest import FIXTURE_RUN
 
 ROOT = Path(__file__).resolve().parent.parent

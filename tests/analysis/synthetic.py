@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from analysis.rundir import CellDir, RunDir, write_json
 from routebench.experiment import Cell, Experiment, expand, resolve_path, to_toml
-from routebench.rundir import CellDir, RunDir, write_json
 from target_app import catalogue, telemetry
 
 # A second server shape for one family, as a full run swept over W would have.

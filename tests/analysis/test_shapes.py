@@ -18,6 +18,7 @@ from analysis import answers, charts
 from analysis.load import load_run
 from analysis.render import render
 from analysis.report import Analysis, analyse, build_context, decision_table
+from analysis.rundir import RunDir
 from analysis.summary import (
     SHAPE,
     add_baseline_ratios,
@@ -28,7 +29,6 @@ from analysis.summary import (
     summarise,
 )
 from routebench.experiment import expand
-from routebench.rundir import RunDir
 from target_app import catalogue
 from tests.analysis.synthetic import build_run, full_experiment
 from tests.analysis.tables import row, table, together
