@@ -16,6 +16,7 @@ import pandas as pd
 
 from analysis.rundir import MEASURED, SCHEMA_VERSION, CellDir, RunDir
 from target_app import catalogue
+from target_app.telemetry import WORKER_GLOB
 
 STATS_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%")
 
@@ -175,7 +176,7 @@ def window_s(exact: dict[str, Any]) -> float | None:
 def read_telemetry(directory: Path) -> pd.DataFrame:
     """Every worker's samples; a worker killed mid-write may leave a cut last line, which is dropped."""
     frames = []
-    for path in sorted(directory.glob("worker-*.jsonl")):
+    for path in sorted(directory.glob(WORKER_GLOB)):
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         records = []
         for number, line in enumerate(lines, 1):

@@ -31,6 +31,7 @@ from routebench.launcher import REPO, Stack, StackError
 from routebench.locust_cluster import LOCUSTFILE, LoadSpec, LocustCluster
 from target_app import catalogue
 from target_app.settings import Settings
+from target_app.telemetry import worker_file
 
 BENCH_DIR = Path("bench") / "results"
 
@@ -221,7 +222,7 @@ def synthetic_run(root: Path, cells: int = 200, requests: int = 10_000_000, seed
         cell.failures.write_text("Method,Name,Error,Occurrences\n")
         cell.exceptions.write_text("Count,Message,Traceback,Nodes\n")
         for pid in (1, 2):
-            (cell.telemetry / f"worker-{pid}.jsonl").write_text(
+            worker_file(cell.telemetry, pid).write_text(
                 "".join(
                     json.dumps(
                         {

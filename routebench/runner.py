@@ -44,7 +44,7 @@ from routebench.profiler import Profiler
 from routebench.watch import BEFORE_WINDOW, TICK_S, GeneratorLost, Watch, heartbeat_losses
 from target_app import catalogue
 from target_app.settings import Settings
-from target_app.telemetry import copy_window, drained, sizes
+from target_app.telemetry import copy_window, drained, sizes, worker_file
 
 RESULTS_DIR = Path("results")
 CELL_OVERHEAD_S = 2.0  # a cell's time beyond warm-up and window, for the ETA until cells have run
@@ -953,7 +953,7 @@ def worker_deaths(server_log: str, telemetry_dir: Path) -> list[dict[str, Any]]:
             continue
         pid = int(m["pid"])
         last: dict[str, Any] = {}
-        path = telemetry_dir / f"worker-{pid}.jsonl"
+        path = worker_file(telemetry_dir, pid)
         if path.exists():
             for raw in reversed(path.read_text(errors="replace").splitlines()):
                 try:

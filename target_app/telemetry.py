@@ -81,7 +81,7 @@ class Sampler:
         self.db_stats = db_stats
         self.pid = os.getpid()
         self.samples: collections.deque[dict[str, Any]] = collections.deque(maxlen=SAMPLES_KEPT)
-        self.path = out_dir / f"worker-{self.pid}.jsonl" if out_dir is not None else None
+        self.path = worker_file(out_dir, self.pid) if out_dir is not None else None
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -186,11 +186,20 @@ class Sampler:
         return {"pid": self.pid, "interval_ms": round(self.interval_s * 1000), "samples": samples}
 
 
+WORKER_GLOB = "worker-*.jsonl"  # every worker's samples in a telemetry directory
+
+
+def worker_file(directory: Path, pid: int) -> Path:
+    """Where server worker ``pid`` writes its samples: the one spelling of the file name (every
+    reader and writer of a telemetry directory asks here)."""
+    return directory / f"worker-{pid}.jsonl"
+
+
 def read_dir(directory: Path, since: float = 0.0) -> list[dict[str, Any]]:
     """Every sample written to ``directory`` by every worker after ``since``, oldest first (a line
     cut by a write in progress is left for the next read)."""
     samples: list[dict[str, Any]] = []
-    for path in sorted(directory.glob("worker-*.jsonl")):
+    for path in sorted(directory.glob(WORKER_GLOB)):
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 sample = json.loads(line) if line.strip() else None
@@ -208,7 +217,7 @@ HELD = ("inflight", "threads_busy", "db_async_in_use", "db_async_waiting", "db_s
 
 def sizes(source: Path) -> dict[str, int]:
     """How far each worker's file in ``source`` has been written: where a later copy may start."""
-    return {p.name: p.stat().st_size for p in source.glob("worker-*.jsonl")}
+    return {p.name: p.stat().st_size for p in source.glob(WORKER_GLOB)}
 
 
 def _lines_from(path: Path, offset: int) -> list[str]:
@@ -223,7 +232,7 @@ def copy_window(source: Path, dest: Path, start: float, end: float, offsets: dic
     :func:`sizes` before ``start``) skips what was written earlier, so a long run's files are not
     read whole for every cell."""
     dest.mkdir(parents=True, exist_ok=True)
-    for path in source.glob("worker-*.jsonl"):
+    for path in source.glob(WORKER_GLOB):
         kept = []
         for line in _lines_from(path, (offsets or {}).get(path.name, 0)):
             try:
@@ -240,7 +249,7 @@ def drained(directory: Path, pids: list[int], after: float) -> bool:
     """Every worker in ``pids`` has written a sample taken after ``after`` that shows nothing held
     (no request in flight, no threadpool token or database connection taken or waited for)."""
     for pid in pids:
-        path = directory / f"worker-{pid}.jsonl"
+        path = worker_file(directory, pid)
         try:
             lines = _lines_from(path, max(0, path.stat().st_size - TAIL_BYTES))
         except OSError:
