@@ -24,10 +24,10 @@ from analysis.summary import (
     shape_labels,
     solo_points,
 )
+from analysis.validity import FAILURE_SHARE
 from target_app import catalogue
 
 THROUGHPUT_WITHIN = 0.10
-UNRELIABLE_FAILURES = 0.01  # more than 1% of requests failed: its latency is not the route's
 BELOW_MODEL = 0.5  # under half the model's throughput: another limit is at work
 P99_AT_MOST = 1.25
 RULE = (
@@ -37,7 +37,7 @@ RULE = (
     f"best when its throughput is within {THROUGHPUT_WITHIN:.0%} of the highest there and its exact p99 at "
     f"most {P99_AT_MOST:g}x the lowest there. The headline says to use those; every other style is listed "
     "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
-    f"loop is marked never to use. A style with over {UNRELIABLE_FAILURES:.0%} failed requests or a saturated "
+    f"loop is marked never to use. A style with over {FAILURE_SHARE:.0%} failed requests or a saturated "
     "load generator is not judged; one under half the model's throughput is pointed out. Lower user "
     "counts are in the sentences, not the headline: there the styles differ less than the noise of one "
     "measurement."
@@ -267,7 +267,7 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
 
 def _unreliable(point: pd.Series) -> str:
     """Why a measurement cannot be ranked (its numbers describe something else), or ''."""
-    if point["failure_rate"] > UNRELIABLE_FAILURES:
+    if point["failure_rate"] > FAILURE_SHARE:  # its latency is not the route's
         return f"{point['failure_rate']:.0%} of its requests failed"
     if point.get("saturated", False):
         return "the load generator was saturated"

@@ -10,7 +10,7 @@ holds is the verdict (``RULES`` says them in the report's words):
 1. **unknown**: not measured alone at two user counts, a cell with fewer than ``MIN_REQUESTS``
    responses, or a cell whose numbers are void (the generator saturated, the counts disagree, a
    process lost, a final report missing).
-2. **errors**: ``ERROR_SHARE`` or more of its responses, over its alone cells, failed.
+2. **errors**: ``FAILURE_SHARE`` or more of its responses, over its alone cells, failed.
 3. **blocks-event-loop**: at the highest count the event loops were stalled ``BLOCKED_SHARE`` or
    more of the time, mostly in the app's own code, while each worker was on the CPU for less than
    half of that share of its time and the CPU had room (under ``CPU_SATURATED`` of the cores the
@@ -19,18 +19,23 @@ holds is the verdict (``RULES`` says them in the report's words):
    CPU per request at the highest count is ``CPU_SHARE`` or more of its mean latency at the lowest
    (when that is known, not a lower bound), or the server's CPU ran out with the route costing more
    than ``OWN_CPU_FACTOR`` times the CPU per request of the cheapest other sound route (one whose
-   cells are not void and whose errors are under ``ERROR_SHARE``: the cost every request pays,
+   cells are not void and whose errors are under ``FAILURE_SHARE``: the cost every request pays,
    framework and server, is not the route's).
 5. **threadpool-bound**: it scaled less than ``SCALES`` of linear, with every threadpool token of
-   a worker in use in ``FULL_SHARE`` or more of the telemetry's samples.
+   a worker in use in ``EXHAUSTED_SHARE`` or more of the telemetry's samples.
 6. **pool-bound**: it scaled less than ``SCALES`` of linear, with requests waiting for a pooled
-   connection in ``FULL_SHARE`` or more of the samples (routebench sees only its own target's pools).
+   connection in ``EXHAUSTED_SHARE`` or more of the samples (routebench sees only its own target's
+   pools).
 7. **fine**: it scaled ``SCALES`` of linear or more; or the server's CPU ran out while the route
    cost no more than ``OWN_CPU_FACTOR`` times the cheapest other route: the machine's cap at that
    rate, not the route's code.
 8. **unknown**: it did not scale, and nothing routebench sees explains it (a lock, an upstream, a
    pool it cannot see), there is no server evidence (telemetry) to say why, or its CPU ran out with
    no other route to compare its cost with.
+
+What counts as blocked, exhausted or saturated (``BLOCKED_SHARE``, ``EXHAUSTED_SHARE``,
+``CPU_SATURATED``) is analysis.bottleneck's, which the report's "Why" decides with too; the rules
+here add what a verdict needs besides: whether the route scaled, and whose CPU it was.
 
 ``findings.json`` (``SCHEMA``) holds every route's verdict, the rule that decided it, its evidence
 and its latency figures, and the routes left out (routebench.routes).
@@ -44,20 +49,26 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.bottleneck import (
+    BLOCKED_SHARE,
+    CPU_SATURATED,
+    EXHAUSTED_SHARE,
+    blocked_in_own_code,
+    cpu_saturated,
+    exhausted,
+    usable_cores,
+)
 from analysis.load import Run, json_safe
 from analysis.summary import own_code, same_shape
 from analysis.timeseries import lag_summary, stall_summary
+from analysis.validity import FAILURE_SHARE
 
 SCHEMA = "routebench.findings/1"
 VERDICTS = ("fine", "blocks-event-loop", "threadpool-bound", "cpu-bound", "pool-bound", "errors", "unknown")
 MIN_REQUESTS = 20
-ERROR_SHARE = 0.01
-BLOCKED_SHARE = 0.20
 SCALES = 0.80
 CPU_SHARE = 0.50
 OWN_CPU_FACTOR = 3.0
-FULL_SHARE = 0.25
-CPU_SATURATED = 0.70
 SITES_SHOWN = 3
 SITES_FROM = 0.05  # call sites are listed when the loops were stalled at least this share of the time
 # Validity rules whose failure voids a cell's numbers for a verdict; the others (window,
@@ -67,7 +78,7 @@ VOIDING = ("counts", "generator", "workers", "server", "final_reports", "schedul
 RULES = [
     f"unknown: not measured alone at two user counts, fewer than {MIN_REQUESTS} responses in a cell, or a cell whose "
     f"numbers are void (it broke one of: {', '.join(VOIDING)})",
-    f"errors: {ERROR_SHARE:.0%} or more of its responses failed (over its alone cells)",
+    f"errors: {FAILURE_SHARE:.0%} or more of its responses failed (over its alone cells)",
     f"blocks-event-loop: at the highest user count the event loops were stalled {BLOCKED_SHARE:.0%} or more of the "
     "time, mostly in the app's own code, while each worker was on the CPU for less than half of that share of its "
     f"time and the CPU had room (under {CPU_SATURATED:.0%} of the cores the server could use)",
@@ -75,11 +86,11 @@ RULES = [
     f"its time is computation: the server's CPU per request at the highest count is {CPU_SHARE:.0%} or more of its "
     f"mean latency at the lowest, or the CPU ran out ({CPU_SATURATED:.0%} of the cores the server could use) with "
     f"the route costing more than {OWN_CPU_FACTOR:g}x the CPU per request of the cheapest other sound route (cells "
-    f"not void, errors under {ERROR_SHARE:.0%})",
+    f"not void, errors under {FAILURE_SHARE:.0%})",
     f"threadpool-bound: scaled less than {SCALES:.0%} of linear, with every threadpool token of a worker in use in "
-    f"{FULL_SHARE:.0%} or more of the server's samples",
+    f"{EXHAUSTED_SHARE:.0%} or more of the server's samples",
     f"pool-bound: scaled less than {SCALES:.0%} of linear, with requests waiting for a pooled connection in "
-    f"{FULL_SHARE:.0%} or more of the samples (routebench sees only its own target's pools)",
+    f"{EXHAUSTED_SHARE:.0%} or more of the samples (routebench sees only its own target's pools)",
     f"fine: scaled {SCALES:.0%} of linear or more, or the CPU ran out while the route cost no more than "
     f"{OWN_CPU_FACTOR:g}x the cheapest other route's CPU per request: the machine's cap, not the route's code",
     "unknown: did not scale, and nothing routebench sees explains it (a lock, an upstream, a pool it cannot see), "
@@ -139,7 +150,6 @@ def route_evidence(run: Run, cell: dict[str, Any], row: pd.Series) -> dict[str, 
     stalls = stall_summary(data.telemetry, start, end)
     lag = lag_summary(data.telemetry, start, end)
     machine = float(run.meta.get("machine", {}).get("cpu_count") or 1)
-    generator = _num(cell.get("generator_cpu_cores")) or 0.0
     workers = int(cell.get("server_workers") or 1)
     total = _num(data.telemetry["threads_total"].max()) if "threads_total" in data.telemetry else None
     blocked = _num(row["blocked_share"])
@@ -161,7 +171,7 @@ def route_evidence(run: Run, cell: dict[str, Any], row: pd.Series) -> dict[str, 
         "pool_waiting_share": _num(lag["db_waiting_share"]),
         "cpu_ms_per_request": _num(row["cell_workers_cpu_ms"]),
         "cores_used": workers_cores(data.telemetry, float(start or 0), float(end or 0)),
-        "cores_usable": round(max(0.1, min(float(workers), machine - generator)), 3),
+        "cores_usable": round(usable_cores(workers, cell, machine), 3),
         "workers": workers,
         "workers_reporting": int(stalls.get("workers") or 0) or None,
     }
@@ -196,7 +206,7 @@ def decide(
     if void:
         return "unknown", 1, "; ".join(void)
     fails, completed = failed if failed[1] else (lo["failures"] + hi["failures"], _completed(lo) + _completed(hi))
-    if completed and fails / completed >= ERROR_SHARE:
+    if completed and fails / completed >= FAILURE_SHARE:
         return "errors", 2, f"{fails / completed:.1%} of its {completed:,} responses {span} failed"
     if not lo["rps"] or hi["rps"] is None or not lo["users"] or not hi["users"]:
         return "unknown", 1, "no throughput to compare"
@@ -212,13 +222,9 @@ def decide(
         return "unknown", 8, f"{scaled}, and no server evidence (telemetry) {at} to say why"
     # Each worker's share of wall time on the CPU (stalls are a share of each worker's time too).
     on_cpu = cores / max(1, ev.get("workers_reporting") or ev["workers"])
-    saturated = cores >= CPU_SATURATED * ev["cores_usable"]
-    if (
-        blocked >= BLOCKED_SHARE
-        and (ev["own_code_share"] or 0.0) >= blocked / 2
-        and on_cpu < blocked / 2
-        and not saturated
-    ):
+    saturated = cpu_saturated(cores, ev["cores_usable"])
+    # Stalled, and not computing: a worker on the CPU for less than half of its stalled time.
+    if blocked_in_own_code(blocked, ev["own_code_share"]) and on_cpu < blocked / 2 and not saturated:
         where = f" at {ev['blocking_sites'][0]['site']}" if ev["blocking_sites"] else ""
         return (
             "blocks-event-loop",
@@ -240,7 +246,7 @@ def decide(
             f"of the {ev['cores_usable']:.2f} cores they could",
         )
     full = ev["threads_full_share"]
-    if not scales and full is not None and full >= FULL_SHARE:
+    if not scales and exhausted(full):
         return (
             "threadpool-bound",
             5,
@@ -248,7 +254,7 @@ def decide(
             f"server's samples {at}",
         )
     waiting = ev["pool_waiting_share"]
-    if not scales and waiting is not None and waiting >= FULL_SHARE:
+    if not scales and exhausted(waiting):
         return (
             "pool-bound",
             6,
@@ -335,7 +341,7 @@ def findings(run: Run, table: pd.DataFrame) -> dict[str, Any] | None:
             continue
         completed = int(rows["requests"].sum() + rows["failures"].sum())
         sound = not any(_void(cells[r["cell"]], r) for _, r in rows.iterrows())
-        if sound and completed and rows["failures"].sum() / completed < ERROR_SHARE:
+        if sound and completed and rows["failures"].sum() / completed < FAILURE_SHARE:
             cost[route["id"]] = float(rows.iloc[-1]["cell_workers_cpu_ms"])
     out = []
     for route in planned:

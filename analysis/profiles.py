@@ -16,6 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from analysis.rundir import PROFILE_GLOB
+
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*):(?P<line>\d+)\)$")
 CATEGORIES = ("server code", "framework", "I/O libraries", "routebench instruments", "other")
 FRAMEWORK = (
@@ -56,9 +58,10 @@ def busy(stacks: Stacks) -> Stacks:
 
 
 def read(directory: Path) -> Stacks:
-    """Every worker's collapsed stacks in ``directory`` (``worker-<pid>.txt``), summed."""
+    """Every worker's collapsed stacks in ``directory`` (a cell's profile/, one file a worker:
+    analysis.rundir.profile_file), summed."""
     stacks: Stacks = Counter()
-    for path in sorted(directory.glob("worker-*.txt")):
+    for path in sorted(directory.glob(PROFILE_GLOB)):
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             frames, _, count = line.rpartition(" ")
             if frames and count.isdigit():

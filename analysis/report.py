@@ -16,7 +16,19 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import answers, capacity, charts, findings, precision, profiles, slo, theory, timeseries, validity
+from analysis import (
+    answers,
+    bottleneck,
+    capacity,
+    charts,
+    findings,
+    precision,
+    profiles,
+    slo,
+    theory,
+    timeseries,
+    validity,
+)
 from analysis.compare import ALPHA, FLOOR_METHOD, MIN_REPEATS, TEST_METHOD, VERDICTS, compare
 from analysis.load import (
     BadInput,
@@ -114,7 +126,9 @@ def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
         "warnings": list(cell.get("warnings", [])),
         "validity": (verdict := cell_validity(cell, data)),
         "badges": badges(verdict),
-        "spread": spread_over_workers(telemetry, cell["styles"], measure_from, measure_until),
+        "spread": spread_over_workers(
+            telemetry, {s: run.path_of(s) for s in cell["styles"]}, measure_from, measure_until
+        ),
         "open_counts": open_counts(exact, cell),
         **profile_evidence(run, cell),
     }
@@ -188,15 +202,15 @@ def badges(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def spread_over_workers(
-    telemetry: pd.DataFrame, styles: list[str], start: float | None, end: float | None
+    telemetry: pd.DataFrame, paths: dict[str, str], start: float | None, end: float | None
 ) -> dict[str, list[dict[str, Any]]]:
     """Per style, the requests each server worker served in the window (from the workers' own
-    counts), largest first: how the users' connections spread over the workers."""
+    counts, by the path the style's requests were sent to: ``paths``, Run.path_of), largest first:
+    how the users' connections spread over the workers."""
     if telemetry.empty or "served" not in telemetry.columns or start is None or end is None:
         return {}
     out: dict[str, list[dict[str, Any]]] = {}
-    for style in styles:
-        path = catalogue.BY_ID[style].path if style in catalogue.BY_ID else f"/{style}"
+    for style, path in paths.items():
         per_worker: list[dict[str, Any]] = []
         for pid, samples in telemetry.groupby("pid"):
             served = [
@@ -305,18 +319,15 @@ def decision_table(table: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-# The rules the "Why" sentences follow, stated once (docs/model.md's resources, read from the evidence).
-BLOCKING_SHARE = 0.20  # loops stalled this much of the window: requests waited on a blocked loop
-EXHAUSTED_SHARE = 0.20  # a resource exhausted this share of the window (of telemetry samples) limits
-CPU_BUSY = 0.80  # server CPU per request x throughput at this share of the workers' cores: CPU-bound
+# The rules the "Why" sentences follow, in words (analysis.bottleneck decides; docs/model.md's resources).
 WHY_RULE = (
-    f"A style blocks the event loop when its loops were stalled at least {BLOCKING_SHARE:.0%} of the window "
-    "at call sites in the application's own code; "
-    f"it is threadpool-bound when all T tokens were in use at least {EXHAUSTED_SHARE:.0%} of the window; "
-    f"pool-bound when requests waited for a database connection at least {EXHAUSTED_SHARE:.0%} of it; "
+    f"A style blocks the event loop when its loops were stalled at least {bottleneck.BLOCKED_SHARE:.0%} of the "
+    "window, mostly at call sites in the application's own code; "
+    f"it is threadpool-bound when all T tokens were in use at least {bottleneck.EXHAUSTED_SHARE:.0%} of the window; "
+    f"pool-bound when requests waited for a database connection at least {bottleneck.EXHAUSTED_SHARE:.0%} of it; "
     "it is CPU-bound when its server CPU per request "
-    f"times its throughput reached {CPU_BUSY:.0%} of the cores its workers can use (one per worker, the GIL, "
-    "and no more than the machine has); "
+    f"times its throughput reached {bottleneck.CPU_SATURATED:.0%} of the cores its workers can use (one per worker, "
+    "the GIL, and no more than the machine has less what the load generator used); "
     "else none of these limited it."
 )
 
@@ -346,7 +357,8 @@ def why_view(a: Analysis) -> list[dict[str, Any]]:
 
 def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float, cores: int | None = None) -> str:
     """One style's evidence: latency and throughput, loop stalls and their top call site, threadpool
-    tokens, database pool waiters, server CPU per request, then the limit they point to."""
+    tokens, database pool waiters, server CPU per request, then the limit they point to (decided by
+    analysis.bottleneck's rules; ``cores``: the machine's, None when unknown)."""
     bound = "≥" if r.get("p99_ms_at_least") else ""
     said = [
         f"p99 {bound}{r['p99_ms']:,.1f} ms and {r['rps']:,.0f} req/s at {int(r['users'])} users, "
@@ -378,22 +390,23 @@ def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float, cores: int
         "none of the limits measured here was reached (the loop, the threadpool, the database pool, the "
         "workers' own CPU; a process pool's CPU is not the workers'): its latency is its own wait"
     )
-    own = r.get("own_code_share")
-    own_code = isinstance(own, float) and not math.isnan(own) and own >= BLOCKING_SHARE
-    usable = min(int(r["server_workers"]), int(cores)) if cores else int(r["server_workers"])  # a core per worker
-    cpu_bound = isinstance(cpu, float) and not math.isnan(cpu) and cpu / 1000 * r["rps"] >= CPU_BUSY * usable
+    own_code = blocked and bottleneck.blocked_in_own_code(share, r.get("own_code_share"))
+    usable = bottleneck.usable_cores(int(r["server_workers"]), cell, float(cores) if cores else math.inf)
+    cpu_bound = (
+        isinstance(cpu, float) and not math.isnan(cpu) and bottleneck.cpu_saturated(cpu / 1000 * r["rps"], usable)
+    )
     in_use, pool = cell.get("db_in_use_max"), r.get("db_pool_size")
     queued = cell.get("db_waiting_share")
     pool_waits = (
         isinstance(queued, float)
-        and queued >= EXHAUSTED_SHARE  # requests queued for a connection this much of the window
+        and bottleneck.exhausted(queued)  # requests queued for a connection
         and isinstance(in_use, float)
         and isinstance(pool, float)
         and in_use >= pool
     )
     full = cell.get("threads_full_share")
-    threads_full = isinstance(full, float) and full >= EXHAUSTED_SHARE
-    if blocked and own_code:
+    threads_full = isinstance(full, float) and bottleneck.exhausted(full)
+    if own_code:
         limit = "it blocks the event loop: requests waited for a loop stuck in that call" + (
             ", and it is CPU-bound: that call is CPU work, and the workers' CPU was nearly all in use"
             if cpu_bound
@@ -406,10 +419,10 @@ def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float, cores: int
     elif cpu_bound:
         limit = "it is CPU-bound: its workers' CPU was nearly all in use" + (
             " (the loops waited for the GIL its threads held, not for a call of its own)"
-            if blocked and share >= BLOCKING_SHARE
+            if bottleneck.loop_blocked(share)
             else ""
         )
-    elif blocked and share >= BLOCKING_SHARE:
+    elif bottleneck.loop_blocked(share):
         limit = "its loops were held up outside its own code (waiting for the GIL other threads held)"
     return "; ".join(said) + f". So {limit}."
 

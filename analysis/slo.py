@@ -1,6 +1,10 @@
 """SLO thresholds, parsed into objects: ``STYLE:METRIC<VALUE[UNIT]``, for example
 ``sleep/async-await:p99<120ms``, ``db/asyncpg:rps>=200``, ``http/sync-def:failure_rate<1%``, and for
-a capacity run ``sleep/async-await:mst>=1000`` (judged by analysis.capacity.evaluate)."""
+a capacity run ``sleep/async-await:mst>=1000`` (judged by analysis.capacity.evaluate).
+
+The one reader of an SLO's text: its grammar (``METRIC<VALUE[UNIT]``), the units each metric takes
+and their conversion. A capacity search's SLO (``p99<250ms``, no style: analysis.capacity.limits)
+is the same limit without the style."""
 
 from __future__ import annotations
 
@@ -12,14 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.summary import blocks_the_loop
+from analysis.summary import PERCENTILE_COLUMNS, blocks_the_loop
+from analysis.validity import FAILURE_SHARE
 from target_app import catalogue
 
+# The percentiles measured (analysis.summary's columns), by the name an SLO gives them: p50 ... p99.9.
+PERCENTILES = {f"p{key}": column for key, column in PERCENTILE_COLUMNS.items()}
 METRICS = {
-    "p50": "p50_ms",
-    "p95": "p95_ms",
-    "p99": "p99_ms",
-    "p99.9": "p999_ms",
+    **PERCENTILES,
     "rps": "rps",
     "failure_rate": "failure_rate",
     "mst": "mst_rps",  # a capacity run's maximum sustainable throughput (analysis.capacity)
@@ -30,11 +34,11 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     ">": operator.gt,
 }
-UNITS = {"ms": 1.0, "s": 1000.0, "%": 0.01, "": 1.0}
-PATTERN = re.compile(
-    r"^(?P<style>[\w/-]+):(?P<metric>[\w.]+)\s*(?P<op><=|>=|<|>)\s*"
-    r"(?P<value>[0-9]*\.?[0-9]+)\s*(?P<unit>ms|s|%)?$"
-)
+PER_SECOND = ("rps", "mst")  # requests/s, whatever unit follows
+# A limit, METRIC OP VALUE[UNIT]: a check's follows its STYLE:, a capacity search's stands alone.
+LIMIT = r"(?P<metric>[\w.]+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9]*\.?[0-9]+)\s*(?P<unit>ms|s|%)?$"
+PATTERN = re.compile(r"^(?P<style>[\w/-]+):" + LIMIT)
+BARE = re.compile("^" + LIMIT)
 
 
 class SloError(ValueError):
@@ -53,6 +57,28 @@ class Threshold:
         return OPS[self.op](value, self.limit)
 
 
+def unit_problem(metric: str, unit: str) -> str | None:
+    """What is wrong with ``unit`` after ``metric``, in words; None when it fits."""
+    if metric in PERCENTILES and unit == "%":
+        return "a percentile takes ms or s"
+    if metric == "failure_rate" and unit not in ("%", ""):
+        return "failure_rate takes a fraction or %"
+    if metric == "mst" and unit:
+        return "mst is in requests/s, without a unit"
+    return None
+
+
+def in_units(metric: str, value: float, unit: str) -> float:
+    """``value`` in the metric's own unit: ms for a percentile, a fraction for a rate of failures
+    (``1%`` is 0.01: divided by 100, since multiplying by 0.01 is a unit in the last place off for
+    some values, 3.1% among them), requests/s as written."""
+    if metric in PER_SECOND:
+        return value
+    if unit == "%":
+        return value / 100
+    return value * 1000 if unit == "s" else value
+
+
 def parse(text: str) -> Threshold:
     m = PATTERN.match(text.strip())
     if m is None:
@@ -62,14 +88,10 @@ def parse(text: str) -> Threshold:
         raise SloError(f"SLO {text!r}: unknown style {style!r}")
     if metric not in METRICS:
         raise SloError(f"SLO {text!r}: unknown metric {metric!r} (one of {', '.join(METRICS)})")
-    if metric.startswith("p") and metric != "p" and unit == "%":
-        raise SloError(f"SLO {text!r}: a percentile takes ms or s")
-    if metric == "failure_rate" and unit not in ("%", ""):
-        raise SloError(f"SLO {text!r}: failure_rate takes a fraction or %")
-    if metric == "mst" and unit:
-        raise SloError(f"SLO {text!r}: mst is in requests/s, without a unit")
-    scale = UNITS[unit] if metric not in ("rps", "mst") else 1.0
-    return Threshold(text.strip(), style, METRICS[metric], m["op"], float(m["value"]) * scale)
+    problem = unit_problem(metric, unit)
+    if problem:
+        raise SloError(f"SLO {text!r}: {problem}")
+    return Threshold(text.strip(), style, METRICS[metric], m["op"], in_units(metric, float(m["value"]), unit))
 
 
 # judged: False when the value cannot decide (a lower bound under a "<" threshold it meets);
@@ -77,8 +99,7 @@ def parse(text: str) -> Threshold:
 COLUMNS = ["slo", "cell", "users", "style_users", "value", "passed", "expected_failure", "note", "judged", "valid"]
 
 
-LATENCY_METRICS = frozenset({"p50_ms", "p95_ms", "p99_ms", "p999_ms"})
-FAILURE_SHARE = 0.01  # above it, a latency or throughput SLO fails unless a failure budget is named
+LATENCY_METRICS = frozenset(PERCENTILES.values())
 
 
 def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:

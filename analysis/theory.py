@@ -13,7 +13,9 @@ Each style is a small queueing network (the structure comes from ``target_app.ca
 Closed model (U users, no think time): the exact product-form solution with load-dependent
 stations (a station of m servers serves min(j, m) of its j requests at once), by Buzen's
 convolution in logarithms. Open model (λ requests/s): utilisation law, then M/M/m (Erlang C)
-response times, or "overloaded" when a station's utilisation reaches 1. Pure functions.
+response times, or "overloaded" when a station's utilisation reaches 1; the percentiles of a
+station's wait (G/G/m, for a capacity search's predicted p99: analysis.capacity.prediction).
+Pure functions.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "Shape",
     "Station",
     "add_predictions",
+    "as_queue",
     "bounds",
     "demand_for",
     "erlang_c",
@@ -43,6 +46,7 @@ __all__ = [
     "network",
     "predict",
     "verdict",
+    "wait_quantile",
 ]
 
 CPU = "CPU"
@@ -191,15 +195,39 @@ def erlang_c(servers: float, offered: float) -> float:
     return servers * b / (servers - offered * (1 - b))
 
 
+def as_queue(st: Station) -> tuple[float, float]:
+    """A station as a queue: (servers, service time). Under one server (a fraction of a core) it is
+    one server, slower by 1/m."""
+    return (1.0, st.demand / st.servers) if st.servers < 1 else (st.servers, st.demand)
+
+
 def _open_response(st: Station, rate: float) -> float:
     """Mean time a request spends at ``st`` under Poisson arrivals of ``rate`` (below saturation)."""
     if math.isinf(st.servers):
         return st.demand
     if st.servers < 1:
-        service = st.demand / st.servers
+        _, service = as_queue(st)
         return service / (1 - rate * service)
     offered = rate * st.demand
     return st.demand + erlang_c(st.servers, offered) * st.demand / (st.servers - offered)
+
+
+def wait_quantile(st: Station, rate: float, scv: float, quantile: float) -> float:
+    """The ``quantile`` of the wait for a server at ``st`` under arrivals of ``rate`` (G/G/m:
+    Allen-Cunneen's mean, Erlang C's exponential tail); ``scv`` is ca² + cs², the arrivals' and
+    the service times' squared coefficients of variation. 0 at a delay; inf at or past saturation."""
+    if math.isinf(st.servers):
+        return 0.0
+    servers, demand = as_queue(st)
+    offered = rate * demand
+    if offered >= servers:
+        return math.inf
+    c = erlang_c(servers, offered)
+    if c <= 1 - quantile or scv <= 0:
+        return 0.0
+    # P(wait > t) = C exp(-t (m - a) / (D s)): the M/M/m tail, stretched by s = (ca² + cs²) / 2.
+    s = scv / 2
+    return s * demand / (servers - offered) * math.log(c / (1 - quantile))
 
 
 def _bottleneck(utilisation: dict[str, float], stations: list[Station]) -> str:

@@ -28,6 +28,8 @@ from typing import Any
 COUNT_TOLERANCE = 0.01  # of the larger count, and at least 2 requests
 LITTLE_TOLERANCE = 0.20
 LATE_SHARE = 0.05
+# More failed requests than this and a style's latency percentiles, of its successes only, no longer
+# describe it: the one limit the cell rule, the SLO check, the answers and your app's verdicts share.
 FAILURE_SHARE = 0.01
 SHORT_WINDOW = 0.9  # a window shorter than this share of the one asked for: the test stopped early
 WINDOW_FACTOR = 10  # a window this many times the longest latency lets nearly every request finish

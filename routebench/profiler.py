@@ -2,7 +2,8 @@
 (``profile = true`` in an experiment, ``routebench run --profile``): py-spy samples each Gunicorn
 worker 100 times a second from outside the process (``--nonblocking``: the worker is never
 paused), idle frames excluded, and writes the stacks it saw in py-spy's raw (collapsed) format,
-``profile/worker-<pid>.txt`` in the cell's directory, which the report reads (analysis.profiles).
+``profile/worker-<pid>.txt`` in the cell's directory (analysis.rundir.profile_file), which the
+report reads (analysis.profiles).
 
 py-spy reads another process's memory, which needs ptrace permission (root, or
 ``kernel.yama.ptrace_scope`` 0, or CAP_SYS_PTRACE in a container). Without it the cell says so in
@@ -19,6 +20,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from analysis.rundir import profile_file
 
 RATE_HZ = 100
 
@@ -59,7 +62,7 @@ class Profiler:
                     "--full-filenames",
                     "--nonblocking",
                     "--output",
-                    str(self.out_dir / f"worker-{pid}.txt"),
+                    str(profile_file(self.out_dir, pid)),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -83,7 +86,7 @@ class Profiler:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 _, err = proc.communicate()
-            path = self.out_dir / f"worker-{pid}.txt"
+            path = profile_file(self.out_dir, pid)
             if path.is_file() and path.stat().st_size > 0:
                 written.append(path.name)
             elif proc.returncode != 0:

@@ -8,8 +8,9 @@ import random
 
 import pytest
 
-from analysis import capacity, slo
-from routebench.capacity import CONFIRM, Search
+from analysis import capacity, slo, theory
+from routebench.search import CONFIRM, Search
+from target_app import catalogue
 
 SLOS = [capacity.parse_slo("p99<250ms"), capacity.parse_slo("failure_rate<1%")]
 
@@ -146,11 +147,11 @@ def test_cpu_queueing_puts_the_predicted_mst_below_the_ceiling_and_the_generator
 
 def test_the_wait_p99_of_an_mm1_station_is_erlang_cs_quantile() -> None:
     """At cs² = 1 and ca² = 1 (scv 2) the approximation is exact for M/M/1: P(W > t) = ρ e^{-(μ-λ)t}."""
-    st = capacity.theory.Station("CPU", 0.01, 1.0)  # μ = 100/s
+    st = theory.Station("CPU", 0.01, 1.0)  # μ = 100/s
     lam = 80.0
     expected = math.log(0.8 / 0.01) / (100 - lam)
-    assert capacity._wait_p99(st, lam, 2.0) == pytest.approx(expected, rel=1e-6)
-    assert capacity._wait_p99(st, 100.0, 2.0) == math.inf
+    assert theory.wait_quantile(st, lam, 2.0, 0.99) == pytest.approx(expected, rel=1e-6)
+    assert theory.wait_quantile(st, 100.0, 2.0, 0.99) == math.inf
 
 
 def test_the_knee_is_where_throughput_over_latency_peaks() -> None:
@@ -237,6 +238,15 @@ def test_one_repeat_gives_no_interval_and_no_verdict() -> None:
     assert doc["comparisons"][0]["verdict"] == "not tested"
 
 
+def test_each_style_is_compared_with_its_familys_baseline_as_the_rest_of_the_report_is() -> None:
+    """The catalogue names each family's baseline; for the fan-out family it is not the first style."""
+    doc = capacity.document(state_with({"fanout/sequential": [90.0], "fanout/gather": [400.0]}), 2.0, True)
+    rows = {r["style"]: r for r in doc["styles"]}
+    assert rows["fanout/sequential"]["baseline"] == "fanout/gather" == catalogue.baseline("fanout").id
+    assert rows["fanout/sequential"]["vs_baseline"] == pytest.approx(90.0 / 400.0)
+    assert [(c["a"], c["b"]) for c in doc["comparisons"]] == [("fanout/gather", "fanout/sequential")]
+
+
 def test_check_judges_confirmed_msts_and_only_bounds_that_prove_something() -> None:
     doc = capacity.document(state_with({"sleep/async-await": [2100.0]}), 2.0, True)
     rows = capacity.evaluate(doc, [slo.parse("sleep/async-await:mst>=1000"), slo.parse("sleep/async-await:mst>=3000")])
@@ -291,6 +301,15 @@ def test_comparing_two_runs_tests_repeats_and_needs_a_floor_without_them() -> No
 def test_capacity_slo_errors_are_one_line(text: str, words: str) -> None:
     with pytest.raises(capacity.CapacityError, match=words):
         capacity.parse_slo(text)
+
+
+def test_a_check_and_a_capacity_search_read_a_limit_alike() -> None:
+    """One grammar and one reading of units (analysis.slo) for both kinds of SLO."""
+    for limit in ("p99<0.25s", "p95<=80ms", "p99.9<1s", "failure_rate<3.1%", "failure_rate<0.005"):
+        assert slo.parse(f"sleep/async-await:{limit}").limit == capacity.parse_slo(limit)["limit"]
+    # 31 failed of 1,000 is 3.1%, which is not under 3.1% (3.1 x 0.01 is 0.031000000000000003: it was).
+    assert not slo.parse("sleep/async-await:failure_rate<3.1%").holds(31 / 1000)
+    assert slo.parse("sleep/async-await:failure_rate<=3.1%").holds(31 / 1000)
 
 
 def test_capacity_slo_limits() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import charts, profiles
+from analysis.rundir import profile_file
 
 SITE = "/venv/lib/python3.11/site-packages"
 ROUTE = "cpu_async (/repo/target_app/routes/cpu.py:30)"
@@ -17,8 +18,8 @@ SAMPLER = "_run (/repo/target_app/telemetry.py:150)"
 
 def write(directory: Path) -> None:
     directory.mkdir()
-    (directory / "worker-1.txt").write_text(f"{ASYNCIO};{STARLETTE};{ROUTE};{LOOP} 60\n{ASYNCIO};{STARLETTE} 20\n")
-    (directory / "worker-2.txt").write_text(f"{ASYNCIO};{STARLETTE};{ROUTE};{LOOP} 40\n{ASYNCIO} 15\n{SAMPLER} 5\n")
+    profile_file(directory, 1).write_text(f"{ASYNCIO};{STARLETTE};{ROUTE};{LOOP} 60\n{ASYNCIO};{STARLETTE} 20\n")
+    profile_file(directory, 2).write_text(f"{ASYNCIO};{STARLETTE};{ROUTE};{LOOP} 40\n{ASYNCIO} 15\n{SAMPLER} 5\n")
 
 
 def test_samples_are_summed_over_workers_and_counted_where_they_ran(tmp_path: Path) -> None:

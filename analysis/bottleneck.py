@@ -1,0 +1,72 @@
+"""The bottleneck rules: what the server's evidence must show before a limit is named (the event
+loop blocked, the threadpool or the connection pool exhausted, the CPU run out), with their
+thresholds. Two readers name limits and both decide with these: the report's "Why" per route style
+(analysis.report.why_text) and your app's verdicts (analysis.findings.decide). Each gathers its own
+evidence and words its own sentence; what counts as blocked, exhausted or saturated is decided
+here, once.
+
+The readers once kept a copy each and the copies had drifted (the Why: a resource exhausted 20% of
+the window, the CPU busy at 80% of the cores; the verdicts: 25% and 70%). The verdicts' values are
+kept: they are the ones the end-to-end test of the sample app holds with (tests/test_your_app.py:
+cpu-bound, threadpool-bound, and fine under the machine's cap), and a verdict names the route's own
+code, so a false claim costs more than a missed one.
+
+(The model's own bottleneck, analysis.theory.BOTTLENECK_UTILISATION, names the busiest station of
+a prediction: a noiseless number, and a different question.)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from analysis import theory
+
+# The loops stalled a fifth of the window: every request that arrives during a stall waits for it,
+# so at least a fifth of the requests carry a stall in their latency, from the p80 on.
+BLOCKED_SHARE = 0.20
+# A resource (every threadpool token, every pooled connection) taken in a quarter of the server's
+# samples or more: requests queue for it across the window, not in a burst at its start.
+EXHAUSTED_SHARE = 0.25
+# The workers' CPU counts as run out at 70% of the cores they could use: the figure is an average
+# over a window that opens and closes with idle edges, and the Gunicorn master, the telemetry and
+# the kernel take their part of the same cores, so a CPU that capped the throughput never reads 100%.
+CPU_SATURATED = 0.70
+
+
+def _share(value: Any) -> float | None:
+    """A share as a float, None when it was not measured (None or NaN)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+        return float(value)
+    return None
+
+
+def loop_blocked(blocked_share: Any) -> bool:
+    """The event loops were stalled BLOCKED_SHARE of the window or more."""
+    share = _share(blocked_share)
+    return share is not None and share >= BLOCKED_SHARE
+
+
+def blocked_in_own_code(blocked_share: Any, own_code_share: Any) -> bool:
+    """The loops were blocked (loop_blocked), mostly (half of the stalled time or more) at call sites
+    in the application's own code: its line holds the loop, not the loop's own code or a library."""
+    own = _share(own_code_share)
+    return loop_blocked(blocked_share) and (own or 0.0) >= float(blocked_share) / 2
+
+
+def exhausted(share: Any) -> bool:
+    """A resource was all taken (every token, every connection) in EXHAUSTED_SHARE or more of the
+    server's samples."""
+    value = _share(share)
+    return value is not None and value >= EXHAUSTED_SHARE
+
+
+def usable_cores(workers: int, cell: dict[str, Any], machine_cores: float) -> float:
+    """The cores the server's workers can use in ``cell``: one per worker (Python holds its GIL), no
+    more than the machine has less what the load generator used (analysis.theory.cores_available)."""
+    return min(float(workers), theory.cores_available(cell, machine_cores))
+
+
+def cpu_saturated(cores_used: float, cores_usable: float) -> bool:
+    """The workers' CPU ran out: they used CPU_SATURATED of the cores they could, or more."""
+    return cores_used >= CPU_SATURATED * cores_usable

@@ -1,0 +1,55 @@
+"""Two capacity runs set side by side (``routebench compare`` on two capacity runs): each style and
+server shape's MST in both, the ratio and a verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analysis.capacity.doc import style_key
+from analysis.capacity.limits import parse_slo
+from analysis.capacity.mst_stats import differ
+
+
+def _slo_set(doc: dict[str, Any]) -> set[tuple[str, str, float]]:
+    """A run's SLOs as what they mean (``0.25s`` is ``250ms``), in any order."""
+    return {(s["metric"], s["op"], s["limit"]) for s in (parse_slo(t) for t in doc.get("slo", []))}
+
+
+def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = None) -> list[dict[str, Any]]:
+    """Two capacity runs' MSTs per style and server shape: the ratio b / a and a verdict (better:
+    a higher MST): Welch's t-test when both have 2+ repeats; else beyond ``noise`` (a relative
+    change) or inconclusive."""
+    out = []
+    same_slo = _slo_set(a) == _slo_set(b)
+    index = {style_key(r): r for r in a.get("styles", [])}
+    for rb in b.get("styles", []):
+        ra = index.get(style_key(rb))
+        if ra is None:
+            continue
+        ma, mb = ra.get("mst_rps"), rb.get("mst_rps")
+        row = {
+            "style": rb["style"],
+            "shape": rb["shape"],
+            "mst_a": ma,
+            "mst_b": mb,
+            "n_a": len(ra.get("values", [])),
+            "n_b": len(rb.get("values", [])),
+        }
+        if ma is None or mb is None:
+            out.append({**row, "ratio": None, "verdict": "inconclusive", "why": "an MST was not confirmed"})
+            continue
+        ratio = mb / ma
+        if not same_slo:
+            out.append({**row, "ratio": ratio, "verdict": "inconclusive", "why": "the runs' SLOs differ"})
+            continue
+        test = differ(ra.get("values", []), rb.get("values", []))
+        if test["p"] is not None:
+            verdict = ("better" if ratio > 1 else "worse") if test["verdict"] == "differ" else "same"
+            why = test["why"]
+        elif noise is not None:
+            verdict = ("better" if ratio > 1 else "worse") if abs(ratio - 1) > noise else "same"
+            why = f"one repeat: against the floor you gave, ±{noise:.0%}"
+        else:
+            verdict, why = "inconclusive", "one repeat a side: run-to-run noise unknown (give --noise, or repeat)"
+        out.append({**row, "ratio": ratio, "verdict": verdict, "why": why})
+    return out
