@@ -5,6 +5,11 @@ one reader (the analysis' load stage) take their paths from here, and JSON recor
 whole or not at all. ``run.json`` carries ``schema_version``: a change of layout or of a record's
 meaning raises it. Standard library only, so a Locust process can import it cheaply.
 
+``run.json`` and ``cell.json`` are written from typed records (:class:`RunState`, its
+:class:`RunHeader` and a :class:`CellRecord` per cell, whose :class:`CellOutcome` is what measuring
+the cell came to): ``to_json`` gives the keys the analysis reads, ``from_json`` reads any run.json
+this or an earlier routebench wrote, and the two round-trip.
+
     results/<run-id>/
       run.json                 metadata and every cell's state (schema_version)
       experiment.toml          the experiment as run ("Reproduce" runs it again)
@@ -24,7 +29,7 @@ meaning raises it. Standard library only, so a Locust process can import it chea
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,13 @@ UI_TEST_PREFIX = "ui-"
 # numbers stay, with the loss named), failed, skipped, interrupted, not run.
 MEASURED = ("ok", "degraded")
 ATTEMPT_PREFIX = "attempt-"
+PROFILE_GLOB = "worker-*.txt"  # every server worker's py-spy stacks in a cell's profile/ (CellDir.profile)
+
+
+def profile_file(profile_dir: Path, pid: int) -> Path:
+    """One server worker's py-spy stacks in a cell's ``profile/``: written by routebench.profiler,
+    read by analysis.profiles."""
+    return profile_dir / f"worker-{pid}.txt"
 
 
 def write_text(path: Path, text: str) -> None:
@@ -124,6 +136,10 @@ class CellDir:
     def log(self, process: str) -> Path:
         return self.path / f"{process}.log"
 
+    def write_record(self, record: CellRecord) -> None:
+        """``cell.json``: the cell's entry of run.json, on its own beside its files."""
+        write_json(self.cell_json, record.to_json())
+
 
 def set_aside(cell_dir: Path, attempt: int) -> Path:
     """Move what an abandoned attempt at a cell's load left (Locust's files and logs) into
@@ -193,5 +209,198 @@ class RunDir:
         found = (p for p in self.path.glob(f"{UI_TEST_PREFIX}*") if CellDir(p).exact.is_file())
         return [CellDir(p) for p in sorted(found)]
 
-    def write_state(self, state: dict[str, Any]) -> None:
-        write_json(self.run_json, {**state, "schema_version": SCHEMA_VERSION})
+    def write_state(self, state: RunState) -> None:
+        """``run.json``, the one writer of it (the runner, the web-UI session, the benchmarks)."""
+        write_json(self.run_json, {**state.to_json(), "schema_version": SCHEMA_VERSION})
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The keys whose value is known (None: the key is not written)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+# Written for every measured cell, null when there is nothing to say: no reading of the workers'
+# connections fell inside the window, the server was not drained (an external target, a restart).
+NULL_WHEN_MEASURED = ("connections_per_worker", "drain_s")
+# What an external target's /health reported (routebench's ExternalTarget.server_shape). Its W, T,
+# P and worker class replace the cell's own settings of the same names, so read back they are the
+# cell's: only these keys are the shape's alone.
+SHAPE_ONLY_KEYS = ("predict", "predict_reason")
+
+
+@dataclass
+class CellOutcome:
+    """What measuring one cell came to: ``ok`` or ``degraded`` (measured: a process lost after the
+    window opened) with its numbers, or ``failed`` / ``skipped`` with the reason. A field left None
+    is not written (a failed cell has no window)."""
+
+    status: str
+    reason: str | None = None
+    generator_saturated: bool | None = None
+    generator_cpu_cores: float | None = None  # cores the Locust processes took in the window
+    users_by_style: dict[str, int] | None = None
+    lost_workers: list[dict[str, Any]] | None = None  # as the Locust master's heartbeat saw them
+    losses: list[dict[str, Any]] | None = None  # every process the runner saw die (routebench.watch)
+    server_worker_deaths: list[dict[str, Any]] | None = None  # Gunicorn's log
+    server_shape: dict[str, Any] = field(default_factory=dict)  # an external target's reported W, T, P
+    connections_per_worker: list[int] | None = None  # largest first, the median over the window
+    window_s: float | None = None  # the measured window's length
+    stopped_by: str | None = None  # what ended the window
+    p99_intervals: dict[str, Any] | None = None
+    last_check: dict[str, Any] | None = None  # a precision-driven window's last check
+    stack: dict[str, int] | None = None  # stacks and Locust clusters started so far in the run
+    drain_s: float | None = None  # how long the server took to hold nothing of the cell
+    profile: dict[str, Any] | None = None  # py-spy's, when the experiment asks for it
+    degraded_because: list[str] | None = None
+    validity: dict[str, Any] | None = None  # analysis.validity.check
+
+    @property
+    def measured(self) -> bool:
+        return self.status in MEASURED
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "server_shape":
+                out.update(value)
+            elif value is not None or (f.name in NULL_WHEN_MEASURED and self.window_s is not None):
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CellOutcome:
+        names = {f.name for f in fields(cls)} - {"server_shape"}
+        return cls(
+            **{k: v for k, v in data.items() if k in names},
+            server_shape={k: v for k, v in data.items() if k in SHAPE_ONLY_KEYS},
+        )
+
+
+OUTCOME_KEYS = frozenset({f.name for f in fields(CellOutcome)} - {"status", "server_shape"} | set(SHAPE_ONLY_KEYS))
+
+
+@dataclass
+class CellRecord:
+    """One cell's entry in run.json (and its cell.json): its settings as the experiment expanded
+    them, where the run is with it, and once measured, its outcome."""
+
+    cell: dict[str, Any]  # routebench.experiment.Cell's fields (an older run's retired keys too)
+    status: str = "pending"  # then running, and the outcome's; or interrupted, not run
+    search: int | None = None  # a capacity probe: the number of its search ...
+    phase: str | None = None  # ... and its step (ramp, bisect, confirm)
+    started_at: float | None = None
+    dir: str | None = None
+    outcome: CellOutcome | None = None
+    ended_at: float | None = None
+    wall_s: float | None = None
+    probe: dict[str, Any] | None = None  # a capacity probe's verdict (analysis.capacity.judge)
+
+    @property
+    def id(self) -> str:
+        return str(self.cell["id"])
+
+    @property
+    def reason(self) -> str | None:
+        return self.outcome.reason if self.outcome is not None else None
+
+    def settle(self, outcome: CellOutcome) -> None:
+        """The cell's outcome, whose status becomes the cell's."""
+        self.outcome, self.status = outcome, outcome.status
+
+    def to_json(self) -> dict[str, Any]:
+        # In the order a reader sees the cell go: settings, progress, outcome, end. A setting the
+        # outcome restates (an external target's W, T and P) keeps its place with the new value.
+        out = {**self.cell, "status": self.status}
+        out.update(_given(search=self.search, phase=self.phase, started_at=self.started_at, dir=self.dir))
+        if self.outcome is not None:
+            out.update({k: v for k, v in self.outcome.to_json().items() if k != "status"})
+        out.update(_given(ended_at=self.ended_at, wall_s=self.wall_s, probe=self.probe))
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CellRecord:
+        own = {f.name for f in fields(cls)} - {"cell", "outcome"}
+        outcome = {k: v for k, v in data.items() if k in OUTCOME_KEYS}
+        status = str(data.get("status", "pending"))
+        return cls(
+            cell={k: v for k, v in data.items() if k not in own and k not in OUTCOME_KEYS},
+            outcome=CellOutcome.from_json({**outcome, "status": status}) if outcome else None,
+            **{k: v for k, v in data.items() if k in own},
+        )
+
+
+@dataclass
+class RunHeader:
+    """What a reader of run.json needs before its cells: which run, the experiment as run, the
+    settings, and what to reproduce it on (versions, machine, git commit: added once collected)."""
+
+    run_id: str
+    experiment: dict[str, Any]
+    started_at: float | None = None
+    settings: dict[str, Any] | None = None  # target_app.settings.Settings, the database URL left out
+    database: str | None = None  # embedded, DATABASE_URL or your app's own
+    reproduce: dict[str, str] | None = None  # the command and the experiment's TOML
+    versions: dict[str, str] | None = None
+    machine: dict[str, Any] | None = None
+    git: dict[str, Any] | None = None
+
+
+@dataclass
+class RunState:
+    """``run.json``: the header, every cell's record, the calibration, and how the run ended.
+    Rewritten after every change, so an interrupted run keeps what finished."""
+
+    header: RunHeader
+    status: str = "running"  # then complete, incomplete (interrupted) or failed
+    cells: list[CellRecord] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None  # routebench.calibrate's
+    capacity: dict[str, Any] | None = None  # a capacity run's searches as they go: {"slo", "searches"}
+    reason: str | None = None  # why a failed run failed
+    ended_at: float | None = None
+    wall_s: float | None = None
+    losses: list[dict[str, Any]] | None = None  # a web-UI session's lost processes
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
+
+    def end(self, status: str, ended_at: float, wall_s: float) -> None:
+        """The run's end: a cell that was running is interrupted, one still pending not run."""
+        for c in self.cells:
+            if c.status in ("running", "pending"):
+                c.status = "interrupted" if c.status == "running" else "not run"
+        self.status, self.ended_at, self.wall_s = status, ended_at, round(wall_s, 1)
+
+    def to_json(self) -> dict[str, Any]:
+        h = self.header
+        return {
+            "run_id": h.run_id,
+            "status": self.status,
+            **_given(started_at=h.started_at),
+            "experiment": h.experiment,
+            **_given(settings=h.settings, database=h.database),
+            "cells": [c.to_json() for c in self.cells],
+            **_given(
+                reproduce=h.reproduce,
+                versions=h.versions,
+                machine=h.machine,
+                git=h.git,
+                calibration=self.calibration,
+                capacity=self.capacity,
+                reason=self.reason,
+                ended_at=self.ended_at,
+                wall_s=self.wall_s,
+                losses=self.losses,
+            ),
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunState:
+        rest = {k: v for k, v in data.items() if k != "schema_version"}
+        header = RunHeader(**{f.name: rest.pop(f.name) for f in fields(RunHeader) if f.name in rest})
+        own = {f.name for f in fields(cls)} - {"header", "cells", "extra"}
+        return cls(
+            header=header,
+            cells=[CellRecord.from_json(c) for c in rest.pop("cells", [])],
+            **{k: rest.pop(k) for k in list(rest) if k in own},
+            extra=rest,
+        )

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from analysis.rundir import CellDir, RunDir, write_json
+from analysis.rundir import CellDir, CellRecord, RunDir, RunHeader, RunState, write_json
 from locustfiles.capture import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 from routebench import experiment
 from routebench.launcher import REPO, Stack, StackError
@@ -184,7 +184,7 @@ def synthetic_run(root: Path, cells: int = 200, requests: int = 10_000_000, seed
     run_dir = root / "synthetic"
     run_dir.mkdir(parents=True)
     per_cell = requests // cells
-    cell_records = []
+    cell_records: list[CellRecord] = []
     styles = ["sleep/async-await", "sleep/blocking-in-async", "sleep/sync-def", "sleep/offloaded"]
     t0 = 1_800_000_000.0
     for i in range(cells):
@@ -239,35 +239,34 @@ def synthetic_run(root: Path, cells: int = 200, requests: int = 10_000_000, seed
                 )
             )
         cell_records.append(
-            {
-                "index": i + 1,
-                "id": cid,
-                "dir": cid,
-                "group": "sleep",
-                "styles": [style],
-                "users": users,
-                "server_workers": 2,
-                "repeat": i // 20 + 1,
-                "model": "closed",
-                "wait_ms": 50,
-                "work": 200000,
-                "fanout": 5,
-                "threadpool_tokens": 40,
-                "db_pool_size": 10,
-                "status": "ok",
-            }
+            CellRecord(
+                {
+                    "index": i + 1,
+                    "id": cid,
+                    "group": "sleep",
+                    "styles": [style],
+                    "users": users,
+                    "server_workers": 2,
+                    "repeat": i // 20 + 1,
+                    "model": "closed",
+                    "wait_ms": 50,
+                    "work": 200000,
+                    "fanout": 5,
+                    "threadpool_tokens": 40,
+                    "db_pool_size": 10,
+                },
+                status="ok",
+                dir=cid,
+            )
         )
-    RunDir(run_dir).write_state(
-        {
-            "run_id": "synthetic",
-            "status": "complete",
-            "experiment": {"name": "synthetic", "description": "bench", "slo": []},
-            "versions": {},
-            "machine": {"cpu_count": 2},
-            "git": {},
-            "cells": cell_records,
-        },
+    header = RunHeader(
+        run_id="synthetic",
+        experiment={"name": "synthetic", "description": "bench", "slo": []},
+        versions={},
+        machine={"cpu_count": 2},
+        git={},
     )
+    RunDir(run_dir).write_state(RunState(header, status="complete", cells=cell_records))
     return run_dir
 
 

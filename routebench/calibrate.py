@@ -4,7 +4,8 @@ Theory needs D_cpu, the server-side CPU seconds one request of a style costs (th
 and the upstream service and PostgreSQL it calls). It is measured here in a short probe per style
 at low load (two requests at a time, so no queue forms), before any cell, on the stack the first cells
 then run on: no prediction is fitted to the cell it is judged against. The stack's idle CPU (samplers,
-the database's background work) is measured first and taken off.
+the database's background work) is measured first and taken off. A run's first phase
+(:func:`for_run`), unless it cannot measure routebench's styles on a stack of its own.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from urllib.parse import urlencode, urlsplit
 import psutil
 
 from routebench import stopping
+from routebench.context import RunContext
 from routebench.experiment import Cell
-from routebench.launcher import Stack
+from routebench.launcher import Stack, StackError
 from target_app import catalogue
 
 PROBE_S = 0.5  # per style and concurrency
@@ -180,3 +182,33 @@ def calibrate(
         "idle_workers_cpu_cores": round(idle_workers, 4),
         "probes": out,
     }
+
+
+def for_run(ctx: RunContext) -> dict[str, Any]:
+    """The run.json ``calibration``: each style's server CPU per request, measured apart from the
+    cells on the stack the first cells then run on; or why it was not measured."""
+    if ctx.target_url is not None:
+        return {"method": METHOD, "probes": [], "reason": "the target runs elsewhere: not measured"}
+    if ctx.base_settings.app:
+        return {"method": METHOD, "probes": [], "reason": "your app: the CPU probes are routebench's styles"}
+    if not ctx.experiment.calibrate:
+        return {"method": METHOD, "probes": [], "reason": "off in the experiment (calibrate = false)"}
+    cells = [c for c in ctx.cells if not (c.needs_db and ctx.db_problem)]
+    if not cells:
+        return {"method": METHOD, "probes": []}
+    begun = time.monotonic()
+    with ctx.console.status("calibrating") as status:
+        try:
+            stack = ctx.lab.target(ctx.settings(cells[0]), ctx.with_db)
+        except StackError as exc:
+            return {"method": METHOD, "probes": [], "reason": f"the stack did not start: {exc}"}
+        result = calibrate(
+            cells,
+            stack,
+            lambda i, n, style: status.update(f"calibrating server CPU per request: probe {i}/{n} {style}"),
+        )
+    result["wall_s"] = round(time.monotonic() - begun, 1)
+    ctx.console.print(
+        f"calibrated server CPU per request for {len(result['probes'])} styles in {result['wall_s']:.0f} s"
+    )
+    return result

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis import capacity, load, report, slo, summary
-from analysis.rundir import MEASURED, RunDir, write_json, write_text
+from analysis.rundir import MEASURED, CellRecord, RunDir, RunState, write_json, write_text
 from analysis.validity import describe_loss
 from routebench import experiment, metadata, routes, terminal, ui_session
 from routebench.harness import HEALTH_PATH
@@ -343,7 +343,7 @@ def run_experiment(args: argparse.Namespace, exp: experiment.Experiment) -> int:
     try:
         run_dir = runner.run()
     except KeyboardInterrupt:
-        done = sum(1 for c in runner.state.get("cells", []) if c["status"] in MEASURED)
+        done = sum(1 for c in (runner.state.cells if runner.state else []) if c.status in MEASURED)
         if exp.mode == "capacity":
             console.print(
                 f"[yellow]interrupted:[/] {done} probes finished and kept; a search not confirmed keeps its highest "
@@ -359,20 +359,19 @@ def run_experiment(args: argparse.Namespace, exp: experiment.Experiment) -> int:
             print_summary(runner.run_dir)
             publish_report(runner.run_dir, Path(args.reports))
         return 130
-    console.print(f"run finished in {runner.state['wall_s']} s: {run_dir}")
+    assert runner.state is not None  # the run has run
+    console.print(f"run finished in {runner.state.wall_s} s: {run_dir}")
     print_summary(run_dir)
     publish_report(run_dir, Path(args.reports))
-    failed = [c for c in runner.state["cells"] if c["status"] not in (*MEASURED, "skipped")]
+    failed = [c for c in runner.state.cells if c.status not in (*MEASURED, "skipped")]
     if failed and exp.mode == "capacity":
         # A probe that measured nothing (overload: no request finished in its window) failed its rules.
         console.print(
             f"[yellow]{len(failed)} probe(s) failed and were judged failing:[/] "
-            + "; ".join(f"{c['id']}: {c.get('reason')}" for c in failed)
+            + "; ".join(f"{c.id}: {c.reason}" for c in failed)
         )
     elif failed:
-        console.print(
-            f"[red]{len(failed)} cell(s) failed:[/] " + "; ".join(f"{c['id']}: {c.get('reason')}" for c in failed)
-        )
+        console.print(f"[red]{len(failed)} cell(s) failed:[/] " + "; ".join(f"{c.id}: {c.reason}" for c in failed))
         return 1
     return 0
 
@@ -512,16 +511,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     files = RunDir(run_dir)
     if planned is not None:
         write_json(files.routes, planned)
-    started = time.time()
-    state: dict[str, Any] = {
-        "run_id": run_dir.name,
-        "status": "running",
-        "started_at": started,
-        "experiment": {"name": "web-ui", "description": "a Locust web-UI session"},
-        "settings": settings.model_dump(mode="json", exclude={"database_url", "ui_password"}),
-        **metadata.collect(settings),
-        "cells": [],
-    }
+    state = RunState(
+        metadata.header(
+            run_dir.name, {"name": "web-ui", "description": "a Locust web-UI session"}, settings, web_ui=True
+        )
+    )
+    metadata.stamp(state.header, settings)
     files.write_state(state)
     # Your app: every route ticked; else the family whose lesson is quickest to see.
     ticked = (
@@ -575,12 +570,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        state.update(ui_session.cells(run_dir, settings, default_worker_count()))
-        state.update(status="complete", ended_at=time.time())
+        session = ui_session.cells(run_dir, settings, default_worker_count())
+        state.cells = [CellRecord.from_json(c) for c in session["cells"]]
+        state.header.experiment, state.header.reproduce = session["experiment"], session["reproduce"]
+        state.status, state.ended_at = "complete", time.time()
         if watch.losses:
-            state["losses"] = watch.losses
+            state.losses = watch.losses
         files.write_state(state)
-        tests = len(state["cells"])
+        tests = len(state.cells)
         console.print(f"web-UI session saved: {run_dir}, {tests} test(s) (report: routebench report {run_dir})")
     return 0
 

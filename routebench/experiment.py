@@ -128,7 +128,7 @@ def pick(patterns: list[str], routes: list[str] | None) -> list[str]:
 
 class CapacitySearch(BaseModel):
     """``mode = "capacity"``: per style (and server shape, and repeat) the highest offered rate that
-    passes every probe rule (analysis.capacity), found by routebench.capacity.Search."""
+    passes every probe rule (analysis.capacity), found by routebench.search.Search."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -167,7 +167,7 @@ class Experiment(Knobs):
     # On: cells with the same server settings share one target stack and one Locust cluster
     # (routebench.lab); off: a fresh stack and cluster for every cell.
     reuse: bool = True
-    # "matrix": every cell of the groups as it is; "capacity": a search per style (routebench.capacity).
+    # "matrix": every cell of the groups as it is; "capacity": a search per style (routebench.search).
     mode: Literal["matrix", "capacity"] = "matrix"
     capacity: CapacitySearch = Field(default_factory=CapacitySearch)
 

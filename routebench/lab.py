@@ -4,7 +4,7 @@ A stack is kept while the next cell asks for the same server settings, and a clu
 for the same number of local workers; either is started afresh when the configuration changes,
 when one of its processes is gone, or after a cell that failed or lost a process (nothing of a
 troubled cell is carried into the next). Between cells the runner drains the stack (no request,
-thread or connection held: routebench.runner) and the locustfile resets everything a test keeps
+thread or connection held: routebench.measure) and the locustfile resets everything a test keeps
 (its histograms, its window, Locust's stats, the users and their connections). With ``reuse``
 off, every cell gets a fresh stack and cluster (how ``make bench`` measures what reuse saves).
 

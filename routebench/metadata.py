@@ -1,4 +1,5 @@
-"""What a reader needs to reproduce a run: versions, machine, commit."""
+"""What a reader needs to reproduce a run: versions, machine, commit; and run.json's header, built
+here alone for the runner and the web-UI session (analysis.rundir.RunHeader)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
+from analysis.rundir import RunHeader
 from routebench import postgres
 from target_app.settings import Settings
 
@@ -66,7 +70,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def git_commit() -> dict[str, object]:
+def git_commit() -> dict[str, Any]:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
 
@@ -76,16 +80,35 @@ def git_commit() -> dict[str, object]:
         return {"commit": None, "dirty": None}
 
 
-def collect(settings: Settings) -> dict[str, object]:
+def machine() -> dict[str, Any]:
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python_executable": sys.executable,
+    }
+
+
+def header(run_id: str, experiment: dict[str, Any], settings: Settings, web_ui: bool = False) -> RunHeader:
+    """The header of run.json as a run starts: cheap, so the first write marks the run at once;
+    :func:`stamp` adds what takes a few seconds to collect. The database URL is never written (it
+    may hold a password); a web-UI session leaves out its login's password too, and names no
+    database (its stack's is the one ``--no-db`` chose)."""
+    hidden = {"database_url", "ui_password"} if web_ui else {"database_url"}
+    database = None
+    if not web_ui:
+        database = "your app's own" if settings.app else "DATABASE_URL" if settings.database_url else "embedded"
+    return RunHeader(
+        run_id=run_id,
+        experiment=experiment,
+        started_at=time.time(),
+        settings=settings.model_dump(mode="json", exclude=hidden),
+        database=database,
+    )
+
+
+def stamp(head: RunHeader, settings: Settings) -> None:
+    """The versions, the machine and the git commit, into ``head``."""
     versions = package_versions()
     versions["postgresql"] = postgres_version(settings)
-    return {
-        "versions": versions,
-        "machine": {
-            "cpu_model": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "python_executable": sys.executable,
-        },
-        "git": git_commit(),
-    }
+    head.versions, head.machine, head.git = versions, machine(), git_commit()

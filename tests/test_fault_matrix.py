@@ -20,7 +20,8 @@ from typing import Any
 import psutil
 import pytest
 
-from routebench.runner import CELL_OVERHEAD_S, GENERATOR_ATTEMPTS, STACK_START_S
+from routebench.measure import GENERATOR_ATTEMPTS
+from routebench.progress import CELL_OVERHEAD_S, STACK_START_S
 from routebench.watch import TICK_S
 from tests.conftest import still_running
 from tests.test_faults import cmdline, descendants, start_run, wait_for, write_experiment

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from routebench.bench import overhead
-from routebench.runner import eta_text
+from routebench.progress import eta_text
 
 
 def test_overhead_ratio_counts_everything_but_warm_up_and_window(tmp_path: Path) -> None:

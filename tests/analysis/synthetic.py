@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.rundir import CellDir, RunDir, write_json
+from analysis.rundir import CellDir, RunDir, RunState, write_json
 from routebench.experiment import Cell, Experiment, expand, resolve_path, to_toml
 from target_app import catalogue, telemetry
 
@@ -297,21 +297,23 @@ def build_run(root: Path, experiment: Experiment | None = None, run_id: str = "s
         started += cell.warmup_s + cell.duration_s + GAP_S
     works = sorted({c.work for c in cells})
     files.write_state(
-        {
-            "run_id": run_id,
-            "status": "complete",
-            "started_at": START,
-            "ended_at": started,
-            "wall_s": round(started - START, 1),
-            "experiment": exp.model_dump(exclude_none=True),
-            "settings": {"host": "127.0.0.1", "threadpool_tokens": 40, "db_pool_size": 10},
-            "database": "embedded",
-            "reproduce": {"command": f"make loadtest PROFILE={files.experiment_toml}", "toml": text},
-            "versions": {"python": "synthetic"},
-            "machine": {"cpu_model": "synthetic", "cpu_count": CORES, "platform": "synthetic"},
-            "git": {"commit": None, "dirty": False},
-            "calibration": {"cpu_s_per_request": {str(w): CPU_S for w in works}},
-            "cells": records,
-        }
+        RunState.from_json(
+            {
+                "run_id": run_id,
+                "status": "complete",
+                "started_at": START,
+                "ended_at": started,
+                "wall_s": round(started - START, 1),
+                "experiment": exp.model_dump(exclude_none=True),
+                "settings": {"host": "127.0.0.1", "threadpool_tokens": 40, "db_pool_size": 10},
+                "database": "embedded",
+                "reproduce": {"command": f"make loadtest PROFILE={files.experiment_toml}", "toml": text},
+                "versions": {"python": "synthetic"},
+                "machine": {"cpu_model": "synthetic", "cpu_count": CORES, "platform": "synthetic"},
+                "git": {"commit": None, "dirty": False},
+                "calibration": {"cpu_s_per_request": {str(w): CPU_S for w in works}},
+                "cells": records,
+            }
+        )
     )
     return files.path

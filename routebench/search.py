@@ -8,8 +8,8 @@ longer window. A confirmation that fails makes that rate a failing one and the s
 it. The search ends when a confirmation passes (MST = that rate, known to within the tolerance:
 the next rate up failed), when the rate passes at the search's upper bound (MST at least that),
 when a probe fails at its lower bound (MST below it), or when its probe budget is spent (nothing
-confirmed: the best passing rate is kept as an unconfirmed lower bound). Pure: the runner probes,
-this decides.
+confirmed: the best passing rate is kept as an unconfirmed lower bound). Pure: the capacity run
+(routebench.capacity_run) probes, this decides.
 """
 
 from __future__ import annotations
@@ -117,6 +117,15 @@ class Search:
             "bracket": [self.lo, upper],
             "best_unconfirmed_rps": self.lo,
             "below_rps": self.low_bound if self.lo is None and "lower bound" in self.outcome else None,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The search as capacity.json's ``searches`` entry holds it, so far."""
+        return {
+            "outcome": self.outcome or "running",
+            "probes": list(self.probes),
+            "start_rps": self.start,
+            **self.mst(),
         }
 
     @staticmethod
