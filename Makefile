@@ -16,12 +16,14 @@ ARGS ?=
 APP_FLAGS = $(if $(APP),--app '$(APP)') $(if $(APP_DIR),--app-dir '$(APP_DIR)') $(if $(ROUTES),--routes '$(ROUTES)') \
 	$(if $(LOCUSTFILE),--locustfile '$(LOCUSTFILE)')
 
-.PHONY: help test serve loadtest capacity ui bench clean lock
+.PHONY: help lint test test-fast test-stack test-slow serve loadtest capacity ui bench clean lock
 
 help:
 	@echo "make loadtest  run the $(PROFILE) experiment matrix headless and write a report"
 	@echo "              APP=module:attribute APP_DIR=DIR: your own app, each route probed and given a verdict"
-	@echo "make test      ruff, mypy, then the test suite (real Gunicorn, Locust, PostgreSQL)"
+	@echo "make test      ruff, mypy, then every tier of the suite, as CI runs it"
+	@echo "make test-fast the fast tier: no server, no browser, no sleep (under a minute)"
+	@echo "make test-stack / test-slow  the real-stack tier / the slow tier (faults, capacity, timing)"
 	@echo "make serve     run the target stack in the foreground (ARGS='--workers 4')"
 	@echo "make capacity  per style, the highest load that holds p99 < 250 ms (under 10 minutes)"
 	@echo "make ui        the target stack plus Locust's web UI on 127.0.0.1:8089"
@@ -34,12 +36,29 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# Lint, format and type checks first (seconds), then the suite.
-test: $(STAMP)
+# The suite's tiers (tests/conftest.py says which test is in which): fast (no server, no browser,
+# no sleep), stack (the real stack, Locust, Chromium), slow (fault matrix, capacity, timing).
+FAST := not stack and not browser and not slow
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(ARGS)
+
+# Lint, format and type checks first (seconds), then every tier: the fast one first, so a plain
+# mistake fails in a minute, not after the real-stack tests.
+# With ARGS naming some tests, a tier they leave empty is no failure (pytest's exit 5).
+test: lint
+	$(BIN)/python -m pytest -m "$(FAST)" $(ARGS) || [ $$? = 5 -a -n "$(ARGS)" ]
+	$(BIN)/python -m pytest -m "not ($(FAST))" $(ARGS) || [ $$? = 5 -a -n "$(ARGS)" ]
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "$(FAST)" $(ARGS)
+
+test-stack: $(STAMP)
+	$(BIN)/python -m pytest -m "(stack or browser) and not slow" $(ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(ARGS)
 
 serve: $(STAMP)
 	$(BIN)/routebench serve $(APP_FLAGS) $(ARGS)

@@ -18,6 +18,34 @@ from target_app.settings import Settings
 WAIT_MS = 100  # d for the real-stack tests: long enough to dwarf loopback and scheduling noise
 
 
+# The suite's tiers (README, "Development"; each a make verb):
+#   fast   no server, no browser, no sleep: deterministic, seconds   make test-fast
+#   stack  the real stack, Locust or Chromium                       make test-stack
+#   slow   the fault matrix, capacity runs, and tests that time      make test-slow
+#          real sleeps or compare two measurements
+# ``stack`` is marked in each module that starts the real processes; a test that takes the
+# ``browser`` fixture is marked ``browser`` here; ``slow`` is given by module, in this one list.
+SLOW_MODULES = frozenset(
+    {
+        "tests/test_fault_matrix.py",
+        "tests/test_faults.py",
+        "tests/test_capacity_run.py",
+        "tests/test_reuse.py",
+        "tests/test_inprocess.py",
+        "tests/test_stalls.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        if Path(item.path).resolve().relative_to(root).as_posix() in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
 def stack_settings(**overrides: object) -> Settings:
     base: dict[str, object] = {"workers": 2, "database_url": None, "telemetry_interval_ms": 20}
     base.update(overrides)
