@@ -78,6 +78,7 @@ def run_json(results: Path) -> dict:  # type: ignore[type-arg]
 
 ONE_CELL = """
 name = "fault"
+calibrate = false
 duration_s = 14
 warmup_s = 2
 users = [10]
@@ -199,6 +200,7 @@ def _connections(p: psutil.Process) -> list:  # type: ignore[type-arg]
 
 TWO_CELLS = """
 name = "two"
+calibrate = false
 duration_s = 5
 warmup_s = 1
 users = [5]
