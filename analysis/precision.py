@@ -75,7 +75,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from analysis.repeats import t_quantile
+from analysis.student_t import t_quantile  # not analysis.repeats: it loads pandas
 
 CONFIDENCE = 0.95
 MIN_BATCHES = 5  # fewer batches: no interval

@@ -5,17 +5,21 @@ the interval is mean ± t(0.975, n-1) x sd / sqrt(n). For roughly normal per-rep
 covers the true mean 95% of the time at any n >= 2 (wide at small n, honestly); a percentile bootstrap
 at n = 2 or 3 covers it only about half to three quarters of the time. One repeat gives no interval.
 
-Student's t distribution is computed here (regularised incomplete beta function), so the project
-needs no scipy: :func:`t_two_sided_p` and :func:`t_quantile` serve :mod:`analysis.compare` too.
+Student's t distribution comes from :mod:`analysis.student_t` (no scipy, and no pandas, so a Locust
+process can take a t-quantile too); :func:`t_two_sided_p` and :func:`t_quantile` are named here as well
+for :mod:`analysis.compare` and :mod:`analysis.capacity`.
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+
+# Re-exported: analysis.compare and analysis.capacity take t's tail probability from here.
+from analysis.student_t import t_quantile as t_quantile
+from analysis.student_t import t_two_sided_p as t_two_sided_p
 
 # Everything that makes two cells different. The last three are in the summary table only from the
 # runs that record them: :func:`shape_keys` uses those present.
@@ -55,71 +59,6 @@ def shape_keys(table: pd.DataFrame) -> list[str]:
 def metrics_in(table: pd.DataFrame) -> list[str]:
     """The metrics ``table`` (a summary table) has, in display order: always rps, p95 and p99."""
     return [m for m in METRICS if m in REQUIRED_METRICS or m in table.columns]
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10_000):
-        for aa in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + aa * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + aa / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_two_sided_p(t: float, df: float) -> float:
-    """P(|T| >= |t|) for Student's t with ``df`` (> 0, not necessarily whole) degrees of freedom."""
-    if math.isnan(t) or not df > 0:
-        return math.nan
-    if math.isinf(t):
-        return 0.0
-    return betainc(df / 2.0, 0.5, df / (df + t * t))
-
-
-@lru_cache(maxsize=1024)
-def t_quantile(prob: float, df: float) -> float:
-    """The ``prob`` quantile of Student's t with ``df`` degrees of freedom (bisection on the CDF)."""
-    if not 0.0 < prob < 1.0 or not df > 0:
-        return math.nan
-    if prob == 0.5:
-        return 0.0
-    tail = 2.0 * min(prob, 1.0 - prob)  # the two-sided tail probability at the quantile's |t|
-    low, high = 0.0, 1.0
-    while t_two_sided_p(high, df) > tail:
-        low, high = high, high * 2.0
-    for _ in range(200):
-        mid = (low + high) / 2.0
-        if t_two_sided_p(mid, df) > tail:
-            low = mid
-        else:
-            high = mid
-        if high - low < 1e-12 * max(1.0, high):
-            break
-    q = (low + high) / 2.0
-    return q if prob > 0.5 else -q
 
 
 def t_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:

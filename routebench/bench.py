@@ -26,6 +26,7 @@ from hdrh.histogram import HdrHistogram
 
 from analysis.rundir import CellDir, CellRecord, RunDir, RunHeader, RunState, write_json
 from locustfiles.capture import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
+from locustfiles.plugin.options import Options
 from routebench import experiment
 from routebench.launcher import REPO, Stack, StackError
 from routebench.locust_cluster import LOCUSTFILE, LoadSpec, LocustCluster
@@ -79,7 +80,7 @@ def locust(
         wait_ms=wait_ms,
         locustfile=PLAIN_LOCUSTFILE if plain else LOCUSTFILE,
     )
-    cluster = LocustCluster(spec, workers, extra_args=[] if capture else ["--rb-no-capture"])
+    cluster = LocustCluster(spec, workers, extra_args=[] if capture else Options(no_capture=True).argv())
     with cluster:
         cluster.wait(timeout=seconds + 60)
     import pandas as pd

@@ -18,13 +18,15 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
 import psutil
 
 from analysis.rundir import CellDir
+from locustfiles.plugin.options import DEFAULT, Options
+from locustfiles.plugin.plan import ROUTES_ENV
 from routebench import stopping
 from routebench.launcher import (
     REPO,
@@ -37,7 +39,6 @@ from routebench.launcher import (
     spawn,
     wait_for,
 )
-from routebench.routes import ROUTES_ENV
 
 LOCUSTFILE = REPO / "locustfiles" / "route_styles.py"
 CPU_WARNING = 90.0  # Locust warns above this per generator process
@@ -82,8 +83,8 @@ class LoadSpec:
     out_dir: Path
     run_time_s: float | None = None  # None: run until stopped (web UI)
     warmup_s: float = 0.0
-    model: str = "closed"
-    arrival_rate: float = 10.0
+    model: str = DEFAULT.model
+    arrival_rate: float = DEFAULT.rate
     wait_ms: int | None = None
     work: int | None = None
     fanout: int | None = None
@@ -94,6 +95,24 @@ class LoadSpec:
     tail_s: float = 0.0  # open model: the run's last seconds load without measuring (--rb-tail)
     routes_file: Path | None = None  # your app's routes (routebench.routes): one user class each
 
+    def options(self) -> Options:
+        """routebench's options for this load (locustfiles.plugin.options: their one spelling)."""
+        run_time = self.run_time_s or 0.0
+        return Options(
+            wait_ms=self.wait_ms,
+            work=self.work,
+            fanout=self.fanout,
+            model=self.model,
+            rate=self.arrival_rate,
+            warmup_s=self.warmup_s,
+            tail_s=self.tail_s,
+            run_time_s=run_time,
+            out=str(self.out_dir),
+            precision=self.precision,
+            max_run_time_s=self.max_run_time_s or run_time,
+            default_classes=tuple(self.default_classes),
+        )
+
     def form(self) -> dict[str, str | list[str]]:
         """One driven test as Locust's ``POST /swarm`` form: Locust's fields and our options (the
         web UI sets any option it is sent, keeping its type)."""
@@ -103,17 +122,7 @@ class LoadSpec:
             "spawn_rate": str(self.users),
             "host": self.target_url,
             "user_classes": self.user_classes,
-            "rb_out": str(self.out_dir),
-            "rb_warmup": f"{self.warmup_s:g}",
-            "rb_model": self.model,
-            "rb_rate": f"{self.arrival_rate:g}",
-            "rb_ms": "" if self.wait_ms is None else str(self.wait_ms),
-            "rb_work": "" if self.work is None else str(self.work),
-            "rb_k": "" if self.fanout is None else str(self.fanout),
-            "rb_run_time": f"{self.run_time_s:g}",
-            "rb_precision": f"{self.precision:g}",
-            "rb_max_run_time": f"{self.max_run_time_s or self.run_time_s:g}",
-            "rb_tail": f"{self.tail_s:g}",
+            **self.options().form(),
         }
 
 
@@ -134,6 +143,19 @@ class LocustCluster(StartedAndStopped):
     cpu_at: dict[int, list[float]] = field(default_factory=dict, init=False)  # when each reading was taken
     _probes: dict[int, psutil.Process] = field(default_factory=dict, init=False)
     _seen: str = field(default="its web API did not answer", init=False)
+
+    def master_options(self) -> Options:
+        """routebench's options on the master's command line. Headless: the test's own. Driven: the
+        session's, each test's own come in its form. Web UI: the session's, and the classes ticked."""
+        test = self.spec.options()
+        session = replace(test, run_time_s=0.0, tail_s=0.0, precision=0.0, max_run_time_s=0.0, default_classes=())
+        if self.driven:
+            return replace(session, driven=True)
+        if self.web_port is not None:
+            return replace(session, default_classes=test.default_classes)
+        if self.spec.run_time_s is None:
+            return session
+        return replace(session, run_time_s=test.run_time_s, tail_s=test.tail_s)
 
     def master_argv(self) -> list[str]:
         s = self.spec
@@ -159,36 +181,23 @@ class LocustCluster(StartedAndStopped):
             "--csv",
             str(CellDir(s.out_dir).locust_prefix),
             "--csv-full-history",
-            "--rb-out",
-            str(s.out_dir),
-            "--rb-warmup",
-            str(s.warmup_s),
-            "--rb-model",
-            s.model,
-            "--rb-rate",
-            str(s.arrival_rate),
+            *self.master_options().argv(),
             "--loglevel",
             "WARNING",
             "--stop-timeout",
             "0",
         ]
-        for flag, value in (("--rb-ms", s.wait_ms), ("--rb-work", s.work), ("--rb-k", s.fanout)):
-            if value is not None:
-                argv += [flag, str(value)]
         if self.driven:
-            argv += ["--web-host", "127.0.0.1", "--web-port", str(self.web_port), "--class-picker", "--rb-driven"]
+            argv += ["--web-host", "127.0.0.1", "--web-port", str(self.web_port), "--class-picker"]
             return argv + self.extra_args
         if self.web_port is None:
             argv += ["--headless", "--only-summary", "--expect-workers-max-wait", str(int(self.expect_timeout_s))]
             if s.run_time_s is not None:
-                # The locustfile stops the test itself, collects every worker's final report and
-                # quits; Locust's own run time is only a backstop (it quits without waiting).
-                argv += ["--rb-run-time", f"{s.run_time_s:g}", "-t", f"{s.run_time_s + RUN_TIME_BACKSTOP_S:g}s"]
-                argv += ["--rb-tail", f"{s.tail_s:g}"]
+                # The locustfile stops the test itself (--rb-run-time), collects every worker's final
+                # report and quits; Locust's own run time is only a backstop (it quits without waiting).
+                argv += ["-t", f"{s.run_time_s + RUN_TIME_BACKSTOP_S:g}s"]
         else:
             argv += ["--web-host", self.bind_host, "--web-port", str(self.web_port), "--class-picker"]
-            if s.default_classes:
-                argv += ["--rb-default-classes", ",".join(s.default_classes)]
         return argv + self.extra_args + s.user_classes
 
     def worker_command(self, master_host: str | None = None) -> list[str]:

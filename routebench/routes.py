@@ -20,11 +20,11 @@ the schema into routes:
       json = { name = "x" }            # a JSON body
       skip = true                      # leave a found route out
 
-Each route becomes one Locust user class (``locustfiles/route_styles.py`` reads the plan from the
-run directory) whose request name is the route: its path template for GET, ``METHOD path``
-otherwise. The plan also lists every route left out and why, for the report. Or your own
-locustfile (:func:`locustfile_plan`): each of its user classes is one route, its requests named by
-the class.
+Each route becomes one Locust user class whose request name is the route: its path template for GET,
+``METHOD path`` otherwise (the Locust side reads the plan from the run directory:
+:mod:`locustfiles.plugin.plan` owns the route record and the plan's environment variable). The
+plan also lists every route left out and why, for the report. Or your own locustfile
+(:func:`locustfile_plan`): each of its user classes is one route, its requests named by the class.
 """
 
 from __future__ import annotations
@@ -35,41 +35,16 @@ import re
 import subprocess
 import sys
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from locustfiles.plugin.plan import AppRoute, RoutesError, load_user_classes
+
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 DESCRIBE_TIMEOUT_S = 90.0
 LIFESPAN_TIMEOUT_S = 30.0  # the app's startup, run once before any load (a server waits as long)
-ROUTES_ENV = "ROUTEBENCH_ROUTES"  # the plan's file, for the Locust processes
-
-
-class RoutesError(ValueError):
-    """Routes that cannot be loaded, said in one line."""
-
-
-@dataclass(frozen=True)
-class AppRoute:
-    """One route of your app as a Locust user sends it."""
-
-    id: str  # the request name: "/items/{item_id}", or "POST /items"
-    method: str
-    template: str  # the path as the schema names it
-    path: str  # with its path parameters filled in: what is sent
-    query: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    json: Any = None
-    source: str = "openapi"  # or "routes file"
-    class_name: str = ""
-    params: tuple[str, ...] = ()  # no routebench work-size parameter applies (the catalogue's do)
-
-    @property
-    def description(self) -> str:
-        return f"{self.method} {self.path}" + (
-            f"?{'&'.join(f'{k}={v}' for k, v in self.query.items())}" if self.query else ""
-        )
 
 
 def route_id(method: str, template: str) -> str:
@@ -288,10 +263,6 @@ def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict
     return {"routes": [asdict(r) for r in routes], "left_out": said}
 
 
-def routes_of(plan_doc: dict[str, Any]) -> list[AppRoute]:
-    return [AppRoute(**{**r, "params": tuple(r.get("params", ()))}) for r in plan_doc.get("routes", [])]
-
-
 def describe(app: str, app_dir: Path, out: Path) -> dict[str, Any]:
     """Import ``app`` in a child process (in ``app_dir``, with this environment) and read its
     OpenAPI schema: ``{"openapi": schema or None, "kind": its type}``. A one-line RoutesError when
@@ -395,33 +366,9 @@ def _describe_here(app: str, app_dir: str, out: str) -> None:
     Path(out).write_text(json.dumps(result, default=str))
 
 
-def load_user_classes(path: Path) -> dict[str, Any]:
-    """Your locustfile's user classes (not abstract, with tasks), by name, in the order it defines
-    them: imported here as Locust would (in a Locust process, or the child of :func:`locustfile_plan`)."""
-    import importlib.util
-
-    from locust import User
-
-    spec = importlib.util.spec_from_file_location("routebench_your_locustfile", path)
-    if spec is None or spec.loader is None:
-        raise RoutesError(f"--locustfile {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.resolve().parent))
-    spec.loader.exec_module(module)
-    return {
-        name: cls
-        for name, cls in vars(module).items()
-        if isinstance(cls, type)
-        and issubclass(cls, User)
-        and cls.__module__ == module.__name__
-        and not cls.__dict__.get("abstract", False)
-        and getattr(cls, "tasks", None)
-    }
-
-
 def locustfile_plan(path: Path, out: Path) -> dict[str, Any]:
     """Your own locustfile instead of routes: each of its user classes is one "route" of the probe,
-    every request it sends named by the class (the harness of ``locustfiles/route_styles.py``)."""
+    every request it sends named by the class (locustfiles.plugin.users wraps them)."""
     if not path.is_file():
         raise RoutesError(f"--locustfile {path}: no such file")
     try:

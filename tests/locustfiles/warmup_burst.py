@@ -16,10 +16,10 @@ from locust import task
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from locustfiles import route_styles  # noqa: E402  (registers routebench's listeners)
-from locustfiles.route_styles import USER_CLASSES, StyleUser  # noqa: E402
+from locustfiles.plugin.users import StyleUser  # noqa: E402
 from target_app import catalogue  # noqa: E402
 
-SleepAsyncAwait = USER_CLASSES["sleep/async-await"]
+SleepAsyncAwait = route_styles.USER_CLASSES["sleep/async-await"]
 MARGIN_S = 0.4  # a 50 ms request sent this long before the window opens has finished by then
 
 
@@ -28,7 +28,7 @@ class WarmupBurst(StyleUser):
 
     @task
     def burst(self) -> None:
-        opens = route_styles.window.measure_from
+        opens = route_styles.state.window.measure_from
         if opens is not None and time.time() < opens - MARGIN_S:
             self.client.get(self.style.path, name=self.style.id)
         else:

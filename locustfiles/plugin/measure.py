@@ -1,0 +1,130 @@
+"""What a Locust process with users does for each test: open its window, record each response,
+censor what the close catches in flight, and send its histograms to the master.
+
+The master never sends its clock: each process opens its own window ``warmup_s`` after it hears of
+the test (``rb_window``), resets Locust's stats there, and closes it when the test stops. Exact
+latencies go to locustfiles.capture; what counts is decided in locustfiles.plugin.window. A worker
+then sends a final report, marked so, for the master to know when every report is in.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gevent
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from locustfiles.plugin.state import ProcessState
+from locustfiles.plugin.window import INTENDED, admit, close, opened
+
+CAPTURE_KEY = "rb_capture"  # a worker report's histograms, in Locust's report data
+
+
+def open_window(process: ProcessState, environment: Environment, message: dict[str, Any]) -> None:
+    """A new test: this process's window opens ``warmup_s`` after now, on its own clock, and each
+    style starts a fresh schedule; Locust's own stats are cleared when the window opens."""
+    now = time.time()
+    window = process.window = opened(message, now, getattr(environment.runner, "client_id", ""))
+    process.in_flight.clear()
+    process.waiting.clear()
+    process.schedules.clear()
+    process.capture.reset()
+    test, measure_from = window.test, window.measure_from
+    assert measure_from is not None
+
+    def reset() -> None:
+        # Warm-up is over: Locust's own numbers start from here, like ours (ours never held any).
+        if process.window.test != test or environment.runner is None:
+            return
+        early = measure_from - time.time()
+        if early > 0:  # a timer may fire a moment early: Locust would count warm-up responses
+            gevent.spawn_later(early, reset)
+            return
+        environment.runner.stats.reset_all()
+        process.window.locust_reset = True
+
+    gevent.spawn_later(max(0.0, measure_from - time.time()), reset)
+
+
+def on_request(
+    process: ProcessState,
+    name: str,
+    response_time: float,
+    exception: Any,
+    context: dict[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    """Locust's ``request``: a response of one of our classes, recorded if its window says so."""
+    options = process.options
+    if options.no_capture or name not in process.user_classes:
+        return
+    now = time.time()
+    admission = admit(process.window, now, response_time, (context or {}).get(INTENDED), options.open_model)
+    if admission.counter:
+        process.capture.count(name, admission.counter)
+    if admission.micros is None:
+        return
+    if not process.window.locust_reset:
+        # Recorded here, then cleared from Locust's stats by the reset still to run: the
+        # cross-check of the two counts allows for exactly these.
+        process.capture.count(name, "before_locust_reset")
+    process.capture.record(name, admission.micros, now, kind="failed" if exception else "ok")
+
+
+def close_window(process: ProcessState, environment: Environment) -> None:
+    """The load stops now: every request this process has in flight, and in the open model every
+    due start it has not sent, enters the distribution as a censored sample at its elapsed time."""
+    window = process.window
+    if window.measure_from is None or window.closed_at is not None:
+        return
+    now = window.closed_at = time.time()
+    options = process.options
+    if options.no_capture:
+        return
+    running = getattr(environment.runner, "user_classes_count", {}) or {}
+    # A style with no user here: this process offered none of its starts.
+    schedules = {
+        style: process.schedule(style) for style, cls in process.user_classes.items() if running.get(cls.__name__)
+    }
+    closing = close(
+        window, now, options.open_model, list(process.in_flight.values()), list(process.waiting.values()), schedules
+    )
+    for name, micros in closing.censored:
+        process.capture.record(name, micros, now, kind="censored")
+    for name, counter, n in closing.counts:
+        process.capture.count(name, counter, n)
+
+
+def attach_capture(process: ProcessState, client_id: str, data: dict[str, Any]) -> None:
+    """Locust's ``report_to_master``: this worker's histograms since its last report go with it,
+    tagged with the test they were recorded in, so a report that arrives late (after the next test
+    of a web-UI session began) is not counted in the wrong test."""
+    window = process.window
+    data[CAPTURE_KEY] = {**process.capture.take(), "test": window.test, "final": window.final, "taken_at": time.time()}
+
+
+def keep_warmup_out_of_locusts_stats(process: ProcessState, client_id: str, data: dict[str, Any]) -> None:
+    """A worker's report sent before its own window opened carries warm-up requests in Locust's
+    stats. The master reset its stats at its own window's start, a moment earlier (it sent the
+    delay first), so such a report can land after that reset and be counted in the window.
+    Sent empty instead: Locust's counts then cover the window, as the exact ones do."""
+    window = process.window
+    if window.measure_from is None or window.closed_at is not None or time.time() >= window.measure_from:
+        return
+    from locust.stats import StatsEntry
+
+    runner = process.environment.runner if process.environment is not None else None
+    if runner is None:
+        return
+    data["stats"] = []
+    data["stats_total"] = StatsEntry(runner.stats, "Aggregated", None).serialize()  # type: ignore[arg-type]
+    data["errors"] = {}
+
+
+def send_final_report(process: ProcessState, runner: WorkerRunner) -> None:
+    """A worker's users are stopped: everything it measured (ours and Locust's stats) goes to the
+    master now, marked final, instead of waiting for the next periodic report."""
+    process.window.final = True
+    runner._send_stats()
