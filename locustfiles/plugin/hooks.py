@@ -50,10 +50,6 @@ def install() -> ProcessState:
                 WINDOW_MESSAGE, lambda environment, msg: measure.open_window(process, environment, msg.data)
             )
             runner.send_message(HELLO_MESSAGE, {"pid": os.getpid()})
-            # After Locust's own stats listener (the runner registered it before this event fired).
-            environment.events.report_to_master.add_listener(
-                functools.partial(measure.keep_warmup_out_of_locusts_stats, process)
-            )
             return
         if isinstance(runner, MasterRunner):
             runner.register_message(HELLO_MESSAGE, lambda environment, msg: lifecycle.on_hello(process, msg))

@@ -17,6 +17,7 @@ from typing import Any
 import gevent
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import StatsEntry
 
 from analysis.rundir import CellDir, write_json
 from locustfiles.plugin import stop
@@ -24,7 +25,7 @@ from locustfiles.plugin.measure import CAPTURE_KEY, open_window
 from locustfiles.plugin.record import Test
 from locustfiles.plugin.save import save_test
 from locustfiles.plugin.state import ProcessState
-from locustfiles.plugin.window import WINDOW_MESSAGE, measured_s, message
+from locustfiles.plugin.window import WINDOW_MESSAGE, counts_for_locust, measured_s, message
 
 WATCH_INTERVAL_S = 0.5
 FINAL_WAIT_S = 5.0  # how long the master waits for the workers' final reports after a stop
@@ -217,6 +218,14 @@ def on_worker_report(process: ProcessState, client_id: str, data: dict[str, Any]
     they were recorded in it; a final one noted."""
     payload = data.get(CAPTURE_KEY)
     test = process.test
+    if not counts_for_locust(payload, test.number if test is not None else None):
+        # Runs before Locust's own listener (ours was registered as the locustfile loaded, Locust's
+        # when the runner was made): the report's warm-up or other test's requests never reach
+        # Locust's stats, which then cover the window as the exact ones do.
+        runner = process.environment.runner if process.environment is not None else None
+        if runner is not None:
+            data["stats"], data["errors"] = [], {}
+            data["stats_total"] = StatsEntry(runner.stats, "Aggregated", None).serialize()  # type: ignore[arg-type]
     if not payload or test is None or payload.get("test") != test.number or test.saved:
         return
     process.capture.merge(payload, source=client_id)

@@ -14,7 +14,7 @@ from typing import Any
 
 import gevent
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from locustfiles.plugin.state import ProcessState
 from locustfiles.plugin.window import INTENDED, admit, close, opened
@@ -33,19 +33,34 @@ def open_window(process: ProcessState, environment: Environment, message: dict[s
     process.capture.reset()
     test, measure_from = window.test, window.measure_from
     assert measure_from is not None
+    if isinstance(environment.runner, MasterRunner):
+        # The master's stats hold only what workers report, and Locust cleared them as the test
+        # started; it merges a worker's stats only once that worker cleared its own for the window
+        # (lifecycle.on_worker_report). A timer here would also clear reports already in.
+        window.locust_reset = True
+        return
 
     def reset() -> None:
-        # Warm-up is over: Locust's own numbers start from here, like ours (ours never held any).
-        if process.window.test != test or environment.runner is None:
+        if process.window.test != test:
             return
         early = measure_from - time.time()
         if early > 0:  # a timer may fire a moment early: Locust would count warm-up responses
             gevent.spawn_later(early, reset)
             return
-        environment.runner.stats.reset_all()
-        process.window.locust_reset = True
+        clear_locusts_stats(process, environment)
 
+    # The first response at or past the window's start clears them too (on_request): a timer can
+    # run late on a busy machine, a response cannot come before its own listener.
     gevent.spawn_later(max(0.0, measure_from - time.time()), reset)
+
+
+def clear_locusts_stats(process: ProcessState, environment: Environment | None) -> None:
+    """Warm-up is over: Locust's own numbers start from here, like ours (ours never held any).
+    Once per window."""
+    if process.window.locust_reset or environment is None or environment.runner is None:
+        return
+    environment.runner.stats.reset_all()
+    process.window.locust_reset = True
 
 
 def on_request(
@@ -61,7 +76,13 @@ def on_request(
     if options.no_capture or name not in process.user_classes:
         return
     now = time.time()
-    admission = admit(process.window, now, response_time, (context or {}).get(INTENDED), options.open_model)
+    window = process.window
+    if not window.locust_reset and window.measure_from is not None and window.closed_at is None:
+        if now >= window.measure_from:
+            # Before Locust's own listener logs this response (ours was registered first): it and
+            # every later one are in Locust's count, none of the warm-up's.
+            clear_locusts_stats(process, process.environment)
+    admission = admit(window, now, response_time, (context or {}).get(INTENDED), options.open_model)
     if admission.counter:
         process.capture.count(name, admission.counter)
     if admission.micros is None:
@@ -102,25 +123,13 @@ def attach_capture(process: ProcessState, client_id: str, data: dict[str, Any]) 
     tagged with the test they were recorded in, so a report that arrives late (after the next test
     of a web-UI session began) is not counted in the wrong test."""
     window = process.window
-    data[CAPTURE_KEY] = {**process.capture.take(), "test": window.test, "final": window.final, "taken_at": time.time()}
-
-
-def keep_warmup_out_of_locusts_stats(process: ProcessState, client_id: str, data: dict[str, Any]) -> None:
-    """A worker's report sent before its own window opened carries warm-up requests in Locust's
-    stats. The master reset its stats at its own window's start, a moment earlier (it sent the
-    delay first), so such a report can land after that reset and be counted in the window.
-    Sent empty instead: Locust's counts then cover the window, as the exact ones do."""
-    window = process.window
-    if window.measure_from is None or window.closed_at is not None or time.time() >= window.measure_from:
-        return
-    from locust.stats import StatsEntry
-
-    runner = process.environment.runner if process.environment is not None else None
-    if runner is None:
-        return
-    data["stats"] = []
-    data["stats_total"] = StatsEntry(runner.stats, "Aggregated", None).serialize()  # type: ignore[arg-type]
-    data["errors"] = {}
+    data[CAPTURE_KEY] = {
+        **process.capture.take(),
+        "test": window.test,
+        "final": window.final,
+        "taken_at": time.time(),
+        "locust_reset": window.locust_reset,  # whether Locust's stats in this report are the window's
+    }
 
 
 def send_final_report(process: ProcessState, runner: WorkerRunner) -> None:

@@ -203,3 +203,15 @@ def close(
             (style, "unsent_at_stop", len(unsent)),
         ]
     return out
+
+
+def counts_for_locust(payload: dict[str, Any] | None, test: int | None) -> bool:
+    """Whether a worker report's share of Locust's own stats belongs to test number ``test``: only
+    when the worker had cleared its stats for this test's window when it took the report. Before
+    that, the report carries warm-up requests (however late the worker's clearing timer fired on a
+    busy machine), and a report of another test carries that test's. The exact capture records
+    nothing before the window either, and counts what it recorded in the window before the clearing
+    (``before_locust_reset``), so the two counts cover the same requests."""
+    if payload is None:
+        return True  # not a worker of ours: nothing to say about its stats
+    return test is not None and payload.get("test") == test and bool(payload.get("locust_reset"))
