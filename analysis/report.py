@@ -20,7 +20,6 @@ from analysis import (
     answers,
     bottleneck,
     capacity,
-    charts,
     findings,
     precision,
     profiles,
@@ -497,6 +496,10 @@ def _extreme(table: pd.DataFrame, col: str, pick: Any) -> dict[str, Any]:
 
 
 def build_context(a: Analysis) -> dict[str, Any]:
+    # Bokeh takes a third of a second to import: only what renders a page pays for it (a command
+    # that stops on bad input answers at once).
+    from analysis import charts
+
     colors = charts.style_colors(a.table["style"])
     # The first three compare styles measured alone; a run without such cells (a web-UI test of
     # several classes at once) gets no empty frames, and the page says why.
