@@ -39,6 +39,9 @@ $(STAMP): pyproject.toml constraints.txt
 # The suite's tiers (tests/conftest.py says which test is in which): fast (no server, no browser,
 # no sleep), stack (the real stack, Locust, Chromium), slow (fault matrix, capacity, timing).
 FAST := not stack and not browser and not slow
+# The fast tier shares nothing between tests (no server, no port held, no sleep): one process per
+# core. The other tiers run one test at a time: two load tests at once would measure each other.
+FAST_PYTEST := $(BIN)/python -m pytest -n 2 -m "$(FAST)"
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -48,11 +51,11 @@ lint: $(STAMP)
 # mistake fails in a minute, not after the real-stack tests.
 # With ARGS naming some tests, a tier they leave empty is no failure (pytest's exit 5).
 test: lint
-	$(BIN)/python -m pytest -m "$(FAST)" $(ARGS) || [ $$? = 5 -a -n "$(ARGS)" ]
+	$(FAST_PYTEST) $(ARGS) || [ $$? = 5 -a -n "$(ARGS)" ]
 	$(BIN)/python -m pytest -m "not ($(FAST))" $(ARGS) || [ $$? = 5 -a -n "$(ARGS)" ]
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "$(FAST)" $(ARGS)
+	$(FAST_PYTEST) $(ARGS)
 
 test-stack: $(STAMP)
 	$(BIN)/python -m pytest -m "(stack or browser) and not slow" $(ARGS)
