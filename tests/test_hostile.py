@@ -41,9 +41,13 @@ def test_hostile_batch_gets_4xx_and_the_stack_still_serves(stack: Stack) -> None
     assert len(responses) == len(HOSTILE) * 5 + 5
     codes = sorted({r.status_code for r in responses})
     assert all(400 <= c < 500 for c in codes), codes
-    # 60 rejected requests: none of them waited, so the batch is quick even on a busy machine.
+    # 60 rejected requests: none of them waited. One accepted would sleep (ms up to 1e9, or the
+    # padded ones' 5 ms each on the loop) or time out at the client's 10 s; the rejections take a
+    # few ms each, so 5 s is ten times what a busy machine needs.
     assert elapsed < 5
-    # The workers are free: a normal request, and health, answer promptly.
+    # The workers are free: a normal request, and health, answer promptly. A worker still tied up
+    # by a hostile request would hold this one for that request's whole sleep; 1 s is 100 of its
+    # own 10 ms wait.
     t0 = time.perf_counter()
     assert httpx.get(stack.target_url + "/sleep/async-await", params={"ms": 10}).status_code == 200
     assert time.perf_counter() - t0 < 1

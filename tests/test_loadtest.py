@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from analysis.load import load_run
+from analysis.rundir import CellDir
 from analysis.summary import summarise
 from locustfiles.capture import load_histogram
 from target_app import catalogue
@@ -37,6 +38,9 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     started = time.monotonic()
     done = routebench_cli("run", "smoke", "--results", str(results))
     assert done.returncode == 0, done.stderr[-2000:]
+    # No wait on a timeout: the smoke run is 2 cells of 1 + 6 s and a few seconds of calibration
+    # probes (fixed, whatever the CPU), plus starting its processes (about 10 s here, so a CPU six
+    # times slower still passes); a server drain awaited in vain costs 30 s more per cell.
     assert time.monotonic() - started < 90
     (run_dir,) = results.iterdir()
     return run_dir
@@ -84,9 +88,13 @@ def test_run_metadata_is_complete(smoke_run: Path) -> None:
 def test_blocking_in_async_p99_is_far_above_async_await(smoke_run: Path) -> None:
     table = summarise(load_run(smoke_run)).set_index("style")
     good, bad = table.loc["sleep/async-await"], table.loc["sleep/blocking-in-async"]
-    # U=10 users, W=2 loops, d=50 ms: theory says about U*d/W = 250 ms against about 50 ms.
+    # U=10 users, W=2 loops, d=50 ms: theory says about U*d/W = 250 ms against about 50 ms. Each
+    # loop serves its users' requests one at a time, so the fuller loop's (at least U/W = 5 users)
+    # take 5 d each, whatever the CPU; async-await's take d plus overheads (2.5x fails only past 2 d).
     assert bad["p99_ms"] > 2.5 * good["p99_ms"]
-    assert bad["rps"] < good["rps"] / 2
+    # Two loops each held d per request serve at most W/d = 40/s (10% for the requests begun before
+    # the window and answered in it); async-await's 10 users near U/d = 200/s.
+    assert bad["rps"] < 2 / 0.05 * 1.1 and bad["rps"] < good["rps"] / 2
     assert (smoke_run / "summary.md").is_file()
 
 
@@ -94,8 +102,11 @@ def test_the_stall_detector_names_the_blocking_line_and_clears_async_await(smoke
     table = summarise(load_run(smoke_run)).set_index("style")
     bad, good = table.loc["sleep/blocking-in-async"], table.loc["sleep/async-await"]
     # 10 users on 2 loops, each request a 50 ms time.sleep on the loop: the loops are stuck nearly
-    # all the window; async-await's loops only await.
-    assert bad["blocked_share"] > 0.5 and good["blocked_share"] < 0.02
+    # all the window. async-await's loops only await: no stall in the app's own code (one there
+    # needs a line that holds the loop), and what the loops' own code shows (the OS keeping a loop
+    # off a busy CPU past the 20 ms threshold) stays a small fraction of blocking-in-async's.
+    assert bad["blocked_share"] > 0.5
+    assert good["own_code_share"] < 0.02 and good["blocked_share"] < bad["blocked_share"] / 4, good
     line = next(
         n
         for n, text in enumerate((REPO / "target_app/routes/sleep.py").read_text().splitlines(), 1)
@@ -156,7 +167,12 @@ def test_ctrl_c_keeps_finished_cells_and_leaves_no_process(tmp_path: Path) -> No
                     if cells and cells[0]["status"] == "ok" and cells[1]["status"] == "running":  # type: ignore[index]
                         break
                 time.sleep(0.2)
-            time.sleep(4)  # well inside the second cell: stack and Locust are up
+            # Well inside the second cell: its test started (the master wrote its window), so its
+            # stack and Locust are up, with seconds of the cell to go.
+            cells = state.get("cells") or []
+            second = CellDir(runs[0].parent / cells[1]["dir"]) if len(cells) > 1 else None  # type: ignore[arg-type, index]
+            while second is not None and not second.window.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
             family = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
             now = json.loads(runs[0].read_text()) if runs else {}
             assert len(family) >= 6, (
@@ -224,6 +240,7 @@ def test_web_ui_lists_every_style_records_and_stops_cleanly(ui: tuple[subprocess
 
 OPEN_MODEL = """
 name = "open"
+calibrate = false
 duration_s = 5
 warmup_s = 1
 model = "open"
@@ -247,26 +264,42 @@ def test_open_model_counts_latency_from_the_intended_start(tmp_path: Path) -> No
     (run_dir,) = (tmp_path / "results").iterdir()
     table = summarise(load_run(run_dir)).set_index("style")
     good, bad = table.loc["sleep/async-await"], table.loc["sleep/blocking-in-async"]
-    # Scheduled: about 60/s, whatever the server does with them (5 s window).
-    assert 0.7 * 60 * 5 < good["requests"] < 1.3 * 60 * 5
-    assert good["p50_ms"] < 150 and good["late_starts"] < 0.1 * good["requests"]
+    # async-await keeps up: its latency is d plus the overheads (3 d leaves 100 ms of them at the
+    # median), and its starts are late only when the generator's own loop falls 10 ms behind (its
+    # 40 users are free: about rate x d = 3 requests are in flight).
+    assert good["p50_ms"] < 3 * 50 and good["late_starts"] < 0.1 * good["requests"]
     # The offered load outruns W/d: starts fall behind the schedule, and since latency counts from
-    # the intended start, the growing backlog shows in full (seconds, against about d).
+    # the intended start, the growing backlog shows in full. Sending 40 of the 60 starts due each
+    # second, the start being sent at t s into the schedule was due at 2t/3: after the warm-up's
+    # 1 s and the window's 5 s, the latest is 2 s behind, against about d for async-await.
     assert bad["late_starts"] > 0.3 * bad["requests"]
-    assert bad["p99_ms"] > 10 * good["p99_ms"] and bad["p99_ms"] > 1000
+    assert bad["p99_ms"] > 1000 and bad["p99_ms"] > 10 * good["p99_ms"]
     # What the schedule offered is counted whether or not it was sent or finished: 60/s over the
-    # window (the two workers' schedules interleave, each at 30/s), offered = sent + unsent.
+    # window (the two workers' schedules interleave, each at 30/s), offered = sent + unsent. Each
+    # worker counts its own window, from when it heard of the test to when it heard of the stop;
+    # the master's differs by those messages' delivery: 2% of the window is 100 ms of it, plus one
+    # start per worker at either end.
     run = load_run(run_dir)
     exact = {c["styles"][0]: run.data[c["id"]].exact for c in run.cells}
     for style, body in exact.items():
         e, window = body["requests"][style], body["stopped_at"] - body["measure_from"]
         assert abs(e["offered"] - 60 * window) <= 2 + 0.02 * 60 * window, (style, e["offered"], window)
         assert e["offered"] == e["sent"] + e["unsent_at_stop"]
+        # Every offered start is in the distribution once: completed, or censored at the close.
+        assert e["count"] + e["failures"] + e["censored"] == e["offered"], (style, e)
     g, b = (
         exact["sleep/async-await"]["requests"]["sleep/async-await"],
         exact["sleep/blocking-in-async"]["requests"]["sleep/blocking-in-async"],
     )
-    assert g["unsent_at_stop"] <= 2 and g["censored"] <= 10 and {"50", "95"}.isdisjoint(g["at_least"])
+    # async-await's unsent starts are only the moment's backlog at the stop: those due while the
+    # generator's loop was busy stopping (Locust's stop does work, such as inspecting its caller's
+    # stack, before our close runs), so a busy CPU leaves more (1 to 4 here, 8 on another machine).
+    # A backlog that grew through the window, as blocking-in-async's does below, leaves a third of
+    # the schedule; 5% of it is 250 ms of a stopping loop, far beyond a moment. Censored adds what
+    # was in flight, about rate x d = 3 (Little's law): 10% stays far from blocking-in-async's 40%,
+    # and the median exact.
+    assert g["unsent_at_stop"] <= 0.05 * g["offered"], g
+    assert g["censored"] <= 0.1 * g["offered"] and "50" not in g["at_least"], g
     # 60/s offered to a 40/s route: a third of the schedule never finished in the window. Those
     # requests stay in the distribution, censored at their elapsed time, so p99 is a lower bound.
     assert b["censored"] == b["unsent_at_stop"] + b["inflight_at_stop"] > 0.15 * b["offered"]

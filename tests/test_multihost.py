@@ -15,11 +15,21 @@ from pathlib import Path
 
 import pytest
 
+from analysis.rundir import CellDir
+from locustfiles.plugin.stop import REPORT_INTERVAL_S
+
 pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBNET = "10.213.77"
 HOSTS = {"target": 1, "master": 2, "w1": 3, "w2": 4}
+# w2's link is cut once the window has been open this long: each worker has sent the master a few
+# reports of its samples by then (they report every REPORT_INTERVAL_S).
+CUT_AFTER_S = 3 * REPORT_INTERVAL_S
+# Locust's master calls a worker missing after 3 heartbeats unheard (one a second, checked each
+# second): the cut must leave the window that long, so that the loss lands in it.
+MISSING_AFTER_S = 4
+WINDOW_S = 16  # the cut at 3 s, w2 missing by 7 s: 9 s to spare for a busy machine
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -94,6 +104,24 @@ def net() -> Iterator[Net]:
         n.down()
 
 
+def window_open_for(results: Path, seconds: float, deadline_s: float) -> dict[str, float] | None:
+    """The cell's window (analysis.rundir.CellDir.window, written by the Locust master as the test
+    starts) once it has been open for ``seconds``; None if that did not come within ``deadline_s``
+    (the master, its workers and the target start on a machine that may be busy)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        cells = [CellDir(d) for run in results.glob("*") if run.is_dir() for d in run.iterdir() if d.is_dir()]
+        for cell in cells:
+            try:
+                window: dict[str, float] = json.loads(cell.window.read_text())
+            except OSError:
+                continue  # not written yet (written whole: never half of it)
+            if time.time() >= window["measure_from"] + seconds:
+                return window
+        time.sleep(0.1)
+    return None
+
+
 def test_workers_on_two_hosts_and_a_cut_link(net: Net, tmp_path: Path) -> None:
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -121,7 +149,8 @@ def test_workers_on_two_hosts_and_a_cut_link(net: Net, tmp_path: Path) -> None:
 
         exp = tmp_path / "hosts.toml"
         exp.write_text(
-            'name = "hosts"\nduration_s = 16\nwarmup_s = 1\nusers = [10]\n[[groups]]\nstyles = ["sleep/async-await"]\n'
+            f'name = "hosts"\nduration_s = {WINDOW_S}\nwarmup_s = 1\nusers = [10]\n'
+            '[[groups]]\nstyles = ["sleep/async-await"]\n'
         )
         results = tmp_path / "results"
         master = net.run_in(
@@ -160,7 +189,9 @@ def test_workers_on_two_hosts_and_a_cut_link(net: Net, tmp_path: Path) -> None:
             procs.append(net.run_in(host, worker_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
         # Both hosts report for a while, then w2's link is cut mid-cell.
-        time.sleep(9)
+        window = window_open_for(results, CUT_AFTER_S, deadline_s=120)
+        assert window is not None, "the cell's window did not open within 120 s"
+        cut_at = time.time()
         ip("link", "set", net.root_link("w2"), "down")
         assert master.wait(120) == 0
     finally:
@@ -179,6 +210,9 @@ def test_workers_on_two_hosts_and_a_cut_link(net: Net, tmp_path: Path) -> None:
 
     (run_json,) = results.glob("*/run.json")
     cell = json.loads(run_json.read_text())["cells"][0]
+    # The cut fell in the window, early enough for the master to call w2 missing inside it.
+    window = json.loads(CellDir(run_json.parent / cell["dir"]).window.read_text())
+    assert window["measure_from"] + CUT_AFTER_S <= cut_at < window["stopped_at"] - MISSING_AFTER_S, (cut_at, window)
     # A worker on another host lost in the window: the cell keeps its numbers, degraded, and says whose.
     assert cell["status"] == "degraded"
     (said,) = cell["degraded_because"]

@@ -18,9 +18,11 @@ import pytest
 from rich.console import Console
 
 from analysis import precision
+from analysis.rundir import CellDir
 from routebench.experiment import Experiment
 from routebench.runner import Runner
 from target_app.settings import Settings
+from target_app.telemetry import HELD, read_dir
 
 pytestmark = pytest.mark.stack
 
@@ -45,7 +47,9 @@ def run(tmp_path: Path, name: str, groups: list[dict[str, Any]], reuse: bool) ->
     run_dir = runner.run()
     cells: list[dict[str, Any]] = json.loads((run_dir / "run.json").read_text())["cells"]
     for c in cells:
-        c["exact"] = json.loads((run_dir / c["dir"] / "exact.json").read_text())["requests"]
+        exact = json.loads(CellDir(run_dir / c["dir"]).exact.read_text())
+        c["exact"], c["stopped_at"] = exact["requests"], exact["stopped_at"]
+        c["telemetry"] = read_dir(CellDir(run_dir / c["dir"]).telemetry)
     return cells
 
 
@@ -69,10 +73,16 @@ def test_a_cell_after_a_blocking_one_on_a_reused_stack_matches_a_fresh_stack(tmp
     # One stack and one cluster served the reused run; the fresh run started one of each per cell.
     assert {c["stack"]["started"] for c in reused} == {1} and {c["stack"]["clusters"] for c in reused} == {1}
     assert [c["stack"]["started"] for c in fresh] == [1, 2, 3]
-    # The blocking cells left the loops a backlog; the runner waited for it before the next cell.
-    blocking = [c for c in reused if c["styles"] == ["sleep/blocking-in-async"]]
+    # The blocking cells left the loops a backlog (at the stop each of the 50 users had a request at
+    # the server: 25 a loop, 50 ms each, 1.25 s to serve); the runner waited for it before the next
+    # cell: its server evidence still held requests after the stop, and never once the next began.
     assert all(c["drain_s"] is not None for c in reused)
-    assert max(c["drain_s"] for c in blocking) > 0.3, [c["drain_s"] for c in blocking]
+    for c, after in zip(reused, reused[1:], strict=False):
+        if c["styles"] != ["sleep/blocking-in-async"]:
+            continue
+        held = [s["t"] for s in c["telemetry"] if s["t"] >= c["stopped_at"] and any(s.get(k) for k in HELD)]
+        assert held, "no backlog at the blocking cell's stop"
+        assert max(held) < after["started_at"], (max(held), after["started_at"])
 
     def metric(cells: list[dict[str, Any]], key: str) -> list[float]:
         out = []
@@ -117,18 +127,30 @@ def test_precision_driven_cells_stop_when_their_p99_is_precise_or_at_their_longe
     )
     quick, slow = cells
     assert quick["status"] == slow["status"] == "ok", cells
-    assert quick["stopped_by"] == "precision reached", quick
-    # The check stopped it on an interval within the target, over at least 15 whole seconds.
+    # How soon a p99 is known to +-5% is the machine's noise, not the code's: about 15 s on a quiet
+    # machine; a busy one's tail (another load beside it) may not settle in the 40 s. Either way
+    # the stop agrees with the check's own evidence (the rule alone: tests/locustfiles/test_stop.py).
     checked = quick["last_check"]["intervals"]["sleep/async-await"]
-    assert checked["batches"] >= precision.MIN_PRECISE_BATCHES and checked["half_width_rel"] <= 0.05, checked
+    precise = (
+        checked.get("batches", 0) >= precision.MIN_PRECISE_BATCHES and checked.get("half_width_rel", math.inf) <= 0.05
+    )
+    if quick["stopped_by"] == "precision reached":
+        # On an interval within the target, over at least 15 whole seconds, within the check's lag
+        # of having them and before its longest window.
+        assert precise, checked
+        assert precision.MIN_PRECISE_BATCHES <= quick["window_s"] < 40 - 2, quick["window_s"]
+    else:
+        # Never precise enough: it ran to its longest window (as the slow one below), the last
+        # check still too wide.
+        assert quick["stopped_by"] == "maximum window" and not precise, (quick["stopped_by"], checked)
+        assert 39.6 <= quick["window_s"] <= 40.6, quick["window_s"]
     # The final interval covers the whole window (a second or two more): it exists and holds the
     # p99; it may be wider than the check's, which the report then lists (not asserted: chance).
     interval = quick["p99_intervals"]["sleep/async-await"]
     assert interval["batches"] >= precision.MIN_PRECISE_BATCHES, interval
     assert interval["low_us"] <= quick["exact"]["sleep/async-await"]["percentiles_us"]["99"] <= interval["high_us"]
-    # It needed 15 whole seconds; it stopped within the check's lag of having them, before its longest
-    # window (40 s: a noisy machine's tail can take more than 25 s to be known to +-5%).
-    assert precision.MIN_PRECISE_BATCHES <= quick["window_s"] < 40 - 2, quick["window_s"]
+    # The longest window is 4 s: the master stops at that deadline (its check sleeps until then)
+    # and not before; 0.6 s past it would be its loop waking that late plus Locust's stop.
     assert slow["stopped_by"] == "maximum window" and 3.6 <= slow["window_s"] <= 4.6, slow
     assert slow["p99_intervals"]["sleep/blocking-in-async"]["batches"] == 0
     assert "reason" in slow["p99_intervals"]["sleep/blocking-in-async"]

@@ -27,6 +27,14 @@ def max_lag(telemetry_dir: Path, start: float, end: float) -> float:
     return max(lags)
 
 
+def written_past(telemetry_dir: Path, t: float, pids: list[int], deadline_s: float = 10.0) -> None:
+    """Wait until every one of ``pids`` has written a sample taken after ``t`` (the samplers write
+    every other sample: 40 ms apart here, later on a busy machine), at most ``deadline_s``."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline and not set(pids) <= {s["pid"] for s in read_dir(telemetry_dir, t)}:
+        time.sleep(0.02)
+
+
 def test_both_workers_serve(stack: Stack) -> None:
     assert len(stack.worker_pids()) == W
     pids = {httpx.get(stack.target_url + "/health").json()["pid"] for _ in range(40)}
@@ -38,28 +46,32 @@ def test_blocking_in_async_queues_per_worker_and_lags_the_loop(stack: Stack, tel
     t0 = time.time()
     async_wall, ok = asyncio.run(burst(stack.target_url, "/sleep/async-await", N, params))
     t1 = time.time()
-    time.sleep(0.3)  # let the samplers write a sample past the window
+    written_past(telemetry_dir, t1 + 0.1, stack.worker_pids())
     t2 = time.time()
     blocking_wall, blocked = asyncio.run(burst(stack.target_url, "/sleep/blocking-in-async", N, params))
     t3 = time.time()
-    time.sleep(0.5)
+    written_past(telemetry_dir, t3 + 0.3, stack.worker_pids())
     assert all(r.status_code == 200 for r in ok + blocked)
     print(
         f"burst {N} x {WAIT_MS} ms, W={W}: async-await {async_wall:.3f} s, "
         f"blocking-in-async {blocking_wall:.3f} s (predicted {N * D / W:.3f} s)"
     )
 
-    # N sleeps of d shared by W blocked loops cannot finish before N*d/W.
+    # N sleeps of d shared by W blocked loops cannot finish before N*d/W: the busier loop serves
+    # at least N/W of them one after another, whatever the CPU (10% for how the burst splits).
     assert blocking_wall >= 0.9 * N * D / W
-    # Overlapped waits: near d, and well under the blocked burst.
-    assert async_wall < 0.5 * N * D / W
-    assert async_wall < 4 * D
+    # Overlapped waits: waits that each held their loop could not have finished under N*d/W (a
+    # physical bound, 5x the burst's time here), so these overlapped.
+    assert async_wall < N * D / W
 
     lag_async = max_lag(telemetry_dir, t0, t1 + 0.1)
     lag_blocking = max_lag(telemetry_dir, t2, t3 + 0.3)
     print(f"max event-loop lag: async-await {lag_async:.1f} ms, blocking-in-async {lag_blocking:.1f} ms")
-    assert lag_blocking >= 0.8 * WAIT_MS  # the loop was held for at least about one d
-    assert lag_async < 0.5 * WAIT_MS
+    # A loop held for d = 100 ms is late by about that: the heartbeat (every 5 ms) could not run.
+    # The async-await loops were never held for a wait: their lag is the CPU's alone (handling the
+    # burst's requests, and a busy machine's scheduling), under the same line with 80 ms to spare.
+    assert lag_blocking >= 0.8 * WAIT_MS
+    assert lag_async < 0.8 * WAIT_MS
 
 
 def test_every_style_answers_with_real_postgres_and_upstream(stack: Stack) -> None:
@@ -123,14 +135,20 @@ def test_a_blocked_loop_cannot_hide_its_evidence(stack: Stack, telemetry_dir: Pa
     worker still reports every interval, with the lag growing and the request in flight."""
     t0 = time.time()
     r = httpx.get(stack.target_url + "/sleep/blocking-in-async", params={"ms": 1000}, timeout=10)
-    t1 = time.time()
     assert r.status_code == 200
-    time.sleep(0.3)
     pid = r.json()["pid"]
-    during = [s for s in read_dir(telemetry_dir) if s["pid"] == pid and t0 + 0.1 <= s["t"] <= t1 - 0.1]
+    # The loop is held from the request's arrival (after t0; within 100 ms of it) for 1000 ms, so
+    # from t0 + 0.1 to t0 + 0.9 whatever the response's way back costs the client.
+    start, end = t0 + 0.1, t0 + 0.9
+    written_past(telemetry_dir, end, [pid])
+    during = [s for s in read_dir(telemetry_dir) if s["pid"] == pid and start <= s["t"] <= end]
     interval_s = 0.020  # tests.conftest.stack_settings
-    # About (t1 - t0 - 0.2) / interval samples: a sampler on the loop would have written none.
-    assert len(during) >= 0.5 * (t1 - t0 - 0.2) / interval_s
+    # About (end - start) / interval samples: a sampler on the loop would have written none. Half
+    # of them: the sampler thread keeps its schedule (a late sample is taken at once) unless the
+    # OS keeps it off a CPU for 400 ms.
+    assert len(during) >= 0.5 * (end - start) / interval_s
+    # By t0 + 0.9 the loop has been held at least 800 ms: the last samples before it say so, less
+    # the time since the last of them.
     assert max(s["lag_ms"] for s in during) >= 700
     assert all(s["inflight"] >= 1 for s in during)
     assert during[-1]["served"].get("/sleep/blocking-in-async", 0) == during[0]["served"].get(

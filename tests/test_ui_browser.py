@@ -88,10 +88,20 @@ def test_the_form_as_it_comes_runs_without_failures_and_the_session_reports(
         assert "." in row[2], row  # exact, not Locust's whole milliseconds
     # The loops are stalled by time.sleep in blocking_in_async's route: the tab names the line, and
     # the whole server's worst lag shows it (the same on every row: the styles share the workers).
+    # Its 10 users always have a request on the 2 loops, each holding one for d = 50 ms: the loops
+    # are stalled most of the time (20% is far below), and a loop held for 50 ms lags at least
+    # about that (20 ms is far below too).
     blocking = tab["sleep/blocking-in-async"]
-    assert int(blocking[5].rstrip("%")) >= 20 and blocking[6].startswith("target_app/routes/sleep.py:")
+    blocked = int(blocking[5].rstrip("%"))
+    assert blocked >= 20 and blocking[6].startswith("target_app/routes/sleep.py:")
     assert blocking[6].endswith(" blocking_in_async") and float(blocking[7].replace(",", "")) > 20
-    assert tab["sleep/async-await"][5] == "0%" and tab["sleep/async-await"][6] == ""
+    # async-await's requests only await. A stall is charged to the route running when it was
+    # caught, so a loop the OS kept off a busy CPU while an async-await request was on it is
+    # charged to it ("1%" on a busy machine): its share stays a small fraction of blocking's, and
+    # whatever it has is never the blocking route's line.
+    awaiting = tab["sleep/async-await"]
+    assert int(awaiting[5].rstrip("%")) <= blocked / 4, (awaiting, blocking)
+    assert awaiting[6] != blocking[6] and not awaiting[6].endswith(" blocking_in_async"), awaiting
     page.get_by_role("button", name="Stop").click()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and requests_so_far(url)["state"] != "stopped":

@@ -5,8 +5,10 @@ route does. Then ``make ui APP=...``'s class picker, and the apps it cannot use:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -48,6 +50,21 @@ users = [30]
 
 def line_of(path: Path, text: str) -> int:
     return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def scoring_cpu_ms() -> float:
+    """What /recommendations' own code costs on this machine: the sample shop's scoring, timed
+    here in CPU time (the median of three)."""
+    spec = importlib.util.spec_from_file_location("shop_scoring", SAMPLE / "shop" / "scoring.py")
+    assert spec is not None and spec.loader is not None
+    scoring = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scoring)
+    times = []
+    for _ in range(3):
+        start = time.thread_time()
+        scoring.score(list(range(20)))
+        times.append((time.thread_time() - start) * 1000)
+    return statistics.median(times)
 
 
 def harness_processes() -> list[int]:
@@ -97,9 +114,15 @@ def test_each_route_gets_the_verdict_its_code_earns(shop_run: tuple[Any, Path, P
     prices = found["/prices"]["evidence"]
     assert prices["blocking_sites"][0]["site"] == f"shop/pricing.py:{sleeps} _fetch_from_bank"
     assert prices["blocking_sites"][0]["stack"][-1].startswith("shop/main.py:")
+    # 30 users on 2 loops, each request 30 ms of time.sleep on its loop: the loops are held most of
+    # the time, whatever the CPU (the rest of a request is well under a millisecond of it).
     assert prices["blocked_share"] > 0.5 and prices["threads_busy_max"] == 0
     assert found["/recommendations"]["evidence"]["blocking_sites"][0]["site"].startswith("shop/scoring.py:")
-    assert found["/recommendations"]["evidence"]["cpu_ms_per_request"] > 10
+    # Its server CPU per request is its scoring loop's, timed here: both CPU time on this machine,
+    # so a faster CPU lowers both (0.92 of it in a run here: the server's is read in the kernel's
+    # 10 ms ticks, and a core shared with another process runs either slower; half of it is still
+    # 50 times any other route's).
+    assert found["/recommendations"]["evidence"]["cpu_ms_per_request"] > 0.5 * scoring_cpu_ms()
     assert found["/orders/summary"]["evidence"]["threads_busy_max"] == 8
     # Its lifespan ran (every fourth call uses the state it set up fails on purpose: 25%, not 100%).
     assert 0.2 < found["/stock"]["evidence"]["error_share"] < 0.3
@@ -138,15 +161,28 @@ def test_your_app_is_served_with_its_environment_and_our_evidence(
         bodies = [httpx.get(stack.target_url + "/stock").json() for _ in range(3)]
         assert {"region": "test-region", "in_stock": 41} in bodies
         pids = stack.all_pids()
-        httpx.get(stack.target_url + "/prices")
-        time.sleep(0.5)
-    samples = [
-        json.loads(line) for f in (tmp_path / "telemetry").glob("worker-*.jsonl") for line in f.read_text().splitlines()
-    ]
-    assert {s["pid"] for s in samples} >= set(stack.worker_pids() or []) and samples
-    assert any("/stock" in (s.get("served") or {}) for s in samples)
-    sites = {site for s in samples for site in (s.get("sites") or {})}
-    assert f"shop/pricing.py:{line_of(SAMPLE / 'shop' / 'pricing.py', 'time.sleep(')} _fetch_from_bank" in sites
+        blocking_site = f"shop/pricing.py:{line_of(SAMPLE / 'shop' / 'pricing.py', 'time.sleep(')} _fetch_from_bank"
+
+        def samples() -> list[dict[str, Any]]:
+            return [
+                json.loads(line)
+                for f in (tmp_path / "telemetry").glob("worker-*.jsonl")
+                for line in f.read_text().splitlines()
+                if line.strip()
+            ]
+
+        # A /prices request blocks its loop 30 ms, the detector's threshold is 20 ms: on a busy
+        # machine one request may be caught by no poll, so send them until one is (10 s at most).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            httpx.get(stack.target_url + "/prices")
+            time.sleep(0.25)  # a sample or two of the telemetry (it writes every 20 ms here)
+            if any(blocking_site in (s.get("sites") or {}) for s in samples()):
+                break
+    seen = samples()
+    assert {s["pid"] for s in seen} >= set(stack.worker_pids() or []) and seen
+    assert any("/stock" in (s.get("served") or {}) for s in seen)
+    assert blocking_site in {site for s in seen for site in (s.get("sites") or {})}
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from analysis.report import MAX_REPORT_BYTES, analyse, build_context, publish
 from target_app import catalogue
+from tests.analysis.drawn import charts_drawn
 from tests.analysis.synthetic import build_run
 from tests.conftest import needs_chromium
 
@@ -37,7 +38,7 @@ def test_every_declared_chart_of_a_full_run_renders_without_a_console_message(
         "window.Bokeh !== undefined && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle", timeout=60_000
     )
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-    page.wait_for_timeout(1_000)
+    drawn = dict(charts_drawn(page))
     # The page's chart slots are exactly those the report declared.
     slots = page.evaluate("[...document.querySelectorAll('.chart')].map(c => c.dataset.chart)")
     assert sorted(slots) == sorted(declared)
@@ -48,16 +49,6 @@ def test_every_declared_chart_of_a_full_run_renders_without_a_console_message(
         .map(slot => slot.dataset.chart)""")
     assert sorted(roots) == sorted(declared)
     # Each slot holds a drawn canvas (Bokeh draws into canvases inside shadow roots).
-    drawn = page.evaluate("""Object.fromEntries([...document.querySelectorAll('.chart')].map(chart => {
-        const canvases = [];
-        const walk = (root) => root.querySelectorAll('*').forEach(e => {
-            if (e.tagName === 'CANVAS') canvases.push(e);
-            if (e.shadowRoot) walk(e.shadowRoot);
-        });
-        walk(chart);
-        const box = chart.getBoundingClientRect();
-        return [chart.dataset.chart, box.height > 100 && canvases.some(c => c.width > 0 && c.height > 0)];
-    }))""")
     assert {name for name, ok in drawn.items() if not ok} == set()
     # The decision table names each family's baseline and has a section per sleep shape.
     families = page.evaluate("""Object.fromEntries([...document.querySelectorAll('#decision tr.family')]
