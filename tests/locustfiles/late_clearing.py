@@ -1,6 +1,6 @@
 """routebench's user classes on a worker whose timers run late, as on a busy machine.
 
-Used by tests/test_locust_counts.py: the timer that clears Locust's own stats as the window opens
+Used by tests/test_capture.py: the timer that clears Locust's own stats as the window opens
 fires ``LATE_S`` after the window's start. Locust's count must still cover the window alone, as
 the exact count does (a report sent in between carries warm-up requests).
 """
