@@ -68,29 +68,33 @@ def finder(kind: str, run_pid: int, born_after: float = 0.0) -> Callable[[], psu
     ``born_after`` (this cell's, not the last cell's, which may still be stopping)."""
 
     def find() -> psutil.Process | None:
-        for p in descendants(run_pid):
-            if _born(p) < born_after:
-                continue
-            # By the module run (``python -m locust ...``), never by words anywhere in the command
-            # line: a child forked but not yet exec'd still carries the run's own, and this test's
-            # directory name ("...gunicorn_master...") is in it.
-            line, parent = cmdline(p), _ppid(p)
-            module = line.split(" -m ", 1)[1].split(" ", 1)[0] if " -m " in line else ""
-            if kind == "locust worker" and module == "locust" and "--worker" in line:
-                return p
-            if kind == "locust master" and module == "locust" and "--master" in line:
-                return p
-            if kind == "gunicorn master" and module == "gunicorn" and parent == run_pid:
-                return p
-            if kind == "server worker" and module == "gunicorn" and parent != run_pid:
-                return p
-            if kind == "postgres" and parent == run_pid and _name(p) == "postgres" and "-D" in line:
-                return p
-            if kind == "upstream" and module == "uvicorn" and "target_app.upstream" in line:
-                return p
-        return None
+        return next(iter(of_kind(kind, run_pid, born_after)), None)
 
     return find
+
+
+def of_kind(kind: str, run_pid: int, born_after: float) -> list[psutil.Process]:
+    """The run's descendants of ``kind`` started after ``born_after``."""
+    found = []
+    for p in descendants(run_pid):
+        if _born(p) < born_after:
+            continue
+        # By the module run (``python -m locust ...``), never by words anywhere in the command
+        # line: a child forked but not yet exec'd still carries the run's own, and this test's
+        # directory name ("...gunicorn_master...") is in it.
+        line, parent = cmdline(p), _ppid(p)
+        module = line.split(" -m ", 1)[1].split(" ", 1)[0] if " -m " in line else ""
+        is_kind = {
+            "locust worker": module == "locust" and "--worker" in line,
+            "locust master": module == "locust" and "--master" in line,
+            "gunicorn master": module == "gunicorn" and parent == run_pid,
+            "server worker": module == "gunicorn" and parent != run_pid,
+            "postgres": parent == run_pid and _name(p) == "postgres" and "-D" in line,
+            "upstream": module == "uvicorn" and "target_app.upstream" in line,
+        }[kind]
+        if is_kind:
+            found.append(p)
+    return found
 
 
 def _name(p: psutil.Process) -> str:
@@ -148,9 +152,34 @@ def kill_at(kind: str, moment: str, run_pid: int, results: Path, cell: int) -> f
     elif moment == "window":
         w = wait_for(lambda: _window(results, cell), 60, "the test's start")
         time.sleep(max(0.0, float(w["measure_from"]) + INTO_WINDOW_S - time.time()))
+    if kind == "server worker" and moment == "window":
+        # The one holding the most of the users' keep-alive connections: the kernel may have
+        # handed all of them to the other, and a worker with none loses no request.
+        find = busiest_server_worker(run_pid, started - 1.0)
     victim = wait_for(find, 60, kind)
     victim.send_signal(signal.SIGKILL)
     return time.time()
+
+
+def busiest_server_worker(run_pid: int, born_after: float) -> Callable[[], psutil.Process | None]:
+    """The server worker with the most open client connections (none while no worker has one)."""
+
+    def pick() -> psutil.Process | None:
+        held = {
+            w: sum(c.status == "ESTABLISHED" for c in _connections(w))
+            for w in of_kind("server worker", run_pid, born_after)
+        }
+        best = max(held, key=lambda w: held[w], default=None)
+        return best if best is not None and held[best] > 0 else None
+
+    return pick
+
+
+def _connections(p: psutil.Process) -> list[Any]:
+    try:
+        return p.net_connections("inet")
+    except psutil.Error:
+        return []
 
 
 # What each fault must leave: the cell's status, and words its reason or degradation names.
