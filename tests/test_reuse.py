@@ -61,10 +61,12 @@ def noise(a: list[float], b: list[float]) -> float:
 
 
 def test_a_cell_after_a_blocking_one_on_a_reused_stack_matches_a_fresh_stack(tmp_path: Path) -> None:
+    # The blocking cells are there for the backlog they leave (at the stop, each of the 50 users has a
+    # request queued on a blocked loop, whatever the window): 2 s windows will do.
     after_blocking = [
-        {"name": f"pair{r}", "styles": [style], "users": [users]}
+        {"name": f"pair{r}", "styles": [style], "users": [users], **({"duration_s": 2} if blocking else {})}
         for r in range(REPEATS)
-        for style, users in (("sleep/blocking-in-async", 50), ("sleep/async-await", 10))
+        for style, users, blocking in (("sleep/blocking-in-async", 50, True), ("sleep/async-await", 10, False))
     ]
     reused = run(tmp_path, "reused", after_blocking, reuse=True)
     fresh = run(tmp_path, "fresh", [{"styles": ["sleep/async-await"], "users": [10], "repeats": REPEATS}], reuse=False)
