@@ -334,7 +334,9 @@ WHY_RULE = (
 def why_view(a: Analysis) -> list[dict[str, Any]]:
     """Per family, per style measured alone: the evidence behind its latency, in words generated
     from the numbers (its cell at the highest user count, the last repeat)."""
-    cells = {c["id"]: c for c in a.cells}
+    # The cell as run.json has it (the generator's cores, its settings) with the server's evidence.
+    run_cells = {c["id"]: c for c in a.run.cells}
+    cells = {c["id"]: {**run_cells.get(c["id"], {}), **c} for c in a.cells}
     threshold = (a.run.meta.get("settings") or {}).get("stall_threshold_ms", 20)
     cores = (a.run.meta.get("machine") or {}).get("cpu_count")
     alone = a.table[~a.table["together"].astype(bool)]
@@ -422,7 +424,10 @@ def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float, cores: int
             else ""
         )
     elif bottleneck.loop_blocked(share):
-        limit = "its loops were held up outside its own code (waiting for the GIL other threads held)"
+        limit = (
+            "its loops were stalled, but mostly not at a call of its own (the event loop's own code, or "
+            "waiting for the GIL other threads held)"
+        )
     return "; ".join(said) + f". So {limit}."
 
 

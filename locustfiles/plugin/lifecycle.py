@@ -100,6 +100,8 @@ def stop_when_done(process: ProcessState, environment: Environment, test: Test) 
             if test.stopped_by:
                 break
             gevent.sleep(min(stop.CHECK_S, max(0.0, deadline - time.time())))
+        if not test.stopped_by and time.time() >= deadline:
+            test.stopped_by = stop.MAXIMUM_WINDOW  # stopped by another hand, its longest window reached
     else:
         test.stopped_by = stop.RUN_TIME
     if process.test is test and test.stopped_at is None:

@@ -36,8 +36,15 @@ def open_window(process: ProcessState, environment: Environment, message: dict[s
     if isinstance(environment.runner, MasterRunner):
         # The master's stats hold only what workers report, and Locust cleared them as the test
         # started; it merges a worker's stats only once that worker cleared its own for the window
-        # (lifecycle.on_worker_report). A timer here would also clear reports already in.
+        # (lifecycle.on_worker_report). Clearing them here too would drop reports already in.
         window.locust_reset = True
+
+        def window_starts() -> None:
+            # Locust's req/s divide by the time since its stats started: the window's, not the test's.
+            if process.window.test == test and environment.runner is not None:
+                environment.runner.stats.total.start_time = measure_from
+
+        gevent.spawn_later(max(0.0, measure_from - time.time()), window_starts)
         return
 
     def reset() -> None:
@@ -72,16 +79,17 @@ def on_request(
     **_: Any,
 ) -> None:
     """Locust's ``request``: a response of one of our classes, recorded if its window says so."""
-    options = process.options
-    if options.no_capture or name not in process.user_classes:
-        return
     now = time.time()
     window = process.window
     if not window.locust_reset and window.measure_from is not None and window.closed_at is None:
         if now >= window.measure_from:
             # Before Locust's own listener logs this response (ours was registered first): it and
-            # every later one are in Locust's count, none of the warm-up's.
+            # every later one are in Locust's count, none of the warm-up's. Any response: Locust's
+            # count covers the window whether or not the capture records it.
             clear_locusts_stats(process, process.environment)
+    options = process.options
+    if options.no_capture or name not in process.user_classes:
+        return
     admission = admit(window, now, response_time, (context or {}).get(INTENDED), options.open_model)
     if admission.counter:
         process.capture.count(name, admission.counter)

@@ -88,9 +88,30 @@ def test_both_readers_blame_the_apps_code_for_a_blocked_loop_by_the_same_rule() 
     mostly_own = why(style_row(blocked_share=0.3, own_code_share=0.16, **site))
     assert mostly_own.startswith("it blocks the event loop")
     elsewhere = why(style_row(blocked_share=0.9, own_code_share=0.25, **site))
-    assert elsewhere.startswith("its loops were held up outside its own code")
+    assert elsewhere.startswith("its loops were stalled, but mostly not at a call of its own")
     stalled = evidence(blocked_share=0.3, own_code_share=0.16, cores_used=0.1)
     assert findings.decide(LO, figures(50, 66.0, 750.0), stalled, [])[0] == "blocks-event-loop"
     assert findings.decide(LO, figures(50, 66.0, 750.0), {**stalled, "own_code_share": 0.1}, [])[0] != (
         "blocks-event-loop"
     )
+
+
+def test_the_reports_why_reads_the_generators_cores_from_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Why's usable cores take off what the load generator used, as the findings do: the cell
+    it is given must carry run.json's ``generator_cpu_cores`` beside the server's evidence."""
+    from analysis import report
+    from tests.conftest import FIXTURE_RUN
+
+    a = report.analyse(FIXTURE_RUN)
+    for c in a.run.cells:
+        c["generator_cpu_cores"] = 0.75
+    given: list[dict[str, Any]] = []
+
+    def spy(r: pd.Series, cell: dict[str, Any], threshold_ms: float, cores: int | None = None) -> str:
+        given.append(cell)
+        return "x"
+
+    monkeypatch.setattr(report, "why_text", spy)
+    report.why_view(a)
+    assert given and all(c.get("generator_cpu_cores") == 0.75 for c in given)
+    assert all("server_worker_deaths" in c for c in given)  # and the evidence is still there
