@@ -12,9 +12,10 @@ holds is the verdict (``RULES`` says them in the report's words):
    process lost, a final report missing).
 2. **errors**: ``FAILURE_SHARE`` or more of its responses, over its alone cells, failed.
 3. **blocks-event-loop**: at the highest count the event loops were stalled ``BLOCKED_SHARE`` or
-   more of the time, mostly in the app's own code, while each worker was on the CPU for less than
-   half of that share of its time and the CPU had room (under ``CPU_SATURATED`` of the cores the
-   server could use): the loop waited on a blocking call; it was not computing.
+   more of the time, mostly in the app's own code, while each worker was on the CPU (or its loop
+   waiting for one) for less than half of that share of its time and the CPU had room (under
+   ``CPU_SATURATED`` of the cores the server could use): the loop waited on a blocking call; it was
+   not computing.
 4. **cpu-bound**: it scaled less than ``SCALES`` of linear and its time is computation: its server
    CPU per request at the highest count is ``CPU_SHARE`` or more of its mean latency at the lowest
    (when that is known, not a lower bound), or the server's CPU ran out with the route costing more
@@ -36,6 +37,12 @@ holds is the verdict (``RULES`` says them in the report's words):
 What counts as blocked, exhausted or saturated (``BLOCKED_SHARE``, ``EXHAUSTED_SHARE``,
 ``CPU_SATURATED``) is analysis.bottleneck's, which the report's "Why" decides with too; the rules
 here add what a verdict needs besides: whether the route scaled, and whose CPU it was.
+
+The CPU the workers wanted is what they used plus what their loops waited for: the kernel's run
+queue wait of each loop thread (target_app.telemetry). A loop kept off the cores by another
+process on the machine (a build, a browser, a second load) is stalled without computing and
+without blocking; counting its wait as demand keeps such a route cpu-bound on a busy laptop, and a
+loop that sleeps in a blocking call waits for no CPU, so it is still caught.
 
 ``findings.json`` (``SCHEMA``) holds every route's verdict, the rule that decided it, its evidence
 and its latency figures, and the routes left out (routebench.routes).
@@ -80,8 +87,9 @@ RULES = [
     f"numbers are void (it broke one of: {', '.join(VOIDING)})",
     f"errors: {FAILURE_SHARE:.0%} or more of its responses failed (over its alone cells)",
     f"blocks-event-loop: at the highest user count the event loops were stalled {BLOCKED_SHARE:.0%} or more of the "
-    "time, mostly in the app's own code, while each worker was on the CPU for less than half of that share of its "
-    f"time and the CPU had room (under {CPU_SATURATED:.0%} of the cores the server could use)",
+    "time, mostly in the app's own code, while each worker was on the CPU (or its loop waiting for one, behind "
+    f"another process) for less than half of that share of its time and the CPU had room (under "
+    f"{CPU_SATURATED:.0%} of the cores the server could use)",
     f"cpu-bound: throughput scaled less than {SCALES:.0%} of linear from the lowest to the highest user count, and "
     f"its time is computation: the server's CPU per request at the highest count is {CPU_SHARE:.0%} or more of its "
     f"mean latency at the lowest, or the CPU ran out ({CPU_SATURATED:.0%} of the cores the server could use) with "
@@ -127,17 +135,18 @@ def _figures(r: pd.Series) -> dict[str, Any]:
     }
 
 
-def workers_cores(telemetry: pd.DataFrame, start: float, end: float) -> float | None:
+def workers_cores(telemetry: pd.DataFrame, start: float, end: float, column: str = "cpu_s") -> float | None:
     """Cores the server's workers used in [start, end]: each worker's CPU seconds over the span its
-    own samples cover there, summed (None without CPU readings)."""
-    if "cpu_s" not in telemetry.columns:
+    own samples cover there, summed (None without CPU readings). ``column`` names another of the
+    samples' clocks of seconds (``loop_cpu_s``, ``loop_wait_s``): the same sum of its rates."""
+    if column not in telemetry.columns:
         return None
     total, seen = 0.0, False
-    for _, g in telemetry.dropna(subset=["cpu_s"]).groupby("pid"):
+    for _, g in telemetry.dropna(subset=[column]).groupby("pid"):
         inside = g[(g["t"] >= start) & (g["t"] <= end)]
         span = float(inside["t"].iloc[-1] - inside["t"].iloc[0]) if len(inside) >= 2 else 0.0
         if span > 0:
-            total += float(inside["cpu_s"].iloc[-1] - inside["cpu_s"].iloc[0]) / span
+            total += float(inside[column].iloc[-1] - inside[column].iloc[0]) / span
             seen = True
     return round(total, 3) if seen else None
 
@@ -152,6 +161,10 @@ def route_evidence(run: Run, cell: dict[str, Any], row: pd.Series) -> dict[str, 
     machine = float(run.meta.get("machine", {}).get("cpu_count") or 1)
     workers = int(cell.get("server_workers") or 1)
     total = _num(data.telemetry["threads_total"].max()) if "threads_total" in data.telemetry else None
+    reporting = int(stalls.get("workers") or 0) or None
+    # The loop threads' time waiting for a CPU (runnable, not running), a worker's share: a loop
+    # that another process (or another worker) keeps off the cores is stalled, and not by the app.
+    waiting = workers_cores(data.telemetry, float(start or 0), float(end or 0), "loop_wait_s")
     blocked = _num(row["blocked_share"])
     sites = [
         {"site": s["site"], "share": round(float(s["share"]), 3), "ms": s["ms"], "stack": s.get("stack", [])}
@@ -173,7 +186,8 @@ def route_evidence(run: Run, cell: dict[str, Any], row: pd.Series) -> dict[str, 
         "cores_used": workers_cores(data.telemetry, float(start or 0), float(end or 0)),
         "cores_usable": round(usable_cores(workers, cell, machine), 3),
         "workers": workers,
-        "workers_reporting": int(stalls.get("workers") or 0) or None,
+        "workers_reporting": reporting,
+        "loop_cpu_wait_share": round(waiting / (reporting or workers), 3) if waiting is not None else None,
     }
 
 
@@ -220,17 +234,26 @@ def decide(
         if scales:
             return "fine", 7, f"{scaled}; no server evidence {at}"
         return "unknown", 8, f"{scaled}, and no server evidence (telemetry) {at} to say why"
-    # Each worker's share of wall time on the CPU (stalls are a share of each worker's time too).
-    on_cpu = cores / max(1, ev.get("workers_reporting") or ev["workers"])
-    saturated = cpu_saturated(cores, ev["cores_usable"])
-    # Stalled, and not computing: a worker on the CPU for less than half of its stalled time.
-    if blocked_in_own_code(blocked, ev["own_code_share"]) and on_cpu < blocked / 2 and not saturated:
+    # Each worker's share of wall time on the CPU (stalls are a share of each worker's time too),
+    # and its loop's share waiting for one (runnable, while another process or worker held the
+    # cores): together what it would have computed had the cores been its own. The CPU ran out
+    # when what the workers used and waited for reaches the cores they could use.
+    reporting = max(1, ev.get("workers_reporting") or ev["workers"])
+    on_cpu = cores / reporting
+    waiting = ev.get("loop_cpu_wait_share") or 0.0
+    saturated = cpu_saturated(cores + waiting * reporting, ev["cores_usable"])
+    used = f"{cores:.2f} of {ev['cores_usable']:.2f} cores" + (
+        f", their loops waiting for a CPU {waiting:.0%} of the time" if waiting >= 0.01 else ""
+    )
+    # Stalled, and not computing: a worker on the CPU, or waiting for one, less than half of its
+    # stalled time.
+    if blocked_in_own_code(blocked, ev["own_code_share"]) and on_cpu + waiting < blocked / 2 and not saturated:
         where = f" at {ev['blocking_sites'][0]['site']}" if ev["blocking_sites"] else ""
         return (
             "blocks-event-loop",
             3,
             f"the event loops were stalled {blocked:.0%} of the time {at}{where}, while each worker was on the CPU "
-            f"{on_cpu:.0%} of the time and the CPU had room ({cores:.2f} of {ev['cores_usable']:.2f} cores); {scaled}",
+            f"{on_cpu:.0%} of the time and the CPU had room ({used}); {scaled}",
         )
     floor = floor_cpu_ms if floor_cpu_ms else None  # a floor of 0 says nothing of what a request costs
     own_cost = floor is not None and cpu_ms > OWN_CPU_FACTOR * floor
@@ -242,8 +265,7 @@ def decide(
         return (
             "cpu-bound",
             4,
-            f"{scaled}; {cpu_ms:,.2f} ms of server CPU per request {at}{than}{against}; the workers used {cores:.2f} "
-            f"of the {ev['cores_usable']:.2f} cores they could",
+            f"{scaled}; {cpu_ms:,.2f} ms of server CPU per request {at}{than}{against}; the workers used {used}",
         )
     full = ev["threads_full_share"]
     if not scales and exhausted(full):
@@ -271,7 +293,7 @@ def decide(
         return (
             "fine",
             7,
-            f"{scaled}: the server's CPU ran out ({cores:.2f} of {ev['cores_usable']:.2f} cores) at "
+            f"{scaled}: the server's CPU ran out ({used}) at "
             f"{hi['rps']:,.0f} req/s with {cpu_ms:,.2f} ms of CPU per request, within {OWN_CPU_FACTOR:g}x the cheapest "
             f"other route's {floor:,.2f} ms: the machine's cap at that rate, not the route's code",
         )
@@ -279,12 +301,12 @@ def decide(
         return (
             "unknown",
             8,
-            f"{scaled}; the server's CPU ran out ({cores:.2f} of {ev['cores_usable']:.2f} cores), and no other route "
+            f"{scaled}; the server's CPU ran out ({used}), and no other route "
             "was measured to tell the route's own cost from what every request costs",
         )
     seen = [
         f"the loops were stalled {blocked:.0%} of the time",
-        f"the workers used {cores:.2f} of {ev['cores_usable']:.2f} cores",
+        f"the workers used {used}",
     ]
     if full is not None:
         seen.append(f"every threadpool token was in use in {full:.0%} of the samples")

@@ -25,7 +25,7 @@ import httpx
 import psutil
 
 from analysis.rundir import CellDir
-from locustfiles.plugin.options import DEFAULT, Options
+from locustfiles.plugin.options import DEFAULT, STATE_PATH, Options
 from locustfiles.plugin.plan import ROUTES_ENV
 from routebench import stopping
 from routebench.launcher import (
@@ -264,7 +264,7 @@ class LocustCluster(StartedAndStopped):
 
         def connected() -> bool:
             try:
-                body = httpx.get(f"{self.api}/stats/requests", timeout=2).json()
+                body = httpx.get(f"{self.api}{STATE_PATH}", timeout=2).json()
             except (httpx.HTTPError, ValueError):
                 return False
             workers = body.get("workers") or []
@@ -283,7 +283,7 @@ class LocustCluster(StartedAndStopped):
         ready again (Locust's state turns "stopped" once the workers stopped their users, a moment
         before each tells it is ready)."""
         try:
-            body = httpx.get(f"{self.api}/stats/requests", timeout=2).json()
+            body = httpx.get(f"{self.api}{STATE_PATH}", timeout=2).json()
         except (httpx.HTTPError, ValueError):
             return False
         ready = [w for w in body.get("workers") or [] if w.get("state") == "ready"]

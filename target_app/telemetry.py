@@ -5,7 +5,9 @@ ran. A sampler *thread* (not a task on the loop, so a blocked loop cannot thin o
 evidence) reads every ``interval_s``: the worst lateness since its last sample, or, if the loop
 has not turned since, how long it has been stuck (event-loop lag); AnyIO threadpool tokens in use;
 database pool connections in use and waiters; requests in flight; requests served per path; the
-process's CPU seconds; and, from :mod:`target_app.stalls`, the loop stalls that ended since the
+process's CPU seconds; the event loop's thread's own time on a CPU and time waiting for one (the
+kernel's run queue: a loop descheduled by another process is waiting, not blocked by the app); and,
+from :mod:`target_app.stalls`, the loop stalls that ended since the
 last sample (count, blocked ms, the call sites that blocked it). Samples stay in memory for
 ``GET /telemetry`` and, when a directory is configured, are appended as JSON lines to
 ``worker-<pid>.jsonl`` there.
@@ -88,6 +90,7 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._limiter: Any = None
+        self._schedstat: Path | None = None  # the loop thread's /proc schedstat, once the loop starts
         self._last_beat = time.monotonic()
         self._worst_late = 0.0  # the heartbeat's worst lateness since the last sample
         self.stalls = (
@@ -107,6 +110,7 @@ class Sampler:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
         self._limiter = anyio.to_thread.current_default_thread_limiter()  # this loop's own
+        self._schedstat = loop_schedstat(threading.get_native_id())
         self._last_beat = time.monotonic()
         self._loop.call_later(BEAT_S, self._beat, self._last_beat + BEAT_S)
         self._thread = threading.Thread(target=self._run, name="routebench-telemetry", daemon=True)
@@ -150,6 +154,7 @@ class Sampler:
             "threads_total": int(limiter.total_tokens) if limiter is not None else None,
             "inflight": self.inflight.count,
             "cpu_s": round(time.process_time(), 4),
+            **read_schedstat(self._schedstat),
             "served": served,
             **db,
             **(self.stalls.drain() if self.stalls is not None else {}),
@@ -184,6 +189,25 @@ class Sampler:
         with self._lock:
             samples = [s for s in self.samples if s["t"] > since]
         return {"pid": self.pid, "interval_ms": round(self.interval_s * 1000), "samples": samples}
+
+
+def loop_schedstat(tid: int) -> Path | None:
+    """The kernel's scheduler statistics of thread ``tid`` of this process, when it keeps them
+    (Linux with schedstats: /proc/self/task/<tid>/schedstat)."""
+    path = Path(f"/proc/self/task/{tid}/schedstat")
+    return path if read_schedstat(path) else None
+
+
+def read_schedstat(path: Path | None) -> dict[str, float]:
+    """The thread's time on a CPU and time runnable but waiting for one, in seconds since it began
+    (``loop_cpu_s``, ``loop_wait_s``); empty where the kernel does not say."""
+    if path is None:
+        return {}
+    try:
+        on_cpu_ns, waiting_ns, _ = path.read_text().split()
+    except (OSError, ValueError):
+        return {}
+    return {"loop_cpu_s": round(int(on_cpu_ns) / 1e9, 4), "loop_wait_s": round(int(waiting_ns) / 1e9, 4)}
 
 
 WORKER_GLOB = "worker-*.jsonl"  # every worker's samples in a telemetry directory

@@ -11,6 +11,8 @@ One contract, three spellings, all made here from :class:`Options`:
 The web UI's start form is checked here too (:func:`check_form`): a value the target would reject is
 refused with the reason before any load is sent. Neither Locust nor gevent is imported: the runner
 uses this module.
+
+A driven master also answers the runner at :data:`STATE_PATH` (locustfiles.plugin.webui serves it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from typing import Any
 # How an option travels. The work sizes travel as text: Locust's web UI posts every field as a string
 # and converts it to the option's type, so an int option would turn an emptied field into a crash.
 # Empty means "the server's default"; anything else is checked against the target's bounds.
+# The master's runner state and its workers', uncached: Locust's /stats/requests keeps its answer
+# two seconds (its DEFAULT_CACHE_TIME), so a worker that just connected or a test that just stopped
+# is not yet there.
+STATE_PATH = "/routebench/state"
+
 SIZE = "size"  # int | None, as text ("" for None)
 NUMBER = "number"  # float
 TEXT = "text"  # str

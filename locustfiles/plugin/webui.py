@@ -17,7 +17,7 @@ from typing import Any
 from locust.env import Environment
 
 from analysis.rundir import RunDir
-from locustfiles.plugin.options import check_form
+from locustfiles.plugin.options import STATE_PATH, check_form
 from locustfiles.plugin.save import save_test
 from locustfiles.plugin.state import ProcessState
 from target_app import stalls
@@ -123,6 +123,18 @@ def extend(process: ProcessState, environment: Environment) -> None:
 
     web_ui.template_args["extended_tabs"] = [{"title": "routebench", "key": "routebench"}]
     web_ui.template_args["extended_tables"] = [{"key": "routebench", "structure": LIVE_COLUMNS}]
+
+    @app.route(STATE_PATH)
+    @web_ui.auth_required_if_enabled
+    def _runner_state() -> Any:
+        runner = environment.runner
+        clients = getattr(runner, "clients", {})
+        return jsonify(
+            {
+                "state": runner.state if runner is not None else None,
+                "workers": [{"id": w.id, "state": w.state} for w in clients.values()],
+            }
+        )
 
     @app.after_request
     def _routebench_tab(response: Any) -> Any:

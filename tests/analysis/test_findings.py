@@ -118,6 +118,25 @@ def test_more_workers_than_cores_is_still_computing_not_blocking() -> None:
     assert verdict(figures(1, 33.0, 30.0), FLAT, ev) == "cpu-bound"
 
 
+def test_a_computing_loop_kept_off_the_cores_by_another_process_is_not_blocking() -> None:
+    """A CPU hog beside the server: each of 2 workers computes 40% of the time and its loop waits
+    for a core 55% of it; stalled all the time, but by computation that the cores could not run."""
+    ev = evidence(blocked_share=1.0, own_code_share=1.0, cores_used=0.8, cores_usable=1.5, cpu_ms_per_request=28.0)
+    assert verdict(figures(1, 25.0, 40.0), FLAT, ev) == "blocks-event-loop"  # no run-queue evidence
+    queued = {**ev, "loop_cpu_wait_share": 0.55}
+    assert verdict(figures(1, 25.0, 40.0), FLAT, queued) == "cpu-bound"
+    # With the lowest count's mean only a bound, the CPU it used and waited for (0.8 + 2 x 0.55
+    # cores of 1.5) says it ran out: 90x the cheapest route's CPU per request is the route's own.
+    bound = {**figures(1, 25.0, 40.0), "at_least": ["mean"]}
+    name, _, why = findings.decide(bound, FLAT, queued, [], floor_cpu_ms=0.3)
+    assert name == "cpu-bound" and "waiting for a CPU 55%" in why
+    assert verdict(bound, FLAT, {**ev, "loop_cpu_wait_share": 0.1}) == "unknown"
+    # Waiting for a core a little while does not excuse a loop that sleeps most of its time.
+    sleeping = {**ev, "cores_used": 0.1, "cpu_ms_per_request": 0.4, "loop_cpu_wait_share": 0.05}
+    name, _, why = findings.decide(LO, FLAT, sleeping, [])
+    assert name == "blocks-event-loop" and "waiting for a CPU 5%" in why
+
+
 def test_no_server_evidence_claims_nothing() -> None:
     bare = evidence(blocked_share=None, cores_used=None, cpu_ms_per_request=None)
     name, rule, why = findings.decide(LO, FLAT, bare, [])
