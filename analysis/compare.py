@@ -1,15 +1,28 @@
 """Two runs, cell shape by cell shape and metric: did it get better, worse, or can we not tell?
 
-The test, stated: with at least ``MIN_REPEATS`` repeats on both sides, Welch's t-test on the
-per-repeat values (two-sided, unequal variances) at ``ALPHA`` = 0.05, so between two runs of the
-same (roughly normal) distribution at most 5% of the shape-metric pairs come out better or worse.
-Not significant reads "same": no change this test could see at this n.
+Each shape and metric is tested, two-sided, at ``ALPHA`` = 0.05:
 
-With fewer repeats on either side no test has a stated false-positive rate, and the verdict is
-"inconclusive" unless the relative change exceeds a noise floor: ``NOISE_FACTOR`` times the widest
-relative spread (max - min) / mean of that metric among the repeated shapes of the two runs. When
-neither run repeated any shape there is nothing to measure the floor from: the caller's ``noise``
-(the relative change to count, e.g. 0.10) is used if given, else every such row is inconclusive.
+- with at least ``MIN_REPEATS`` repeats on both sides, Welch's t-test on that shape's own per-repeat
+  values (unequal variances);
+- with fewer, a t-test on the relative difference of the two means, against the repeat-to-repeat
+  noise of that metric pooled over every shape repeated in either run (its relative standard
+  deviation, with the degrees of freedom its repeats give): one repeat against one is tested too,
+  at the stated rate, as long as some shape was repeated. The noise of one shape is taken to be,
+  relative to its mean, that of the others (the rate holds as far as that does);
+- when neither run repeated any shape, the caller's ``noise`` is taken as that relative standard
+  deviation (an assumption, stated in the basis); without it the row is inconclusive.
+
+Over the whole compare, the Benjamini-Hochberg procedure at ``ALPHA`` decides which tests count: a
+row is better or worse only if it is among those the procedure keeps. Between two runs of the same
+distribution every flag is false, and the procedure keeps any at all with a probability of at most
+``ALPHA`` (for tests independent or positively dependent, as rows sharing one pooled noise are):
+the whole compare then prints "no difference" at least 95% of the time, whatever its number of
+rows; each row alone is flagged at most ``ALPHA`` of the time. Not significant reads "same": no
+change these tests could see at this n.
+
+All of that holds as far as the repeats' noise within a run is the noise between the runs. What
+within-run repeats cannot show is noise between runs (another day, another machine state): two
+runs of the same code differ by it too, and a change smaller than it is not the code's.
 """
 
 from __future__ import annotations
@@ -25,7 +38,6 @@ from analysis.repeats import SHAPE, t_two_sided_p
 
 ALPHA = 0.05
 MIN_REPEATS = 3
-NOISE_FACTOR = 2.0
 METRICS = {
     "rps": "higher",
     "mean_ms": "lower",
@@ -37,15 +49,17 @@ METRICS = {
 VERDICTS = ("better", "worse", "same", "inconclusive")
 
 TEST_METHOD = (
-    f"Welch's t-test on the per-repeat values (two-sided), alpha = {ALPHA:g}: at most {ALPHA:.0%} false "
-    f"positives between runs of the same distribution; used when both sides have at least {MIN_REPEATS} repeats"
+    f"Welch's t-test on the per-repeat values (two-sided, alpha = {ALPHA:g}) when both sides have at least "
+    f"{MIN_REPEATS} repeats; with fewer, a t-test of the relative difference against the metric's "
+    "repeat-to-repeat noise pooled over every shape repeated in either run (its relative sd and degrees of "
+    f"freedom). Over the whole compare, Benjamini-Hochberg at {ALPHA:g}: between runs of the same distribution, "
+    f"any false better/worse at all at most {ALPHA:.0%} of the time, each row at most {ALPHA:.0%}, as far as the "
+    "noise between repeats of a run is the noise between the runs"
 )
-MIN_FLOOR = 0.02  # no floor below 2%: two or three repeats can agree by chance far closer than that
 FLOOR_METHOD = (
-    f"Below {MIN_REPEATS} repeats on either side: inconclusive unless the relative change exceeds a noise "
-    f"floor of {NOISE_FACTOR:g} x the relative spread (max - min) / mean of that cell shape's own repeats "
-    f"(at least {MIN_FLOOR:.0%}); a shape repeated on neither side has no measured floor: the given "
-    "--noise decides, else it is inconclusive. No stated false-positive rate"
+    "A shape with too few repeats is tested against the noise pooled from the shapes that were repeated; when "
+    "neither run repeated any shape, --noise is taken as the relative sd of one measurement (an assumption), "
+    "else the row is inconclusive"
 )
 COLUMNS = [
     "metric",
@@ -63,31 +77,47 @@ COLUMNS = [
 
 
 @dataclass(frozen=True)
-class Floor:
-    """The noise floor of one metric: a relative change, and where it came from."""
+class Noise:
+    """The repeat-to-repeat noise of one metric: a relative standard deviation of one measurement,
+    its degrees of freedom (None: assumed, not measured), and where it came from."""
 
-    value: float | None
+    rel_sd: float | None
+    df: float | None
     source: str
 
 
-def floor_of(r: dict[str, Any], metric: str, noise: float | None) -> Floor:
-    """The floor a change of ``metric`` in the merged row ``r`` must exceed below MIN_REPEATS: from
-    this shape's own repeats on either side, else the given noise, else none."""
-    spreads = []
-    for side in "ab":
-        n = r.get(f"{metric}_n_{side}", 0)
-        low, high, mean = (r.get(f"{metric}_{k}_{side}", math.nan) for k in ("min", "max", "mean"))
-        if isinstance(n, (int, float)) and n >= 2 and mean and math.isfinite(high - low):
-            spreads.append((high - low) / abs(mean))
-    if spreads:
-        widest = max(spreads)
-        return Floor(
-            max(MIN_FLOOR, NOISE_FACTOR * widest),
-            f"{NOISE_FACTOR:g} x {widest:.1%}, the spread of this shape's repeats (at least {MIN_FLOOR:.0%})",
-        )
+def pooled_noise(merged: list[dict[str, Any]], metric: str, noise: float | None) -> Noise:
+    """The metric's relative sd pooled over every shape with two repeats or more on either side
+    (each weighted by its n - 1), else the given ``noise`` (assumed), else none."""
+    ss, dof = 0.0, 0
+    for r in merged:
+        for side in "ab":
+            n = r.get(f"{metric}_n_{side}", 0)
+            sd, mean = r.get(f"{metric}_sd_{side}", math.nan), r.get(f"{metric}_mean_{side}", math.nan)
+            if isinstance(n, (int, float)) and n >= 2 and math.isfinite(sd) and math.isfinite(mean) and mean:
+                ss += (int(n) - 1) * (sd / abs(mean)) ** 2
+                dof += int(n) - 1
+    if dof:
+        rel = math.sqrt(ss / dof)
+        return Noise(rel, float(dof), f"pooled relative sd {rel:.1%} over {dof} degrees of freedom of the repeats")
     if noise is not None:
-        return Floor(noise, "given (--noise): this shape was repeated on neither side")
-    return Floor(None, "none: this shape was repeated on neither side and no --noise was given")
+        return Noise(noise, None, f"assumed relative sd {noise:.1%} (--noise): no shape was repeated")
+    return Noise(None, None, "no shape was repeated in either run and no --noise was given")
+
+
+def benjamini_hochberg(p_values: pd.Series, level: float = ALPHA) -> pd.Series:
+    """Which of ``p_values`` (NaN: no test) the Benjamini-Hochberg procedure keeps at ``level``: the
+    k smallest, k the largest rank whose p-value is at most k / m x level, m the tests made."""
+    tested = p_values.dropna().sort_values()
+    m = len(tested)
+    kept = pd.Series(False, index=p_values.index)
+    if not m:
+        return kept
+    below = tested.to_numpy() <= level * np.arange(1, m + 1) / m
+    if below.any():
+        k = int(np.nonzero(below)[0].max()) + 1
+        kept[tested.index[:k]] = True
+    return kept
 
 
 def _metrics(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
@@ -108,9 +138,10 @@ def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b:
 def compare(a: pd.DataFrame, b: pd.DataFrame, noise: float | None = None) -> pd.DataFrame:
     """``a`` and ``b`` are :func:`analysis.repeats.aggregate` tables; one row per shared shape and
     metric: the shape keys, ``metric``, ``a``, ``b`` (means), ``change`` ((b - a) / a), ``n_a``,
-    ``n_b``, ``p_value`` (Welch's, else NaN), ``verdict`` (better, worse, same, inconclusive),
-    ``significant`` (better or worse), ``basis`` (the test or floor, alpha and n, in words) and
-    ``direction`` (the verdict, under its former name).
+    ``n_b``, ``p_value`` (its test's, NaN without one), ``verdict`` (better, worse, same,
+    inconclusive), ``significant`` (better or worse: kept by Benjamini-Hochberg over the compare),
+    ``basis`` (the test, its noise and n, in words) and ``direction`` (the verdict, under its former
+    name).
 
     A shape key one table lacks (an older run) is missing there: it matches only missing values."""
     if noise is not None and not noise > 0:
@@ -123,12 +154,31 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, noise: float | None = None) -> pd.
     mixed = {k: object for k in keys if a[k].dtype != b[k].dtype}
     a, b = a.astype(mixed), b.astype(mixed)
     metrics = _metrics(a, b)
-    merged = a.merge(b, on=keys, suffixes=("_a", "_b"))
-    rows = []
-    for r in merged.to_dict("records"):
-        for metric in metrics:
-            rows.append({**{k: r[k] for k in keys}, "metric": metric, **_decide(r, metric, floor_of(r, metric, noise))})
-    return pd.DataFrame(rows, columns=keys + COLUMNS)
+    merged = a.merge(b, on=keys, suffixes=("_a", "_b")).to_dict("records")
+    pooled = {m: pooled_noise(merged, m, noise) for m in metrics}
+    rows = [
+        {**{k: r[k] for k in keys}, "metric": metric, **_test(r, metric, pooled[metric])}
+        for r in merged
+        for metric in metrics
+    ]
+    out = pd.DataFrame(rows, columns=keys + COLUMNS)
+    if out.empty:
+        return out
+    kept = benjamini_hochberg(out["p_value"].astype(float))
+    tested = out["p_value"].notna()
+    delta = out["b"].astype(float) - out["a"].astype(float)
+    out["verdict"] = np.where(
+        ~tested,
+        "inconclusive",
+        np.where(kept, [_direction(d, m) for d, m in zip(delta, out["metric"], strict=True)], "same"),
+    )
+    m = int(tested.sum())
+    out.loc[tested, "basis"] = out.loc[tested, "basis"] + (
+        f"; Benjamini-Hochberg over the compare's {m} tests at {ALPHA:g}: " + np.where(kept[tested], "kept", "not kept")
+    )
+    out["significant"] = out["verdict"].isin(["better", "worse"])
+    out["direction"] = out["verdict"]
+    return out
 
 
 def _side(r: dict[str, Any], metric: str, s: str) -> tuple[float, float, int]:
@@ -138,44 +188,42 @@ def _side(r: dict[str, Any], metric: str, s: str) -> tuple[float, float, int]:
     return mean, sd, 0 if math.isnan(mean) else int(n)
 
 
-def _decide(r: dict[str, Any], metric: str, floor: Floor) -> dict[str, Any]:
+def _test(r: dict[str, Any], metric: str, pooled: Noise) -> dict[str, Any]:
+    """One shape's test of one metric, before the compare-wide procedure: its p-value and basis."""
     (ma, sa, na), (mb, sb, nb) = _side(r, metric, "a"), _side(r, metric, "b")
     change = (mb - ma) / ma if ma else math.nan
     p = math.nan
     sides = f"n = {na} vs {nb}"
     if na == 0 or nb == 0:
-        verdict, basis = "inconclusive", f"not measured on both sides ({sides})"
-    elif na >= MIN_REPEATS and nb >= MIN_REPEATS and not (math.isnan(sa) or math.isnan(sb)) and sa + sb == 0:
-        verdict = "inconclusive"
-        basis = f"{sides}, but every repeat gave the same value on both sides: no noise to test against"
+        basis = f"not measured on both sides ({sides})"
     elif na >= MIN_REPEATS and nb >= MIN_REPEATS and not (math.isnan(sa) or math.isnan(sb)):
         p = welch(ma, sa, na, mb, sb, nb)
-        moved = p < ALPHA
-        verdict = _direction(mb - ma, metric) if moved else "same"
-        basis = f"Welch's t-test, alpha = {ALPHA:g}, {sides}: p = {p:.2g} ({'<' if moved else '>='} {ALPHA:g})"
-    elif floor.value is None:
-        verdict = "inconclusive"
-        basis = f"{sides}, under {MIN_REPEATS} repeats, and no noise floor ({floor.source})"
-    elif math.isnan(change):
-        verdict, basis = "inconclusive", f"{sides}, under {MIN_REPEATS} repeats, and no relative change (A is 0)"
-    else:
-        beyond = abs(change) > floor.value
-        verdict = _direction(mb - ma, metric) if beyond else "inconclusive"
         basis = (
-            f"{sides}, under {MIN_REPEATS} repeats: |change| {abs(change):.1%} "
-            f"{'>' if beyond else '<='} noise floor {floor.value:.1%} ({floor.source})"
+            f"Welch's t-test, {sides}: p = {p:.2g}"
+            if math.isfinite(p)
+            else f"{sides}, but every repeat gave the same value on both sides: no noise to test against"
         )
+    elif pooled.rel_sd is None or not pooled.rel_sd > 0:
+        basis = f"{sides}, under {MIN_REPEATS} repeats, and no noise to test against ({pooled.source})"
+    elif not (ma > 0 and mb > 0):
+        basis = f"{sides}: a mean of 0 has no relative noise to test against"
+    else:
+        # Each mean's sd is its own value times the relative sd, over the root of its repeats.
+        se = pooled.rel_sd * math.sqrt(ma**2 / na + mb**2 / nb)
+        t = (mb - ma) / se
+        p = t_two_sided_p(t, pooled.df) if pooled.df is not None else math.erfc(abs(t) / math.sqrt(2))
+        basis = f"t-test against the metric's noise ({pooled.source}), {sides}: p = {p:.2g}"
     return {
         "a": ma,
         "b": mb,
         "change": change,
         "n_a": na,
         "n_b": nb,
-        "p_value": p,
-        "verdict": verdict,
-        "significant": verdict in ("better", "worse"),
+        "p_value": p if math.isfinite(p) else math.nan,
+        "verdict": "inconclusive",
+        "significant": False,
         "basis": basis,
-        "direction": verdict,
+        "direction": "inconclusive",
     }
 
 

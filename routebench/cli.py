@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
     cmp_ = sub.add_parser(
         "compare",
-        help="HTML comparison of two runs, cell by cell: Welch's t-test (alpha 0.05) with 3+ repeats a side",
+        help="HTML comparison of two runs, cell by cell: Welch's t-test with 3+ repeats a side, else a t-test "
+        "against the repeats' pooled noise; Benjamini-Hochberg at 0.05 over the whole compare",
     )
     cmp_.add_argument("run_a")
     cmp_.add_argument("run_b")
@@ -130,9 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise",
         type=float,
         default=None,
-        help="relative change (e.g. 0.10) that counts for a cell with under 3 repeats, used only when neither "
-        "run repeated any cell (otherwise the floor is 2x the runs' own widest repeat spread); default: none, "
-        "so such cells are inconclusive",
+        help="used only when neither run repeated any cell: matrix runs take it as the relative sd of one "
+        "measurement (e.g. 0.10) to test against; capacity runs as the relative change in an MST that counts; "
+        "default: none, so such cells are inconclusive",
     )
     cmp_.add_argument("--reports", default="reports")
     cmp_.set_defaults(func=cmd_compare)

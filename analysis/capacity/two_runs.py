@@ -42,6 +42,19 @@ def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = Non
         if not same_slo:
             out.append({**row, "ratio": ratio, "verdict": "inconclusive", "why": "the runs' SLOs differ"})
             continue
+        # An MST that reached the search's highest rate is only a lower bound: as the lower of the
+        # two (or level with the other) it may be the higher in truth; as the higher it can only
+        # say "better", never "same". Both bounds: nothing to say.
+        bound = [side for side, r in (("A", ra), ("B", rb)) if r.get("at_search_bound")]
+        higher = "B" if ratio > 1 else "A" if ratio < 1 else ""
+        if bound and (len(bound) == 2 or bound[0] != higher):
+            why = (
+                "both MSTs reached their search's highest rate: lower bounds"
+                if len(bound) == 2
+                else f"{bound[0]}'s MST reached its search's highest rate: a lower bound, which may be the higher"
+            )
+            out.append({**row, "ratio": ratio, "verdict": "inconclusive", "why": why})
+            continue
         test = differ(ra.get("values", []), rb.get("values", []))
         if test["p"] is not None:
             verdict = ("better" if ratio > 1 else "worse") if test["verdict"] == "differ" else "same"
@@ -51,5 +64,8 @@ def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = Non
             why = f"one repeat: against the floor you gave, ±{noise:.0%}"
         else:
             verdict, why = "inconclusive", "one repeat a side: run-to-run noise unknown (give --noise, or repeat)"
+        if bound and verdict == "same":
+            verdict = "inconclusive"
+            why += f"; and {bound[0]}'s MST is only a lower bound (it reached its search's highest rate)"
         out.append({**row, "ratio": ratio, "verdict": verdict, "why": why})
     return out

@@ -66,9 +66,16 @@ def test_expected_probes_matches_what_a_search_from_a_good_start_takes() -> None
 
 
 def exact_for(
-    style: str, *, p99_ms: float = 60.0, count: int = 400, failures: int = 0, p50s: list[float] | None = None
+    style: str,
+    *,
+    p99_ms: float = 60.0,
+    count: int = 400,
+    failures: int = 0,
+    p50s: list[float] | None = None,
+    every_start_p99_ms: float | None = None,
 ):  # type: ignore[no-untyped-def]
     p50s = p50s or [55.0] * 4
+    every = {"50": 55_000, "95": 58_000, "99": int((every_start_p99_ms or p99_ms) * 1000), "99.9": 70_000}
     return {
         "requests": {
             style: {
@@ -76,6 +83,8 @@ def exact_for(
                 "failures": failures,
                 "percentiles_us": {"50": 55_000, "95": 58_000, "99": int(p99_ms * 1000), "99.9": 70_000},
                 "at_least": [],
+                "every_start_percentiles_us": every,
+                "every_start_at_least": [],
                 "completed_mean_us": 56_000,
             }
         },
@@ -93,6 +102,9 @@ def test_a_probe_passes_only_when_every_rule_holds() -> None:
     assert slow["failed"] == ["slo"] and "p99<250ms" in slow["why"][0]
     erring = capacity.judge(CELL, exact_for("s", failures=10, count=390), "s", SLOS)
     assert erring["failed"] == ["slo"] and "failure_rate" in erring["why"][0]
+    # Successes at 60 ms, but 3 of 400 starts timed out at 5 s: the p99 of every start breaks it.
+    timeouts = capacity.judge(CELL, exact_for("s", failures=3, count=397, every_start_p99_ms=5000), "s", SLOS)
+    assert timeouts["failed"] == ["slo"] and "p99<250ms" in timeouts["why"][0]
     behind = capacity.judge(CELL, exact_for("s", count=380), "s", SLOS)  # 95 of 100 req/s
     assert behind["failed"] == ["throughput"]
     queue = capacity.judge(CELL, exact_for("s", p50s=[55, 60, 70, 90, 110, 130]), "s", SLOS)
@@ -292,6 +304,18 @@ def test_comparing_two_runs_tests_repeats_and_needs_a_floor_without_them() -> No
     assert capacity.compare_docs(one_a, one_b)[0]["verdict"] == "inconclusive"
     assert capacity.compare_docs(one_a, one_b, noise=0.10)[0]["verdict"] == "same"
     assert capacity.compare_docs(one_a, one_b, noise=0.02)[0]["verdict"] == "worse"
+
+    # B's MST reached its search's highest rate: at least 1,500 req/s, maybe more than A's 2,100.
+    capped = {**b, "styles": [{**b["styles"][0], "at_search_bound": True}]}
+    (row,) = capacity.compare_docs(a, capped)
+    assert row["verdict"] == "inconclusive" and "B's MST reached its search's highest rate" in row["why"]
+    # As the higher of the two, a lower bound still says which is better: B's 2,100 or more.
+    high = {**a, "styles": [{**a["styles"][0], "at_search_bound": True}]}
+    assert capacity.compare_docs(b, high)[0]["verdict"] == "better"
+    # ... but never "same": not different from a bound is no measure of it.
+    near = capacity.document(state_with({"sleep/async-await": [2090.0, 2160.0, 2110.0]}), 2.0, True)
+    (row,) = capacity.compare_docs(near, high)
+    assert row["verdict"] == "inconclusive" and "only a lower bound" in row["why"]
 
 
 @pytest.mark.parametrize(
