@@ -37,8 +37,11 @@ RULE = (
     f"best when its throughput is within {THROUGHPUT_WITHIN:.0%} of the highest there and its exact p99 at "
     f"most {P99_AT_MOST:g}x the lowest there. The headline says to use those; every other style is listed "
     "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
-    f"loop is marked never to use. A style with over {FAILURE_SHARE:.0%} failed requests or a saturated "
-    "load generator is not judged; one under half the model's throughput is pointed out. Lower user "
+    f"loop is marked never to use. The best and the lowest are those of decided numbers only: a style with "
+    f"over {FAILURE_SHARE:.0%} failed requests is not judged, nor one measured with a saturated load "
+    "generator, in an invalid cell, or with a p99 that is only a lower bound; when the style that served "
+    "the most req/s is set aside for how it was measured, the whole family is not judged (the others "
+    "cannot be ranked against it). A style under half the model's throughput is pointed out. Lower user "
     "counts are in the sentences, not the headline: there the styles differ less than the noise of one "
     "measurement."
 )
@@ -204,31 +207,35 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
     styles = sorted(catalogue_order(at.index), key=lambda s: s != base)
     unsure = {s: why for s in styles if (why := _unreliable(at.loc[s]))}
     judged = [s for s in styles if s not in unsure]
-    # The best is set by the measurements that can be ranked, not by one that failed or was starved
-    # nor by one whose latency is only a lower bound.
-    exact = [s for s in judged if not only_lower_bounds(at.loc[s])] or judged
+    # A family is judged only on decided numbers: when the style that served the most was set aside
+    # for how it was measured (a saturated generator, an invalid cell, a p99 only a lower bound), the
+    # rest cannot be ranked against it, and no ranking of them is the answer.
+    # (A style set aside for its own failures does not compete: its throughput is of errors.)
+    competing = [s for s in styles if not _its_own(at.loc[s])]
+    fastest = at.loc[competing, "rps"].idxmax() if competing else None
+    if fastest in unsure:
+        return (
+            f"{family} at {users:g} users: not judged: {words(fastest)} served the most req/s "
+            f"({_rps(at.loc[fastest, 'rps'])}), but {unsure[fastest]}, so the others cannot be ranked against it"
+            + (
+                f"; also not judged: {', '.join(f'{words(s)} ({why})' for s, why in unsure.items() if s != fastest)}"
+                if len(unsure) > 1
+                else ""
+            )
+        )
+    # The best throughput and the lowest p99 are the judged styles' own: decided numbers only.
     at = at.assign(
-        rps_gap=1 - at["rps"] / at.loc[exact, "rps"].max() if judged else at["rps_gap"],
-        p99_over_best=at["p99_ms"] / at.loc[exact, "p99_ms"].min() if judged else at["p99_over_best"],
+        rps_gap=1 - at["rps"] / at.loc[judged, "rps"].max() if judged else at["rps_gap"],
+        p99_over_best=at["p99_ms"] / at.loc[judged, "p99_ms"].min() if judged else at["p99_over_best"],
     )
     at["good"] = (at["rps_gap"] <= THROUGHPUT_WITHIN) & (at["p99_over_best"] <= P99_AT_MOST)
-    for s in [s for s in judged if at.loc[s, "good"] and only_lower_bounds(at.loc[s])]:
-        # A lower bound that looks good proves nothing: its true latency may be far worse.
-        unsure[s] = "its latency is only a lower bound (requests outlasted the window)"
-        judged.remove(s)
     use = [s for s in judged if at.loc[s, "good"]]
     never = [s for s in judged if not at.loc[s, "good"] and blocks_the_loop(s)]
     behind = [s for s in judged if s not in use and s not in never]
 
-    lowest_p99 = at.loc[exact, "p99_ms"].idxmin() if judged else None
-
     def gap(style: str) -> str:
-        # A lower bound over an exact best is a lower bound of the ratio; over another lower
-        # bound it is neither, and is shown as measured.
-        best_exact = lowest_p99 is not None and not bool(at.loc[lowest_p99].get("p99_ms_at_least", False))
-        bound = "at least " if best_exact and bool(at.loc[style].get("p99_ms_at_least", False)) else ""
         return (
-            f"{1 - at.loc[style, 'rps_gap']:.2f}x the best req/s, {bound}{_times(at.loc[style, 'p99_over_best'])} "
+            f"{1 - at.loc[style, 'rps_gap']:.2f}x the best req/s, {_times(at.loc[style, 'p99_over_best'])} "
             "the lowest p99"
         )
 
@@ -266,31 +273,34 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
 
 
 def _unreliable(point: pd.Series) -> str:
-    """Why a measurement cannot be ranked (its numbers describe something else), or ''."""
-    if point["failure_rate"] > FAILURE_SHARE:  # its latency is not the route's
+    """Why a measurement cannot be ranked (its numbers are not decided, or describe something
+    else), or ''."""
+    if _its_own(point):  # its latency is not the route's
         return f"{point['failure_rate']:.0%} of its requests failed"
     if point.get("saturated", False):
         return "the load generator was saturated"
     valid = point.get("valid", True)
-    if valid is not None and not pd.isna(valid) and not bool(valid) and not only_lower_bounds(point):
+    if valid is not None and not pd.isna(valid) and not bool(valid):
         return f"its cell is not valid ({point.get('invalid_because') or 'see the validity table'})"
+    if _bound(point, "p99_ms"):
+        return "its p99 is only a lower bound: requests of its window were unfinished when the test stopped"
     return ""
 
 
-LOWER_BOUND_RULES = frozenset({"window", "littles_law"})
+def _its_own(point: pd.Series) -> bool:
+    """Set aside for what the style did (its requests failed), not for how it was measured."""
+    return bool(point["failure_rate"] > FAILURE_SHARE)
 
 
-def only_lower_bounds(point: pd.Series) -> bool:
-    """The cell broke only rules that make its latency a lower bound (requests outlasted the
-    window): its true p99 is at least the one shown, so it can be ranked behind, never best."""
-    failed = {r.strip() for r in str(point.get("validity_failed") or "").split(",") if r.strip()}
-    return bool(failed) and failed <= LOWER_BOUND_RULES
+def _bound(point: pd.Series, column: str) -> bool:
+    """``column`` of ``point`` is only a lower bound (unfinished requests reach it)."""
+    flag = point.get(f"{column}_at_least", False)
+    return bool(flag) and not pd.isna(flag)
 
 
 def _p99(point: pd.Series) -> str:
     """The p99 in words, "at least" when unfinished requests reach it (a lower bound)."""
-    bound = bool(point.get("p99_ms_at_least", False)) and not pd.isna(point.get("p99_ms_at_least", False))
-    return ("at least " if bound else "") + _ms(point["p99_ms"])
+    return ("at least " if _bound(point, "p99_ms") else "") + _ms(point["p99_ms"])
 
 
 def _times(ratio: float) -> str:

@@ -66,6 +66,7 @@ from analysis.bottleneck import (
     usable_cores,
 )
 from analysis.load import Run, json_safe
+from analysis.rundir import measured_until
 from analysis.summary import own_code, same_shape
 from analysis.timeseries import lag_summary, stall_summary
 from analysis.validity import FAILURE_SHARE
@@ -155,7 +156,7 @@ def route_evidence(run: Run, cell: dict[str, Any], row: pd.Series) -> dict[str, 
     """The server's evidence for one alone cell: loop stalls and their sites in the app's code,
     threadpool tokens, pool waiters, CPU per request and the cores it used."""
     data = run.data[cell["id"]]
-    start, end = data.exact.get("measure_from"), data.exact.get("stopped_at")
+    start, end = data.exact.get("measure_from"), measured_until(data.exact)
     stalls = stall_summary(data.telemetry, start, end)
     lag = lag_summary(data.telemetry, start, end)
     machine = float(run.meta.get("machine", {}).get("cpu_count") or 1)
@@ -241,7 +242,9 @@ def decide(
     reporting = max(1, ev.get("workers_reporting") or ev["workers"])
     on_cpu = cores / reporting
     waiting = ev.get("loop_cpu_wait_share") or 0.0
-    saturated = cpu_saturated(cores + waiting * reporting, ev["cores_usable"])
+    # The CPU ran out for the workers: they used CPU_SATURATED of the cores they could, or each
+    # wanted a core (on it, or its loop waiting for it) CPU_SATURATED of its time or more.
+    saturated = cpu_saturated(cores, ev["cores_usable"]) or cpu_saturated(on_cpu + waiting, 1.0)
     used = f"{cores:.2f} of {ev['cores_usable']:.2f} cores" + (
         f", their loops waiting for a CPU {waiting:.0%} of the time" if waiting >= 0.01 else ""
     )

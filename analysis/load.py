@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.rundir import MEASURED, SCHEMA_VERSION, CellDir, RunDir
+from analysis.rundir import MEASURED, SCHEMA_VERSION, CellDir, RunDir, measured_until
 from target_app import catalogue
 from target_app.telemetry import WORKER_GLOB
 
@@ -165,10 +165,10 @@ def read_exact(path: Path) -> dict[str, Any]:
 
 
 def window_s(exact: dict[str, Any]) -> float | None:
-    """The measured window's length, from the capture's own open and stop times, or its end where a
-    tail of load followed it (None for runs saved before they were recorded)."""
-    start, stop = exact.get("measure_from"), exact.get("measure_until") or exact.get("stopped_at")
-    if isinstance(start, (int, float)) and isinstance(stop, (int, float)) and stop > start:
+    """The measured window's length, from the capture's own open time and :func:`measured_until`
+    (None for runs saved before they were recorded)."""
+    start, stop = exact.get("measure_from"), measured_until(exact)
+    if isinstance(start, (int, float)) and stop is not None and stop > start:
         return float(stop - start)
     return None
 

@@ -39,7 +39,7 @@ from analysis.load import (
 )
 from analysis.render import render
 from analysis.repeats import INTERVAL_METHOD, SHAPE, aggregate, shape_keys
-from analysis.rundir import MEASURED, RunDir, write_text
+from analysis.rundir import MEASURED, RunDir, measured_until, write_text
 from analysis.summary import (
     add_baseline_ratios,
     cell_validity,
@@ -249,9 +249,11 @@ def open_counts(exact: dict[str, Any], cell: dict[str, Any]) -> dict[str, dict[s
 
 
 def window_end(exact: dict[str, Any], cell: dict[str, Any]) -> float | None:
-    """When the measured window closed: the runner's own record, else its start plus the cell's duration."""
-    if isinstance(exact.get("stopped_at"), (int, float)):
-        return float(exact["stopped_at"])
+    """When the measured window closed: the capture's own record (analysis.load.measured_until),
+    else its start plus the cell's duration."""
+    until = measured_until(exact)
+    if until is not None:
+        return until
     start, duration = exact.get("measure_from"), cell.get("duration_s")
     if isinstance(start, (int, float)) and isinstance(duration, (int, float)):
         return float(start) + float(duration)
@@ -279,6 +281,7 @@ DECISION_DEFAULTS: dict[str, Any] = {
     "predicted_cpu_utilisation": math.nan,
     "rps_vs_baseline": math.nan,
     "p99_vs_baseline": math.nan,
+    "p99_vs_baseline_at_least": False,
 }
 
 
@@ -828,10 +831,10 @@ SHOWN_KEYS = ("group", "together", "style", "users", "server_workers")  # the co
 
 def publish_comparison(run_a: Path, run_b: Path, reports_dir: Path, noise: float | None = None) -> Path:
     """``reports/compare-<a>-vs-<b>.html``: per shared cell shape and metric, the verdict of
-    :func:`analysis.compare.compare` and its basis; ``noise`` is the floor used only when neither run
-    has repeats (None: such rows are inconclusive)."""
+    :func:`analysis.compare.compare` and its basis; ``noise`` is the relative sd of one measurement
+    assumed only when neither run has repeats (None: such rows are inconclusive)."""
     if noise is not None and not noise > 0:
-        raise BadInput(f"--noise must be a positive relative change such as 0.10, not {noise}")
+        raise BadInput(f"--noise must be a positive relative value such as 0.10, not {noise}")
     for r in (run_a, run_b):
         if not RunDir(r).run_json.is_file():
             raise BadInput(f"{r}: no run.json there: not a run directory")

@@ -404,3 +404,11 @@ class RunState:
             **{k: rest.pop(k) for k in list(rest) if k in own},
             extra=rest,
         )
+
+
+def measured_until(exact: dict[str, Any]) -> float | None:
+    """When the measured window ended: its end where load followed it (an open model's tail, or the
+    time a closed model let the window's requests finish), else the test's stop (None for runs
+    saved before it was recorded). The server's evidence and CPU per request cover the same span."""
+    stop = exact.get("measure_until") or exact.get("stopped_at")
+    return float(stop) if isinstance(stop, (int, float)) else None

@@ -16,12 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.summary import PERCENTILE_COLUMNS, blocks_the_loop
+from analysis.summary import EVERY_START_COLUMNS, blocks_the_loop
 from analysis.validity import FAILURE_SHARE
 from target_app import catalogue
 
-# The percentiles measured (analysis.summary's columns), by the name an SLO gives them: p50 ... p99.9.
-PERCENTILES = {f"p{key}": column for key, column in PERCENTILE_COLUMNS.items()}
+# The percentiles measured (analysis.summary's columns), by the name an SLO gives them: p50 ... p99.9,
+# over every start of the window (a failure at its latency, an unfinished request at its elapsed
+# time): a timeout breaks a latency SLO as a slow success does.
+PERCENTILES = {f"p{key}": column for key, column in EVERY_START_COLUMNS.items()}
 METRICS = {
     **PERCENTILES,
     "rps": "rps",
@@ -139,13 +141,13 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
             )
             passed = th.holds(value)
             note = _expected_note(blockers, passed)
-            # Percentiles are of successful requests: a cell full of fast errors must not pass a
+            # Fast errors pull every start's percentiles down: a cell full of them must not pass a
             # latency SLO unless the SLOs name a failure budget for the style.
             failures = float(getattr(r, "failure_rate", 0.0) or 0.0)
             if th.metric != "failure_rate" and failures > FAILURE_SHARE and th.style not in budgeted:
                 passed = False
                 note = (
-                    f"{failures:.1%} of requests failed: percentiles are of successes only, so this SLO "
+                    f"{failures:.1%} of requests failed: fast failures lower the percentiles, so this SLO "
                     f"needs a failure budget (add {th.style}:failure_rate<N%)"
                 )
             # A percentile that unfinished requests reach is only a lower bound: below the limit it
@@ -154,8 +156,8 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
             if bool(getattr(r, f"{th.metric}_at_least", False)) and th.op in ("<", "<=") and passed:
                 judged = False
                 note = (
-                    f"only a lower bound (≥ {value:,.1f}): requests were unfinished when the window "
-                    "closed, so it cannot show the threshold holds; measure with a longer window"
+                    f"only a lower bound (≥ {value:,.1f}): requests of the window were unfinished when the "
+                    "test stopped, so it cannot show the threshold holds; measure with a longer window or finish_s"
                 )
             rows.append(
                 {

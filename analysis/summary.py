@@ -18,6 +18,7 @@ import pandas as pd
 
 from analysis import validity
 from analysis.load import CellData, Run, ok_cells, window_s
+from analysis.rundir import measured_until
 from analysis.timeseries import stall_summary
 from target_app import catalogue
 from target_app.stalls import OUTSIDE_APP
@@ -79,6 +80,14 @@ COLUMNS = [
     "p95_ms_at_least",
     "p99_ms_at_least",
     "p999_ms_at_least",
+    "p50_all_ms",
+    "p95_all_ms",
+    "p99_all_ms",
+    "p999_all_ms",
+    "p50_all_ms_at_least",
+    "p95_all_ms_at_least",
+    "p99_all_ms_at_least",
+    "p999_all_ms_at_least",
     "p99_low_ms",
     "p99_high_ms",
     "p99_half_width",
@@ -125,9 +134,10 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
     exact, window = data.exact["requests"], window_s(data.exact)
     stats = data.stats.set_index("Name")
     verdict = cell_validity(cell, data)
-    workers_cpu = workers_cpu_s(data.telemetry, data.exact.get("measure_from"), data.exact.get("stopped_at"))
+    until = measured_until(data.exact)
+    workers_cpu = workers_cpu_s(data.telemetry, data.exact.get("measure_from"), until)
     placement = users_per_worker(cell)
-    stalls = stall_summary(data.telemetry, data.exact.get("measure_from"), data.exact.get("stopped_at"))
+    stalls = stall_summary(data.telemetry, data.exact.get("measure_from"), until)
     rows = []
     for style in cell["styles"]:
         e = exact.get(style)
@@ -197,9 +207,10 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 # they reach are lower bounds (``*_at_least``).
                 "censored": censored,
                 **{f"{col}_at_least": key in at_least for key, col in PERCENTILE_COLUMNS.items()},
-                # The mean of completed requests leaves the unfinished ones out: above 1% of them,
+                # The mean of completed requests leaves the unfinished ones out: with any of them,
                 # the true mean is larger (a lower bound too).
-                "mean_ms_at_least": censored > 0.01 * (completed + censored),
+                "mean_ms_at_least": censored > 0,
+                **every_start(e),
                 **p99_interval(data.exact, style, "99" in at_least),
                 "stopped_by": cell.get("stopped_by", ""),
                 "offered": _number(e.get("offered")) if cell["model"] == "open" else np.nan,
@@ -300,6 +311,19 @@ def users_per_worker(cell: dict[str, Any]) -> list[float] | float:
     return [round(n * users / sum(placed), 2) for n in placed]
 
 
+def every_start(e: dict[str, Any]) -> dict[str, Any]:
+    """A style's percentiles over every start of the window, each with whether it is only a lower
+    bound. A run from before they were recorded: its successes' where nothing failed, else NaN."""
+    pct, at_least = e.get("every_start_percentiles_us"), e.get("every_start_at_least")
+    if pct is None and not int(e.get("failures", 0)):
+        pct, at_least = e.get("percentiles_us") or {}, e.get("at_least") or []
+    pct, at_least = pct or {}, set(at_least or [])
+    return {
+        **{col: pct[key] / 1000 if key in pct else np.nan for key, col in EVERY_START_COLUMNS.items()},
+        **{f"{col}_at_least": key in at_least for key, col in EVERY_START_COLUMNS.items()},
+    }
+
+
 def workers_cpu_s(telemetry: pd.DataFrame, start: Any, end: Any) -> float:
     """CPU seconds the server's workers used in [start, end], from their own samples (NaN when the
     run's telemetry has no CPU readings)."""
@@ -314,6 +338,9 @@ def workers_cpu_s(telemetry: pd.DataFrame, start: Any, end: Any) -> float:
 
 
 PERCENTILE_COLUMNS = {"50": "p50_ms", "95": "p95_ms", "99": "p99_ms", "99.9": "p999_ms"}
+# The same percentiles over every start of the window (successes, failures at their latency, the
+# unfinished at their elapsed time): what the users met, which SLOs and capacity probes judge.
+EVERY_START_COLUMNS = {"50": "p50_all_ms", "95": "p95_all_ms", "99": "p99_all_ms", "99.9": "p999_all_ms"}
 
 
 def cell_validity(cell: dict[str, Any], data: CellData) -> dict[str, Any]:
@@ -422,12 +449,20 @@ def _ratios(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     """Each row's metrics over those of its family baseline's row with the same ``key``."""
     out = frame.copy()
     out["baseline"] = baseline_ids(out["family"])
-    base = out[out["style"] == out["baseline"]][key + list(BASELINE_RATIOS)].drop_duplicates(key)
+    bounds = [f"{m}_at_least" for m in BASELINE_RATIOS if f"{m}_at_least" in out.columns]
+    base = out[out["style"] == out["baseline"]][key + list(BASELINE_RATIOS) + bounds].drop_duplicates(key)
     matched = out[key].merge(base, on=key, how="left", suffixes=("", "_base"))
     for metric, ratio in BASELINE_RATIOS.items():
         b = matched[metric].to_numpy(dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[ratio] = np.where(b > 0, out[metric].to_numpy(dtype=float) / b, np.nan)
+            values = np.where(b > 0, out[metric].to_numpy(dtype=float) / b, np.nan)
+        flag = f"{metric}_at_least"
+        if flag in matched.columns:
+            # A bound is never a denominator; over a decided one, a bound makes the ratio a bound.
+            base_bound = matched[flag].astype("boolean").fillna(False).to_numpy(dtype=bool)
+            values = np.where(base_bound, np.nan, values)
+            out[f"{ratio}_at_least"] = out[flag].astype("boolean").fillna(False).to_numpy(dtype=bool) & ~base_bound
+        out[ratio] = values
     return out
 
 
@@ -441,12 +476,15 @@ def add_baseline_ratios(table: pd.DataFrame) -> pd.DataFrame:
     for col in BASELINE_RATIOS.values():
         out[col] = np.nan
         out.loc[solo, col] = ratios[col]
+        if f"{col}_at_least" in ratios.columns:
+            out[f"{col}_at_least"] = False
+            out.loc[solo, f"{col}_at_least"] = ratios[f"{col}_at_least"]
     return out
 
 
 # -- points: repeats averaged -------------------------------------------------------------------------
 
-MEANS = ("rps", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "failure_rate", "style_users")
+MEANS = ("rps", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "p99_all_ms", "failure_rate", "style_users")
 
 
 def _carried(column: str) -> bool:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from analysis.rundir import measured_until
+
 COUNT_TOLERANCE = 0.01  # of the larger count, and at least 2 requests
 LITTLE_TOLERANCE = 0.20
 LATE_SHARE = 0.05
@@ -44,7 +46,7 @@ RULES = (
     "workers",
     "server",
 )
-MEASURED_PHASES = ("window", "final report")  # a loss before these was replaced or failed the cell
+MEASURED_PHASES = ("window", "finishing", "final report")  # a loss before these was replaced or failed the cell
 
 
 def _rule(name: str, ok: bool, text: str) -> dict[str, Any]:
@@ -84,7 +86,12 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
             + int(e.get("after_window", 0))  # a tail's starts: Locust counts them, the window does not
             - int(e.get("before_locust_reset", 0))
         )
-        high = low + int(e.get("inflight_at_stop", 0)) + int(e.get("inflight_after_window", 0))
+        high = (
+            low
+            + int(e.get("inflight_at_stop", 0))
+            + int(e.get("inflight_after_window", 0))
+            + int(e.get("inflight_since_warmup", 0))
+        )
         theirs = counted.get(style, {}).get("requests")
         slack = max(2, COUNT_TOLERANCE * max(high, theirs or 0))
         if theirs is not None and not low - slack <= theirs <= high + slack:
@@ -99,15 +106,21 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
         users = users_by_style.get(style)
         mean_us = e.get("completed_mean_us", e.get("mean_us"))
         if model == "closed" and window and users and mean_us and completed:
+            # U = X (R + Z): each user is either waiting for a response or thinking between tasks
+            # (your locustfile's wait_time; Z per request is the think time asked in the window over
+            # its requests). routebench's own users never think.
             x = completed / window
-            little = x * mean_us / 1e6
+            think_s = int(e.get("think_us", 0)) / 1e6 / completed
+            little = x * (mean_us / 1e6 + think_s)
             if abs(1 - little / users) > LITTLE_TOLERANCE:
+                thinking = f" + {think_s:,.3f} s thinking" if think_s else ""
                 rules.append(
                     _rule(
                         "littles_law",
                         False,
-                        f"{style}: Little's law does not close: {users:g} users, but throughput x mean latency "
-                        f"= {x:,.1f}/s x {mean_us / 1e6:,.3f} s = {little:,.1f}",
+                        f"{style}: Little's law does not close: {users:g} users, but throughput x (mean latency"
+                        f"{' + think time' if think_s else ''}) = {x:,.1f}/s x ({mean_us / 1e6:,.3f} s{thinking}) "
+                        f"= {little:,.1f}",
                     )
                 )
         longest = (e.get("censored_max_us") or 0) / 1e6
@@ -169,6 +182,17 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
             )
         if e.get("warmup_rejected"):
             notes.append(f"{style}: {int(e['warmup_rejected']):,} warm-up samples rejected")
+        if e.get("inflight_since_warmup"):
+            notes.append(
+                f"{style}: {int(e['inflight_since_warmup']):,} requests sent in the warm-up were still unfinished at "
+                "the stop (not the window's: not in its latency)"
+            )
+    finish = (exact.get("test") or {}).get("finish") or {}
+    if finish and not finish.get("complete"):
+        notes.append(
+            f"the window's requests were let finish for {float(finish.get('cap_s') or 0):,.1f} s (the cap), and some "
+            "had not: they are counted at their elapsed time, as lower bounds"
+        )
 
     if cell.get("generator_saturated"):
         rules.append(_rule("generator", False, "a load-generator process averaged above Locust's CPU warning"))
@@ -206,6 +230,7 @@ PHASE_WORDS = {
     "starting": "before the test started",
     "warm-up": "in the warm-up",
     "window": "in the measured window",
+    "finishing": "while the window's last requests finished",
     "final report": "while the final reports came in",
     "session": "in the web-UI session",
 }
@@ -226,7 +251,7 @@ def describe_loss(loss: dict[str, Any]) -> str:
 
 
 def _window(exact: dict[str, Any]) -> float | None:
-    start, stop = exact.get("measure_from"), exact.get("measure_until") or exact.get("stopped_at")
+    start, stop = exact.get("measure_from"), measured_until(exact)
     if isinstance(start, (int, float)) and isinstance(stop, (int, float)) and stop > start:
         return float(stop - start)
     return None

@@ -42,11 +42,13 @@ KINDS = ("ok", "failed", "censored")
 COUNTERS = (
     "late_starts",  # open model: sent more than LATE_MS after the intended start
     "warmup_rejected",  # completed before this process's window opened: never recorded
-    "inflight_at_stop",  # the window closed while they were in flight (censored)
+    "inflight_at_stop",  # the test stopped while these requests of the window were in flight (censored)
+    "inflight_since_warmup",  # in flight at the stop, started in the warm-up: not the window's, not done
     "before_locust_reset",  # recorded in the window before Locust's own stats were cleared for it
-    "after_window",  # open model with a tail: completed, started after the window (load, not measured)
-    "inflight_after_window",  # open model with a tail: started after the window, in flight at the stop
-    "started_in_warmup",  # open model: completed in the window, scheduled before it (not recorded)
+    "after_window",  # with a tail or let finish: completed, started after the window (load, not measured)
+    "inflight_after_window",  # with a tail or let finish: started after the window, in flight at the stop
+    "started_in_warmup",  # completed in the window, started (scheduled) before it: not recorded
+    "think_us",  # your locustfile's users: the think time they asked for in the window (wait_time), in µs
     "offered",  # open model: intended starts inside the window
     "sent",  # open model: of those, sent before the window closed
     "unsent_at_stop",  # open model: due but not sent when the window closed (censored)
@@ -154,6 +156,10 @@ class Capture:
         out = [*self.seconds.items(), *((k, HdrHistogram.decode(e)) for k, e in self.sealed.items())]
         return sorted(out, key=lambda kv: kv[0][1])
 
+    def longest_us(self) -> int:
+        """The longest latency recorded (successes and failures), 0 before any."""
+        return max((h.get_max_value() for k in ("ok", "failed") for h in self.histograms[k].values()), default=0)
+
     def names(self) -> list[str]:
         return sorted({n for hs in self.histograms.values() for n in hs} | set(self.counts))
 
@@ -181,6 +187,16 @@ class Capture:
             completed = n_ok + n_failed
             mean = (ok.get_mean_value() * n_ok + failed.get_mean_value() * n_failed) / completed if completed else None
             counts = self.counts.get(name, Counter())
+            # Every start of the window: successes and failures at their latency, the unfinished at
+            # their elapsed time, so a timeout is slow too (an SLO judges what the users met).
+            starts, starts_worst = new_histogram(), new_histogram()
+            for h in (ok, failed):
+                starts.add(h)
+                starts_worst.add(h)
+            starts.add(censored)
+            if n_censored:
+                starts_worst.record_value(HIGHEST_US, n_censored)
+            every = {str(p): starts.get_value_at_percentile(p) for p in PERCENTILES} if starts.get_total_count() else {}
             out[name] = {
                 "count": n_ok,
                 "failures": n_failed,
@@ -192,6 +208,10 @@ class Capture:
                 "percentiles_us": percentiles,
                 "at_least": [p for p, v in percentiles.items() if worst.get_value_at_percentile(float(p)) > v * 1.01],
                 "censored_max_us": censored.get_max_value() if n_censored else None,
+                "every_start_percentiles_us": every,
+                "every_start_at_least": [
+                    p for p, v in every.items() if starts_worst.get_value_at_percentile(float(p)) > v * 1.01
+                ],
                 "failure_percentiles_us": (
                     {str(p): failed.get_value_at_percentile(p) for p in PERCENTILES} if n_failed else {}
                 ),

@@ -51,6 +51,10 @@ class Knobs(BaseModel):
     threadpool_tokens: int | None = Field(None, **bounds("threadpool_tokens"))
     db_pool_size: int | None = Field(None, **bounds("db_pool_size"))
     locust_workers: int | None = Field(None, ge=0, le=64)
+    # Closed model: after the window, the load goes on until every request started in it has
+    # finished, for at most this many seconds (and 3x the longest latency seen): its latencies are
+    # then decided, not lower bounds. 0: what is in flight when the window ends is censored.
+    finish_s: float | None = Field(None, ge=0, le=600)
 
     @field_validator("users")
     @classmethod
@@ -84,6 +88,7 @@ DEFAULTS = Knobs(
     threadpool_tokens=default("threadpool_tokens"),
     db_pool_size=default("db_pool_size"),
     locust_workers=0,
+    finish_s=10,
 )
 
 
@@ -197,6 +202,7 @@ class Cell(BaseModel):
     precision: float = 0.0
     max_duration_s: float | None = None
     tail_s: float = 0.0  # open model, capacity probes: load after the window (--rb-tail)
+    finish_s: float = 0.0  # closed model: the longest the load goes on for the window's requests (--rb-finish)
 
     @property
     def longest_s(self) -> float:

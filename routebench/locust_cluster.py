@@ -93,6 +93,7 @@ class LoadSpec:
     precision: float = 0.0  # driven: stop once every p99 is known to within this (0: fixed run time)
     max_run_time_s: float | None = None  # driven, with precision: stop here at the latest
     tail_s: float = 0.0  # open model: the run's last seconds load without measuring (--rb-tail)
+    finish_s: float = 0.0  # closed model: the longest the load goes on for the window's requests (--rb-finish)
     routes_file: Path | None = None  # your app's routes (routebench.routes): one user class each
 
     def options(self) -> Options:
@@ -106,6 +107,7 @@ class LoadSpec:
             rate=self.arrival_rate,
             warmup_s=self.warmup_s,
             tail_s=self.tail_s,
+            finish_s=self.finish_s,
             run_time_s=run_time,
             out=str(self.out_dir),
             precision=self.precision,
@@ -148,14 +150,16 @@ class LocustCluster(StartedAndStopped):
         """routebench's options on the master's command line. Headless: the test's own. Driven: the
         session's, each test's own come in its form. Web UI: the session's, and the classes ticked."""
         test = self.spec.options()
-        session = replace(test, run_time_s=0.0, tail_s=0.0, precision=0.0, max_run_time_s=0.0, default_classes=())
+        session = replace(
+            test, run_time_s=0.0, tail_s=0.0, finish_s=0.0, precision=0.0, max_run_time_s=0.0, default_classes=()
+        )
         if self.driven:
             return replace(session, driven=True)
         if self.web_port is not None:
             return replace(session, default_classes=test.default_classes)
         if self.spec.run_time_s is None:
             return session
-        return replace(session, run_time_s=test.run_time_s, tail_s=test.tail_s)
+        return replace(session, run_time_s=test.run_time_s, tail_s=test.tail_s, finish_s=test.finish_s)
 
     def master_argv(self) -> list[str]:
         s = self.spec
@@ -195,7 +199,7 @@ class LocustCluster(StartedAndStopped):
             if s.run_time_s is not None:
                 # The locustfile stops the test itself (--rb-run-time), collects every worker's final
                 # report and quits; Locust's own run time is only a backstop (it quits without waiting).
-                argv += ["-t", f"{s.run_time_s + RUN_TIME_BACKSTOP_S:g}s"]
+                argv += ["-t", f"{s.run_time_s + s.finish_s + RUN_TIME_BACKSTOP_S:g}s"]
         else:
             argv += ["--web-host", self.bind_host, "--web-port", str(self.web_port), "--class-picker"]
         return argv + self.extra_args + s.user_classes

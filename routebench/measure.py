@@ -46,6 +46,7 @@ def load_spec(cell: Cell, classes: dict[str, str], cell_dir: Path) -> LoadSpec:
         out_dir=cell_dir,
         run_time_s=cell.warmup_s + cell.duration_s + cell.tail_s,
         tail_s=cell.tail_s,
+        finish_s=cell.finish_s if cell.model == "closed" else 0.0,
         warmup_s=cell.warmup_s,
         model=cell.model,
         arrival_rate=cell.arrival_rate,
@@ -62,7 +63,7 @@ def measure(ctx: RunContext, cell: Cell, cell_dir: Path, on_rps: Callable[[float
     be served (no cell can run), StackError when the stack cannot be had."""
     spec = load_spec(cell, ctx.classes, cell_dir)
     workers = 0 if ctx.external_workers else cell.locust_workers or default_worker_count()
-    watch = Watch(cell_dir, spec.max_run_time_s)
+    watch = Watch(cell_dir, (spec.max_run_time_s or 0.0) + spec.finish_s)
     files = CellDir(cell_dir)
     begun = time.time()
     telemetry_from = sizes(ctx.files.telemetry)
@@ -208,7 +209,7 @@ def load(
         on_rps(current_rps(history))
 
     cluster.start_test(spec)
-    cluster.wait_saved(spec, spec.max_run_time_s + SAVE_TIMEOUT_S, TICK_S, tick)  # type: ignore[operator]
+    cluster.wait_saved(spec, spec.max_run_time_s + spec.finish_s + SAVE_TIMEOUT_S, TICK_S, tick)  # type: ignore[operator]
     tick_losses = watch.dead([cluster.master] if cluster.master else [], "locust master")
     watch.dead(cluster.local_workers, "locust worker")  # one that died since the last tick
     for loss in tick_losses:

@@ -27,7 +27,7 @@ from analysis.rundir import CellDir, write_json
 from analysis.validity import describe_loss
 from routebench.launcher import Managed, how_exited
 
-PHASES = ("starting", "warm-up", "window", "final report")
+PHASES = ("starting", "warm-up", "window", "finishing", "final report")
 BEFORE_WINDOW = ("starting", "warm-up")
 TICK_S = 0.5  # a death is recorded at most this long after it happened (plus one poll)
 
@@ -79,6 +79,8 @@ class Watch:
             self._window = None  # read again: the master adds when the test stopped
             w = self.window() or w
         end = float(w["stopped_at"]) if "stopped_at" in w else float(w["started_at"]) + self.run_time_s
+        if w.get("measure_until") and float(w["measure_until"]) <= at < end:
+            return "finishing"  # the window is over, its last requests not yet (closed model)
         return "window" if at < end else "final report"
 
     def new_attempt(self) -> None:

@@ -218,6 +218,10 @@ def test_your_own_locustfile_instead_of_the_routes(tmp_path: Path) -> None:
     exact = json.loads((run_dir / shopper["dir"] / "exact.json").read_text())
     assert set(exact["requests"]) == {"Shopper"} and set(exact["locust_counts"]) == {"Shopper"}
     assert "counts" not in shopper["validity"]["failed"]
+    # Its shoppers think 20 to 60 ms between clicks: Little's law closes with that time counted
+    # (U = X (R + Z)), which users who never think would break by half or more.
+    assert exact["requests"]["Shopper"]["think_us"] > 0
+    assert all("littles_law" not in c["validity"]["failed"] for c in state["cells"] if c["styles"] == ["Shopper"])
     assert "LOCUSTFILE=" in state["reproduce"]["command"]
 
 

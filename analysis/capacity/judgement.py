@@ -98,8 +98,11 @@ def judge(cell: dict[str, Any], exact: dict[str, Any], style: str, slos: list[di
     # in the window, warm-up starts included (the old open-model count).
     achieved = (completed + (0 if tailed else int(e.get("started_in_warmup", 0)))) / window
     error_share = int(e.get("failures", 0)) / completed if completed else 1.0
-    pct = e.get("percentiles_us") or {}
-    at_least = set(e.get("at_least") or [])
+    # Every start of the window judges the SLO: a timeout is a slow request too (runs from before
+    # they were recorded: the successes').
+    every = "every_start_percentiles_us" in e
+    pct = (e.get("every_start_percentiles_us") if every else e.get("percentiles_us")) or {}
+    at_least = set((e.get("every_start_at_least") if every else e.get("at_least")) or [])
     latency = {k: (pct[v] / 1000 if v in pct else math.nan) for k, v in SLO_FIELDS.items()}
     failed: list[str] = []
     why: list[str] = []

@@ -22,7 +22,7 @@ from locustfiles.plugin import lifecycle, login, measure, options, resend, save,
 from locustfiles.plugin.record import HELLO_MESSAGE
 from locustfiles.plugin.state import ProcessState
 from locustfiles.plugin.stop import REPORT_INTERVAL_S
-from locustfiles.plugin.window import WINDOW_MESSAGE
+from locustfiles.plugin.window import FINISHED_MESSAGE, WINDOW_END_MESSAGE, WINDOW_MESSAGE
 
 _process: ProcessState | None = None
 
@@ -49,10 +49,14 @@ def install() -> ProcessState:
             runner.register_message(
                 WINDOW_MESSAGE, lambda environment, msg: measure.open_window(process, environment, msg.data)
             )
+            runner.register_message(
+                WINDOW_END_MESSAGE, lambda environment, msg: measure.end_window(process, environment, msg.data)
+            )
             runner.send_message(HELLO_MESSAGE, {"pid": os.getpid()})
             return
         if isinstance(runner, MasterRunner):
             runner.register_message(HELLO_MESSAGE, lambda environment, msg: lifecycle.on_hello(process, msg))
+            runner.register_message(FINISHED_MESSAGE, lambda environment, msg: lifecycle.on_finished(process, msg))
         if environment.web_ui is not None:
             webui.extend(process, environment)
             if getattr(environment.parsed_options, "web_login", False):  # Locust's own option

@@ -21,13 +21,21 @@ from locust.stats import StatsEntry
 
 from analysis.rundir import CellDir, write_json
 from locustfiles.plugin import stop
-from locustfiles.plugin.measure import CAPTURE_KEY, open_window
+from locustfiles.plugin.measure import CAPTURE_KEY, end_window, open_window
 from locustfiles.plugin.record import Test
 from locustfiles.plugin.save import save_test
 from locustfiles.plugin.state import ProcessState
-from locustfiles.plugin.window import WINDOW_MESSAGE, counts_for_locust, measured_s, message
+from locustfiles.plugin.window import (
+    WINDOW_END_MESSAGE,
+    WINDOW_MESSAGE,
+    counts_for_locust,
+    finish_cap_s,
+    measured_s,
+    message,
+)
 
 WATCH_INTERVAL_S = 0.5
+FINISH_POLL_S = 0.01
 FINAL_WAIT_S = 5.0  # how long the master waits for the workers' final reports after a stop
 SEAL_AFTER_S = 30.0  # a second this old gets no more reports: the master keeps it encoded
 
@@ -104,6 +112,13 @@ def stop_when_done(process: ProcessState, environment: Environment, test: Test) 
             test.stopped_by = stop.MAXIMUM_WINDOW  # stopped by another hand, its longest window reached
     else:
         test.stopped_by = stop.RUN_TIME
+    if (
+        process.test is test
+        and test.stopped_at is None
+        and process.options.finish_s > 0
+        and not process.options.open_model
+    ):
+        let_finish(process, environment, test)
     if process.test is test and test.stopped_at is None:
         if isinstance(runner, MasterRunner) and process.driven:
             stop_without_waiting(runner)
@@ -111,6 +126,50 @@ def stop_when_done(process: ProcessState, environment: Environment, test: Test) 
             runner.stop()
     if not process.in_session:
         save_quit(process, environment, test)
+
+
+def let_finish(process: ProcessState, environment: Environment, test: Test) -> None:
+    """Closed model: the window ends now; the users go on until every process says its requests of
+    the window have finished, or the cap (window.finish_cap_s) passed. The test stops after."""
+    runner = environment.runner
+    assert runner is not None
+    now = test.measure_until = time.time()
+    longest_s = process.capture.longest_us() / 1e6
+    cap = finish_cap_s(longest_s, process.options.finish_s)
+    if test.out and (process.driven or not process.in_session):
+        write_json(
+            CellDir(Path(test.out)).window,
+            {
+                "test": test.number,
+                "started_at": test.started_at,
+                "measure_from": test.measure_from,
+                "measure_until": now,
+            },
+        )
+    # A length, never the master's clock: each process ends its window that long after it opened it.
+    message = {"test": test.number, "measure_s": now - test.measure_from}
+    if isinstance(runner, MasterRunner):
+        runner.send_message(WINDOW_END_MESSAGE, message)
+    else:
+        end_window(process, environment, message)  # a local runner's own users
+
+    def done(present_only: bool = True) -> bool:
+        if not isinstance(runner, MasterRunner):
+            return process.window.finished
+        present = {c.id for c in runner.clients.all if c.state != "missing"}
+        return all(w in test.finished for w in test.workers_at_start if w in present or not present_only)
+
+    while not done() and time.time() < now + cap and process.test is test and test.stopped_at is None:
+        gevent.sleep(FINISH_POLL_S)
+    # Complete: every process told of the test said so (one lost meanwhile took its requests along).
+    test.finish = {"cap_s": round(cap, 3), "s": round(time.time() - now, 3), "complete": done(present_only=False)}
+
+
+def on_finished(process: ProcessState, msg: Any) -> None:
+    """A worker's ``rb_finished``: none of its requests of the window is in flight any more."""
+    test = process.test
+    if test is not None and msg.data.get("test") == test.number and msg.node_id not in test.finished:
+        test.finished.append(msg.node_id)
 
 
 def complete_until(environment: Environment, test: Test) -> float:
@@ -168,6 +227,7 @@ def on_test_stopping(process: ProcessState, environment: Environment) -> None:
                 "test": test.number,
                 "started_at": test.started_at,
                 "measure_from": test.measure_from,
+                **({"measure_until": test.measure_until} if test.measure_until else {}),
                 "stopped_at": test.stopped_at,
             },
         )

@@ -17,7 +17,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from locustfiles.plugin.state import ProcessState
-from locustfiles.plugin.window import INTENDED, admit, close, opened
+from locustfiles.plugin.window import FINISHED_MESSAGE, INTENDED, STARTED, admit, close, opened
 
 CAPTURE_KEY = "rb_capture"  # a worker report's histograms, in Locust's report data
 
@@ -76,6 +76,7 @@ def on_request(
     response_time: float,
     exception: Any,
     context: dict[str, Any] | None = None,
+    start_time: float | None = None,
     **_: Any,
 ) -> None:
     """Locust's ``request``: a response of one of our classes, recorded if its window says so."""
@@ -90,7 +91,11 @@ def on_request(
     options = process.options
     if options.no_capture or name not in process.user_classes:
         return
-    admission = admit(window, now, response_time, (context or {}).get(INTENDED), options.open_model)
+    context = context or {}
+    # The latency clock's start: the open model's intended start; the closed model's send (ours, as
+    # the in-flight record has it; Locust's own a moment later for a request not sent by our users).
+    started = context.get(INTENDED) if options.open_model else context.get(STARTED, start_time)
+    admission = admit(window, now, response_time, started, options.open_model)
     if admission.counter:
         process.capture.count(name, admission.counter)
     if admission.micros is None:
@@ -100,6 +105,33 @@ def on_request(
         # cross-check of the two counts allows for exactly these.
         process.capture.count(name, "before_locust_reset")
     process.capture.record(name, admission.micros, now, kind="failed" if exception else "ok")
+
+
+def end_window(process: ProcessState, environment: Environment, message: dict[str, Any]) -> None:
+    """Closed model, let finish: the master ended the test's window (``rb_window_end``). From now,
+    on this process's clock, a request sent is load, not measurement; the users go on until the
+    master stops the test, once every process said its window's requests are done."""
+    window = process.window
+    if message.get("test") != window.test or window.measure_from is None or window.measure_until is not None:
+        return
+    # As long as the master's window (its length, on this process's clock): the requests counted
+    # are those of a window as long as the one the rates are divided by.
+    window.measure_until = window.measure_from + max(0.0, float(message.get("measure_s", 0.0)))
+    say_if_finished(process, environment)
+
+
+def say_if_finished(process: ProcessState, environment: Environment | None) -> None:
+    """Once, after the window's end: tell the master when no request of the window is in flight here
+    (a request's own user calls this as it finishes; the window's end calls it too)."""
+    window = process.window
+    if window.measure_until is None or window.finished or window.closed_at is not None:
+        return
+    if window.finishing(process.in_flight.values()):
+        return
+    window.finished = True
+    runner = environment.runner if environment is not None else None
+    if isinstance(runner, WorkerRunner):
+        runner.send_message(FINISHED_MESSAGE, {"test": window.test})
 
 
 def close_window(process: ProcessState, environment: Environment) -> None:

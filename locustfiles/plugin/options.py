@@ -103,6 +103,15 @@ class Options:
         "so every start of the window finished or outlasted them when the test stops",
         per_test=True,
     )
+    finish_s: float = _option(
+        0.0,
+        "rb_finish",
+        NUMBER,
+        "closed model, stopping itself: after the window the users go on until every request started in it "
+        "has finished, at most 3x the longest latency seen (1 s at least) and never more than this many "
+        "seconds; 0: the requests in flight at the stop are censored",
+        per_test=True,
+    )
     run_time_s: float = _option(
         0.0,
         "rb_run_time",

@@ -41,7 +41,11 @@ class Test:
     reported_at: dict[str, float] = field(default_factory=dict)  # when each worker took its last report
     workers_at_start: list[str] = field(default_factory=list)  # those told of the test (rb_window)
     stopped_by: str = ""  # "run time", "precision reached", "maximum window", or empty (stopped by hand)
-    measure_until: float | None = None  # with a tail (--rb-tail): the window ends here, the test later
+    measure_until: float | None = None  # with a tail (--rb-tail) or let finish: the window ends here, the test later
+    finished: list[str] = field(default_factory=list)  # closed model: the workers whose window's requests are done
+    # Closed model, let finish: how long it might have taken (cap_s), how long it did (s), whether
+    # every process's requests of the window finished (complete).
+    finish: dict[str, Any] = field(default_factory=dict)
     # A precision-driven test's last check: the seconds it covered (up to ``until``) and the p99
     # intervals it saw. The final intervals, over the whole window, can be wider.
     last_check: dict[str, Any] = field(default_factory=dict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import os
 import time
 from dataclasses import asdict
@@ -66,7 +67,11 @@ def save_test(process: ProcessState, environment: Environment, test: Test) -> No
             # Locust's own counts once the final reports are in, to cross-check the exact ones.
             "locust_counts": locust_counts(runner),
             "master_pid": os.getpid(),
-            "p99_intervals": p99_intervals(capture.per_second(), test.measure_from, ended, points),
+            # Let finish, the test stops a moment after the window's last request completed: its
+            # partial second holds it (often the slowest), so it is kept.
+            "p99_intervals": p99_intervals(
+                capture.per_second(), test.measure_from, math.ceil(ended) if test.finish else ended, points
+            ),
         },
         window=(test.measure_from, test.measure_until or ended),  # a tail's seconds hold only late finishers
     )

@@ -17,9 +17,10 @@ from typing import Any, ClassVar
 import gevent
 from locust import FastHttpUser, constant, tag, task
 
+from locustfiles.plugin.measure import say_if_finished
 from locustfiles.plugin.plan import AppRoute, load_user_classes, routes_of
 from locustfiles.plugin.state import ProcessState
-from locustfiles.plugin.window import INTENDED, LATE_MS
+from locustfiles.plugin.window import INTENDED, LATE_MS, STARTED
 from target_app import catalogue
 
 IDLE_S = 0.05  # open model: how long a user waits for a window with a schedule
@@ -64,11 +65,13 @@ class StyleUser(FastHttpUser):
         if process.options.open_model:
             self._hit_on_schedule()
             return
-        process.in_flight[id(self)] = (self.style.id, time.time())
+        sent = time.time()
+        process.in_flight[id(self)] = (self.style.id, sent)
         try:
-            self.send()
+            self.send({STARTED: sent})
         finally:
             process.in_flight.pop(id(self), None)
+            say_if_finished(process, process.environment)
 
     def _hit_on_schedule(self) -> None:
         process, style = self.process, self.style.id
@@ -125,23 +128,41 @@ def style_user(style: catalogue.RouteStyle | AppRoute, process: ProcessState) ->
 def yours(their: type[Any], name: str, process: ProcessState) -> type[Any]:
     """One of your locustfile's user classes, as it is, except that every request it sends is named
     by the class (one "route" of the probe, whatever its URLs) and is known to be in flight (a
-    request the window closes on is kept as unfinished, as ours are)."""
+    request the window closes on is kept as unfinished, as ours are), and the think time its users
+    ask for (its ``wait_time``) is summed over the window."""
 
     def on_start(self: Any) -> None:
         sent = self.client.request
 
         def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             kwargs["name"] = name
-            process.in_flight[id(self)] = (name, time.time())
+            began = time.time()
+            kwargs["context"] = {**(kwargs.get("context") or {}), STARTED: began}
+            process.in_flight[id(self)] = (name, began)
             try:
                 return sent(method, url, *args, **kwargs)
             finally:
                 process.in_flight.pop(id(self), None)
+                say_if_finished(process, process.environment)
 
         self.client.request = request
         their.on_start(self)
 
-    return type(name, (their,), {"on_start": on_start, "__module__": __name__, "abstract": False})
+    attrs: dict[str, Any] = {"on_start": on_start, "__module__": __name__, "abstract": False}
+    their_wait = getattr(their, "wait_time", None)
+    if their_wait is not None:
+
+        def wait_time(self: Any) -> float:
+            # The think time each user asks for between its tasks, summed over the window: Little's
+            # law for users who think is U = X (R + Z) (analysis.validity).
+            seconds = float(their_wait(self))
+            window = process.window
+            if window.closed_at is None and window.scheduled_in(time.time()):  # the window's, not after it
+                process.capture.count(name, "think_us", int(seconds * 1_000_000))
+            return seconds
+
+        attrs["wait_time"] = wait_time
+    return type(name, (their,), attrs)
 
 
 def user_classes(plan: dict[str, Any] | None, process: ProcessState) -> dict[str, type[Any]]:

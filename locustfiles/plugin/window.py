@@ -6,9 +6,20 @@ on a fixed schedule: with N processes each runs R/N a second, process i offset b
 are evenly spaced; a start's latency counts from its *intended* start, so a slow server cannot hide
 its queue (coordinated omission).
 
-When the window closes, every request still in flight, and in the open model every due start not
-yet sent, enters the distribution as a censored sample at its elapsed time (:func:`close`). Nothing
-here reads a clock or touches Locust: the caller passes the time, and applies what is returned.
+A request belongs to the window it *started* in, in both models: one started in the warm-up is
+not measured even when it completes in the window, and one started after the window (its tail, or
+the time a closed model lets the window's requests finish) is load, not measurement.
+
+Closed model, let finish (``--rb-finish``): when the window ends, the users keep on until every
+request started in it has finished (or a cap passed), so the window's latencies are
+decided numbers, not lower bounds; the master then stops the test. Each process ends its window
+on its own clock when the master says (``WINDOW_END_MESSAGE``) and says when its last request of
+the window has finished (``FINISHED_MESSAGE``).
+
+When the test stops, every request of the window still in flight, and in the open model every due
+start not yet sent, enters the distribution as a censored sample at its elapsed time
+(:func:`close`). Nothing here reads a clock or touches Locust: the caller passes the time, and
+applies what is returned.
 """
 
 from __future__ import annotations
@@ -22,7 +33,14 @@ from locustfiles.plugin.options import Options
 
 LATE_MS = 10.0  # open model: a start more than this behind its schedule counts as late
 WINDOW_MESSAGE = "rb_window"  # the master to every process: a test, its delay and length (:func:`message`)
+WINDOW_END_MESSAGE = "rb_window_end"  # the master to every process: the window ends now, its requests finish
+FINISHED_MESSAGE = "rb_finished"  # a process to the master: no request of the window is in flight here
 INTENDED = "rb_intended"  # open model: a request's intended start, in its Locust request context
+STARTED = "rb_started"  # closed model: when the user sent it, in its Locust request context
+# A closed model's window's requests are let finish for at most this many times the longest latency
+# seen in the window (at least FINISH_FLOOR_S), and at most --rb-finish.
+FINISH_FACTOR = 3.0
+FINISH_FLOOR_S = 1.0
 
 
 @dataclass
@@ -32,9 +50,11 @@ class Window:
     test: int = 0  # the master's test number: reports from another test are not merged
     schedule_from: float | None = None  # open model: when this process's schedule starts
     measure_from: float | None = None
-    # Open model with a tail: the schedule's starts in [measure_from, measure_until) are measured;
-    # the load goes on until the stop, so each of them finishes or outlasts the tail (None: the stop).
+    # With a tail (open model) or let finish (closed): the starts in [measure_from, measure_until) are
+    # measured; the load goes on until the stop, so each of them finishes or outlasts the tail or
+    # the finishing time (None: the window lasts until the stop).
     measure_until: float | None = None
+    finished: bool = False  # closed model: this process said none of the window's requests is in flight
     closed_at: float | None = None
     rate: float = 0.0  # open model: starts per second per style, in this process
     offset: float = 0.0  # open model: this process's first start after schedule_from
@@ -60,10 +80,22 @@ class Window:
         return k
 
     def scheduled_in(self, intended: float) -> bool:
-        """Open model: whether a start intended then belongs to the window's schedule."""
+        """Whether a start intended (open model) or sent (closed) then belongs to the window."""
         if self.measure_from is None or intended < self.measure_from:
             return False
         return self.measure_until is None or intended < self.measure_until
+
+    def finishing(self, in_flight: Iterable[tuple[str, float]]) -> bool:
+        """Closed model, after the window's end: whether any request in flight (name, sent at)
+        started in the window."""
+        return any(self.scheduled_in(since) for _, since in in_flight)
+
+
+def finish_cap_s(longest_s: float, finish_s: float) -> float:
+    """How long a closed model's window's requests may take to finish: FINISH_FACTOR times the
+    longest latency seen in the window (``longest_s``), at least FINISH_FLOOR_S, but never more
+    than ``finish_s`` (--rb-finish), which bounds both."""
+    return min(finish_s, max(FINISH_FLOOR_S, FINISH_FACTOR * longest_s))
 
 
 def measured_s(options: Options) -> float:
@@ -127,25 +159,26 @@ class Admission:
     counter: str = ""
 
 
-def admit(window: Window, now: float, response_ms: float, intended: float | None, open_model: bool) -> Admission:
-    """A response that completed ``now``. Only the window's responses are recorded: warm-up ones are
-    counted as rejected (so a report taken before the window opened cannot carry them into it), and
-    nothing is recorded after the close (what was then in flight was censored at the close). In the
-    open model the latency runs from the intended start, and only the window's schedule counts."""
-    if open_model:
-        if intended is None or window.closed_at is not None or window.measure_from is None:
-            return Admission()
-        if intended < window.measure_from:
-            # Scheduled in the warm-up: not part of the window's schedule (Locust counts it if it
-            # completes after the window opened; the cross-check needs both numbers).
-            return Admission(counter="warmup_rejected" if now < window.measure_from else "started_in_warmup")
-        if window.measure_until is not None and intended >= window.measure_until:
-            return Admission(counter="after_window")  # started in the tail: load, not measured
-        return Admission(micros=(now - intended) * 1_000_000)  # coordinated omission counted
-    if not window.measuring(now):
-        if window.closed_at is None and window.measure_from is not None:
-            return Admission(counter="warmup_rejected")
+def admit(window: Window, now: float, response_ms: float, started: float | None, open_model: bool) -> Admission:
+    """A response that completed ``now``, whose latency clock started at ``started`` (the open
+    model's intended start; the closed model's send, None: ``response_ms`` before now). Only the
+    window's starts are recorded: one started in the warm-up is counted (as rejected if it completed
+    then too, so a report taken before the window opened cannot carry it into it), one started after
+    the window is load, and nothing is recorded after the test's stop (what was then in flight was
+    censored at the stop). In the open model the latency runs from the intended start."""
+    if window.closed_at is not None or window.measure_from is None:
         return Admission()
+    if open_model and started is None:
+        return Admission()
+    since = started if started is not None else now - response_ms / 1000
+    if since < window.measure_from:
+        # Started in the warm-up: not the window's (Locust counts it if it completes after the window
+        # opened; the cross-check needs both numbers).
+        return Admission(counter="warmup_rejected" if now < window.measure_from else "started_in_warmup")
+    if window.measure_until is not None and since >= window.measure_until:
+        return Admission(counter="after_window")  # started after the window: load, not measured
+    if open_model:
+        return Admission(micros=(now - since) * 1_000_000)  # coordinated omission counted
     return Admission(micros=response_ms * 1000)
 
 
@@ -173,16 +206,17 @@ def close(
     out = Closing()
     assert window.measure_from is not None
     begin = window.measure_from
-    # Open model: only starts scheduled in the window belong to it (``since`` is the intended start);
-    # with a tail, the window ended before now and each of its starts still out has waited the tail.
+    # Only starts in the window belong to it (``since``: the intended start, or the send); with a
+    # tail, or let finish, the window ended before now, and each of its starts still out has waited it.
     end = min(now, window.measure_until or now)
     for name, since in in_flight:
-        if open_model and since >= end:
+        if since >= end:
             out.counts.append((name, "inflight_after_window", 1))  # a tail's start: Locust may still count it
-            continue
-        if not open_model or begin <= since < end:
+        elif since >= begin:
             out.censored.append((name, (now - since) * 1_000_000))
             out.counts.append((name, "inflight_at_stop", 1))
+        else:
+            out.counts.append((name, "inflight_since_warmup", 1))  # not the window's, and not done
     if not open_model or not window.rate:
         return out
     held = list(waiting)

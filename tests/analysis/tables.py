@@ -34,9 +34,11 @@ def row(
     work: int = 200_000,
     saturated: bool = False,
     predicted_rps: float = float("nan"),
+    **more: Any,
 ) -> dict[str, Any]:
     """One style's measurement; ``users`` are the users on this style, ``cell_users`` the cell's total.
-    The shape (W, T, P, worker class, model, rate, wait, work) defaults to one shared by every row."""
+    The shape (W, T, P, worker class, model, rate, wait, work) defaults to one shared by every row;
+    ``more``: other columns of the summary (``valid``, ``p99_ms_at_least``, ...)."""
     p50 = p99 / 2 if p50 is None else p50
     mean = p50 * 1.1 if mean is None else mean
     requests = int(rps * 10) if requests is None else requests
@@ -71,12 +73,18 @@ def row(
         "p95_ms": (p50 + p99) / 2,
         "p99_ms": p99,
         "p999_ms": p99 * 1.1,
+        # Every start's: the successes' (these rows' failures are as fast as they are).
+        "p50_all_ms": p50,
+        "p95_all_ms": (p50 + p99) / 2,
+        "p99_all_ms": p99,
+        "p999_all_ms": p99 * 1.1,
         "locust_p50_ms": p50,
         "locust_p95_ms": (p50 + p99) / 2,
         "locust_p99_ms": p99,
         "late_starts": 0,
         "generator_saturated": saturated,
         "predicted_rps": predicted_rps,
+        **more,
     }
 
 

@@ -222,13 +222,58 @@ def test_a_style_whose_requests_failed_is_not_recommended() -> None:
     assert parts["not"] == "not judged: plain `def` (50% of its requests failed)"
 
 
-def test_a_saturated_generator_leaves_a_style_unjudged() -> None:
+def test_a_saturated_generator_on_the_fastest_style_leaves_the_family_unjudged() -> None:
+    """The generator capped the fastest style: the others cannot be ranked against it, so no "use
+    plain `def`" (the set-aside style was at least as fast)."""
     t = table(
         row("sleep/async-await", 100, rps=1900, p99=55, saturated=True), row("sleep/sync-def", 100, rps=1500, p99=100)
     )
+    headline = family(t, "sleep").headline
+    assert headline.startswith("sleep at 100 users: not judged: `async def` + `await` served the most req/s")
+    assert "the load generator was saturated" in headline and "use" not in headline.split("not judged", 1)[1]
+    # On a slower style, the generator's cap sets only that style aside.
+    t = table(
+        row("sleep/async-await", 100, rps=1900, p99=55), row("sleep/sync-def", 100, rps=1500, p99=100, saturated=True)
+    )
     parts = headline_parts(family(t, "sleep"))
-    assert "not judged: `async def` + `await` (the load generator was saturated)" == parts["not"]
-    assert parts["use"] == "use plain `def`"
+    assert parts["use"] == "use `async def` + `await`"
+    assert parts["not"] == "not judged: plain `def` (the load generator was saturated)"
+
+
+def test_a_lower_bound_never_wins_nor_divides() -> None:
+    """A p99 that unfinished requests reach is not decided: it is never the lowest a ratio is taken
+    to, and a style with one that served the most leaves the family unjudged."""
+    t = table(
+        row("sleep/async-await", 100, rps=1900, p99=55),
+        row("sleep/sync-def", 100, rps=1500, p99=40, p99_ms_at_least=True),
+        row("sleep/offloaded", 100, rps=1800, p99=110),
+    )
+    parts = headline_parts(family(t, "sleep"))
+    assert parts["use"] == "use `async def` + `await`"
+    assert f"{110 / 55:.2f}x the lowest p99" in parts["behind:"]  # over 55 ms, not the bound's 40
+    assert parts["not"].startswith("not judged: plain `def` (its p99 is only a lower bound")
+    t = table(
+        row("sleep/async-await", 100, rps=1500, p99=55),
+        row("sleep/sync-def", 100, rps=1900, p99=40, p99_ms_at_least=True),
+    )
+    assert family(t, "sleep").headline.startswith("sleep at 100 users: not judged: plain `def` served the most req/s")
+
+
+def test_an_invalid_cell_is_never_judged() -> None:
+    t = table(
+        row("sleep/async-await", 100, rps=1900, p99=55),
+        row("sleep/sync-def", 100, rps=1500, p99=60, valid=False, invalid_because="counts disagree"),
+    )
+    parts = headline_parts(family(t, "sleep"))
+    assert parts["not"] == "not judged: plain `def` (its cell is not valid (counts disagree))"
+    # Invalid and the fastest that counts, behind a faster style whose requests failed (its own
+    # doing: it does not compete): the family is not judged.
+    t = table(
+        row("sleep/async-await", 100, rps=500, p99=55),
+        row("sleep/sync-def", 100, rps=900, p99=60, valid=False, invalid_because="counts disagree"),
+        row("sleep/offloaded", 100, rps=1000, p99=60, failure_rate=0.5),
+    )
+    assert family(t, "sleep").headline.startswith("sleep at 100 users: not judged: plain `def` served the most")
 
 
 def test_the_headline_is_judged_where_styles_meet_not_where_the_baseline_is_alone() -> None:

@@ -131,6 +131,10 @@ def test_a_computing_loop_kept_off_the_cores_by_another_process_is_not_blocking(
     name, _, why = findings.decide(bound, FLAT, queued, [], floor_cpu_ms=0.3)
     assert name == "cpu-bound" and "waiting for a CPU 55%" in why
     assert verdict(bound, FLAT, {**ev, "loop_cpu_wait_share": 0.1}) == "unknown"
+    # The generator's share is off the usable cores already: its run-queue wait is not counted
+    # twice. Each worker on the CPU 25% and waiting 15%: idle 60% of the time, the loop blocked.
+    light = evidence(blocked_share=0.9, own_code_share=0.9, cores_used=0.5, cores_usable=1.0, loop_cpu_wait_share=0.15)
+    assert verdict(LO, FLAT, light) == "blocks-event-loop"
     # Waiting for a core a little while does not excuse a loop that sleeps most of its time.
     sleeping = {**ev, "cores_used": 0.1, "cpu_ms_per_request": 0.4, "loop_cpu_wait_share": 0.05}
     name, _, why = findings.decide(LO, FLAT, sleeping, [])

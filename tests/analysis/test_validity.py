@@ -49,6 +49,18 @@ def test_littles_law_catches_requests_that_never_came_back() -> None:
     assert "littles_law" in v["failed"] and "100 users" in " ".join(v["reasons"])
 
 
+def test_littles_law_counts_the_users_think_time() -> None:
+    """A locustfile whose 10 users think 2 s between 50.8 ms requests: about 4.9 req/s, 29 in 6 s.
+    Each user waits for a response 2.5% of the time: X x R alone accounts for a quarter of a user."""
+    thinking = {"count": 29, "censored": 0, "think_us": 29 * 2_000_000}
+    e = exact(thinking, locust_counts={STYLE: {"requests": 29}})
+    assert "littles_law" not in failed(cell(), e)
+    v = validity.check(cell(), exact({**thinking, "think_us": 0}, locust_counts={STYLE: {"requests": 29}}))
+    assert "littles_law" in v["failed"] and "10 users" in " ".join(v["reasons"])
+    # Users who thought half as long as they said would not be 10: the rule still catches it.
+    assert "littles_law" in failed(cell(), exact({**thinking, "think_us": 29 * 1_000_000}))
+
+
 def test_a_window_shorter_than_the_latencies_names_one_that_would_do() -> None:
     v = validity.check(cell(), exact({"censored_max_us": 2_000_000, "at_least": ["99", "99.9"]}))
     assert "window" in v["failed"] and "about 20 s" in " ".join(v["reasons"]) and "p99" in " ".join(v["reasons"])

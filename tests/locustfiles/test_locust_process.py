@@ -25,7 +25,7 @@ main()
 
 
 def test_a_locust_process_runs_a_test_without_pandas(tmp_path: Path) -> None:
-    options = Options(out=str(tmp_path), run_time_s=0.2, wait_ms=5)
+    options = Options(out=str(tmp_path), run_time_s=0.2, wait_ms=5, finish_s=5.0)
     argv = ["-f", str(LOCUSTFILE), "--headless", "-u", "0", "-r", "1", "--host", "http://127.0.0.1:9"]
     argv += [*options.argv(), "-t", "30s", "--only-summary", "--loglevel", "WARNING"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEBENCH_")}
@@ -45,4 +45,10 @@ def test_a_locust_process_runs_a_test_without_pandas(tmp_path: Path) -> None:
     exact = json.loads(CellDir(tmp_path).exact.read_text())
     assert exact["test"]["stopped_by"] == "run time"
     assert exact["test"]["options"]["ms"] == 5
-    assert json.loads(CellDir(tmp_path).window.read_text())["stopped_at"] is not None
+    window = json.loads(CellDir(tmp_path).window.read_text())
+    assert window["stopped_at"] is not None
+    # The window ended, and its requests (none: no users) were let finish before the stop: at once,
+    # well within the cap (1 s at least, no latency seen).
+    finish = exact["test"]["finish"]
+    assert finish["complete"] and finish["s"] < finish["cap_s"] == 1.0, finish
+    assert exact["measure_from"] < exact["measure_until"] <= window["measure_until"] <= window["stopped_at"]

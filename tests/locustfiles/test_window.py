@@ -7,12 +7,15 @@ import pytest
 
 from locustfiles.plugin.options import Options
 from locustfiles.plugin.window import (
+    FINISH_FACTOR,
+    FINISH_FLOOR_S,
     Admission,
     Schedule,
     Window,
     admit,
     close,
     counts_for_locust,
+    finish_cap_s,
     measured_s,
     message,
     opened,
@@ -72,31 +75,61 @@ def test_a_tail_ends_the_measured_schedule_before_the_stop(options: Options, sec
     assert w.measure_until == (105.0 + seconds if seconds else None)
 
 
-def test_closed_model_records_only_the_windows_responses() -> None:
+def test_closed_model_records_the_requests_started_in_the_window() -> None:
     w = Window(test=1, schedule_from=100.0, measure_from=102.0)
     assert admit(w, 101.0, 40.0, None, open_model=False) == Admission(counter="warmup_rejected")
-    assert admit(w, 102.0, 40.0, None, open_model=False) == Admission(micros=40_000.0)
+    # Completed in the window, sent in the warm-up (40 ms before 102.0 s): the warm-up's request.
+    assert admit(w, 102.0, 40.0, None, open_model=False) == Admission(counter="started_in_warmup")
+    assert admit(w, 102.05, 40.0, started=102.01, open_model=False) == Admission(micros=40_000.0)
+    # Its latency is Locust's (the send's own clock): the start only says which window it is of.
+    assert admit(w, 103.0, 40.0, started=102.5, open_model=False) == Admission(micros=40_000.0)
     w.closed_at = 110.0
     assert admit(w, 110.5, 40.0, None, open_model=False) == Admission()  # censored at the close instead
     assert admit(Window(), 5.0, 40.0, None, open_model=False) == Admission()  # no test yet
 
 
+def test_a_closed_model_lets_the_windows_last_requests_finish_and_records_only_those() -> None:
+    w = Window(test=1, schedule_from=100.0, measure_from=102.0, measure_until=110.0)
+    assert admit(w, 112.0, 2500.0, started=109.5, open_model=False) == Admission(micros=2_500_000.0)
+    assert admit(w, 110.2, 40.0, started=110.1, open_model=False) == Admission(counter="after_window")
+    assert w.finishing([("a", 109.9), ("a", 110.5)]) and not w.finishing([("a", 110.5), ("b", 101.0)])
+    # The test stops at 115: the window's request still out is censored at its 5.1 s so far; the
+    # load after the window is load; the warm-up's is counted, not the window's.
+    out = close(w, 115.0, False, in_flight=[("a", 109.9), ("a", 110.5), ("b", 101.0)])
+    assert out.censored == [("a", pytest.approx(5_100_000.0))]
+    assert out.counts == [
+        ("a", "inflight_at_stop", 1),
+        ("a", "inflight_after_window", 1),
+        ("b", "inflight_since_warmup", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("longest_s", "finish_s", "cap_s"),
+    [(0.03, 10.0, FINISH_FLOOR_S), (2.0, 10.0, FINISH_FACTOR * 2.0), (5.0, 10.0, 10.0), (0.03, 0.5, 0.5)],
+)
+def test_the_window_s_requests_finish_within_a_multiple_of_the_longest_latency_and_the_cap(
+    longest_s: float, finish_s: float, cap_s: float
+) -> None:
+    assert finish_cap_s(longest_s, finish_s) == pytest.approx(cap_s)
+
+
 def test_open_model_counts_latency_from_the_intended_start() -> None:
     w = Window(test=1, schedule_from=100.0, measure_from=102.0, measure_until=110.0, rate=1.0)
     # Sent late behind a queue: 5 ms on the wire, but 2 s after its intended start.
-    assert admit(w, 105.0, 5.0, intended=103.0, open_model=True) == Admission(micros=pytest.approx(2_000_000.0))
-    assert admit(w, 101.0, 5.0, intended=100.5, open_model=True) == Admission(counter="warmup_rejected")
-    assert admit(w, 102.5, 5.0, intended=101.5, open_model=True) == Admission(counter="started_in_warmup")
-    assert admit(w, 111.0, 5.0, intended=110.0, open_model=True) == Admission(counter="after_window")
-    assert admit(w, 105.0, 5.0, intended=None, open_model=True) == Admission()  # not one of the schedule's
+    assert admit(w, 105.0, 5.0, started=103.0, open_model=True) == Admission(micros=pytest.approx(2_000_000.0))
+    assert admit(w, 101.0, 5.0, started=100.5, open_model=True) == Admission(counter="warmup_rejected")
+    assert admit(w, 102.5, 5.0, started=101.5, open_model=True) == Admission(counter="started_in_warmup")
+    assert admit(w, 111.0, 5.0, started=110.0, open_model=True) == Admission(counter="after_window")
+    assert admit(w, 105.0, 5.0, started=None, open_model=True) == Admission()  # not one of the schedule's
     assert w.scheduled_in(102.0) and w.scheduled_in(109.9) and not w.scheduled_in(110.0)
 
 
-def test_closing_a_closed_model_window_censors_what_is_in_flight() -> None:
+def test_closing_a_closed_model_window_censors_its_requests_in_flight() -> None:
     w = Window(test=1, schedule_from=100.0, measure_from=102.0)
-    out = close(w, 120.0, False, in_flight=[("a", 119.5), ("b", 90.0)], waiting=[("a", 119.0)])
-    assert out.censored == [("a", pytest.approx(500_000.0)), ("b", pytest.approx(30_000_000.0))]
-    assert out.counts == [("a", "inflight_at_stop", 1), ("b", "inflight_at_stop", 1)]
+    out = close(w, 120.0, False, in_flight=[("a", 119.5), ("b", 90.0), ("b", 103.0)], waiting=[("a", 119.0)])
+    assert out.censored == [("a", pytest.approx(500_000.0)), ("b", pytest.approx(17_000_000.0))]
+    assert out.counts == [("a", "inflight_at_stop", 1), ("b", "inflight_since_warmup", 1), ("b", "inflight_at_stop", 1)]
 
 
 def test_closing_an_open_model_window_with_a_tail() -> None:
@@ -116,6 +149,7 @@ def test_closing_an_open_model_window_with_a_tail() -> None:
     assert out.counts == [
         ("s", "inflight_at_stop", 1),
         ("s", "inflight_after_window", 1),
+        ("s", "inflight_since_warmup", 1),  # the warm-up's: counted, not the window's
         ("s", "offered", 10),
         ("s", "sent", 7),
         ("s", "unsent_at_stop", 2),

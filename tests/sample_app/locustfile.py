@@ -1,10 +1,10 @@
 """The shop's own load test, as its team wrote it: a shopper who browses, and a price checker."""
 
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, between, constant, task
 
 
 class Shopper(FastHttpUser):
-    wait_time = constant(0)
+    wait_time = between(0.02, 0.06)  # a shopper glances at the page before the next click
 
     @task(3)
     def browse(self) -> None:
