@@ -232,6 +232,10 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
     use = [s for s in judged if at.loc[s, "good"]]
     never = [s for s in judged if not at.loc[s, "good"] and blocks_the_loop(s)]
     behind = [s for s in judged if s not in use and s not in never]
+    # A style that blocks the event loop is never to be used, whether or not its own numbers can be
+    # ranked: what set them aside (requests failed, users starved past the window) is what blocking
+    # the loop does.
+    unranked = {s: unsure.pop(s) for s in list(unsure) if blocks_the_loop(s) and s != fastest}
 
     def gap(style: str) -> str:
         return (
@@ -251,8 +255,17 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
         parts = ["no verdict"]
     if behind:
         parts.append("behind: " + ", ".join(f"{words(s)} ({gap(s)})" for s in behind))
-    if never:
-        parts.append("never use " + ", ".join(f"{words(s)} ({gap(s)})" for s in never))
+    if never or unranked:
+        parts.append(
+            "never use "
+            + ", ".join(
+                [f"{words(s)} ({gap(s)})" for s in never]
+                + [
+                    f"{words(s)} (it blocks the event loop, and its numbers are not ranked: {why})"
+                    for s, why in unranked.items()
+                ]
+            )
+        )
     if unsure:
         parts.append("not judged: " + ", ".join(f"{words(s)} ({why})" for s, why in unsure.items()))
     low = [

@@ -114,13 +114,20 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
             little = x * (mean_us / 1e6 + think_s)
             if abs(1 - little / users) > LITTLE_TOLERANCE:
                 thinking = f" + {think_s:,.3f} s thinking" if think_s else ""
+                stuck = int(e.get("inflight_since_warmup", 0))
+                held = (
+                    f"; {stuck:,} of its users held a request sent in the warm-up through the whole window "
+                    f"(over {window:,.0f} s each, unfinished at the stop, not in the window's latency)"
+                    if stuck
+                    else ""
+                )
                 rules.append(
                     _rule(
                         "littles_law",
                         False,
                         f"{style}: Little's law does not close: {users:g} users, but throughput x (mean latency"
                         f"{' + think time' if think_s else ''}) = {x:,.1f}/s x ({mean_us / 1e6:,.3f} s{thinking}) "
-                        f"= {little:,.1f}",
+                        f"= {little:,.1f}{held}",
                     )
                 )
         longest = (e.get("censored_max_us") or 0) / 1e6

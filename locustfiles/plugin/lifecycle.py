@@ -75,16 +75,31 @@ def on_test_start(process: ProcessState, environment: Environment) -> None:
     process.tests.append(test)
     open_window(process, environment, data)
     for_runner = process.driven or not process.in_session
-    if test.out and for_runner:
+    if for_runner:
         # For the runner: whether a generator process it saw die was lost before the window or in it.
-        write_json(
-            CellDir(Path(test.out)).window, {"test": number, "started_at": now, "measure_from": test.measure_from}
-        )
+        write_window(test)
     if isinstance(runner, MasterRunner):
         runner.send_message(WINDOW_MESSAGE, data)
         gevent.spawn(watch_workers, process, runner, number)
     if options.run_time_s > 0 and for_runner:
         gevent.spawn(stop_when_done, process, environment, test)
+
+
+def write_window(test: Test) -> None:
+    """``window.json`` for the runner, as the test stands: its start, when it measures from, and once
+    known when its window ended (``measure_until``) and when it stopped."""
+    if not test.out:
+        return
+    known = {"measure_until": test.measure_until, "stopped_at": test.stopped_at}
+    write_json(
+        CellDir(Path(test.out)).window,
+        {
+            "test": test.number,
+            "started_at": test.started_at,
+            "measure_from": test.measure_from,
+            **{k: v for k, v in known.items() if v is not None},
+        },
+    )
 
 
 def stop_when_done(process: ProcessState, environment: Environment, test: Test) -> None:
@@ -136,16 +151,8 @@ def let_finish(process: ProcessState, environment: Environment, test: Test) -> N
     now = test.measure_until = time.time()
     longest_s = process.capture.longest_us() / 1e6
     cap = finish_cap_s(longest_s, process.options.finish_s)
-    if test.out and (process.driven or not process.in_session):
-        write_json(
-            CellDir(Path(test.out)).window,
-            {
-                "test": test.number,
-                "started_at": test.started_at,
-                "measure_from": test.measure_from,
-                "measure_until": now,
-            },
-        )
+    if process.driven or not process.in_session:
+        write_window(test)
     # A length, never the master's clock: each process ends its window that long after it opened it.
     message = {"test": test.number, "measure_s": now - test.measure_from}
     if isinstance(runner, MasterRunner):
@@ -219,18 +226,9 @@ def on_test_stopping(process: ProcessState, environment: Environment) -> None:
         test.workers_at_stop = [c.id for c in runner.clients.all if c.state != "missing"]
     if test.out and process.in_session:
         gevent.spawn(save_after_final_reports, process, environment, test)
-    if test.out and (process.driven or not process.in_session):
+    if process.driven or not process.in_session:
         # For the runner: a precision-driven window ends when it stops, not at a known time.
-        write_json(
-            CellDir(Path(test.out)).window,
-            {
-                "test": test.number,
-                "started_at": test.started_at,
-                "measure_from": test.measure_from,
-                **({"measure_until": test.measure_until} if test.measure_until else {}),
-                "stopped_at": test.stopped_at,
-            },
-        )
+        write_window(test)
 
 
 def save_after_final_reports(process: ProcessState, environment: Environment, test: Test) -> None:

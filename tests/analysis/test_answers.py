@@ -259,6 +259,21 @@ def test_a_lower_bound_never_wins_nor_divides() -> None:
     assert family(t, "sleep").headline.startswith("sleep at 100 users: not judged: plain `def` served the most req/s")
 
 
+def test_a_style_that_blocks_the_loop_is_never_to_be_used_even_when_its_cell_cannot_be_ranked() -> None:
+    """Blocking starved some users past the window (Little's law does not close): its numbers are
+    not ranked, and its verdict stands."""
+    t = table(
+        row("sleep/async-await", 100, rps=1900, p99=55),
+        row(
+            "sleep/blocking-in-async", 100, rps=39, p99=2500, valid=False, invalid_because="Little's law does not close"
+        ),
+    )
+    parts = headline_parts(family(t, "sleep"))
+    assert parts["use"] == "use `async def` + `await`" and "not" not in parts
+    assert parts["never"].startswith("never use a blocking call inside `async def` (it blocks the event loop")
+    assert "Little's law does not close" in parts["never"]
+
+
 def test_an_invalid_cell_is_never_judged() -> None:
     t = table(
         row("sleep/async-await", 100, rps=1900, p99=55),

@@ -47,6 +47,11 @@ def test_littles_law_catches_requests_that_never_came_back() -> None:
     lost = exact({"count": 236, "completed_mean_us": 1_180_000}, locust_counts={STYLE: {"requests": 236}})
     v = validity.check(cell(users_by_style={STYLE: 100}), lost)
     assert "littles_law" in v["failed"] and "100 users" in " ".join(v["reasons"])
+    # Users starved through the whole window (a request sent in the warm-up, still out at the stop):
+    # the window's own requests cannot show them, the rule says where they went.
+    starved = exact({"count": 236, "completed_mean_us": 1_180_000, "inflight_since_warmup": 39})
+    reasons = " ".join(validity.check(cell(users_by_style={STYLE: 100}), starved)["reasons"])
+    assert "39 of its users held a request sent in the warm-up through the whole window" in reasons
 
 
 def test_littles_law_counts_the_users_think_time() -> None:
