@@ -115,8 +115,9 @@ def tables(run_dir: Path) -> str:
         provenance(a),
         "",
         "Latency in ms, exact (HDR histograms merged from every Locust worker; Locust's own p99 beside "
-        "it, rounded as Locust rounds); ≥: a lower bound (requests were unfinished when the window "
-        "closed); req/s: completed requests over the measured window; "
+        "it, rounded as Locust rounds), of the requests started in the window, each let finish after it; ≥: a "
+        "lower bound (requests of the window still unfinished when the test stopped); req/s: the window's "
+        "completed requests over the measured window; "
         f"{_repeats(a)}; predicted: the route style's queueing model ([docs/model.md](docs/model.md)) "
         "for the cell's own W, T, P, d and U, with the CPU per request measured by the run's "
         "calibration and the cores the load generator left; its mean latency is compared with the "

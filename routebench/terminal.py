@@ -57,7 +57,7 @@ def summary_table(table: pd.DataFrame, title: str, width: int) -> tuple[Table, l
         for _, row in rows[~rows["valid"].astype(bool)].iterrows():
             notes.append(f"not valid: {row['style']} U={_users(row)}: {row['invalid_because']}")
     if any(rows.get(f"{m}_at_least", pd.Series(dtype=bool)).astype(bool).any() for m in ("p50_ms", "p95_ms", "p99_ms")):
-        notes.append("≥: at least (requests were still unfinished when the window closed)")
+        notes.append("≥: at least (requests of the window were still unfinished when the test stopped)")
     else:
         if one_w:
             notes.append(f"W = {int(rows['server_workers'].iloc[0])} server workers in every cell")
