@@ -208,6 +208,9 @@ def load(
                 profiler.start(workers, float(w["started_at"]) + float(spec.max_run_time_s or 0) - now)
         on_rps(current_rps(history))
 
+    # The server's workers as they are before the test: one killed before the first tick is then
+    # seen to go, to the tick, not only in Gunicorn's log, to the second.
+    watch.server_workers(target)
     cluster.start_test(spec)
     cluster.wait_saved(spec, spec.max_run_time_s + spec.finish_s + SAVE_TIMEOUT_S, TICK_S, tick)  # type: ignore[operator]
     tick_losses = watch.dead([cluster.master] if cluster.master else [], "locust master")

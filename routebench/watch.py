@@ -166,7 +166,8 @@ class Watch:
         for d in server_deaths:
             if int(d["pid"]) not in seen and (at := _gunicorns_time(str(d.get("at", "")))) is not None:
                 if at >= self.started:
-                    self.record("server worker", "server worker", int(d["pid"]), how[int(d["pid"])], at)
+                    loss = self.record("server worker", "server worker", int(d["pid"]), how[int(d["pid"])], at)
+                    loss["at_from"] = "Gunicorn's log, to the second"
 
     def measured_losses(self) -> list[dict[str, Any]]:
         """Losses after the window opened: the cell keeps its numbers, degraded."""

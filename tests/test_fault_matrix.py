@@ -279,8 +279,10 @@ def check_cell(
     else:
         (loss,) = [x for x in losses if x["kind"] == kind]
     assert loss["how"] == "killed by SIGKILL" or "exit" in loss["how"], (moment, loss)
-    # Noticed within the bound, at the right moment of the cell.
-    assert killed_at - 0.5 <= loss["at"] <= killed_at + NOTICED_S + TICK_S, (moment, loss, killed_at)
+    # Noticed within the bound, at the right moment of the cell. A death only Gunicorn's log saw
+    # (the worker came and went between two polls) is timed to the second the log prints.
+    early = 1.0 if loss.get("at_from") else 0.5
+    assert killed_at - early <= loss["at"] <= killed_at + NOTICED_S + TICK_S, (moment, loss, killed_at)
     if kind in ("locust worker", "locust master") and moment != "window":
         # Lost before the window: started again, the abandoned attempt kept aside.
         assert loss["phase"] == moment and attempts == 2, (moment, loss, attempts)

@@ -27,6 +27,7 @@ from target_app.telemetry import HELD, read_dir
 pytestmark = pytest.mark.stack
 
 REPEATS = 3
+WAIT_MS = 50
 
 
 def run(tmp_path: Path, name: str, groups: list[dict[str, Any]], reuse: bool) -> list[dict[str, Any]]:
@@ -37,7 +38,7 @@ def run(tmp_path: Path, name: str, groups: list[dict[str, Any]], reuse: bool) ->
             "reuse": reuse,
             "warmup_s": 1,
             "duration_s": 3,
-            "wait_ms": 50,
+            "wait_ms": WAIT_MS,
             "server_workers": [2],
             "locust_workers": 2,
             "groups": groups,
@@ -102,8 +103,10 @@ def test_a_cell_after_a_blocking_one_on_a_reused_stack_matches_a_fresh_stack(tmp
             # No worse than fresh: a fresh stack's p99 has its own outliers (runs of this test here:
             # fresh 68-87 ms against 54-58 ms reused, with p50 and req/s the same, on the landed
             # code too), so a reused stack may measure a lower one; what reuse must not do is carry
-            # the blocking cell's damage into this one.
-            assert statistics.mean(a) - statistics.mean(b) <= noise(a, b), (key, a, b)
+            # the blocking cell's damage into this one. That damage is a request queued behind a
+            # blocked one: a wait (50 ms) on the p99 at the least; a tenth of it is the margin
+            # (a run here: reused 53.6-54.0 ms against fresh 52.1-53.0 ms, 2% apart).
+            assert statistics.mean(a) - statistics.mean(b) <= max(noise(a, b), 0.1 * WAIT_MS), (key, a, b)
             continue
         assert abs(statistics.mean(a) - statistics.mean(b)) <= noise(a, b), (key, a, b)
 
