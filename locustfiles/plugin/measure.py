@@ -117,7 +117,9 @@ def end_window(process: ProcessState, environment: Environment, message: dict[st
     # As long as the master's window (its length, on this process's clock): the requests counted
     # are those of a window as long as the one the rates are divided by.
     window.measure_until = window.measure_from + max(0.0, float(message.get("measure_s", 0.0)))
-    say_if_finished(process, environment)
+    # This process's window may end a moment after the message (it opened a moment after the
+    # master's): until then its users still send the window's requests.
+    gevent.spawn_later(max(0.0, window.measure_until - time.time()), say_if_finished, process, environment)
 
 
 def say_if_finished(process: ProcessState, environment: Environment | None) -> None:
@@ -126,7 +128,7 @@ def say_if_finished(process: ProcessState, environment: Environment | None) -> N
     window = process.window
     if window.measure_until is None or window.finished or window.closed_at is not None:
         return
-    if window.finishing(process.in_flight.values()):
+    if time.time() < window.measure_until or window.finishing(process.in_flight.values()):
         return
     window.finished = True
     runner = environment.runner if environment is not None else None
