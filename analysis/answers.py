@@ -41,7 +41,8 @@ RULE = (
     f"over {FAILURE_SHARE:.0%} failed requests is not judged, nor one measured with a saturated load "
     "generator, in an invalid cell, or with a p99 that is only a lower bound; when the style that served "
     "the most req/s is set aside for how it was measured, the whole family is not judged (the others "
-    "cannot be ranked against it). A style under half the model's throughput is pointed out. Lower user "
+    "cannot be ranked against it). A style that blocks the event loop is never to be used even when its own "
+    "numbers cannot be ranked. A style under half the model's throughput is pointed out. Lower user "
     "counts are in the sentences, not the headline: there the styles differ less than the noise of one "
     "measurement."
 )

@@ -38,8 +38,10 @@ What counts as blocked, exhausted or saturated (``BLOCKED_SHARE``, ``EXHAUSTED_S
 ``CPU_SATURATED``) is analysis.bottleneck's, which the report's "Why" decides with too; the rules
 here add what a verdict needs besides: whether the route scaled, and whose CPU it was.
 
-The CPU the workers wanted is what they used plus what their loops waited for: the kernel's run
-queue wait of each loop thread (target_app.telemetry). A loop kept off the cores by another
+What a worker wanted of a CPU is its time on one plus its loop's time waiting for one: the
+kernel's run-queue wait of each loop thread (target_app.telemetry). The CPU ran out when the
+workers used ``CPU_SATURATED`` of the cores they could, or each wanted a core ``CPU_SATURATED`` of
+its time. A loop kept off the cores by another
 process on the machine (a build, a browser, a second load) is stalled without computing and
 without blocking; counting its wait as demand keeps such a route cpu-bound on a busy laptop, and a
 loop that sleeps in a blocking call waits for no CPU, so it is still caught.
@@ -93,7 +95,8 @@ RULES = [
     f"{CPU_SATURATED:.0%} of the cores the server could use)",
     f"cpu-bound: throughput scaled less than {SCALES:.0%} of linear from the lowest to the highest user count, and "
     f"its time is computation: the server's CPU per request at the highest count is {CPU_SHARE:.0%} or more of its "
-    f"mean latency at the lowest, or the CPU ran out ({CPU_SATURATED:.0%} of the cores the server could use) with "
+    f"mean latency at the lowest, or the CPU ran out ({CPU_SATURATED:.0%} of the cores the server could use, or "
+    f"each worker on a CPU or waiting for one {CPU_SATURATED:.0%} of its time) with "
     f"the route costing more than {OWN_CPU_FACTOR:g}x the CPU per request of the cheapest other sound route (cells "
     f"not void, errors under {FAILURE_SHARE:.0%})",
     f"threadpool-bound: scaled less than {SCALES:.0%} of linear, with every threadpool token of a worker in use in "
@@ -237,8 +240,7 @@ def decide(
         return "unknown", 8, f"{scaled}, and no server evidence (telemetry) {at} to say why"
     # Each worker's share of wall time on the CPU (stalls are a share of each worker's time too),
     # and its loop's share waiting for one (runnable, while another process or worker held the
-    # cores): together what it would have computed had the cores been its own. The CPU ran out
-    # when what the workers used and waited for reaches the cores they could use.
+    # cores): together what it would have computed had the cores been its own.
     reporting = max(1, ev.get("workers_reporting") or ev["workers"])
     on_cpu = cores / reporting
     waiting = ev.get("loop_cpu_wait_share") or 0.0

@@ -249,7 +249,7 @@ def open_counts(exact: dict[str, Any], cell: dict[str, Any]) -> dict[str, dict[s
 
 
 def window_end(exact: dict[str, Any], cell: dict[str, Any]) -> float | None:
-    """When the measured window closed: the capture's own record (analysis.load.measured_until),
+    """When the measured window closed: the capture's own record (analysis.rundir.measured_until),
     else its start plus the cell's duration."""
     until = measured_until(exact)
     if until is not None:

@@ -49,6 +49,21 @@ RULES = (
 MEASURED_PHASES = ("window", "finishing", "final report")  # a loss before these was replaced or failed the cell
 
 
+def locusts_count_range(e: dict[str, Any]) -> tuple[int, int]:
+    """What Locust's own count of a style must lie within, from the exact capture's record ``e`` of
+    it. Locust counts every response from the moment its stats were cleared for the window to the
+    stop: besides the window's own, what was sent in the warm-up and completed in the window, and
+    what was sent after the window (its tail, or while the window's requests finished); it may count
+    what was still in flight at the stop (censored, or not the window's); it does not count what
+    completed in the window's first moment, before its stats were cleared."""
+
+    def n(key: str) -> int:
+        return int(e.get(key, 0) or 0)
+
+    low = n("count") + n("failures") + n("started_in_warmup") + n("after_window") - n("before_locust_reset")
+    return low, low + n("inflight_at_stop") + n("inflight_after_window") + n("inflight_since_warmup")
+
+
 def _rule(name: str, ok: bool, text: str) -> dict[str, Any]:
     return {"rule": name, "ok": ok, "text": text}
 
@@ -77,21 +92,7 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
             rules.append(_rule("counts", False, f"{style}: no request completed in the window"))
             continue
         completed = int(e.get("count", 0)) + int(e.get("failures", 0))
-        # Locust also counts what completed after the close (recorded here as censored) and, in
-        # the open model, what was scheduled in the warm-up but completed in the window; it does
-        # not count what completed in the window's first moment, before its stats were cleared.
-        low = (
-            completed
-            + int(e.get("started_in_warmup", 0))
-            + int(e.get("after_window", 0))  # a tail's starts: Locust counts them, the window does not
-            - int(e.get("before_locust_reset", 0))
-        )
-        high = (
-            low
-            + int(e.get("inflight_at_stop", 0))
-            + int(e.get("inflight_after_window", 0))
-            + int(e.get("inflight_since_warmup", 0))
-        )
+        low, high = locusts_count_range(e)
         theirs = counted.get(style, {}).get("requests")
         slack = max(2, COUNT_TOLERANCE * max(high, theirs or 0))
         if theirs is not None and not low - slack <= theirs <= high + slack:
@@ -197,8 +198,9 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
     finish = (exact.get("test") or {}).get("finish") or {}
     if finish and not finish.get("complete"):
         notes.append(
-            f"the window's requests were let finish for {float(finish.get('cap_s') or 0):,.1f} s (the cap), and some "
-            "had not: they are counted at their elapsed time, as lower bounds"
+            f"the window's requests were let finish for {float(finish.get('s') or 0):,.1f} s (cap "
+            f"{float(finish.get('cap_s') or 0):,.1f} s) and not every process said its were done (the cap passed, or "
+            "a process holding some was lost): those unfinished are counted at their elapsed time, as lower bounds"
         )
 
     if cell.get("generator_saturated"):

@@ -63,7 +63,8 @@ def measure(ctx: RunContext, cell: Cell, cell_dir: Path, on_rps: Callable[[float
     be served (no cell can run), StackError when the stack cannot be had."""
     spec = load_spec(cell, ctx.classes, cell_dir)
     workers = 0 if ctx.external_workers else cell.locust_workers or default_worker_count()
-    watch = Watch(cell_dir, (spec.max_run_time_s or 0.0) + spec.finish_s)
+    longest = spec.max_run_time_s + spec.finish_s if spec.max_run_time_s is not None else None
+    watch = Watch(cell_dir, longest)
     files = CellDir(cell_dir)
     begun = time.time()
     telemetry_from = sizes(ctx.files.telemetry)

@@ -46,22 +46,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.browser)
 
 
-def locusts_count_range(e: dict[str, object]) -> tuple[int, int]:
-    """What Locust's own count of a style must lie within, from the exact capture's record ``e``:
-    Locust counts every response from the moment its stats were cleared for the window to the
-    stop, so it also counts what was sent in the warm-up and completed in the window, and what was
-    sent after the window (while the window's last requests finished), and it may count what was
-    still in flight at the stop (the exact capture censored those, or left them out: not the
-    window's); it did not count what completed before its stats were cleared."""
-
-    def n(key: str) -> int:
-        value = e.get(key, 0)
-        return int(value) if isinstance(value, (int, float)) else 0
-
-    low = n("count") + n("failures") + n("started_in_warmup") + n("after_window") - n("before_locust_reset")
-    return low, low + n("inflight_at_stop") + n("inflight_after_window") + n("inflight_since_warmup")
-
-
 def stack_settings(**overrides: object) -> Settings:
     base: dict[str, object] = {"workers": 2, "database_url": None, "telemetry_interval_ms": 20}
     base.update(overrides)

@@ -12,10 +12,10 @@ import pytest
 
 from analysis import validity
 from analysis.rundir import CellDir
+from analysis.validity import locusts_count_range
 from routebench.launcher import Stack
 from routebench.locust_cluster import LoadSpec, LocustCluster
 from target_app.settings import Settings
-from tests.conftest import locusts_count_range
 
 pytestmark = pytest.mark.stack
 

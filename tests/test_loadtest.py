@@ -18,9 +18,10 @@ import pytest
 from analysis.load import load_run
 from analysis.rundir import CellDir
 from analysis.summary import summarise
+from analysis.validity import locusts_count_range
 from locustfiles.capture import load_histogram
 from target_app import catalogue
-from tests.conftest import locusts_count_range, routebench_cli, still_running, ui_command
+from tests.conftest import routebench_cli, still_running, ui_command
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,7 +62,7 @@ def test_every_cell_has_exact_histograms_and_locust_csvs(smoke_run: Path) -> Non
             e = exact["requests"][style]
             assert hist.get_total_count() > 0
             # The exact count against Locust's own, taken once every final report was in (what
-            # each counts: tests.conftest.locusts_count_range).
+            # each counts: analysis.validity.locusts_count_range).
             theirs = exact["locust_counts"][style]["requests"]
             assert e.get("before_locust_reset", 0) <= 2 * cell["users"], e  # a moment's completions at most
             low, high = locusts_count_range(e)
