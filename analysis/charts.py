@@ -32,7 +32,7 @@ from bokeh.plotting import figure
 from bokeh.resources import Resources
 
 from analysis import profiles
-from analysis.summary import catalogue_order, neighbour_points, shape_ids, shape_labels, solo_points
+from analysis.summary import catalogue_order, neighbour_points, shape_ids, shape_labels, solo_points, valid_rows
 from target_app import catalogue
 
 WIDTH = 1040
@@ -256,7 +256,7 @@ def measured_vs_predicted(table: pd.DataFrame) -> column:
     Little's law predicts is a mean): one point per style, users and shape (solo cells, repeats
     averaged), a series per style and shape; the diagonal is a perfect fit. Cells that broke a
     validity rule are left out: the model is judged on numbers that can be trusted."""
-    valid = table[table["valid"].astype(bool)] if "valid" in table.columns else table
+    valid = table[valid_rows(table)]
     points = series(solo_points(valid))
     return column(
         _against_model(

@@ -20,6 +20,11 @@ the whole compare then prints "no difference" at least 95% of the time, whatever
 rows; each row alone is flagged at most ``ALPHA`` of the time. Not significant reads "same": no
 change these tests could see at this n.
 
+Only each side's valid repeats are compared (:func:`analysis.repeats.aggregate`): a row whose shape
+left repeats out on either side says which and why (``left_out``); a shape with no valid repeat on a
+side is "not compared", named, never compared on invalid numbers. A mean one of whose repeats was
+only a lower bound is one too (``a_at_least`` / ``b_at_least``), and its basis says so.
+
 All of that holds as far as the repeats' noise within a run is the noise between the runs. What
 within-run repeats cannot show is noise between runs (another day, another machine state): two
 runs of the same code differ by it too, and a change smaller than it is not the code's.
@@ -34,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.repeats import SHAPE, t_two_sided_p
+from analysis.repeats import SHAPE, t_two_sided_p, validity_note
 
 ALPHA = 0.05
 MIN_REPEATS = 3
@@ -46,7 +51,7 @@ METRICS = {
     "p99_ms": "lower",
     "blocked_share": "lower",  # of the window the server's event loops were stalled (stall detector)
 }
-VERDICTS = ("better", "worse", "same", "inconclusive")
+VERDICTS = ("better", "worse", "same", "inconclusive", "not compared")
 
 TEST_METHOD = (
     f"Welch's t-test on the per-repeat values (two-sided, alpha = {ALPHA:g}) when both sides have at least "
@@ -73,6 +78,9 @@ COLUMNS = [
     "significant",
     "basis",
     "direction",
+    "a_at_least",
+    "b_at_least",
+    "left_out",
 ]
 
 
@@ -139,9 +147,10 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, noise: float | None = None) -> pd.
     """``a`` and ``b`` are :func:`analysis.repeats.aggregate` tables; one row per shared shape and
     metric: the shape keys, ``metric``, ``a``, ``b`` (means), ``change`` ((b - a) / a), ``n_a``,
     ``n_b``, ``p_value`` (its test's, NaN without one), ``verdict`` (better, worse, same,
-    inconclusive), ``significant`` (better or worse: kept by Benjamini-Hochberg over the compare),
-    ``basis`` (the test, its noise and n, in words) and ``direction`` (the verdict, under its former
-    name).
+    inconclusive; not compared when a side has no valid repeat), ``significant`` (better or worse:
+    kept by Benjamini-Hochberg over the compare), ``basis`` (the test, its noise and n, in words),
+    ``direction`` (the verdict, under its former name), ``a_at_least`` / ``b_at_least`` (that mean
+    is only a lower bound) and ``left_out`` (the repeats either side left out, named: "" when none).
 
     A shape key one table lacks (an older run) is missing there: it matches only missing values."""
     if noise is not None and not noise > 0:
@@ -169,7 +178,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, noise: float | None = None) -> pd.
     delta = out["b"].astype(float) - out["a"].astype(float)
     out["verdict"] = np.where(
         ~tested,
-        "inconclusive",
+        out["verdict"],  # inconclusive, or not compared
         np.where(kept, [_direction(d, m) for d, m in zip(delta, out["metric"], strict=True)], "same"),
     )
     m = int(tested.sum())
@@ -188,13 +197,35 @@ def _side(r: dict[str, Any], metric: str, s: str) -> tuple[float, float, int]:
     return mean, sd, 0 if math.isnan(mean) else int(n)
 
 
+def _validity(r: dict[str, Any], s: str) -> tuple[int, int, str]:
+    """One side's repeats of the shape, how many of them are valid, and those left out, named."""
+    repeats = int(r.get(f"repeats_{s}", 1))
+    return repeats, int(r.get(f"valid_repeats_{s}", repeats)), str(r.get(f"invalid_repeats_{s}") or "")
+
+
+def _left_out(r: dict[str, Any]) -> str:
+    """The repeats each side left out of its numbers, named with why: "" when none."""
+    said = []
+    for s in "ab":
+        repeats, valid, names = _validity(r, s)
+        if valid < repeats:
+            said.append(f"{s.upper()}: {validity_note(repeats, valid, names)}")
+    return ". ".join(said)
+
+
 def _test(r: dict[str, Any], metric: str, pooled: Noise) -> dict[str, Any]:
     """One shape's test of one metric, before the compare-wide procedure: its p-value and basis."""
     (ma, sa, na), (mb, sb, nb) = _side(r, metric, "a"), _side(r, metric, "b")
     change = (mb - ma) / ma if ma else math.nan
     p = math.nan
     sides = f"n = {na} vs {nb}"
-    if na == 0 or nb == 0:
+    verdict = "inconclusive"
+    bounds = {s: r.get(f"{metric}_at_least_{s}") in (True, np.True_) for s in "ab"}
+    none_valid = [f"{s.upper()} (of {_validity(r, s)[0]})" for s in "ab" if _validity(r, s)[1] == 0]
+    if none_valid:
+        basis = f"not compared: no valid repeat in {' nor in '.join(none_valid)}"
+        verdict = "not compared"
+    elif na == 0 or nb == 0:
         basis = f"not measured on both sides ({sides})"
     elif na >= MIN_REPEATS and nb >= MIN_REPEATS and not (math.isnan(sa) or math.isnan(sb)):
         p = welch(ma, sa, na, mb, sb, nb)
@@ -213,6 +244,8 @@ def _test(r: dict[str, Any], metric: str, pooled: Noise) -> dict[str, Any]:
         t = (mb - ma) / se
         p = t_two_sided_p(t, pooled.df) if pooled.df is not None else math.erfc(abs(t) / math.sqrt(2))
         basis = f"t-test against the metric's noise ({pooled.source}), {sides}: p = {p:.2g}"
+    if not none_valid:
+        basis += "".join(f"; {s.upper()} is only a lower bound (a repeat's was)" for s in "ab" if bounds[s])
     return {
         "a": ma,
         "b": mb,
@@ -220,10 +253,13 @@ def _test(r: dict[str, Any], metric: str, pooled: Noise) -> dict[str, Any]:
         "n_a": na,
         "n_b": nb,
         "p_value": p if math.isfinite(p) else math.nan,
-        "verdict": "inconclusive",
+        "verdict": verdict,
         "significant": False,
         "basis": basis,
-        "direction": "inconclusive",
+        "direction": verdict,
+        "a_at_least": bounds["a"],
+        "b_at_least": bounds["b"],
+        "left_out": _left_out(r),
     }
 
 

@@ -5,6 +5,10 @@ the interval is mean ± t(0.975, n-1) x sd / sqrt(n). For roughly normal per-rep
 covers the true mean 95% of the time at any n >= 2 (wide at small n, honestly); a percentile bootstrap
 at n = 2 or 3 covers it only about half to three quarters of the time. One repeat gives no interval.
 
+Only a shape's valid repeats are aggregated; the others are counted and named beside the numbers
+(:func:`validity_note`), never dropped in silence nor used: a shape with no valid repeat keeps its
+row, with no numbers. A repeat whose value is only a lower bound makes the mean a lower bound too.
+
 Student's t distribution comes from :mod:`analysis.student_t` (no scipy, and no pandas, so a Locust
 process can take a t-quantile too); :func:`t_two_sided_p` and :func:`t_quantile` are named here as well
 for :mod:`analysis.compare` and :mod:`analysis.capacity`.
@@ -13,6 +17,7 @@ for :mod:`analysis.compare` and :mod:`analysis.capacity`.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +25,7 @@ import pandas as pd
 # Re-exported: analysis.compare and analysis.capacity take t's tail probability from here.
 from analysis.student_t import t_quantile as t_quantile
 from analysis.student_t import t_two_sided_p as t_two_sided_p
+from analysis.summary import valid_rows
 
 # Everything that makes two cells different. The last three are in the summary table only from the
 # runs that record them: :func:`shape_keys` uses those present.
@@ -49,6 +55,8 @@ INTERVAL_METHOD = (
 )
 # Per metric, in this order: what compare needs (n, mean, sd), the noise-floor spread (min, max), the interval.
 STATS = ("mean", "sd", "n", "min", "max", "ci_low", "ci_high")
+# Why a mean over the valid repeats alone is said to be one.
+LEFT_OUT_BIAS = "the mean of the valid repeats; an invalid repeat is often the slow one, so this may read fast"
 
 
 def shape_keys(table: pd.DataFrame) -> list[str]:
@@ -74,26 +82,48 @@ def t_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
 
 
 def aggregate(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell shape (:func:`shape_keys`, missing values a key of their own): ``repeats``
-    (rows in the shape) and, per metric (:func:`metrics_in`) over its finite per-repeat values,
-    ``{metric}_mean``, ``_sd`` (n-1; NaN from one value), ``_n``, ``_min``, ``_max`` and the
-    Student-t 95% interval ``_ci_low`` / ``_ci_high`` (NaN from one value)."""
+    """One row per cell shape of ``table`` (a summary table, valid and invalid rows;
+    :func:`shape_keys`, missing values a key of their own): ``repeats`` (its rows), ``valid_repeats``
+    (those valid: :func:`analysis.summary.valid_rows`), ``invalid_repeats`` (the others named, each
+    with why: "repeat 2 (reason)", comma-separated; "" when none) and, per metric (:func:`metrics_in`)
+    over the finite values of its valid repeats only, ``{metric}_mean``, ``_sd`` (n-1; NaN from one
+    value), ``_n``, ``_min``, ``_max``, the Student-t 95% interval ``_ci_low`` / ``_ci_high`` (NaN
+    from one value) and ``_at_least`` (a valid repeat's value was only a lower bound: so are these).
+    A shape with no valid repeat keeps its row: n = 0 and NaN for every number."""
     keys = shape_keys(table)
     metrics = metrics_in(table)
-    columns = keys + ["repeats"] + [f"{m}_{s}" for m in metrics for s in STATS]
+    columns = (
+        keys
+        + ["repeats", "valid_repeats", "invalid_repeats"]
+        + [f"{m}_{s}" for m in metrics for s in (*STATS, "at_least")]
+    )
     if table.empty:
         return pd.DataFrame(columns=columns)
-    spec: dict[str, tuple[str, str]] = {"repeats": (metrics[0], "size")}
+    valid = valid_rows(table)
+    used = table[keys].copy()
+    spec: dict[str, tuple[str, object]] = {
+        "repeats": ("_valid", "size"),
+        "valid_repeats": ("_valid", "sum"),
+        "invalid_repeats": ("_left_out", lambda v: ", ".join(x for x in v if x)),
+    }
+    used["_valid"] = valid.astype(int)
+    used["_left_out"] = ""
+    used.loc[~valid, "_left_out"] = [_left_out(r) for r in table[~valid].to_dict("records")]
     for m in metrics:
+        used[m] = table[m].astype(float).where(valid)
+        flag = f"{m}_at_least"
+        used[flag] = valid & (
+            table[flag].astype("boolean").fillna(False).astype(bool) if flag in table.columns else False
+        )
         spec |= {
             f"{m}_mean": (m, "mean"),
             f"{m}_sd": (m, "std"),
             f"{m}_n": (m, "count"),
             f"{m}_min": (m, "min"),
             f"{m}_max": (m, "max"),
+            flag: (flag, "any"),
         }
-    numeric = table[keys + metrics].astype({m: float for m in metrics})
-    out = numeric.groupby(keys, sort=False, dropna=False).agg(**spec).reset_index()
+    out = used.groupby(keys, sort=False, dropna=False).agg(**spec).reset_index()
     q = 1.0 - (1.0 - LEVEL) / 2.0
     for m in metrics:
         n = out[f"{m}_n"].astype(int)
@@ -102,3 +132,28 @@ def aggregate(table: pd.DataFrame) -> pd.DataFrame:
         out[f"{m}_ci_low"] = out[f"{m}_mean"] - half
         out[f"{m}_ci_high"] = out[f"{m}_mean"] + half
     return out[columns]
+
+
+def _left_out(row: dict[str, Any]) -> str:
+    """An invalid repeat, named ("repeat 2", else its cell) with why it is not valid."""
+    repeat = row.get("repeat")
+    if isinstance(repeat, (int, float)) and not isinstance(repeat, bool) and math.isfinite(repeat):
+        name = f"repeat {repeat:g}"
+    else:
+        name = f"cell {row['cell']}" if row.get("cell") else "a repeat"
+    why = next(
+        (row[c] for c in ("invalid_because", "validity_failed") if isinstance(row.get(c), str) and row[c]),
+        "no reason recorded",
+    )
+    return f"{name} ({why})"
+
+
+def validity_note(repeats: int, valid: int, left_out: str) -> str:
+    """In words, what a shape's numbers are made from: "k of n repeats valid", and when some are
+    not, which were left out and what leaving them out may do to the mean."""
+    repeats, valid = int(repeats), int(valid)
+    if valid == repeats:
+        return f"{valid} of {repeats} repeats valid"
+    if valid == 0:
+        return f"no valid repeat of {repeats}; left out: {left_out}"
+    return f"{valid} of {repeats} repeats valid; left out: {left_out}; {LEFT_OUT_BIAS}"

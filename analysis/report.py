@@ -38,7 +38,7 @@ from analysis.load import (
     read_capacity,
 )
 from analysis.render import render
-from analysis.repeats import INTERVAL_METHOD, SHAPE, aggregate, shape_keys
+from analysis.repeats import INTERVAL_METHOD, SHAPE, aggregate, shape_keys, validity_note
 from analysis.rundir import MEASURED, RunDir, measured_until, write_text
 from analysis.summary import (
     add_baseline_ratios,
@@ -52,6 +52,7 @@ from analysis.summary import (
     summarise,
     together_points,
     users_label,
+    valid_rows,
 )
 from target_app import catalogue
 
@@ -92,8 +93,8 @@ def analyse(run_dir: Path, extra_slo: list[str] | None = None) -> Analysis:
     if capacity_only:
         raise BadInput(f"{capacity_only[0]}: mst thresholds are judged by routebench check on a capacity run")
     evidence = [cell_evidence(run, cell) for cell in ok_cells(run)]
-    # Intervals and comparisons from cells whose numbers can be trusted only.
-    return Analysis(run, table, aggregate(_trusted(table)), slo.evaluate(thresholds, table), evidence)
+    # Intervals and comparisons over each shape's valid repeats; the invalid ones named beside them.
+    return Analysis(run, table, aggregate(table), slo.evaluate(thresholds, table), evidence)
 
 
 def cell_evidence(run: Run, cell: dict[str, Any]) -> dict[str, Any]:
@@ -461,6 +462,7 @@ def _decision_row(table: pd.DataFrame, section: pd.DataFrame, style: str, base: 
 
 
 def headline(a: Analysis) -> dict[str, Any]:
+    trusted = a.table[valid_rows(a.table)]  # the lowest and highest p99 of valid cells only
     return {
         "run_id": a.run.meta.get("run_id", a.run.dir.name),
         "experiment": a.run.meta.get("experiment", {}).get("name", "?"),
@@ -472,15 +474,9 @@ def headline(a: Analysis) -> dict[str, Any]:
         # As `routebench check` decides: a failure that is the neighbour lesson does not count.
         "slo_passed": slo_outcome(a),
         "slo_judged_any": not a.slo.empty,
-        # From cells whose numbers can be trusted (all cells when none can).
-        "best_p99": _extreme(_trusted(a.table), "p99_ms", min),
-        "worst_p99": _extreme(_trusted(a.table), "p99_ms", max),
+        "best_p99": _extreme(trusted, "p99_ms", min),  # None when no cell is valid
+        "worst_p99": _extreme(trusted, "p99_ms", max),
     }
-
-
-def _trusted(table: pd.DataFrame) -> pd.DataFrame:
-    valid = table[table["valid"].astype(bool)] if "valid" in table.columns else table
-    return valid if not valid.empty else table
 
 
 def slo_outcome(a: Analysis) -> bool | None:
@@ -498,7 +494,9 @@ def slo_outcome(a: Analysis) -> bool | None:
     return True
 
 
-def _extreme(table: pd.DataFrame, col: str, pick: Any) -> dict[str, Any]:
+def _extreme(table: pd.DataFrame, col: str, pick: Any) -> dict[str, Any] | None:
+    if table.empty:
+        return None
     row = table.loc[pick(table.index, key=lambda i: table.loc[i, col])]
     return {"style": row["style"], "users": int(row["users"]), col: float(row[col])}
 
@@ -752,12 +750,19 @@ def neighbour_view(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def repeats_view(agg: pd.DataFrame) -> dict[str, Any]:
-    """The repeated shapes (n > 1) with their intervals, each labelled with what sets its shape apart,
-    the metrics the interval table has, and how the intervals were made."""
+    """The repeated shapes (n > 1) with their intervals, each labelled with what sets its shape apart
+    and with how many of its repeats are valid (the others named), the metrics the interval table
+    has, and how the intervals were made."""
     shown = agg[agg["repeats"] > 1]
     labels = shape_labels(shown) if not shown.empty else pd.Series(dtype=object)
     rows = [
-        {**r, "shape_label": labels[i], "users_label": users_label(r["users"], r.get("style_users"))}
+        {
+            **r,
+            "shape_label": labels[i],
+            "users_label": users_label(r["users"], r.get("style_users")),
+            "validity": validity_note(r["repeats"], r["valid_repeats"], r["invalid_repeats"]),
+            "all_valid": r["valid_repeats"] == r["repeats"],
+        }
         for i, r in zip(shown.index, shown.to_dict("records"), strict=True)
     ]
     metrics = [m for m in REPEAT_METRICS if f"{m}_mean" in agg.columns]

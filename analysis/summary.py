@@ -125,6 +125,14 @@ def style_users(cell: dict[str, Any], style: str) -> float:
     return users / max(1, len(cell["styles"]))
 
 
+def valid_rows(table: pd.DataFrame) -> pd.Series:
+    """Which rows of ``table`` (a summary table) are valid: its ``valid`` column, a missing value not
+    valid; every row of a table without the column (one built by hand, with no validity to check)."""
+    if "valid" not in table.columns:
+        return pd.Series(True, index=table.index)
+    return table["valid"].astype("boolean").fillna(False).astype(bool)
+
+
 def _number(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 

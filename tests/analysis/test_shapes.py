@@ -17,7 +17,8 @@ from bokeh.models import ColumnDataSource, GlyphRenderer, Legend
 from analysis import answers, charts
 from analysis.load import load_run
 from analysis.render import render
-from analysis.report import Analysis, analyse, build_context, decision_table
+from analysis.repeats import LEFT_OUT_BIAS, aggregate
+from analysis.report import Analysis, analyse, build_context, decision_table, headline
 from analysis.rundir import RunDir
 from analysis.summary import (
     SHAPE,
@@ -197,6 +198,76 @@ def test_the_page_names_each_family_baseline_beside_its_ratios(full: Analysis) -
         header = re.search(rf'<tr class="family" data-family="{family}">(.*?)</tr>', decision, re.S)
         assert header is not None and f"<code>{catalogue.baseline(family).id}</code>" in header.group(1)
     assert "vs async" not in html  # no ratio is named after one family's baseline
+
+
+def _invalidated(full: Analysis, changes: dict[tuple[str, int, int], dict]) -> Analysis:
+    """``full`` with some of its solo closed-model W=2 rows changed: (style, users, repeat) -> columns."""
+    t = full.table.copy()
+    for (style, users, repeat), columns in changes.items():
+        at = (
+            (t["style"] == style)
+            & (t["users"] == users)
+            & (t["repeat"] == repeat)
+            & ~t["together"]
+            & (t["model"] == "closed")
+            & (t["server_workers"] == 2)
+        )
+        assert at.sum() == 1
+        for column, value in columns.items():
+            t.loc[at, column] = value
+    return Analysis(full.run, t, aggregate(t), full.slo, full.cells)
+
+
+def test_the_repeats_table_says_how_many_repeats_are_valid_and_names_the_others(full: Analysis) -> None:
+    counts = {"valid": False, "invalid_because": "the counts disagree", "validity_failed": "counts"}
+    a = _invalidated(
+        full,
+        {
+            ("sleep/sync-def", 50, 2): counts,
+            ("cpu/async", 10, 1): counts,
+            ("cpu/async", 10, 2): {**counts, "invalid_because": "2.0% of requests failed"},
+            ("cpu/async", 10, 3): counts,
+            ("sleep/offloaded", 100, 3): {"p99_ms_at_least": True},
+        },
+    )
+    html = render("report.html.j2", build_context(a))
+    start = html.index('<table id="repeats">')
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", html[start : html.index("</table>", start)], re.S)[1:]
+    assert len(rows) == (a.repeats["repeats"] > 1).sum()
+
+    def shown(style: str, users: int) -> str:
+        """The repeats table's row of this style and users, closed model on W=2."""
+        [found] = [
+            r
+            for r in rows
+            if [re.sub(r"<.*?>", "", c).strip() for c in r.split("</td>")[:3]]
+            == [style, str(users), "closed model, W=2"]
+        ]
+        return found
+
+    left_one = shown("sleep/sync-def", 50)
+    assert f"2 of 3 repeats valid; left out: repeat 2 (the counts disagree); {LEFT_OUT_BIAS}" in left_one
+    assert "n=2" in left_one and "n=3" not in left_one
+    none = shown("cpu/async", 10)
+    assert (
+        "no valid repeat of 3; left out: repeat 1 (the counts disagree), repeat 2 (2.0% of requests failed), "
+        "repeat 3 (the counts disagree)" in none
+    )
+    assert "n=1" not in none and "n=2" not in none and "n=3" not in none
+    bound = shown("sleep/offloaded", 100)
+    assert "≥" in bound and "3 of 3 repeats valid" in bound
+    assert sum("3 of 3 repeats valid" in r for r in rows) == len(rows) - 2
+    assert sum("≥" in r for r in rows) == 1
+
+
+def test_no_valid_cell_gives_no_lowest_or_highest_p99(full: Analysis) -> None:
+    t = full.table.assign(valid=False, invalid_because="the counts disagree")
+    a = Analysis(full.run, t, aggregate(t), full.slo, full.cells)
+    top = headline(a)
+    assert top["best_p99"] is None and top["worst_p99"] is None  # never the invalid cells' p99
+    assert (a.repeats["valid_repeats"] == 0).all() and a.repeats["p99_ms_mean"].isna().all()
+    assert len(a.repeats) == len(full.repeats)
+    assert "(no valid cell)" in render("index.html.j2", {"runs": [{**top, "href": "x/index.html"}]})
 
 
 # -- the synthetic full run ---------------------------------------------------------------------------
