@@ -17,29 +17,36 @@ Each twice: from the exact samples (:func:`interval_from_samples`), and as the c
 (:func:`quantile_interval` on per-second HdrHistograms at ``SECOND_DIGITS``, 3 significant digits,
 the point their merged p99, the bucket's highest value as HdrHistogram gives it).
 
-Measured (seeds below, 400 runs each; coverage among the runs that got an interval):
+Measured (seeds below, 400 runs each; coverage among the runs that got an interval; a run gets none
+when its slow responses count as fewer than ``MIN_INDEPENDENT_TAIL`` independent ones, or for the
+older reasons):
 
 ================================  ========  ============  ===========================  ============================
 stream, window                    exact     histograms    runs without an interval     stopping times (histograms)
 ================================  ========  ============  ===========================  ============================
-queue, fixed 20 s                 0.932     0.932         2                            -
-queue, stop at ±15%               0.947     0.947         2 (at 20 s)                  15 s: 123, 16-19: 74, 20: 203
-ar1, fixed 10 s                   0.963     0.960         0                            -
+queue, fixed 20 s                 0.927     0.927         42 (exact and histograms)    -
+queue, stop at ±15%               0.942     0.942         38 (at 20 s)                 15 s: 109, 16-19: 84, 20: 207
+ar1, fixed 10 s                   0.961     0.959         13                           -
 ar1, stop at ±5%                  0.948     0.948         0                            15 s: 140, 16-19: 114, 20: 146
-tight, fixed 10 s                 0.935     0.925         0                            -
-tight, stop at ±0.13%             0.938     0.943         0                            15 s: 169, 16-19: 120, 20: 111
+tight, fixed 10 s                 0.932     0.921         33 / 32                      -
+tight, stop at ±0.13%             -         0.942         1                            15 s: 169, 16-19: 120, 20: 111
 ================================  ========  ============  ===========================  ============================
 
-From the histograms, both ends lie off the point (low < point < high) in all but 2 of the 2396
+Before the tail's correlation withheld any interval: queue 0.932 and 0.947 with 2 runs without;
+ar1 0.963 and 0.948; tight 0.935 and 0.938, none without. These three streams were already covered;
+the rule is for the regimes they do not reach (:func:`test_coverage_by_regime`).
+
+From the histograms, both ends lie off the point (low < point < high) in all but 2 of the 2274
 intervals: two of the tight stream's, about a bucket wide on the slow side, whose upper end is
 stretched to the point. Before the histogram path interpolated within buckets (it counted the point's
 whole bucket as below it, took bucket tops for the ends and clamped the low end to the point), the
 tight stream covered 0.785 and 0.708 at 3 digits; at 2 digits, every interval was [point, high] and
 none covered (:func:`test_buckets_wider_than_the_interval_do_not_make_it_one_sided`).
 
-Not asserted: the queue over a fixed 10 s covers 0.907, and 67 of its 400 windows get no interval (too
-few clusters of slow responses in 10 s). Its p99 is far from ±5% in 20 s (±15% median at 20 s; ±5%
-wants about three minutes), so its stopping test uses ±15% to exercise the rule. No run stops before
+Not asserted: the queue over a fixed 10 s covers 0.877, and 262 of its 400 windows get no interval
+(too few clusters of slow responses in 10 s: 67 before the tail's correlation was read). Its p99 is
+far from ±5% in 20 s (±15% median at 20 s; ±5% wants about three minutes), so its stopping test
+uses ±15% to exercise the rule. No run stops before
 15 s: :func:`precise_enough` wants ``MIN_PRECISE_BATCHES`` (15) one-second batches; with 5 it could
 stop from 6 s and covered 0.90 (queue) and 0.92 (ar1).
 
@@ -78,6 +85,8 @@ from analysis.precision import (
     sectioning,
 )
 from locustfiles.capture import HIGHEST_US, LOWEST_US, SECOND_DIGITS, new_histogram
+from tests.analysis import coverage_table
+from tests.analysis.queues import Regime, simulate
 
 SEED = 20240611
 RUNS = 400
@@ -136,6 +145,10 @@ TIGHT = {"rate": 1000, "memory_s": 0.05, "level_sd": 0.005, "noise_sd": 0.01}
 TIGHT_US = 50_000.0
 TIGHT_P99_US = TIGHT_US * math.exp(Z99 * math.hypot(TIGHT["level_sd"], TIGHT["noise_sd"]))
 AR1_US = 20_000.0  # the ar1 stream in microseconds, for histograms
+# The share of windows a stream may get no interval in. The queue's slow responses come about 20 to 40
+# together (a busy spell), so its 400 or so responses above the p99 in 20 s count as 10 to 20
+# independent ones: near MIN_INDEPENDENT_TAIL, where some windows fall below (about one in ten).
+WITHHELD = 0.20
 
 
 @pytest.fixture(scope="module")
@@ -408,11 +421,17 @@ def test_no_interval_says_why() -> None:
     assert "low_us" not in sparse and not precise_enough(sparse, 1.0)
     empty = quantile_interval([])
     assert empty["batches"] == 0 and empty["samples"] == 0
-    # Every response of one batch above the p99: the share's upper end reaches 100%, nothing bounds it.
+    # Every response of one second a hundred times slower: the slow responses are one episode, the
+    # latencies move together over a second's worth of them, and the window counts as far fewer.
     latency, second = lognormal_stream(200, 10)
     latency = np.where(second == 3, latency * 100, latency)
     burst = interval_from_samples(latency, second)
-    assert burst["batches"] == 0 and "too few responses above the p99" in burst["reason"]
+    assert burst["batches"] == 0 and "count as 0.2 independent ones, fewer than 10" in burst["reason"]
+    assert burst["correlation"] > 20 and "a window of about" in burst["reason"]
+    # No response above the point: the share's upper end reaches 100%, nothing bounds it.
+    latency, second = lognormal_stream(200, 10)
+    above_all = interval_from_samples(latency, second, point=float(latency.max()))
+    assert above_all["batches"] == 0 and "too few responses above the p99" in above_all["reason"]
 
 
 def test_precise_enough() -> None:
@@ -438,7 +457,7 @@ def test_the_batches_are_owned_by_plan(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_fixed_window_covers_the_queues_p99(queue_windows: list[Run]) -> None:
     coverage, without = fixed_window(queue_windows, MAX_WINDOW_S, queue_p99(**QUEUE))
     assert 0.90 <= coverage <= 0.99
-    assert without <= 0.05
+    assert without <= WITHHELD
 
 
 def test_fixed_window_covers_the_ar1_p99(ar1_windows: list[Run]) -> None:
@@ -456,7 +475,7 @@ def test_stopping_rule_keeps_its_coverage(
     early = float(np.mean(stops < MAX_WINDOW_S))
     assert 0.25 <= early <= 0.9  # the rule is exercised: many runs stop early, many do not
     assert 0.90 <= coverage <= 0.99
-    assert without <= 0.05
+    assert without <= WITHHELD
 
 
 # --- coverage on HdrHistograms ----------------------------------------------------------------------
@@ -511,7 +530,7 @@ def hdr_results(queue_windows: list[Run], ar1_windows: list[Run], tight_windows:
 def test_histograms_fixed_window_coverage(stream: str, hdr_results: dict[str, dict]) -> None:
     result = hdr_results[stream]
     assert 0.90 <= result["coverage"] <= 0.99
-    assert result["without"] <= 0.05
+    assert result["without"] <= WITHHELD
     # Not the one-sided [point, high] that counting the point's whole bucket and clamping made.
     assert result["two_sided"] >= 0.95
 
@@ -522,7 +541,7 @@ def test_histograms_stopping_rule_keeps_its_coverage(stream: str, hdr_results: d
     early = float(np.mean(result["stops"] < MAX_WINDOW_S))
     assert 0.25 <= early <= 0.9
     assert 0.90 <= result["stop_coverage"] <= 0.99
-    assert result["stop_without"] <= 0.05
+    assert result["stop_without"] <= WITHHELD
 
 
 def test_buckets_wider_than_the_interval_do_not_make_it_one_sided(tight_windows: list[Run]) -> None:
@@ -536,7 +555,8 @@ def test_buckets_wider_than_the_interval_do_not_make_it_one_sided(tight_windows:
     for latency, second in tight_windows:
         rows = per_second_histograms(latency, second, epoch=0, digits=2)
         intervals.append(quantile_interval(rows[:10]))
-    assert all(iv["batches"] for iv in intervals)
+    intervals = [iv for iv in intervals if iv["batches"]]
+    assert len(intervals) >= (1 - WITHHELD) * RUNS
     assert all(iv["low_us"] < iv["point_us"] <= iv["high_us"] for iv in intervals)
     assert np.mean([covers(iv, TIGHT_P99_US) for iv in intervals]) >= 0.80
 
@@ -556,3 +576,40 @@ def test_a_histogram_of_another_layout_or_a_stale_maximum() -> None:
     for _, h in stale:
         h.max_value = 1
     assert quantile_interval(stale) == expected
+
+
+# --- by regime ----------------------------------------------------------------------------------------
+# Stations of tests.analysis.queues, 100 windows of 20 s each (tests.analysis.coverage_table prints all
+# 72 regimes). With 100 windows a true 95% covers between 0.90 and 0.99 nineteen times in twenty.
+
+
+@pytest.mark.parametrize(
+    "regime",
+    [
+        # open M/M/1s whose p99 rests on a few busy spells: before the tail's correlation was read,
+        # intervals were shown in 57%, 10% and 57% of the windows and covered 88%, 20% and 84%
+        Regime("mm1", 0.8, 1000.0, "open"),
+        Regime("mm1", 0.9, 1000.0, "open"),
+        Regime("mm1", 0.9, 5000.0, "open"),
+    ],
+)
+def test_a_p99_resting_on_few_busy_spells_gets_no_interval(regime: Regime) -> None:
+    outcome = coverage_table.measure(regime, 100, seed=7)
+    assert outcome["shown"] <= 0.05, outcome
+    windows = list(simulate(regime, 20, coverage_table.SECONDS, seed=8))
+    reasons = {interval_from_samples(*w).get("reason", "") for w in windows}
+    assert any("independent ones, fewer than 10" in r for r in reasons)
+
+
+@pytest.mark.parametrize(
+    "regime",
+    [
+        Regime("mm1", 0.9, 1000.0, "closed"),
+        Regime("md2", 0.8, 5000.0, "open"),
+        Regime("pool", 0.8, 1000.0, "closed"),
+    ],
+)
+def test_where_sectioning_holds_the_rule_keeps_the_interval(regime: Regime) -> None:
+    outcome = coverage_table.measure(regime, 100, seed=7)
+    assert outcome["shown"] >= 0.9, outcome
+    assert 0.90 <= outcome["coverage"] <= 0.99, outcome
