@@ -3,7 +3,8 @@ loop blocked, the threadpool or the connection pool exhausted, the CPU run out),
 thresholds. Two readers name limits and both decide with these: the report's "Why" per route style
 (analysis.report.why_text) and your app's verdicts (analysis.findings.decide). Each gathers its own
 evidence and words its own sentence; what counts as blocked, exhausted or saturated is decided
-here, once.
+here, once. A verdict names the threadpool only when its tokens are the limit (tokens_limit, and
+requests waiting for one); the report's "Why" names it on every token taken alone.
 
 The readers once kept a copy each and the copies had drifted (the Why: a resource exhausted 20% of
 the window, the CPU busy at 80% of the cores; the verdicts: 25% and 70%). The verdicts' values are
@@ -32,6 +33,17 @@ EXHAUSTED_SHARE = 0.25
 # over a window that opens and closes with idle edges, and the Gunicorn master, the telemetry and
 # the kernel take their part of the same cores, so a CPU that capped the throughput never reads 100%.
 CPU_SATURATED = 0.70
+# The threadpool's tokens are the limit when they serve requests near the pace they serve one
+# alone. Little's law for the tokens: B tokens in use on average (summed over the workers; W x T when
+# every one is taken) each holding a request s1 seconds, s1 a request's latency alone, serve B / s1
+# requests a second (``tokens_pace``). Behind a lock the tokens are all taken too (the threads
+# waiting on it hold theirs), but each worker serves one request at a time: 1/T of that pace (1/8 in
+# the sample shop, 1/40 at the default T); behind a pool of P connections, P/T of it. Tokens that are
+# the limit serve nearly all of it (the sample shop's plain def route, T = 8: over 90% in runs
+# here); half leaves them room to lose pace to a busy CPU (T threads share a worker's GIL) and still
+# tells a lock from the tokens for any T of 3 or more. A pool of more than half the tokens behind
+# them reads as the tokens.
+TOKENS_PACE_SHARE = 0.50
 
 
 def _share(value: Any) -> float | None:
@@ -70,3 +82,14 @@ def usable_cores(workers: int, cell: dict[str, Any], machine_cores: float) -> fl
 def cpu_saturated(cores_used: float, cores_usable: float) -> bool:
     """The workers' CPU ran out: they used CPU_SATURATED of the cores they could, or more."""
     return cores_used >= CPU_SATURATED * cores_usable
+
+
+def tokens_pace(tokens_in_use: float, alone_ms: float) -> float:
+    """Requests a second that ``tokens_in_use`` threadpool tokens serve when each holds one request
+    at a time for ``alone_ms`` (a request's latency alone)."""
+    return tokens_in_use / (alone_ms / 1000)
+
+
+def tokens_limit(rps: float, tokens_in_use: float, alone_ms: float) -> bool:
+    """The tokens are what held the throughput: ``rps`` reached TOKENS_PACE_SHARE of tokens_pace."""
+    return rps >= TOKENS_PACE_SHARE * tokens_pace(tokens_in_use, alone_ms)

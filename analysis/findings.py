@@ -22,8 +22,14 @@ holds is the verdict (``RULES`` says them in the report's words):
    than ``OWN_CPU_FACTOR`` times the CPU per request of the cheapest other sound route (one whose
    cells are not void and whose errors are under ``FAILURE_SHARE``: the cost every request pays,
    framework and server, is not the route's).
-5. **threadpool-bound**: it scaled less than ``SCALES`` of linear, with every threadpool token of
-   a worker in use in ``EXHAUSTED_SHARE`` or more of the telemetry's samples.
+5. **threadpool-bound**: it scaled less than ``SCALES`` of linear, and the tokens were the limit:
+   every threadpool token of a worker in use, and requests waiting for one, each in
+   ``EXHAUSTED_SHARE`` or more of the telemetry's samples, with the throughput at the highest count
+   ``TOKENS_PACE_SHARE`` or more of what the tokens serve at the route's pace alone: the tokens in
+   use on average, summed over the workers (W x T when all are taken), over its mean latency at
+   the lowest count (when that latency is only a lower bound, the waiters alone decide). Tokens all
+   taken at a fraction of that pace are held by threads waiting behind them (a lock, a small pool):
+   raising T would not help, and rule 8 says so.
 6. **pool-bound**: it scaled less than ``SCALES`` of linear, with requests waiting for a pooled
    connection in ``EXHAUSTED_SHARE`` or more of the samples (routebench sees only its own target's
    pools).
@@ -31,12 +37,14 @@ holds is the verdict (``RULES`` says them in the report's words):
    cost no more than ``OWN_CPU_FACTOR`` times the cheapest other route: the machine's cap at that
    rate, not the route's code.
 8. **unknown**: it did not scale, and nothing routebench sees explains it (a lock, an upstream, a
-   pool it cannot see), there is no server evidence (telemetry) to say why, or its CPU ran out with
-   no other route to compare its cost with.
+   pool it cannot see; its threadpool tokens all taken without requests waiting for them, or while
+   serving less than ``TOKENS_PACE_SHARE`` of their pace, are named), there is no server evidence
+   (telemetry) to say why, or its CPU ran out with no other route to compare its cost with.
 
 What counts as blocked, exhausted or saturated (``BLOCKED_SHARE``, ``EXHAUSTED_SHARE``,
-``CPU_SATURATED``) is analysis.bottleneck's, which the report's "Why" decides with too; the rules
-here add what a verdict needs besides: whether the route scaled, and whose CPU it was.
+``CPU_SATURATED``) is analysis.bottleneck's, which the report's "Why" decides with too, and so is
+what share of their pace tokens that are the limit serve (``TOKENS_PACE_SHARE``); the rules here
+add what a verdict needs besides: whether the route scaled, and whose CPU it was.
 
 What a worker wanted of a CPU is its time on one plus its loop's time waiting for one: the
 kernel's run-queue wait of each loop thread (target_app.telemetry). The CPU ran out when the
@@ -62,15 +70,18 @@ from analysis.bottleneck import (
     BLOCKED_SHARE,
     CPU_SATURATED,
     EXHAUSTED_SHARE,
+    TOKENS_PACE_SHARE,
     blocked_in_own_code,
     cpu_saturated,
     exhausted,
+    tokens_limit,
+    tokens_pace,
     usable_cores,
 )
 from analysis.load import Run, json_safe
 from analysis.rundir import measured_until
 from analysis.summary import own_code, same_shape
-from analysis.timeseries import lag_summary, stall_summary
+from analysis.timeseries import lag_summary, server_series, stall_summary
 from analysis.validity import FAILURE_SHARE
 
 SCHEMA = "routebench.findings/1"
@@ -99,14 +110,19 @@ RULES = [
     f"each worker on a CPU or waiting for one {CPU_SATURATED:.0%} of its time) with "
     f"the route costing more than {OWN_CPU_FACTOR:g}x the CPU per request of the cheapest other sound route (cells "
     f"not void, errors under {FAILURE_SHARE:.0%})",
-    f"threadpool-bound: scaled less than {SCALES:.0%} of linear, with every threadpool token of a worker in use in "
-    f"{EXHAUSTED_SHARE:.0%} or more of the server's samples",
+    f"threadpool-bound: scaled less than {SCALES:.0%} of linear, and the tokens were the limit: every threadpool "
+    f"token of a worker in use, and requests waiting for one, each in {EXHAUSTED_SHARE:.0%} or more of the server's "
+    f"samples, with the throughput at the highest count {TOKENS_PACE_SHARE:.0%} or more of what the tokens serve at "
+    "the route's pace alone (the tokens in use on average, summed over the workers: W x T when all are taken, over "
+    "its mean latency at the lowest count; when that is only a lower bound, the waiters alone decide)",
     f"pool-bound: scaled less than {SCALES:.0%} of linear, with requests waiting for a pooled connection in "
     f"{EXHAUSTED_SHARE:.0%} or more of the samples (routebench sees only its own target's pools)",
     f"fine: scaled {SCALES:.0%} of linear or more, or the CPU ran out while the route cost no more than "
     f"{OWN_CPU_FACTOR:g}x the cheapest other route's CPU per request: the machine's cap, not the route's code",
-    "unknown: did not scale, and nothing routebench sees explains it (a lock, an upstream, a pool it cannot see), "
-    "no server evidence says why, or its CPU ran out with no other route to compare its cost with",
+    "unknown: did not scale, and nothing routebench sees explains it (a lock, an upstream, a pool it cannot see; "
+    "threadpool tokens all taken without requests waiting for them, or serving less than "
+    f"{TOKENS_PACE_SHARE:.0%} of their pace, are named: something behind them holds the route), no server evidence "
+    "says why, or its CPU ran out with no other route to compare its cost with",
 ]
 
 
@@ -157,7 +173,7 @@ def workers_cores(telemetry: pd.DataFrame, start: float, end: float, column: str
 
 def route_evidence(run: Run, cell: dict[str, Any], row: pd.Series) -> dict[str, Any]:
     """The server's evidence for one alone cell: loop stalls and their sites in the app's code,
-    threadpool tokens, pool waiters, CPU per request and the cores it used."""
+    threadpool tokens and their waiters, pool waiters, CPU per request and the cores it used."""
     data = run.data[cell["id"]]
     start, end = data.exact.get("measure_from"), measured_until(data.exact)
     stalls = stall_summary(data.telemetry, start, end)
@@ -170,6 +186,8 @@ def route_evidence(run: Run, cell: dict[str, Any], row: pd.Series) -> dict[str, 
     # that another process (or another worker) keeps off the cores is stalled, and not by the app.
     waiting = workers_cores(data.telemetry, float(start or 0), float(end or 0), "loop_wait_s")
     blocked = _num(row["blocked_share"])
+    # Threadpool tokens in use on average, summed over the workers (each second's sum, over the window).
+    in_use = _num(server_series(data.telemetry, start, end)["threads_busy"].mean())
     sites = [
         {"site": s["site"], "share": round(float(s["share"]), 3), "ms": s["ms"], "stack": s.get("stack", [])}
         for s in (stalls.get("sites") or [])
@@ -185,6 +203,9 @@ def route_evidence(run: Run, cell: dict[str, Any], row: pd.Series) -> dict[str, 
         "threads_busy_max": _num(lag["threads_busy_max"]),
         "threads_total": total,
         "threads_full_share": _num(lag["threads_full_share"]),
+        "threads_in_use": round(in_use, 2) if in_use is not None else None,
+        "threads_waiting_share": _num(lag["threads_waiting_share"]),
+        "threads_waiting_max": _num(lag["threads_waiting_max"]),
         "pool_waiting_share": _num(lag["db_waiting_share"]),
         "cpu_ms_per_request": _num(row["cell_workers_cpu_ms"]),
         "cores_used": workers_cores(data.telemetry, float(start or 0), float(end or 0)),
@@ -272,14 +293,42 @@ def decide(
             4,
             f"{scaled}; {cpu_ms:,.2f} ms of server CPU per request {at}{than}{against}; the workers used {used}",
         )
-    full = ev["threads_full_share"]
-    if not scales and exhausted(full):
-        return (
-            "threadpool-bound",
-            5,
+    full, queued = ev["threads_full_share"], ev.get("threads_waiting_share")
+    tokens_full = not scales and exhausted(full) and bool(ev["threads_total"])
+    # What the tokens in use serve at the route's pace alone (W x T of them when every worker's are
+    # all taken; fewer when the users landed unevenly on the workers), and the share of it reached.
+    in_use = ev.get("threads_in_use")
+    pace, limited = None, False
+    if tokens_full and lo_ms is not None and in_use:
+        pace, limited = tokens_pace(in_use, lo_ms), tokens_limit(hi["rps"], in_use, lo_ms)
+    paced = f"{hi['rps']:,.0f} req/s is {hi['rps'] / pace:.0%} of what" if pace is not None else ""
+    of_tokens = (
+        f"the {in_use:.1f} tokens in use on average (of {ev['threads_total']:.0f} a worker x {ev['workers']} "
+        f"workers) serve at {lo['users']:g} user(s)'s {lo_ms:,.1f} ms a request"
+        if pace is not None
+        else ""
+    )
+    if tokens_full and exhausted(queued):
+        waited = (
             f"{scaled}; every threadpool token ({ev['threads_total']:.0f} a worker) was in use in {full:.0%} of the "
-            f"server's samples {at}",
+            f"server's samples {at}, and requests waited for one in {queued:.0%} of them"
+            + (f" (up to {ev['threads_waiting_max']:.0f} on a worker)" if ev.get("threads_waiting_max") else "")
         )
+        if pace is None:
+            alone = "only a lower bound" if "mean" in lo.get("at_least", []) else "not known"
+            unknown = (
+                f"the mean latency at {lo['users']:g} user(s) is {alone}"
+                if lo_ms is None
+                else "the tokens in use on average were not recorded"
+            )
+            return (
+                "threadpool-bound",
+                5,
+                f"{waited}; the waiters alone say so ({unknown}: what the tokens serve at the route's pace "
+                "is not known)",
+            )
+        if limited:
+            return "threadpool-bound", 5, f"{waited}; {paced} {of_tokens}"
     waiting = ev["pool_waiting_share"]
     if not scales and exhausted(waiting):
         return (
@@ -313,7 +362,20 @@ def decide(
         f"the loops were stalled {blocked:.0%} of the time",
         f"the workers used {used}",
     ]
-    if full is not None:
+    if tokens_full:
+        every = f"every threadpool token ({ev['threads_total']:.0f} a worker) was in use in {full:.0%} of the samples"
+        if pace is not None and not limited:
+            return (
+                "unknown",
+                8,
+                f"{scaled}; {every}, but {paced} {of_tokens}: something behind the tokens (a lock, a small pool) "
+                f"serialises the route; raising the tokens would not help ({', '.join(seen)})",
+            )
+        if queued is None:
+            seen.append(f"{every}, but the telemetry has no record of requests waiting for one (older telemetry)")
+        else:
+            seen.append(f"{every}, but requests waited for one in only {queued:.0%} of them")
+    elif full is not None:
         seen.append(f"every threadpool token was in use in {full:.0%} of the samples")
     return (
         "unknown",

@@ -118,6 +118,8 @@ def lag_summary(
         "db_waiting_max": float("nan"),
         "db_in_use_max": float("nan"),
         "threads_full_share": float("nan"),
+        "threads_waiting_max": float("nan"),
+        "threads_waiting_share": float("nan"),
         "db_waiting_share": float("nan"),
     }
     if telemetry.empty:
@@ -125,6 +127,7 @@ def lag_summary(
     df = _window(telemetry, measure_from, measure_until)
     if df.empty:
         return nothing
+    waiting = pd.to_numeric(df.get("threads_waiting", pd.Series(dtype=float)), errors="coerce").dropna()
     return {
         "lag_p99_ms": float(df["lag_ms"].quantile(0.99)),
         "lag_max_ms": float(df["lag_ms"].max()),
@@ -143,6 +146,10 @@ def lag_summary(
         "threads_full_share": float((df["threads_busy"] >= df["threads_total"]).mean())
         if "threads_total" in df and df["threads_total"].notna().any()
         else float("nan"),
+        # Tasks waiting for a threadpool token, at worst on a worker, and the share of the samples
+        # (of those that record it: older telemetry does not) with one waiting.
+        "threads_waiting_max": float(waiting.max()) if not waiting.empty else float("nan"),
+        "threads_waiting_share": float((waiting > 0).mean()) if not waiting.empty else float("nan"),
         "db_waiting_share": float(
             pd.concat([df[c].fillna(0) > 0 for c in ("db_async_waiting", "db_sync_waiting") if c in df], axis=1)
             .any(axis=1)

@@ -3,12 +3,12 @@
 The event loop reschedules a heartbeat every ``BEAT_S``; each time it runs it notes how late it
 ran. A sampler *thread* (not a task on the loop, so a blocked loop cannot thin out its own
 evidence) reads every ``interval_s``: the worst lateness since its last sample, or, if the loop
-has not turned since, how long it has been stuck (event-loop lag); AnyIO threadpool tokens in use;
-database pool connections in use and waiters; requests in flight; requests served per path; the
-process's CPU seconds; the event loop's thread's own time on a CPU and time waiting for one (the
-kernel's run queue: a loop descheduled by another process is waiting, not blocked by the app); and,
-from :mod:`target_app.stalls`, the loop stalls that ended since the
-last sample (count, blocked ms, the call sites that blocked it). Samples stay in memory for
+has not turned since, how long it has been stuck (event-loop lag); AnyIO threadpool tokens in use,
+of how many, and the tasks waiting for one; database pool connections in use and waiters; requests
+in flight; requests served per path; the process's CPU seconds; the event loop's thread's own time
+on a CPU and time waiting for one (the kernel's run queue: a loop descheduled by another process is
+waiting, not blocked by the app); and, from :mod:`target_app.stalls`, the loop stalls that ended
+since the last sample (count, blocked ms, the call sites that blocked it). Samples stay in memory for
 ``GET /telemetry`` and, when a directory is configured, are appended as JSON lines to
 ``worker-<pid>.jsonl`` there.
 """
@@ -152,6 +152,7 @@ class Sampler:
             "lag_ms": round(self.lag_s() * 1000, 3),
             "threads_busy": limiter.borrowed_tokens if limiter is not None else None,
             "threads_total": int(limiter.total_tokens) if limiter is not None else None,
+            "threads_waiting": tokens_waited_for(limiter),
             "inflight": self.inflight.count,
             "cpu_s": round(time.process_time(), 4),
             **read_schedstat(self._schedstat),
@@ -189,6 +190,20 @@ class Sampler:
         with self._lock:
             samples = [s for s in self.samples if s["t"] > since]
         return {"pid": self.pid, "interval_ms": round(self.interval_s * 1000), "samples": samples}
+
+
+def tokens_waited_for(limiter: Any) -> int | None:
+    """The tasks waiting for one of an AnyIO ``limiter``'s tokens (its ``statistics().tasks_waiting``),
+    None without a limiter. Read from the sampler thread: ``statistics()`` copies the limiter's
+    borrowers, which the loop may change meanwhile, so a failed copy is tried again."""
+    if limiter is None:
+        return None
+    for _ in range(3):
+        try:
+            return int(limiter.statistics().tasks_waiting)
+        except RuntimeError:  # its borrowers changed size while copied
+            continue
+    return None
 
 
 def loop_schedstat(tid: int) -> Path | None:
@@ -236,7 +251,15 @@ def read_dir(directory: Path, since: float = 0.0) -> list[dict[str, Any]]:
 
 TAIL_BYTES = 64 * 1024  # the end of a worker's file holds its last samples
 # What a request leaves held while it runs: a worker showing none of these is drained.
-HELD = ("inflight", "threads_busy", "db_async_in_use", "db_async_waiting", "db_sync_in_use", "db_sync_waiting")
+HELD = (
+    "inflight",
+    "threads_busy",
+    "threads_waiting",
+    "db_async_in_use",
+    "db_async_waiting",
+    "db_sync_in_use",
+    "db_sync_waiting",
+)
 
 
 def sizes(source: Path) -> dict[str, int]:

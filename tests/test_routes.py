@@ -34,6 +34,7 @@ def test_the_schema_gives_every_get_route_it_can_fill(shop_schema: dict[str, obj
         "/products/{product_id}",
         "/prices",
         "/orders/summary",
+        "/ledger",
         "/recommendations",
         "/stock",
     }

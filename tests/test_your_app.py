@@ -27,7 +27,8 @@ pytestmark = pytest.mark.stack
 
 SAMPLE = Path(__file__).resolve().parent / "sample_app"
 # Short cells at 1 and 30 users; 8 threadpool tokens a worker, so 30 users of the plain def route
-# need more tokens than the 2 workers have (16): its verdict is then threadpool-bound.
+# need more tokens than the 2 workers have (16): its verdict is then threadpool-bound. The def route
+# behind a lock takes every token too, but serves one request at a time a worker: unknown, and why.
 EXPERIMENT = """
 name = "your-app-test"
 duration_s = 2
@@ -107,6 +108,7 @@ def test_each_route_gets_the_verdict_its_code_earns(shop_run: tuple[Any, Path, P
         "/prices": "blocks-event-loop",
         "/recommendations": "cpu-bound",
         "/orders/summary": "threadpool-bound",
+        "/ledger": "unknown",
         "/stock": "errors",
     }, {route: r["why"] for route, r in found.items()}
     # The innocent-looking helper's line, in the app's own code, named for the route that calls it.
@@ -124,6 +126,9 @@ def test_each_route_gets_the_verdict_its_code_earns(shop_run: tuple[Any, Path, P
     # 50 times any other route's).
     assert found["/recommendations"]["evidence"]["cpu_ms_per_request"] > 0.5 * scoring_cpu_ms()
     assert found["/orders/summary"]["evidence"]["threads_busy_max"] == 8
+    # The lock's waiters hold every token, and requests queue for more: far short of the tokens' pace.
+    assert found["/ledger"]["evidence"]["threads_busy_max"] == 8 and found["/ledger"]["rule"] == 8
+    assert "something behind the tokens (a lock, a small pool) serialises the route" in found["/ledger"]["why"]
     # Its lifespan ran (every fourth call uses the state it set up fails on purpose: 25%, not 100%).
     assert 0.2 < found["/stock"]["evidence"]["error_share"] < 0.3
     assert all(found[r]["evidence"]["blocking_sites"] == [] for r in ("/products", "/search"))
@@ -272,6 +277,7 @@ def test_the_class_picker_lists_your_routes(browser: Any, tmp_path: Path) -> Non
                 "ProductsProductId",
                 "Prices",
                 "OrdersSummary",
+                "Ledger",
                 "Recommendations",
                 "Stock",
             }

@@ -67,7 +67,8 @@ def test_both_readers_call_a_threadpool_exhausted_at_the_same_share(above: bool)
     said = why(style_row(), threads_full_share=share)
     assert said.startswith("it is threadpool-bound") is above
     half = figures(50, 800.0, 62.0)  # half of linear: something held it back
-    verdict = findings.decide(LO, half, evidence(threads_full_share=share, threads_total=8.0), [])[0]
+    queued = evidence(threads_full_share=share, threads_waiting_share=share, threads_total=8.0, threads_in_use=16.0)
+    verdict = findings.decide(LO, half, queued, [])[0]
     assert (verdict == "threadpool-bound") is above
 
 

@@ -256,6 +256,16 @@ def test_gauges_a_worker_did_not_report_stay_missing_and_still_draw() -> None:
     assert len(fig.children) == 4
 
 
+def test_the_threadpools_waiters_are_summed_up_only_where_recorded() -> None:
+    samples = {"t": [10.0, 10.1, 10.2, 10.3], "pid": [1, 2, 1, 2], "lag_ms": [1.0] * 4, "threads_busy": [8] * 4}
+    recorded = pd.DataFrame({**samples, "threads_total": [8] * 4, "threads_waiting": [0, 3, 5, 0]})
+    lag = timeseries.lag_summary(recorded, None)
+    assert (lag["threads_full_share"], lag["threads_waiting_share"], lag["threads_waiting_max"]) == (1.0, 0.5, 5.0)
+    # Older telemetry records no waiters: unknown, not none.
+    older = timeseries.lag_summary(pd.DataFrame({**samples, "threads_total": [8] * 4}), None)
+    assert math.isnan(older["threads_waiting_share"]) and math.isnan(older["threads_waiting_max"])
+
+
 # -- charts -------------------------------------------------------------------------------------------
 
 

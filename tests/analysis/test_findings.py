@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from analysis import findings
+from analysis import bottleneck, findings
 
 
 def figures(users: float, rps: float, mean_ms: float, requests: int = 1000, failures: int = 0) -> dict[str, Any]:
@@ -72,10 +72,67 @@ def test_cpu_bound_needs_its_time_to_be_cpu() -> None:
     assert verdict(LO, SCALED, evidence(cpu_ms_per_request=20.0)) == "fine"  # it scaled
 
 
+# 8 tokens on each of 2 workers, every one taken, requests queued for them: 16 requests at a time
+# at the route's 30 ms alone serve about 533 req/s.
+TOKENS_TAKEN = {"threads_full_share": 0.9, "threads_total": 8.0, "threads_busy_max": 8.0, "threads_in_use": 16.0}
+QUEUED = {**TOKENS_TAKEN, "threads_waiting_share": 0.9, "threads_waiting_max": 17.0}
+
+
 def test_a_full_threadpool_that_holds_it_back() -> None:
-    half = figures(50, 800.0, 62.0)
-    assert verdict(LO, half, evidence(threads_full_share=0.9, threads_total=8.0)) == "threadpool-bound"
-    assert verdict(LO, half, evidence(threads_full_share=0.1, threads_total=8.0)) == "unknown"
+    at_the_tokens_pace = figures(50, 520.0, 95.0)  # 98% of 2 x 8 / 30 ms; 32% of linear
+    name, rule, why = findings.decide(LO, at_the_tokens_pace, evidence(**QUEUED), [])
+    assert (name, rule) == ("threadpool-bound", 5)
+    assert "requests waited for one in 90% of them (up to 17 on a worker)" in why
+    pace = "520 req/s is 98% of what the 16.0 tokens in use on average (of 8 a worker x 2 workers) serve at 1 user(s)'s"
+    assert f"{pace} 30.0 ms a request" in why
+    assert verdict(LO, at_the_tokens_pace, evidence(**{**QUEUED, "threads_full_share": 0.1})) == "unknown"
+    # The users landed unevenly: one worker's 8 tokens all taken, the other's 4 of them. The 12 in
+    # use serve 400 req/s at 30 ms, not the 533 of 16.
+    uneven = evidence(**{**QUEUED, "threads_full_share": 0.5, "threads_waiting_share": 0.5, "threads_in_use": 12.0})
+    name, _, why = findings.decide(LO, figures(50, 390.0, 128.0), uneven, [])
+    assert name == "threadpool-bound" and "390 req/s is 98% of what the 12.0 tokens in use" in why
+
+
+def test_tokens_taken_behind_a_lock_are_not_the_limit() -> None:
+    """A lock in a def route: the threads waiting on it hold every token and requests queue for
+    more, but each worker serves one request at a time, 1/T of what its tokens would."""
+    locked = figures(50, 66.0, 750.0)  # 2 workers / 30 ms
+    name, rule, why = findings.decide(LO, locked, evidence(**QUEUED), [])
+    assert (name, rule) == ("unknown", 8)
+    assert why.startswith("throughput grew 2.0x from 1 to 50 users (4% of linear); every threadpool token (8 a worker)")
+    assert (
+        "in use in 90% of the samples, but 66 req/s is 12% of what the 16.0 tokens in use on average (of 8 a worker "
+        "x 2 workers) serve at 1 user(s)'s 30.0 ms a request: something behind the tokens (a lock, a small pool) "
+        "serialises the route; raising the tokens would not help"
+    ) in why
+    # Just either side of the share of the tokens' pace that names them (533 req/s).
+    share = bottleneck.TOKENS_PACE_SHARE
+    assert verdict(LO, figures(50, share * 533.4, 95.0), evidence(**QUEUED)) == "threadpool-bound"
+    assert verdict(LO, figures(50, share * 533.2, 95.0), evidence(**QUEUED)) == "unknown"
+    # A small pool routebench sees behind the tokens: its waiters name it.
+    assert verdict(LO, figures(50, 266.0, 180.0), evidence(**QUEUED, pool_waiting_share=0.9)) == "pool-bound"
+
+
+def test_tokens_taken_with_no_one_waiting_for_them_are_not_the_limit() -> None:
+    near_pace = figures(50, 520.0, 95.0)
+    # Older telemetry records no waiters: the tokens are not named on waiters it never saw.
+    name, rule, why = findings.decide(LO, near_pace, evidence(**TOKENS_TAKEN), [])
+    assert (name, rule) == ("unknown", 8)
+    assert "but the telemetry has no record of requests waiting for one (older telemetry)" in why
+    # Recorded, and (nearly) none waited.
+    name, _, why = findings.decide(LO, near_pace, evidence(**{**QUEUED, "threads_waiting_share": 0.02}), [])
+    assert name == "unknown" and "but requests waited for one in only 2% of them" in why
+
+
+def test_without_the_routes_pace_alone_the_waiters_decide() -> None:
+    """The mean latency at 1 user only a lower bound: what the tokens serve is not known."""
+    bound = {**LO, "at_least": ["mean"]}
+    name, rule, why = findings.decide(bound, FLAT, evidence(**QUEUED), [])
+    assert (name, rule) == ("threadpool-bound", 5)
+    assert "the waiters alone say so (the mean latency at 1 user(s) is only a lower bound" in why
+    assert verdict(bound, FLAT, evidence(**TOKENS_TAKEN)) == "unknown"
+    name, _, why = findings.decide(LO, FLAT, evidence(**{**QUEUED, "threads_in_use": None}), [])
+    assert name == "threadpool-bound" and "(the tokens in use on average were not recorded" in why
 
 
 def test_pool_bound_only_with_pool_waiters_seen() -> None:

@@ -47,6 +47,11 @@ def orders_summary(request: Request) -> dict[str, float]:
     return request.app.state.store.order_totals()
 
 
+@app.get("/ledger")
+def ledger(request: Request) -> dict[str, float]:
+    return request.app.state.store.ledger_balance()
+
+
 @app.get("/recommendations")
 async def recommendations() -> list[tuple[int, float]]:
     return scoring.score(list(range(20)))[:5]
