@@ -35,7 +35,10 @@ RULE = (
     "measured (solo cells of one shape: the same model, arrival rate, W, T, P, worker class, wait, work and "
     f"fan-out; repeats averaged), a style counts as good as the "
     f"best when its throughput is within {THROUGHPUT_WITHIN:.0%} of the highest there and its exact p99 at "
-    f"most {P99_AT_MOST:g}x the lowest there. The headline says to use those; every other style is listed "
+    f"most {P99_AT_MOST:g}x the lowest there; where repeats were run, a difference within what the repeats of "
+    "one cell showed there (the largest spread, highest minus lowest over the mean, of the req/s and of the "
+    "p99 among the styles compared) counts as none when it is wider: such styles are 'either', not a choice. "
+    "The headline says to use those; every other style is listed "
     "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
     f"loop is marked never to use. The best and the lowest are those of decided numbers only: a style with "
     f"over {FAILURE_SHARE:.0%} failed requests is not judged, nor one measured with a saturated load "
@@ -229,7 +232,11 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
         rps_gap=1 - at["rps"] / at.loc[judged, "rps"].max() if judged else at["rps_gap"],
         p99_over_best=at["p99_ms"] / at.loc[judged, "p99_ms"].min() if judged else at["p99_over_best"],
     )
-    at["good"] = (at["rps_gap"] <= THROUGHPUT_WITHIN) & (at["p99_over_best"] <= P99_AT_MOST)
+    # Within the noise: what repeating one cell showed (its repeats' spread) widens the rule's
+    # tolerances, never narrows them.
+    noise = {m: _largest(at.loc[judged], f"{m}_spread") for m in ("rps", "p99_ms")}
+    rps_within, p99_within = max(THROUGHPUT_WITHIN, noise["rps"]), max(P99_AT_MOST, 1 + noise["p99_ms"])
+    at["good"] = (at["rps_gap"] <= rps_within) & (at["p99_over_best"] <= p99_within)
     use = [s for s in judged if at.loc[s, "good"]]
     never = [s for s in judged if not at.loc[s, "good"] and blocks_the_loop(s)]
     behind = [s for s in judged if s not in use and s not in never]
@@ -244,8 +251,18 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
             "the lowest p99"
         )
 
-    if use:
-        parts = [f"use {_or([words(s) for s in use])}"]
+    if len(use) > 1:
+        widened = rps_within > THROUGHPUT_WITHIN or p99_within > P99_AT_MOST
+        parts = [
+            f"use either {_or([words(s) for s in use])}"
+            + (
+                f" (they differ by less than their repeats do: {rps_within:.0%} in req/s, {p99_within:.2f}x in p99)"
+                if widened
+                else ""
+            )
+        ]
+    elif use:
+        parts = [f"use {words(use[0])}"]
     elif judged:
         most, lowest = at.loc[judged, "rps"].idxmax(), at.loc[judged, "p99_ms"].idxmin()
         parts = [
@@ -301,6 +318,14 @@ def _unreliable(point: pd.Series) -> str:
     return ""
 
 
+def _largest(points: pd.DataFrame, column: str) -> float:
+    """The largest of ``column`` over ``points`` (0 when none has it: one repeat each)."""
+    if column not in points.columns:
+        return 0.0
+    values = points[column].astype(float).dropna()
+    return float(values.max()) if not values.empty else 0.0
+
+
 def _its_own(point: pd.Series) -> bool:
     """Set aside for what the style did (its requests failed), not for how it was measured."""
     return bool(point["failure_rate"] > FAILURE_SHARE)
@@ -322,7 +347,9 @@ def _times(ratio: float) -> str:
 
 
 def _or(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + ", or " + items[-1]
+    if len(items) <= 2:
+        return " or ".join(items)
+    return ", ".join(items[:-1]) + ", or " + items[-1]
 
 
 # -- sentences ----------------------------------------------------------------------------------------

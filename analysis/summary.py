@@ -493,6 +493,13 @@ def add_baseline_ratios(table: pd.DataFrame) -> pd.DataFrame:
 # -- points: repeats averaged -------------------------------------------------------------------------
 
 MEANS = ("rps", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "p99_all_ms", "failure_rate", "style_users")
+SPREADS = ("rps", "p99_ms")  # a point's repeats' spread of these: {metric}_spread
+
+
+def spread(values: pd.Series) -> float:
+    """How far a point's repeats differ: (highest - lowest) / mean; NaN from fewer than two."""
+    v = values.astype(float).dropna()
+    return float((v.max() - v.min()) / v.mean()) if len(v) >= 2 and v.mean() > 0 else float("nan")
 
 
 def _carried(column: str) -> bool:
@@ -508,8 +515,10 @@ def _rules_of(values: pd.Series) -> str:
 
 def points(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per ``keys``: metrics averaged over repeats, ``repeats`` (n), ``requests`` summed,
-    ``cells`` listed, ``saturated`` if any was; the baseline's ratios from the averages."""
+    ``cells`` listed, ``saturated`` if any was, ``{metric}_spread`` (:func:`spread`) of ``SPREADS``;
+    the baseline's ratios from the averages."""
     spec: dict[str, tuple[str, Any]] = {m: (m, "mean") for m in MEANS if m in rows.columns}
+    spec |= {f"{m}_spread": (m, spread) for m in SPREADS if m in rows.columns}
     spec |= {
         "requests": ("requests", "sum"),
         "repeats": ("cell", "count"),

@@ -117,6 +117,31 @@ def test_the_rule_decides_the_headline(rps_ratio: float, p99_ratio: float, good:
     assert "10%" in answers.RULE and "1.25x" in answers.RULE
 
 
+@pytest.mark.parametrize(
+    ("spread", "either"),
+    [
+        (None, False),  # one repeat each: the rule's own 10% decides, and 15% behind is behind
+        ((1100, 900), True),  # repeats of one cell 20% apart: 15% is within what repeating shows
+        ((1040, 960), False),  # 8% apart: the rule's 10% stands, and 15% is a difference
+    ],
+)
+def test_styles_within_what_their_repeats_show_are_either(spread: tuple[float, float] | None, either: bool) -> None:
+    rows = [row("sleep/sync-def", 100, rps=850, p99=100)]
+    if spread is None:
+        rows.append(row("sleep/async-await", 100, rps=1000, p99=100))
+    else:
+        rows += [row("sleep/async-await", 100, rps=rps, p99=100, repeat=i + 1) for i, rps in enumerate(spread)]
+    parts = headline_parts(family(table(*rows), "sleep"))
+    if either:
+        assert parts["use"] == (
+            "use either `async def` + `await` or plain `def` (they differ by less than their repeats do: "
+            "20% in req/s, 1.25x in p99)"
+        )
+    else:
+        assert parts["use"] == "use `async def` + `await`" and "plain `def`" in parts["behind:"]
+    assert "'either'" in answers.RULE
+
+
 def test_the_headline_judges_the_highest_user_count() -> None:
     t = table(
         row("sleep/async-await", 10, rps=200, p99=55),
@@ -298,7 +323,7 @@ def test_the_headline_is_judged_where_styles_meet_not_where_the_baseline_is_alon
         row("sleep/sync-def", 10, rps=194, p99=54),
     )
     answer = family(t, "sleep")
-    assert answer.headline.startswith("sleep at 10 users: use `async def` + `await`, or plain `def`")
+    assert answer.headline.startswith("sleep at 10 users: use either `async def` + `await` or plain `def`")
 
 
 def test_a_style_far_below_its_model_is_pointed_out() -> None:
