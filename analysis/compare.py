@@ -185,6 +185,13 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, noise: float | None = None) -> pd.
     out.loc[tested, "basis"] = out.loc[tested, "basis"] + (
         f"; Benjamini-Hochberg over the compare's {m} tests at {ALPHA:g}: " + np.where(kept[tested], "kept", "not kept")
     )
+    # A lower bound's true value is anywhere at or above it: a change is known only when the bound
+    # side is the higher one (it can only be higher still). Any other row with a bound is undecided.
+    a_low, b_low = out["a_at_least"].astype(bool), out["b_at_least"].astype(bool)
+    known = tested & kept & ((a_low & ~b_low & (delta < 0)) | (b_low & ~a_low & (delta > 0)))
+    undecided = tested & (a_low | b_low) & ~known
+    out.loc[undecided, "verdict"] = "inconclusive"
+    out.loc[undecided, "basis"] += "; inconclusive: a lower bound at or below the other side could be either"
     out["significant"] = out["verdict"].isin(["better", "worse"])
     out["direction"] = out["verdict"]
     return out

@@ -136,6 +136,33 @@ def test_compare_marks_a_mean_that_is_only_a_lower_bound() -> None:
     assert math.isfinite(out.loc["p99_ms", "b"])
 
 
+@pytest.mark.parametrize(
+    ("a_p99", "a_bound", "b_p99", "b_bound", "verdict"),
+    [
+        (100.0, False, 60.0, True, "inconclusive"),  # B at least 60: could be above 100
+        (60.0, True, 100.0, False, "inconclusive"),  # A at least 60: could be above 100
+        (100.0, False, 160.0, True, "worse"),  # B at least 160, above 100 whatever it really is
+        (160.0, True, 100.0, False, "better"),  # A at least 160: B's 100 is lower for sure
+        (100.0, True, 160.0, True, "inconclusive"),  # two bounds: either could be the higher
+    ],
+)
+def test_compare_decides_a_lower_bound_only_when_it_is_the_higher_side(
+    a_p99: float, a_bound: bool, b_p99: float, b_bound: bool, verdict: str
+) -> None:
+    def side(p99: float, bound: bool) -> pd.DataFrame:
+        rows = [
+            row(STYLE, 10, 100.0 + i, p99 * (1 + 0.01 * i), repeat=i + 1, valid=True, p99_ms_at_least=bound)
+            for i in range(3)
+        ]
+        return aggregate(pd.DataFrame(rows))
+
+    out = compare(side(a_p99, a_bound), side(b_p99, b_bound)).set_index("metric").loc["p99_ms"]
+    assert out["verdict"] == verdict, out["basis"]
+    assert out["significant"] == (verdict in ("better", "worse"))
+    if verdict == "inconclusive":
+        assert "a lower bound at or below the other side could be either" in out["basis"]
+
+
 def test_the_comparison_page_says_what_each_side_left_out(run_copy: Path, tmp_path: Path) -> None:
     # In the copy, the second repeat of one shape and the only repeat of another break the generator rule.
     meta = json.loads((run_copy / "run.json").read_text())
