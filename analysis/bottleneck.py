@@ -3,8 +3,10 @@ loop blocked, the threadpool or the connection pool exhausted, the CPU run out),
 thresholds. Two readers name limits and both decide with these: the report's "Why" per route style
 (analysis.report.why_text) and your app's verdicts (analysis.findings.decide). Each gathers its own
 evidence and words its own sentence; what counts as blocked, exhausted or saturated is decided
-here, once. A verdict names the threadpool only when its tokens are the limit (tokens_limit, and
-requests waiting for one); the report's "Why" names it on every token taken alone.
+here, once. Both name the threadpool only with every token taken and requests waiting for one
+(where the telemetry records those), and the pool before it (threads waiting for a connection hold
+their tokens); a verdict also asks that the tokens served near their pace (tokens_limit): the
+route styles the Why reads are the lab's own, with no lock behind their tokens.
 
 The readers once kept a copy each and the copies had drifted (the Why: a resource exhausted 20% of
 the window, the CPU busy at 80% of the cores; the verdicts: 25% and 70%). The verdicts' values are
@@ -36,14 +38,15 @@ CPU_SATURATED = 0.70
 # The threadpool's tokens are the limit when they serve requests near the pace they serve one
 # alone. Little's law for the tokens: B tokens in use on average (summed over the workers; W x T when
 # every one is taken) each holding a request s1 seconds, s1 a request's latency alone, serve B / s1
-# requests a second (``tokens_pace``). Behind a lock the tokens are all taken too (the threads
-# waiting on it hold theirs), but each worker serves one request at a time: 1/T of that pace (1/8 in
-# the sample shop, 1/40 at the default T); behind a pool of P connections, P/T of it. Tokens that are
-# the limit serve nearly all of it (the sample shop's plain def route, T = 8: over 90% in runs
-# here); half leaves them room to lose pace to a busy CPU (T threads share a worker's GIL) and still
-# tells a lock from the tokens for any T of 3 or more. A pool of more than half the tokens behind
-# them reads as the tokens.
-TOKENS_PACE_SHARE = 0.50
+# requests a second (``tokens_pace``). Behind a lock held for the whole request the tokens are all
+# taken too (the threads waiting on it hold theirs), but each worker serves one request at a time:
+# 1/T of that pace (1/8 in the sample shop, 1/40 at the default T); behind a lock held for a share f
+# of each request, 1/(f T) of it; behind a pool of P connections, P/T. Tokens that are the limit
+# serve nearly all of it (the sample shop's plain def route, T = 8: over 90% in runs here); three
+# quarters leaves them room to lose pace to a busy CPU (T threads share a worker's GIL) and tells a
+# whole-request lock from the tokens for any T of 2 or more. A lock held for a short share of the
+# request (f T under 4/3) may still read as the tokens: both limits then bind nearly together.
+TOKENS_PACE_SHARE = 0.75
 
 
 def _share(value: Any) -> float | None:

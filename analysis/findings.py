@@ -27,7 +27,8 @@ holds is the verdict (``RULES`` says them in the report's words):
    ``EXHAUSTED_SHARE`` or more of the telemetry's samples, with the throughput at the highest count
    ``TOKENS_PACE_SHARE`` or more of what the tokens serve at the route's pace alone: the tokens in
    use on average, summed over the workers (W x T when all are taken), over its mean latency at
-   the lowest count (when that latency is only a lower bound, the waiters alone decide). Tokens all
+   the lowest count (when that is not known, rule 8: waiters alone do not tell the tokens from a lock
+   behind them). Tokens all
    taken at a fraction of that pace are held by threads waiting behind them (a lock, a small pool):
    raising T would not help, and rule 8 says so.
 6. **pool-bound**: it scaled less than ``SCALES`` of linear, with requests waiting for a pooled
@@ -114,7 +115,8 @@ RULES = [
     f"token of a worker in use, and requests waiting for one, each in {EXHAUSTED_SHARE:.0%} or more of the server's "
     f"samples, with the throughput at the highest count {TOKENS_PACE_SHARE:.0%} or more of what the tokens serve at "
     "the route's pace alone (the tokens in use on average, summed over the workers: W x T when all are taken, over "
-    "its mean latency at the lowest count; when that is only a lower bound, the waiters alone decide)",
+    "its mean latency at the lowest count; when that is not known, unknown: waiters alone do not tell the tokens "
+    "from a lock behind them)",
     f"pool-bound: scaled less than {SCALES:.0%} of linear, with requests waiting for a pooled connection in "
     f"{EXHAUSTED_SHARE:.0%} or more of the samples (routebench sees only its own target's pools)",
     f"fine: scaled {SCALES:.0%} of linear or more, or the CPU ran out while the route cost no more than "
@@ -315,6 +317,8 @@ def decide(
             + (f" (up to {ev['threads_waiting_max']:.0f} on a worker)" if ev.get("threads_waiting_max") else "")
         )
         if pace is None:
+            # Waiters do not tell the tokens from a lock behind them (its waiters hold tokens too):
+            # without the pace, the limit is not known.
             alone = "only a lower bound" if "mean" in lo.get("at_least", []) else "not known"
             unknown = (
                 f"the mean latency at {lo['users']:g} user(s) is {alone}"
@@ -322,10 +326,10 @@ def decide(
                 else "the tokens in use on average were not recorded"
             )
             return (
-                "threadpool-bound",
-                5,
-                f"{waited}; the waiters alone say so ({unknown}: what the tokens serve at the route's pace "
-                "is not known)",
+                "unknown",
+                8,
+                f"{waited}; but {unknown}, so what the tokens serve at the route's pace is not known, and the "
+                "tokens cannot be told from a lock or a small pool behind them",
             )
         if limited:
             return "threadpool-bound", 5, f"{waited}; {paced} {of_tokens}"

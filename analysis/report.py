@@ -326,8 +326,10 @@ def decision_table(table: pd.DataFrame) -> list[dict[str, Any]]:
 WHY_RULE = (
     f"A style blocks the event loop when its loops were stalled at least {bottleneck.BLOCKED_SHARE:.0%} of the "
     "window, mostly at call sites in the application's own code; "
-    f"it is threadpool-bound when all T tokens were in use at least {bottleneck.EXHAUSTED_SHARE:.0%} of the window; "
-    f"pool-bound when requests waited for a database connection at least {bottleneck.EXHAUSTED_SHARE:.0%} of it; "
+    f"pool-bound when requests waited for a database connection at least {bottleneck.EXHAUSTED_SHARE:.0%} of the "
+    "window (threads waiting for one hold their tokens: the pool comes first); "
+    f"threadpool-bound when all T tokens were in use at least {bottleneck.EXHAUSTED_SHARE:.0%} of it and requests "
+    f"waited for a token at least {bottleneck.EXHAUSTED_SHARE:.0%} of it (where the telemetry records those); "
     "it is CPU-bound when its server CPU per request "
     f"times its throughput reached {bottleneck.CPU_SATURATED:.0%} of the cores its workers can use (one per worker, "
     "the GIL, and no more than the machine has less what the load generator used); "
@@ -409,18 +411,26 @@ def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float, cores: int
         and isinstance(pool, float)
         and in_use >= pool
     )
-    full = cell.get("threads_full_share")
-    threads_full = isinstance(full, float) and bottleneck.exhausted(full)
+    full, waited = cell.get("threads_full_share"), cell.get("threads_waiting_share")
+    # Tokens all taken by threads that wait on a pool are the pool's doing (it comes first); and
+    # where the telemetry records tasks waiting for a token, the tokens limit only when some did.
+    threads_full = (
+        isinstance(full, float)
+        and bottleneck.exhausted(full)
+        and not (isinstance(waited, float) and not math.isnan(waited) and not bottleneck.exhausted(waited))
+    )
     if own_code:
         limit = "it blocks the event loop: requests waited for a loop stuck in that call" + (
             ", and it is CPU-bound: that call is CPU work, and the workers' CPU was nearly all in use"
             if cpu_bound
             else ""
         )
-    elif threads_full:
-        limit = f"it is threadpool-bound: every token was in use {full:.0%} of the window"
     elif pool_waits:
         limit = f"it is pool-bound: requests queued for a database connection {queued:.0%} of the window"
+    elif threads_full:
+        limit = f"it is threadpool-bound: every token was in use {full:.0%} of the window" + (
+            f", and requests waited for one {waited:.0%} of it" if isinstance(waited, float) else ""
+        )
     elif cpu_bound:
         limit = "it is CPU-bound: its workers' CPU was nearly all in use" + (
             " (the loops waited for the GIL its threads held, not for a call of its own)"
@@ -635,6 +645,8 @@ def capacity_text(r: dict[str, Any]) -> str:
         )
         return f"≥ {low:,.4g} ({confirmed}best passing probe, unconfirmed)" if low else "none found"
     text = f"{'≥ ' if r.get('at_search_bound') else ''}{r['mst_rps']:,.4g}"
+    if r.get("at_search_bound"):
+        return text + " (the search's highest rate: a lower bound, no interval)"
     if "low" in iv:
         text += f" [{iv['low']:,.4g}, {iv['high']:,.4g}], n = {iv['n']}"
     return text

@@ -124,15 +124,33 @@ def test_tokens_taken_with_no_one_waiting_for_them_are_not_the_limit() -> None:
     assert name == "unknown" and "but requests waited for one in only 2% of them" in why
 
 
-def test_without_the_routes_pace_alone_the_waiters_decide() -> None:
-    """The mean latency at 1 user only a lower bound: what the tokens serve is not known."""
+def test_without_the_routes_pace_alone_the_tokens_are_not_named() -> None:
+    """The mean latency at 1 user only a lower bound: what the tokens serve is not known, and the
+    waiters alone do not tell the tokens from a lock behind them (its waiters hold tokens too)."""
     bound = {**LO, "at_least": ["mean"]}
     name, rule, why = findings.decide(bound, FLAT, evidence(**QUEUED), [])
-    assert (name, rule) == ("threadpool-bound", 5)
-    assert "the waiters alone say so (the mean latency at 1 user(s) is only a lower bound" in why
+    assert (name, rule) == ("unknown", 8)
+    assert "but the mean latency at 1 user(s) is only a lower bound, so what the tokens serve" in why
+    assert "cannot be told from a lock or a small pool behind them" in why
     assert verdict(bound, FLAT, evidence(**TOKENS_TAKEN)) == "unknown"
     name, _, why = findings.decide(LO, FLAT, evidence(**{**QUEUED, "threads_in_use": None}), [])
-    assert name == "threadpool-bound" and "(the tokens in use on average were not recorded" in why
+    assert name == "unknown" and "but the tokens in use on average were not recorded" in why
+
+
+@pytest.mark.parametrize(
+    ("alone_ms", "rps", "tokens", "case"),
+    [
+        # a 10 ms def route holding a lock for 2 ms of it, T = 8 on 2 workers: the lock caps it at
+        # 2 / 2 ms = 1000 req/s, 62% of the 1600 its 16 tokens serve
+        (10.0, 1000.0, 16.0, "a lock held for a fifth of the request"),
+        # T = 2 on 2 workers, the lock held for the whole 30 ms: 67 req/s, half of the 4 tokens' 133
+        (30.0, 66.7, 4.0, "a whole-request lock at T = 2"),
+    ],
+)
+def test_a_lock_behind_the_tokens_is_told_from_them(alone_ms: float, rps: float, tokens: float, case: str) -> None:
+    lo = figures(1, 1000 / alone_ms * 0.98, alone_ms)
+    ev = evidence(**{**QUEUED, "threads_total": tokens / 2, "threads_in_use": tokens})
+    assert verdict(lo, figures(50, rps, 50 / rps * 1000), ev) == "unknown", case
 
 
 def test_pool_bound_only_with_pool_waiters_seen() -> None:
