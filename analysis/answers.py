@@ -35,9 +35,9 @@ RULE = (
     "measured (solo cells of one shape: the same model, arrival rate, W, T, P, worker class, wait, work and "
     f"fan-out; repeats averaged), a style counts as good as the "
     f"best when its throughput is within {THROUGHPUT_WITHIN:.0%} of the highest there and its exact p99 at "
-    f"most {P99_AT_MOST:g}x the lowest there; where repeats were run, a difference within what the repeats of "
-    "one cell showed there (the largest spread, highest minus lowest over the mean, of the req/s and of the "
-    "p99 among the styles compared) counts as none when it is wider: such styles are 'either', not a choice. "
+    f"most {P99_AT_MOST:g}x the lowest there; where repeats were run, a difference within what the repeats "
+    "showed (the spread, highest minus lowest over the mean, of the style's own req/s and p99, or of the best "
+    "one's it is measured against) counts as none when that is wider: such styles are 'either', not a choice. "
     "The headline says to use those; every other style is listed "
     "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
     f"loop is marked never to use. The best and the lowest are those of decided numbers only: a style with "
@@ -232,11 +232,19 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
         rps_gap=1 - at["rps"] / at.loc[judged, "rps"].max() if judged else at["rps_gap"],
         p99_over_best=at["p99_ms"] / at.loc[judged, "p99_ms"].min() if judged else at["p99_over_best"],
     )
-    # Within the noise: what repeating one cell showed (its repeats' spread) widens the rule's
-    # tolerances, never narrows them.
-    noise = {m: _largest(at.loc[judged], f"{m}_spread") for m in ("rps", "p99_ms")}
-    rps_within, p99_within = max(THROUGHPUT_WITHIN, noise["rps"]), max(P99_AT_MOST, 1 + noise["p99_ms"])
-    at["good"] = (at["rps_gap"] <= rps_within) & (at["p99_over_best"] <= p99_within)
+    # Within the noise: what repeating a cell showed widens the rule's tolerances, never narrows
+    # them; for each style, the spread of its own repeats or of the best's it is measured against.
+    at["good"] = False
+    if judged:
+        most, lowest = at.loc[judged, "rps"].idxmax(), at.loc[judged, "p99_ms"].idxmin()
+        rps_within = {
+            s: max(THROUGHPUT_WITHIN, _spread(at.loc[s], "rps"), _spread(at.loc[most], "rps")) for s in judged
+        }
+        p99_within = {
+            s: max(P99_AT_MOST, 1 + _spread(at.loc[s], "p99_ms"), 1 + _spread(at.loc[lowest], "p99_ms")) for s in judged
+        }
+        for s in judged:
+            at.loc[s, "good"] = at.loc[s, "rps_gap"] <= rps_within[s] and at.loc[s, "p99_over_best"] <= p99_within[s]
     use = [s for s in judged if at.loc[s, "good"]]
     never = [s for s in judged if not at.loc[s, "good"] and blocks_the_loop(s)]
     behind = [s for s in judged if s not in use and s not in never]
@@ -252,11 +260,12 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
         )
 
     if len(use) > 1:
-        widened = rps_within > THROUGHPUT_WITHIN or p99_within > P99_AT_MOST
+        widest = (max(rps_within[s] for s in use), max(p99_within[s] for s in use))
+        widened = widest[0] > THROUGHPUT_WITHIN or widest[1] > P99_AT_MOST
         parts = [
             f"use either {_or([words(s) for s in use])}"
             + (
-                f" (they differ by less than their repeats do: {rps_within:.0%} in req/s, {p99_within:.2f}x in p99)"
+                f" (they differ by less than their repeats do: {widest[0]:.0%} in req/s, {widest[1]:.2f}x in p99)"
                 if widened
                 else ""
             )
@@ -318,12 +327,10 @@ def _unreliable(point: pd.Series) -> str:
     return ""
 
 
-def _largest(points: pd.DataFrame, column: str) -> float:
-    """The largest of ``column`` over ``points`` (0 when none has it: one repeat each)."""
-    if column not in points.columns:
-        return 0.0
-    values = points[column].astype(float).dropna()
-    return float(values.max()) if not values.empty else 0.0
+def _spread(point: pd.Series, metric: str) -> float:
+    """How far ``point``'s repeats of ``metric`` differ (summary.spread), 0 from one repeat."""
+    value = point.get(f"{metric}_spread", math.nan)
+    return float(value) if pd.notna(value) else 0.0
 
 
 def _its_own(point: pd.Series) -> bool:
@@ -335,6 +342,19 @@ def _bound(point: pd.Series, column: str) -> bool:
     """``column`` of ``point`` is only a lower bound (unfinished requests reach it)."""
     flag = point.get(f"{column}_at_least", False)
     return bool(flag) and not pd.isna(flag)
+
+
+def _p99_ratio(a: pd.Series, b: pd.Series, its: str = "its") -> str:
+    """``a``'s p99 over ``b``'s in words: never over a lower bound, and "at least" over a decided one."""
+    if _bound(b, "p99_ms"):
+        return f"{its} p99 not compared (the baseline's is only a lower bound)"
+    return f"{'at least ' if _bound(a, 'p99_ms') else ''}{_ratio(a['p99_ms'], b['p99_ms'])} {its} p99"
+
+
+def _left_out(point: pd.Series) -> int:
+    """The point's invalid repeats left out of its means (summary.points)."""
+    value = point.get("left_out", 0)
+    return int(value) if pd.notna(value) else 0
 
 
 def _p99(point: pd.Series) -> str:
@@ -359,11 +379,11 @@ def baseline_sentence(rows: pd.DataFrame) -> Sentence:
     top = rows.sort_values("users").iloc[-1]
     claim = (
         f"{named(top['style'])} is the family's baseline: {_rps(top['rps'])} req/s at {top['users']:g} users "
-        f"with an exact p99 of {_p99(top)}"
+        f"with {'a p99 of ' if _bound(top, 'p99_ms') else 'an exact p99 of '}{_p99(top)}"
     )
     detail = (
         f"W={top['server_workers']:g} workers; p99 from HDR histograms over {int(top['requests']):,} "
-        f"requests{_repeats(top['repeats'])}"
+        f"requests{_repeats(top['repeats'], left_out=_left_out(top))}"
     )
     return Sentence(_end(claim, scaling(rows)), detail, (Link(f"#{row_id(top['style'])}", "table row"), LATENCY_CHART))
 
@@ -383,11 +403,13 @@ def style_sentence(shape: pd.DataFrame, style: str, base: str) -> Sentence:
     a, b = mine[mine["users"] == u].iloc[0], theirs[theirs["users"] == u].iloc[0]
     claim = f"{named(style)} reached {_ratio(a['rps'], b['rps'])} {words(base)}'s throughput at {u:g} users"
     if b["p99_ms"] > 0:
-        claim += f" with {_ratio(a['p99_ms'], b['p99_ms'])} its p99"
+        claim += f" with {_p99_ratio(a, b)}"
+    exact = "" if _bound(a, "p99_ms") or _bound(b, "p99_ms") else "exact "
     detail = (
-        f"{_rps(a['rps'])} vs {_rps(b['rps'])} req/s; exact p99 {_p99(a)} vs {_p99(b)} "
+        f"{_rps(a['rps'])} vs {_rps(b['rps'])} req/s; {exact}p99 {_p99(a)} vs {_p99(b)} "
         f"from HDR histograms over {int(a['requests']):,} and {int(b['requests']):,} requests"
-        f"{_repeats(a['repeats'], b['repeats'])}; W={a['server_workers']:g} workers"
+        f"{_repeats(a['repeats'], b['repeats'], left_out=_left_out(a) + _left_out(b))}; "
+        f"W={a['server_workers']:g} workers"
     )
     if a["failure_rate"] > 0:
         claim += f"; {a['failure_rate']:.1%} of its requests failed"
@@ -411,9 +433,8 @@ def worst_elsewhere(mine: pd.DataFrame, theirs: pd.DataFrame, users: list[float]
         return None
     u, a, b = worst
     return (
-        f", but at {u:g} users only {_ratio(a['rps'], b['rps'])} the throughput with "
-        f"{_ratio(a['p99_ms'], b['p99_ms'])} the p99",
-        f"; at {u:g} users {_rps(a['rps'])} vs {_rps(b['rps'])} req/s, p99 {_ms(a['p99_ms'])} vs {_ms(b['p99_ms'])}",
+        f", but at {u:g} users only {_ratio(a['rps'], b['rps'])} the throughput with {_p99_ratio(a, b, 'the')}",
+        f"; at {u:g} users {_rps(a['rps'])} vs {_rps(b['rps'])} req/s, p99 {_p99(a)} vs {_p99(b)}",
     )
 
 
@@ -468,12 +489,20 @@ def neighbour_sentence(r: pd.Series) -> Sentence:
         + _repeats(r["alone_repeats"])
     )
     return Sentence(
-        f"{head}'s p50 went from {_ms(r['p50_ms_alone'])} alone to {_ms(r['p50_ms_beside'])} "
-        f"({_ratio(r['p50_ms_beside'], r['p50_ms_alone'])}), and its p99 from {_ms(r['p99_ms_alone'])} "
-        f"to {_ms(r['p99_ms_beside'])} ({_ratio(r['p99_ms_beside'], r['p99_ms_alone'])}).",
+        f"{head}'s p50 went from {_moved(r, 'p50_ms')}, and its p99 from {_moved(r, 'p99_ms')}.",
         detail,
         links,
     )
+
+
+def _moved(r: pd.Series, metric: str) -> str:
+    """A neighbour row's ``metric`` alone to beside, and the ratio unless alone is only a bound."""
+    alone, beside = (("at least " if _bound(r, f"{metric}_{k}") else "") for k in ("alone", "beside"))
+    if alone:
+        ratio = "not a ratio: alone is only a lower bound"
+    else:
+        ratio = f"{'at least ' if beside else ''}{_ratio(r[f'{metric}_beside'], r[f'{metric}_alone'])}"
+    return f"{alone}{_ms(r[f'{metric}_alone'])} alone to {beside}{_ms(r[f'{metric}_beside'])} ({ratio})"
 
 
 def verdict(rows: pd.DataFrame, baseline: str) -> str:
@@ -487,7 +516,8 @@ def verdict(rows: pd.DataFrame, baseline: str) -> str:
     rps, p99 = float(top.get("rps_vs_baseline", math.nan)), float(top.get("p99_vs_baseline", math.nan))
     if math.isnan(rps) and math.isnan(p99):
         return f"{text}; {baseline} (the baseline) not measured at these users and shape"
-    return f"{text}; against {baseline}: {_ratio(rps, 1.0)} its req/s, {_ratio(p99, 1.0)} its p99"
+    at_least = "at least " if _bound(top, "p99_vs_baseline") else ""
+    return f"{text}; against {baseline}: {_ratio(rps, 1.0)} its req/s, {at_least}{_ratio(p99, 1.0)} its p99"
 
 
 # -- number words --------------------------------------------------------------------------------------
@@ -512,7 +542,9 @@ def _ms(value: float) -> str:
     return f"{value / 1000:,.2f} s" if value >= 1000 else f"{value:.1f} ms"
 
 
-def _repeats(*counts: int) -> str:
+def _repeats(*counts: int, left_out: int = 0) -> str:
+    if left_out:
+        return f"{_repeats(*counts)}; {left_out} invalid repeat(s) left out (the decision table names them)"
     if max(counts) <= 1:
         return ""
     if len(set(counts)) == 1:

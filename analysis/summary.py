@@ -514,9 +514,20 @@ def _rules_of(values: pd.Series) -> str:
 
 
 def points(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """One row per ``keys``: metrics averaged over repeats, ``repeats`` (n), ``requests`` summed,
+    """One row per ``keys``: metrics averaged over its valid repeats (all of them when none is valid),
+    ``repeats`` (n averaged), ``left_out`` (invalid repeats not averaged), ``requests`` summed,
     ``cells`` listed, ``saturated`` if any was, ``{metric}_spread`` (:func:`spread`) of ``SPREADS``;
     the baseline's ratios from the averages."""
+    # A point whose repeats are valid in part is made of its valid ones (the others counted in
+    # ``left_out``); one with no valid repeat keeps them all and stays invalid, to be named as such.
+    left = pd.Series(False, index=rows.index)
+    if "valid" in rows.columns and not rows.empty:
+        ok = valid_rows(rows)
+        some = rows.assign(_ok=ok).groupby(keys, dropna=False, sort=False)["_ok"].transform("any")
+        left = some & ~ok
+    rows = rows.assign(_left=left)
+    counted = rows.groupby(keys, as_index=False, sort=False, dropna=False)["_left"].sum()
+    rows = rows[~left]
     spec: dict[str, tuple[str, Any]] = {m: (m, "mean") for m in MEANS if m in rows.columns}
     spec |= {f"{m}_spread": (m, spread) for m in SPREADS if m in rows.columns}
     spec |= {
@@ -538,11 +549,12 @@ def points(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     for col in rows.columns:
         if _carried(col) and col not in keys:
             spec[col] = (col, "mean" if pd.api.types.is_numeric_dtype(rows[col]) else "first")
-    columns = [*keys, *spec]
+    columns = [*keys, *spec, "left_out"]
     if rows.empty:
         out = pd.DataFrame(columns=columns)
     else:
         out = rows.groupby(keys, as_index=False, sort=False, dropna=False).agg(**spec)
+        out = out.merge(counted.rename(columns={"_left": "left_out"}), on=keys, how="left")
     if "predicted_rps" in out.columns:
         out["rps_vs_predicted"] = out["rps"] / out["predicted_rps"]
     if "predicted_mean_ms" in out.columns:
@@ -581,6 +593,8 @@ NEIGHBOUR_COLUMNS = [
     "alone_requests",
     "alone_cells",
     *(f"{m}_{k}" for m in NEIGHBOUR_METRICS for k in ("alone", "beside", "ratio")),
+    # a lower bound (requests unfinished at the stop reach it): never a ratio's denominator
+    *(f"{m}_{k}_at_least" for m in NEIGHBOUR_METRICS for k in ("alone", "beside")),
 ]
 
 
@@ -636,8 +650,22 @@ def _neighbour_row(row: pd.Series, cell_rows: pd.DataFrame, alone: pd.DataFrame)
     }
     for m in NEIGHBOUR_METRICS:
         a, b = (float(match[m]) if match is not None else np.nan), float(row[m])
-        out.update({f"{m}_alone": a, f"{m}_beside": b, f"{m}_ratio": b / a if a else np.nan})
+        a_low = match is not None and _flag(match, f"{m}_at_least")
+        out.update(
+            {
+                f"{m}_alone": a,
+                f"{m}_beside": b,
+                f"{m}_ratio": b / a if a and not a_low else np.nan,
+                f"{m}_alone_at_least": a_low,
+                f"{m}_beside_at_least": _flag(row, f"{m}_at_least"),
+            }
+        )
     return out
+
+
+def _flag(row: pd.Series, column: str) -> bool:
+    value = row.get(column, False)
+    return bool(value) and not pd.isna(value)
 
 
 def _alone(row: pd.Series, alone: pd.DataFrame) -> pd.Series | None:
@@ -673,9 +701,11 @@ def neighbour_points(table: pd.DataFrame) -> pd.DataFrame:
     spec |= {f"{c}_{end}": (c, end) for c in beside for end in ("min", "max")}
     spec |= {c: (c, "first") for c in first}
     spec |= {"requests": ("requests", "sum"), "cells": ("cell", list), "repeats": ("cell", "count")}
+    spec |= {f"{m}_beside_at_least": (f"{m}_beside_at_least", "any") for m in NEIGHBOUR_METRICS}
     out = nb.groupby(keys, as_index=False, sort=False, dropna=False).agg(**spec)
     for m in NEIGHBOUR_METRICS:
         alone = out[f"{m}_alone"].to_numpy(dtype=float)
+        decided = (alone > 0) & ~out[f"{m}_alone_at_least"].astype(bool).to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"{m}_ratio"] = np.where(alone > 0, out[f"{m}_beside"].to_numpy(dtype=float) / alone, np.nan)
+            out[f"{m}_ratio"] = np.where(decided, out[f"{m}_beside"].to_numpy(dtype=float) / alone, np.nan)
     return out[NEIGHBOUR_POINT_COLUMNS]

@@ -508,15 +508,24 @@ def verdict(rows: pd.DataFrame, baseline: str | None = None) -> str:
         if isinstance(bottleneck, str) and bottleneck in LIMITED_BY:
             parts[0] += f", limited by {LIMITED_BY[bottleneck]}"
     mean, predicted_mean = _number(top.get("mean_ms")), _number(top.get("predicted_mean_ms"))
-    latency = f"mean {_ms(mean)}" if math.isfinite(mean) else f"p50 {_ms(top.p50_ms)} (mean not recorded)"
+
+    def at_least(metric: str) -> str:  # a lower bound (requests unfinished at the stop reach it)
+        flag = top.get(f"{metric}_at_least", False)
+        return "≥" if bool(flag) and not pd.isna(flag) else ""
+
+    latency = (
+        f"mean {at_least('mean_ms')}{_ms(mean)}"
+        if math.isfinite(mean)
+        else f"p50 {at_least('p50_ms')}{_ms(top.p50_ms)} (mean not recorded)"
+    )
     if math.isinf(predicted_mean):
         latency += " (predicted: overloaded, grows without bound)"
     elif math.isfinite(predicted_mean):
         latency += f" (predicted mean {_ms(predicted_mean)})"
-    parts.append(f"{latency}, p99 {_ms(top.p99_ms)}")
+    parts.append(f"{latency}, p99 {at_least('p99_ms')}{_ms(top.p99_ms)}")
     ratio = _number(top.get("p99_vs_baseline", top.get("p99_vs_async")))
     if baseline and math.isfinite(ratio) and abs(ratio - 1) > 0.05:
-        parts.append(f"p99 {ratio:.1f}x {baseline}'s")
+        parts.append(f"p99 {at_least('p99_vs_baseline')}{ratio:.1f}x {baseline}'s")
     if len(rows) > 1 and not open_model:
         low = rows.iloc[0]
         growth_users = top.style_users / low.style_users

@@ -142,6 +142,19 @@ def test_styles_within_what_their_repeats_show_are_either(spread: tuple[float, f
     assert "'either'" in answers.RULE
 
 
+def test_a_third_styles_noise_does_not_make_two_others_either() -> None:
+    """Only the compared styles' own repeats widen the rule: a noisy blocking style beside them does not."""
+    rows = [row("sleep/async-await", 100, rps=r, p99=60, repeat=i + 1) for i, r in enumerate((1000, 1010, 990))]
+    rows += [row("sleep/sync-def", 100, rps=r, p99=200, repeat=i + 1) for i, r in enumerate((350, 355, 345))]
+    rows += [
+        row("sleep/blocking-in-async", 100, rps=r, p99=p, repeat=i + 1)
+        for i, (r, p) in enumerate(((10, 100), (10, 100), (100, 3000)))
+    ]
+    parts = headline_parts(family(table(*rows), "sleep"))
+    assert parts["use"] == "use `async def` + `await`"
+    assert "plain `def`" in parts["behind:"]
+
+
 def test_the_headline_judges_the_highest_user_count() -> None:
     t = table(
         row("sleep/async-await", 10, rps=200, p99=55),
@@ -334,3 +347,30 @@ def test_a_style_far_below_its_model_is_pointed_out() -> None:
     mind = headline_parts(family(t, "fanout"))["mind:"]
     assert f"`asyncio.gather` reached {91 / 400:.0%} of the model's req/s" in mind
     assert "sequential" not in mind
+
+
+def test_an_invalid_repeat_is_left_out_of_the_answers_means_and_said() -> None:
+    """async-await's second repeat broke a validity rule: the answer's 1,005 req/s is of the valid
+    two, not 803 with the invalid 400, and the sentence says one repeat was left out."""
+    rows = [
+        row("sleep/async-await", 100, rps=r, p99=60, repeat=i + 1, valid=ok, invalid_because="" if ok else "counts")
+        for i, (r, ok) in enumerate(((1000, True), (400, False), (1010, True)))
+    ]
+    rows += [row("sleep/sync-def", 100, rps=r, p99=60, repeat=i + 1) for i, r in enumerate((800, 810, 790))]
+    answer = family(table(*rows), "sleep")
+    assert headline_parts(answer)["use"] == "use `async def` + `await`"
+    sentence = about(answer, "sleep/sync-def")
+    assert "reached 0.8x" in sentence.text  # 800 / 1,005; over 803 with the invalid repeat it read 1.0x
+    assert "800 vs 1,005 req/s" in sentence.detail
+    assert "1 invalid repeat(s) left out" in sentence.detail
+
+
+def test_a_neighbour_ratio_is_never_over_a_lower_bound() -> None:
+    t = table(
+        row("sleep/async-await", 5, rps=95, p99=400, p99_ms_at_least=True),
+        row("sleep/blocking-in-async", 5, rps=20, p99=900),
+        *together("sleep-pair", 10, ("sleep/async-await", 5, 20, 800), ("sleep/blocking-in-async", 5, 20, 900)),
+    )
+    text = " ".join(s.text for s in family(t, "sleep").sentences if s.text.startswith("Beside"))
+    assert "its p99 from at least 400.0 ms alone to 800.0 ms (not a ratio: alone is only a lower bound)" in text
+    assert text.count("2.0x") == 1  # the p50's (200 to 400 ms, both decided), not the p99's
