@@ -97,8 +97,21 @@ def parse(text: str) -> Threshold:
 
 
 # judged: False when the value cannot decide (a lower bound under a "<" threshold it meets);
-# valid: the cell's validity (analysis.validity), which `check` requires unless asked.
-COLUMNS = ["slo", "cell", "users", "style_users", "value", "passed", "expected_failure", "note", "judged", "valid"]
+# valid: the cell's validity (analysis.validity), which `check` requires unless asked;
+# at_least: the value is only a lower bound (the summary's ``{metric}_at_least``), shown "≥".
+COLUMNS = [
+    "slo",
+    "cell",
+    "users",
+    "style_users",
+    "value",
+    "at_least",
+    "passed",
+    "expected_failure",
+    "note",
+    "judged",
+    "valid",
+]
 
 
 LATENCY_METRICS = frozenset(PERCENTILES.values())
@@ -123,6 +136,7 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
                     "users": None,
                     "style_users": None,
                     "value": None,
+                    "at_least": False,
                     "passed": False,
                     "expected_failure": False,
                     "note": "style not measured in this run",
@@ -152,8 +166,10 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
                 )
             # A percentile that unfinished requests reach is only a lower bound: below the limit it
             # cannot show the threshold holds; at or above it, the threshold is certainly broken.
+            bound = getattr(r, f"{th.metric}_at_least", False)
+            at_least = False if pd.isna(bound) else bool(bound)
             judged = True
-            if bool(getattr(r, f"{th.metric}_at_least", False)) and th.op in ("<", "<=") and passed:
+            if at_least and th.op in ("<", "<=") and passed:
                 judged = False
                 note = (
                     f"only a lower bound (≥ {value:,.1f}): requests of the window were unfinished when the "
@@ -166,6 +182,7 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
                     "users": r.users,
                     "style_users": r.style_users,
                     "value": value,
+                    "at_least": at_least,
                     "passed": passed,
                     "expected_failure": bool(blockers) and failures <= FAILURE_SHARE,
                     "note": note,

@@ -264,8 +264,8 @@ def print_capacity(run_id: str, doc: dict[str, Any]) -> None:
             _num(r["predicted_mst_rps"]),
             _num(r["ceiling_rps"]),
             _num(r["knee_rps"]),
-            f"{r['vs_predicted']:.2f}" if r["vs_predicted"] else "–",
-            f"{r['vs_baseline']:.3f}" if r["vs_baseline"] and r["baseline"] != r["style"] else "–",
+            f"{'≥ ' if r.get('at_search_bound') else ''}{r['vs_predicted']:.2f}" if r["vs_predicted"] else "–",
+            _vs_baseline(r),
         )
     Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
     if not doc.get("complete"):
@@ -277,6 +277,16 @@ def print_capacity(run_id: str, doc: dict[str, Any]) -> None:
 
 def _num(value: float | None) -> str:
     return f"{value:,.4g}" if isinstance(value, (int, float)) else "–"
+
+
+def _vs_baseline(r: dict[str, Any]) -> str:
+    """A style's MST over its baseline's: "≥" when its own MST is a lower bound; none over a
+    baseline whose MST is one (capacity.json says why)."""
+    if r["baseline"] == r["style"]:
+        return "–"
+    if r.get("vs_baseline_note"):
+        return "– (baseline ≥)"
+    return f"{'≥ ' if r.get('vs_baseline_at_least') else ''}{r['vs_baseline']:.3f}" if r["vs_baseline"] else "–"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -425,7 +435,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             "[green]pass[/]" if r.passed else "[yellow]FAIL, as expected[/]" if r.expected_failure else "[red]FAIL[/]"
         )
         where = f"{r.cell} (U={r.users})" if r.cell else r.note
-        value = f"{r.value:,.2f}" if r.value is not None else "–"
+        value = f"{'≥ ' if r.at_least else ''}{r.value:,.2f}" if r.value is not None else "–"
         why = f"  [dim]({r.note})[/]" if r.cell and r.note else ""
         console.print(f"{mark} {r.slo}  {where}: {value}{why}")
         # A cell that shares its workers with a loop-blocking style is there to show the damage:

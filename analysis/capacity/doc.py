@@ -134,6 +134,17 @@ def document(state: dict[str, Any], machine_cores: float, complete: bool) -> dic
         base = by_key.get(style_key({"style": baseline_of(r["style"]), "shape": r["shape"]}))
         r["baseline"] = base["style"] if base else None
         r["vs_baseline"] = r["mst_rps"] / base["mst_rps"] if base and base["mst_rps"] and r["mst_rps"] else None
+        # A bound is never a denominator; over an exact MST, a style's bound makes the ratio a bound.
+        r["vs_baseline_at_least"] = False
+        r["vs_baseline_note"] = None
+        if base is not None and base is not r and r["vs_baseline"] is not None:
+            if base["at_search_bound"]:
+                r["vs_baseline"] = None
+                r["vs_baseline_note"] = (
+                    f"{base['style']}'s MST is only a lower bound (it reached its search's highest rate)"
+                )
+            else:
+                r["vs_baseline_at_least"] = r["at_search_bound"]
         if base and base is not r:
             comparisons.append({"a": base["style"], "b": r["style"], **differ(base["values"], r["values"])})
     return json_safe(

@@ -32,6 +32,11 @@ def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = Non
             "shape": rb["shape"],
             "mst_a": ma,
             "mst_b": mb,
+            # An MST that reached its search's highest rate is at least this: shown "≥".
+            "mst_a_at_least": bool(ra.get("at_search_bound")),
+            "mst_b_at_least": bool(rb.get("at_search_bound")),
+            "ratio_at_least": False,
+            "ratio_note": None,
             "n_a": len(ra.get("values", [])),
             "n_b": len(rb.get("values", [])),
         }
@@ -39,8 +44,15 @@ def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = Non
             out.append({**row, "ratio": None, "verdict": "inconclusive", "why": "an MST was not confirmed"})
             continue
         ratio = mb / ma
+        # A bound is never a denominator (no ratio over A's); over A's exact MST, B's bound makes
+        # the ratio a bound too.
+        if row["mst_a_at_least"]:
+            row["ratio_note"] = "A's MST is only a lower bound: no ratio over it"
+        else:
+            row["ratio_at_least"] = row["mst_b_at_least"]
+        shown = None if row["mst_a_at_least"] else ratio
         if not same_slo:
-            out.append({**row, "ratio": ratio, "verdict": "inconclusive", "why": "the runs' SLOs differ"})
+            out.append({**row, "ratio": shown, "verdict": "inconclusive", "why": "the runs' SLOs differ"})
             continue
         # An MST that reached the search's highest rate is only a lower bound: as the lower of the
         # two (or level with the other) it may be the higher in truth; as the higher it can only
@@ -53,7 +65,7 @@ def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = Non
                 if len(bound) == 2
                 else f"{bound[0]}'s MST reached its search's highest rate: a lower bound, which may be the higher"
             )
-            out.append({**row, "ratio": ratio, "verdict": "inconclusive", "why": why})
+            out.append({**row, "ratio": shown, "verdict": "inconclusive", "why": why})
             continue
         test = differ(ra.get("values", []), rb.get("values", []))
         if test["p"] is not None:
@@ -67,5 +79,5 @@ def compare_docs(a: dict[str, Any], b: dict[str, Any], noise: float | None = Non
         if bound and verdict == "same":
             verdict = "inconclusive"
             why += f"; and {bound[0]}'s MST is only a lower bound (it reached its search's highest rate)"
-        out.append({**row, "ratio": ratio, "verdict": verdict, "why": why})
+        out.append({**row, "ratio": shown, "verdict": verdict, "why": why})
     return out

@@ -318,6 +318,70 @@ def test_comparing_two_runs_tests_repeats_and_needs_a_floor_without_them() -> No
     assert row["verdict"] == "inconclusive" and "only a lower bound" in row["why"]
 
 
+def bounded(msts: dict[str, float], at_bound: str) -> dict:  # type: ignore[type-arg]
+    """capacity.json of one repeat per style, ``at_bound``'s search ending at its highest rate."""
+    state = state_with({style: [mst] for style, mst in msts.items()})
+    search = next(s for s in state["capacity"]["searches"] if s["style"] == at_bound)
+    search.update(lower_bound=True, bracket=[search["mst_rps"], None])
+    return capacity.document(state, 2.0, True)
+
+
+def capacity_table_html(doc: dict, monkeypatch: pytest.MonkeyPatch) -> str:  # type: ignore[type-arg]
+    """The report's capacity table for ``doc``, on the committed run's context."""
+    from analysis import report
+    from analysis.render import render
+    from tests.conftest import FIXTURE_RUN
+
+    monkeypatch.setattr(report, "capacity_document", lambda run: doc)
+    a = report.analyse(FIXTURE_RUN)
+    html = render("report.html.j2", {**report.build_context(a), "capacity": report.capacity_view(a.run)})
+    start = html.index('<table id="capacity-table">')
+    return html[start : html.index("</table>", start)]
+
+
+def test_a_bound_mst_is_never_a_ratios_denominator_and_makes_a_ratio_over_an_exact_one_a_bound(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The baseline at its search's highest rate (≥ 500/s) and sync-def at 305/s: 305/500 = 0.61 is
+    only the most the true ratio can be, so none is given; sync-def at its bound over an exact
+    baseline is a ratio of at least 0.61."""
+    from routebench.commands import print_capacity
+
+    doc = bounded({"sleep/async-await": 500.0, "sleep/sync-def": 305.0}, at_bound="sleep/async-await")
+    sync = next(r for r in doc["styles"] if r["style"] == "sleep/sync-def")
+    assert sync["vs_baseline"] is None and not sync["vs_baseline_at_least"]
+    assert "sleep/async-await's MST is only a lower bound" in sync["vs_baseline_note"]
+    print_capacity("r", doc)
+    assert "0.610" not in capsys.readouterr().out
+    shown = capacity_table_html(doc, monkeypatch)
+    assert "0.610" not in shown and "no ratio, sleep/async-await&#39;s MST is only a lower bound" in shown
+
+    doc = bounded({"sleep/async-await": 500.0, "sleep/sync-def": 305.0}, at_bound="sleep/sync-def")
+    sync = next(r for r in doc["styles"] if r["style"] == "sleep/sync-def")
+    assert sync["vs_baseline"] == pytest.approx(0.61) and sync["vs_baseline_at_least"]
+    assert sync["vs_baseline_note"] is None
+    print_capacity("r", doc)
+    assert "≥ 0.610" in capsys.readouterr().out
+    assert "≥0.610" in capacity_table_html(doc, monkeypatch)
+
+
+def test_comparing_two_runs_marks_bound_msts_and_gives_no_ratio_over_one() -> None:
+    from analysis.render import render
+
+    a = bounded({"sleep/async-await": 500.0}, at_bound="sleep/async-await")
+    b = capacity.document(state_with({"sleep/async-await": [400.0]}), 2.0, True)
+    (row,) = capacity.compare_docs(a, b)
+    assert row["mst_a_at_least"] and not row["mst_b_at_least"]
+    assert row["ratio"] is None and "A's MST is only a lower bound" in row["ratio_note"]
+    html = render("compare_capacity.html.j2", {"a": a, "b": b, "rows": [row], "noise": None, "methods": {}})
+    assert "≥500.0" in html and "≥400.0" not in html and "0.800" not in html
+    # B at its bound over A's exact MST: B / A is at least the ratio.
+    (row,) = capacity.compare_docs(b, a)
+    assert row["ratio"] == pytest.approx(1.25) and row["ratio_at_least"] and row["mst_b_at_least"]
+    html = render("compare_capacity.html.j2", {"a": b, "b": a, "rows": [row], "noise": None, "methods": {}})
+    assert "≥500.0" in html and "≥1.250" in html
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [("p99>250ms", "METRIC<VALUE"), ("p99<25%", "ms or s"), ("failure_rate<3ms", "fraction"), ("rps<3", "METRIC")],
