@@ -427,7 +427,7 @@ def test_no_interval_says_why() -> None:
     latency = np.where(second == 3, latency * 100, latency)
     burst = interval_from_samples(latency, second)
     assert burst["batches"] == 0 and "count as 0.2 independent ones, fewer than 10" in burst["reason"]
-    assert burst["correlation"] > 20 and "a window of about" in burst["reason"]
+    assert burst["correlation"] > 20 and "run longer: at least about" in burst["reason"]
     # No response above the point: the share's upper end reaches 100%, nothing bounds it.
     latency, second = lognormal_stream(200, 10)
     above_all = interval_from_samples(latency, second, point=float(latency.max()))
