@@ -28,6 +28,7 @@ pytestmark = pytest.mark.stack
 
 REPEATS = 3
 WAIT_MS = 50
+LONGEST_S = 22  # the precision cell's longest window: room for its 15 whole seconds and a stop before
 
 
 def run(tmp_path: Path, name: str, groups: list[dict[str, Any]], reuse: bool) -> list[dict[str, Any]]:
@@ -119,7 +120,13 @@ def test_precision_driven_cells_stop_when_their_p99_is_precise_or_at_their_longe
         tmp_path,
         "precision",
         [
-            {"styles": ["sleep/async-await"], "users": [20], "precision": 0.05, "duration_s": 6, "max_duration_s": 40},
+            {
+                "styles": ["sleep/async-await"],
+                "users": [20],
+                "precision": 0.05,
+                "duration_s": 6,
+                "max_duration_s": LONGEST_S,
+            },
             {
                 "styles": ["sleep/blocking-in-async"],
                 "users": [10],
@@ -132,9 +139,11 @@ def test_precision_driven_cells_stop_when_their_p99_is_precise_or_at_their_longe
     )
     quick, slow = cells
     assert quick["status"] == slow["status"] == "ok", cells
-    # How soon a p99 is known to +-5% is the machine's noise, not the code's: about 15 s on a quiet
-    # machine; a busy one's tail (another load beside it) may not settle in the 40 s. Either way
-    # the stop agrees with the check's own evidence (the rule alone: tests/locustfiles/test_stop.py).
+    # How soon a p99 is known to +-5% is the machine's noise, not the code's: its slow responses
+    # come in spells that slow many of the 20 users at once, and a window whose spells are too few
+    # gets no interval at all (analysis.precision: fewer than 10 independent responses above the
+    # p99), so it may never be precise within the longest window. Either way the stop agrees with
+    # the check's own evidence (the rule alone: tests/locustfiles/test_stop.py).
     checked = quick["last_check"]["intervals"]["sleep/async-await"]
     precise = (
         checked.get("batches", 0) >= precision.MIN_PRECISE_BATCHES and checked.get("half_width_rel", math.inf) <= 0.05
@@ -143,17 +152,23 @@ def test_precision_driven_cells_stop_when_their_p99_is_precise_or_at_their_longe
         # On an interval within the target, over at least 15 whole seconds, within the check's lag
         # of having them and before its longest window.
         assert precise, checked
-        assert precision.MIN_PRECISE_BATCHES <= quick["window_s"] < 40 - 2, quick["window_s"]
+        assert precision.MIN_PRECISE_BATCHES <= quick["window_s"] < LONGEST_S - 1, quick["window_s"]
     else:
         # Never precise enough: it ran to its longest window (as the slow one below), the last
-        # check still too wide.
+        # check still too wide, or without an interval.
         assert quick["stopped_by"] == "maximum window" and not precise, (quick["stopped_by"], checked)
-        assert 39.6 <= quick["window_s"] <= 40.6, quick["window_s"]
-    # The final interval covers the whole window (a second or two more): it exists and holds the
-    # p99; it may be wider than the check's, which the report then lists (not asserted: chance).
+        assert LONGEST_S - 0.4 <= quick["window_s"] <= LONGEST_S + 0.6, quick["window_s"]
+    # The final interval covers the whole window (a second or two more): it holds the p99 (it may
+    # be wider than the check's, which the report then lists: not asserted, chance), or there is
+    # none and it says why: too few separate spells of slow responses, or too few slow ones.
     interval = quick["p99_intervals"]["sleep/async-await"]
-    assert interval["batches"] >= precision.MIN_PRECISE_BATCHES, interval
-    assert interval["low_us"] <= quick["exact"]["sleep/async-await"]["percentiles_us"]["99"] <= interval["high_us"]
+    if interval["batches"]:
+        assert interval["batches"] >= precision.MIN_PRECISE_BATCHES, interval
+        p99 = quick["exact"]["sleep/async-await"]["percentiles_us"]["99"]
+        assert interval["low_us"] <= p99 <= interval["high_us"]
+    else:
+        said = ("the slow responses come together", "too few responses above the p99")
+        assert any(words in interval["reason"] for words in said), interval
     # The longest window is 4 s: the master stops at that deadline (its check sleeps until then)
     # and not before; 0.6 s past it would be its loop waking that late plus Locust's stop.
     assert slow["stopped_by"] == "maximum window" and 3.6 <= slow["window_s"] <= 4.6, slow
