@@ -34,7 +34,7 @@ tight, stop at ±0.13%             -         0.942         1                    
 
 Before the tail's correlation withheld any interval: queue 0.932 and 0.947 with 2 runs without;
 ar1 0.963 and 0.948; tight 0.935 and 0.938, none without. These three streams were already covered;
-the rule is for the regimes they do not reach (:func:`test_coverage_by_regime`).
+the rule is for the regimes they do not reach (the tests "by regime" at the end).
 
 From the histograms, both ends lie off the point (low < point < high) in all but 2 of the 2274
 intervals: two of the tight stream's, about a bucket wide on the slow side, whose upper end is
