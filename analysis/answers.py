@@ -413,6 +413,9 @@ def style_sentence(shape: pd.DataFrame, style: str, base: str) -> Sentence:
     )
     if a["failure_rate"] > 0:
         claim += f"; {a['failure_rate']:.1%} of its requests failed"
+    valid = a.get("valid", True)
+    if valid is not None and not pd.isna(valid) and not bool(valid):
+        claim += f"; its cell is not valid ({a.get('invalid_because') or 'see the validity table'}): not ranked"
     if b["rps"] and a["rps"] / b["rps"] >= 1 - THROUGHPUT_WITHIN:
         worse = worst_elsewhere(mine, theirs, common[:-1])  # the top count looks fine: was a lower one not?
         if worse:

@@ -374,3 +374,20 @@ def test_a_neighbour_ratio_is_never_over_a_lower_bound() -> None:
     text = " ".join(s.text for s in family(t, "sleep").sentences if s.text.startswith("Beside"))
     assert "its p99 from at least 400.0 ms alone to 800.0 ms (not a ratio: alone is only a lower bound)" in text
     assert text.count("2.0x") == 1  # the p50's (200 to 400 ms, both decided), not the p99's
+
+
+def test_a_sentence_about_an_invalid_cell_says_so() -> None:
+    t = table(
+        row("sleep/async-await", 100, rps=1900, p99=55),
+        row("sleep/sync-def", 100, rps=1500, p99=60, valid=False, invalid_because="counts disagree"),
+    )
+    sentence = about(family(t, "sleep"), "sleep/sync-def")
+    assert "its cell is not valid (counts disagree): not ranked" in sentence.text
+    valid = about(
+        family(
+            table(row("sleep/async-await", 100, rps=1900, p99=55), row("sleep/sync-def", 100, rps=1500, p99=60)),
+            "sleep",
+        ),
+        "sleep/sync-def",
+    )
+    assert "not valid" not in valid.text
