@@ -20,6 +20,7 @@ from analysis.summary import (
     SHAPE,
     blocks_the_loop,
     catalogue_order,
+    is_bound,
     neighbour_points,
     shape_labels,
     solo_points,
@@ -322,7 +323,7 @@ def _unreliable(point: pd.Series) -> str:
     valid = point.get("valid", True)
     if valid is not None and not pd.isna(valid) and not bool(valid):
         return f"its cell is not valid ({point.get('invalid_because') or 'see the validity table'})"
-    if _bound(point, "p99_ms"):
+    if is_bound(point, "p99_ms"):
         return "its p99 is only a lower bound: requests of its window were unfinished when the test stopped"
     return ""
 
@@ -338,17 +339,11 @@ def _its_own(point: pd.Series) -> bool:
     return bool(point["failure_rate"] > FAILURE_SHARE)
 
 
-def _bound(point: pd.Series, column: str) -> bool:
-    """``column`` of ``point`` is only a lower bound (unfinished requests reach it)."""
-    flag = point.get(f"{column}_at_least", False)
-    return bool(flag) and not pd.isna(flag)
-
-
 def _p99_ratio(a: pd.Series, b: pd.Series, its: str = "its") -> str:
     """``a``'s p99 over ``b``'s in words: never over a lower bound, and "at least" over a decided one."""
-    if _bound(b, "p99_ms"):
+    if is_bound(b, "p99_ms"):
         return f"{its} p99 not compared (the baseline's is only a lower bound)"
-    return f"{'at least ' if _bound(a, 'p99_ms') else ''}{_ratio(a['p99_ms'], b['p99_ms'])} {its} p99"
+    return f"{'at least ' if is_bound(a, 'p99_ms') else ''}{_ratio(a['p99_ms'], b['p99_ms'])} {its} p99"
 
 
 def _left_out(point: pd.Series) -> int:
@@ -359,7 +354,7 @@ def _left_out(point: pd.Series) -> int:
 
 def _p99(point: pd.Series) -> str:
     """The p99 in words, "at least" when unfinished requests reach it (a lower bound)."""
-    return ("at least " if _bound(point, "p99_ms") else "") + _ms(point["p99_ms"])
+    return ("at least " if is_bound(point, "p99_ms") else "") + _ms(point["p99_ms"])
 
 
 def _times(ratio: float) -> str:
@@ -379,7 +374,7 @@ def baseline_sentence(rows: pd.DataFrame) -> Sentence:
     top = rows.sort_values("users").iloc[-1]
     claim = (
         f"{named(top['style'])} is the family's baseline: {_rps(top['rps'])} req/s at {top['users']:g} users "
-        f"with {'a p99 of ' if _bound(top, 'p99_ms') else 'an exact p99 of '}{_p99(top)}"
+        f"with {'a p99 of ' if is_bound(top, 'p99_ms') else 'an exact p99 of '}{_p99(top)}"
     )
     detail = (
         f"W={top['server_workers']:g} workers; p99 from HDR histograms over {int(top['requests']):,} "
@@ -404,7 +399,7 @@ def style_sentence(shape: pd.DataFrame, style: str, base: str) -> Sentence:
     claim = f"{named(style)} reached {_ratio(a['rps'], b['rps'])} {words(base)}'s throughput at {u:g} users"
     if b["p99_ms"] > 0:
         claim += f" with {_p99_ratio(a, b)}"
-    exact = "" if _bound(a, "p99_ms") or _bound(b, "p99_ms") else "exact "
+    exact = "" if is_bound(a, "p99_ms") or is_bound(b, "p99_ms") else "exact "
     detail = (
         f"{_rps(a['rps'])} vs {_rps(b['rps'])} req/s; {exact}p99 {_p99(a)} vs {_p99(b)} "
         f"from HDR histograms over {int(a['requests']):,} and {int(b['requests']):,} requests"
@@ -500,7 +495,7 @@ def neighbour_sentence(r: pd.Series) -> Sentence:
 
 def _moved(r: pd.Series, metric: str) -> str:
     """A neighbour row's ``metric`` alone to beside, and the ratio unless alone is only a bound."""
-    alone, beside = (("at least " if _bound(r, f"{metric}_{k}") else "") for k in ("alone", "beside"))
+    alone, beside = (("at least " if is_bound(r, f"{metric}_{k}") else "") for k in ("alone", "beside"))
     if alone:
         ratio = "not a ratio: alone is only a lower bound"
     else:
@@ -519,7 +514,7 @@ def verdict(rows: pd.DataFrame, baseline: str) -> str:
     rps, p99 = float(top.get("rps_vs_baseline", math.nan)), float(top.get("p99_vs_baseline", math.nan))
     if math.isnan(rps) and math.isnan(p99):
         return f"{text}; {baseline} (the baseline) not measured at these users and shape"
-    at_least = "at least " if _bound(top, "p99_vs_baseline") else ""
+    at_least = "at least " if is_bound(top, "p99_vs_baseline") else ""
     return f"{text}; against {baseline}: {_ratio(rps, 1.0)} its req/s, {at_least}{_ratio(p99, 1.0)} its p99"
 
 

@@ -300,7 +300,7 @@ def interval_from_samples(
     offset = sec - sec.min()
     totals = np.bincount(offset)
     at_or_below = np.bincount(offset, weights=lat <= centre)
-    above_tail = np.bincount(offset, weights=lat > np.quantile(lat, TAIL_Q / 100.0))
+    above_tail = np.bincount(offset, weights=lat > sample_quantile(lat, TAIL_Q))
     return _interval(q, centre, totals, at_or_below, lambda pct: sample_quantile(lat, pct), confidence, above_tail)
 
 

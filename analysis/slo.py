@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.summary import EVERY_START_COLUMNS, blocks_the_loop
+from analysis.summary import EVERY_START_COLUMNS, blocks_the_loop, is_bound
 from analysis.validity import FAILURE_SHARE
 from target_app import catalogue
 
@@ -166,8 +166,7 @@ def evaluate(thresholds: list[Threshold], table: pd.DataFrame) -> pd.DataFrame:
                 )
             # A percentile that unfinished requests reach is only a lower bound: below the limit it
             # cannot show the threshold holds; at or above it, the threshold is certainly broken.
-            bound = getattr(r, f"{th.metric}_at_least", False)
-            at_least = False if pd.isna(bound) else bool(bound)
+            at_least = is_bound(r._asdict(), th.metric)
             judged = True
             if at_least and th.op in ("<", "<=") and passed:
                 judged = False

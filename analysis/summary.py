@@ -650,21 +650,23 @@ def _neighbour_row(row: pd.Series, cell_rows: pd.DataFrame, alone: pd.DataFrame)
     }
     for m in NEIGHBOUR_METRICS:
         a, b = (float(match[m]) if match is not None else np.nan), float(row[m])
-        a_low = match is not None and _flag(match, f"{m}_at_least")
+        a_low = match is not None and is_bound(match, m)
         out.update(
             {
                 f"{m}_alone": a,
                 f"{m}_beside": b,
                 f"{m}_ratio": b / a if a and not a_low else np.nan,
                 f"{m}_alone_at_least": a_low,
-                f"{m}_beside_at_least": _flag(row, f"{m}_at_least"),
+                f"{m}_beside_at_least": is_bound(row, m),
             }
         )
     return out
 
 
-def _flag(row: pd.Series, column: str) -> bool:
-    value = row.get(column, False)
+def is_bound(row: Any, metric: str) -> bool:
+    """Whether ``metric`` of ``row`` (a table row or point) is only a lower bound: its
+    ``{metric}_at_least`` flag is set (requests unfinished at the stop reach it); a missing flag is not."""
+    value = row.get(f"{metric}_at_least", False)
     return bool(value) and not pd.isna(value)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.summary import is_bound
 from target_app import catalogue
 from target_app.catalogue import Shape
 
@@ -510,8 +511,7 @@ def verdict(rows: pd.DataFrame, baseline: str | None = None) -> str:
     mean, predicted_mean = _number(top.get("mean_ms")), _number(top.get("predicted_mean_ms"))
 
     def at_least(metric: str) -> str:  # a lower bound (requests unfinished at the stop reach it)
-        flag = top.get(f"{metric}_at_least", False)
-        return "≥" if bool(flag) and not pd.isna(flag) else ""
+        return "≥" if is_bound(top, metric) else ""
 
     latency = (
         f"mean {at_least('mean_ms')}{_ms(mean)}"
