@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bokeh.document import Document
 from bokeh.embed import components
 from bokeh.layouts import column
 from bokeh.models import (
@@ -493,6 +494,12 @@ def _server_line(
 def embed(charts: dict[str, object]) -> tuple[str, str, dict[str, str]]:
     """(Bokeh's JavaScript to inline, the script that draws the charts, one div per chart name)."""
     present = {k: v for k, v in charts.items() if v is not None}
+    # One document for every chart, its model graph computed once: left to components(), each
+    # chart's add_root recomputes the graph of all charts before it (quadratic in the charts).
+    doc = Document()
+    with doc.models.freeze():
+        for chart in present.values():
+            doc.add_root(chart)
     script, divs = components(present)
     js = Resources(mode="inline", components=["bokeh"]).render_js()
     return js, script, dict(divs)
