@@ -13,6 +13,7 @@ The stack's telemetry goes to the run's ``telemetry/``; each cell keeps its own 
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,5 +110,16 @@ class Lab:
             self.cluster = None
 
     def close(self) -> None:
-        self.drop_cluster()
-        self.drop_stack()
+        """Stop the cluster and the stack at once: neither needs the other any more (the test is
+        saved, the server's evidence kept), and each waits on its own processes' exits (Locust's
+        master waits half a second for its workers' last reports). Not a daemon thread: the
+        interpreter waits for it, so no process is left behind even if the user interrupts."""
+        cluster, self.cluster = self.cluster, None
+        stopping = threading.Thread(target=cluster.stop, name="stop-cluster") if cluster is not None else None
+        if stopping is not None:
+            stopping.start()
+        try:
+            self.drop_stack()
+        finally:
+            if stopping is not None:
+                stopping.join()
