@@ -46,7 +46,9 @@ RULE = (
     "generator, in an invalid cell, or with a p99 that is only a lower bound; when the style that served "
     "the most req/s is set aside for how it was measured, the whole family is not judged (the others "
     "cannot be ranked against it). A style that blocks the event loop is never to be used even when its own "
-    "numbers cannot be ranked. A style under half the model's throughput is pointed out. Lower user "
+    "numbers cannot be ranked. Beside each style is the p99 that a request to another route of the same "
+    "workers met meanwhile (the canary, requested at a low fixed rate from its intended starts); the rule "
+    "ranks the style's own throughput and p99. A style under half the model's throughput is pointed out. Lower user "
     "counts are in the sentences, not the headline: there the styles differ less than the noise of one "
     "measurement."
 )
@@ -257,7 +259,7 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
     def gap(style: str) -> str:
         return (
             f"{1 - at.loc[style, 'rps_gap']:.2f}x the best req/s, {_times(at.loc[style, 'p99_over_best'])} "
-            "the lowest p99"
+            f"the lowest p99{_others(at.loc[style], ', ')}"
         )
 
     if len(use) > 1:
@@ -272,7 +274,7 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
             )
         ]
     elif use:
-        parts = [f"use {words(use[0])}"]
+        parts = [f"use {words(use[0])}" + (f" ({_others(at.loc[use[0]])})" if _others(at.loc[use[0]]) else "")]
     elif judged:
         most, lowest = at.loc[judged, "rps"].idxmax(), at.loc[judged, "p99_ms"].idxmin()
         parts = [
@@ -376,11 +378,36 @@ def baseline_sentence(rows: pd.DataFrame) -> Sentence:
         f"{named(top['style'])} is the family's baseline: {_rps(top['rps'])} req/s at {top['users']:g} users "
         f"with {'a p99 of ' if is_bound(top, 'p99_ms') else 'an exact p99 of '}{_p99(top)}"
     )
+    claim += _canary(top)
     detail = (
         f"W={top['server_workers']:g} workers; p99 from HDR histograms over {int(top['requests']):,} "
         f"requests{_repeats(top['repeats'], left_out=_left_out(top))}"
     )
     return Sentence(_end(claim, scaling(rows)), detail, (Link(f"#{row_id(top['style'])}", "table row"), LATENCY_CHART))
+
+
+def _canary(a: pd.Series, b: pd.Series | None = None) -> str:
+    """What the rest of the app met while the style was under load (the canary's p99, catalogue.CANARY),
+    beside what it met beside the baseline (``b``); '' for cells measured without the canary."""
+    mine = a.get("canary_p99_ms", math.nan)
+    if pd.isna(mine):
+        return ""
+    text = f"; meanwhile a request to another route of the same workers met a p99 of {_canary_p99(a)}"
+    theirs = b.get("canary_p99_ms", math.nan) if b is not None else math.nan
+    if b is not None and pd.notna(theirs):
+        text += f" ({_canary_p99(b)} beside {words(b['style'])})"
+    return text
+
+
+def _others(point: pd.Series, lead: str = "") -> str:
+    """The canary's p99 beside ``point`` for a headline ('' without it), after ``lead``."""
+    if pd.isna(point.get("canary_p99_ms", math.nan)):
+        return ""
+    return f"{lead}other routes' p99 {_canary_p99(point)}"
+
+
+def _canary_p99(point: pd.Series) -> str:
+    return ("at least " if is_bound(point, "canary_p99_ms") else "") + _ms(point["canary_p99_ms"])
 
 
 def style_sentence(shape: pd.DataFrame, style: str, base: str) -> Sentence:
@@ -406,6 +433,7 @@ def style_sentence(shape: pd.DataFrame, style: str, base: str) -> Sentence:
         f"{_repeats(a['repeats'], b['repeats'], left_out=_left_out(a) + _left_out(b))}; "
         f"W={a['server_workers']:g} workers"
     )
+    claim += _canary(a, b)
     if a["failure_rate"] > 0:
         claim += f"; {a['failure_rate']:.1%} of its requests failed"
     valid = a.get("valid", True)

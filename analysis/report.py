@@ -283,6 +283,8 @@ DECISION_DEFAULTS: dict[str, Any] = {
     "rps_vs_baseline": math.nan,
     "p99_vs_baseline": math.nan,
     "p99_vs_baseline_at_least": False,
+    "canary_p99_ms": math.nan,
+    "canary_p99_ms_at_least": False,
 }
 
 

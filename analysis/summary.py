@@ -98,6 +98,12 @@ COLUMNS = [
     "sent",
     "unsent_at_stop",
     "inflight_at_stop",
+    "canary_p50_ms",
+    "canary_p99_ms",
+    "canary_p99_ms_at_least",
+    "canary_requests",
+    "canary_failures",
+    "canary_late_starts",
     "cell_workers_cpu_ms",
     "users_per_worker",
     "blocked_share",
@@ -225,6 +231,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 "sent": _number(e.get("sent")) if cell["model"] == "open" else np.nan,
                 "unsent_at_stop": _number(e.get("unsent_at_stop")) if cell["model"] == "open" else np.nan,
                 "inflight_at_stop": _number(e.get("inflight_at_stop")),
+                **canary(data.exact),
                 # The Gunicorn workers' own CPU per request in this cell (solo cells only: a
                 # shared cell's CPU cannot be split between its styles).
                 "cell_workers_cpu_ms": workers_cpu / completed * 1000
@@ -317,6 +324,24 @@ def users_per_worker(cell: dict[str, Any]) -> list[float] | float:
     ):
         return np.nan
     return [round(n * users / sum(placed), 2) for n in placed]
+
+
+def canary(exact: dict[str, Any]) -> dict[str, Any]:
+    """The canary's numbers in the cell (catalogue.CANARY: what a request to another route of the
+    same workers met meanwhile): its percentiles over every start of the window (failed and
+    unfinished ones too, at their elapsed time), from each request's intended start; NaN without one."""
+    c = exact.get("canary") or {}
+    pct, at_least = c.get("every_start_percentiles_us") or {}, set(c.get("every_start_at_least") or [])
+    return {
+        "canary_p50_ms": pct["50"] / 1000 if "50" in pct else np.nan,
+        "canary_p99_ms": pct["99"] / 1000 if "99" in pct else np.nan,
+        "canary_p99_ms_at_least": "99" in at_least,
+        "canary_requests": int(c.get("count", 0)) + int(c.get("failures", 0)) + int(c.get("censored", 0))
+        if c
+        else np.nan,
+        "canary_failures": int(c.get("failures", 0)) if c else np.nan,
+        "canary_late_starts": int(c.get("late_starts", 0)) if c else np.nan,
+    }
 
 
 def every_start(e: dict[str, Any]) -> dict[str, Any]:
@@ -492,8 +517,8 @@ def add_baseline_ratios(table: pd.DataFrame) -> pd.DataFrame:
 
 # -- points: repeats averaged -------------------------------------------------------------------------
 
-MEANS = ("rps", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "p99_all_ms", "failure_rate", "style_users")
-SPREADS = ("rps", "p99_ms")  # a point's repeats' spread of these: {metric}_spread
+MEANS = ("rps", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "p99_all_ms", "failure_rate", "style_users", "canary_p99_ms")
+SPREADS = ("rps", "p99_ms", "canary_p99_ms")  # a point's repeats' spread of these: {metric}_spread
 
 
 def spread(values: pd.Series) -> float:

@@ -29,7 +29,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from analysis.rundir import CellDir, write_json
-from target_app.catalogue import hdr_file
+from target_app.catalogue import CANARY, hdr_file
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
@@ -238,9 +238,14 @@ class Capture:
         cell.hdr_dir.mkdir(parents=True, exist_ok=True)
         for name, h in self.histograms["ok"].items():
             (cell.hdr_dir / hdr_file(name)).write_bytes(h.encode())
-        body = {**extra, "samples_by_worker": dict(self.samples_by_worker), "requests": self.summary()}
+        requests = self.summary()
+        body = {**extra, "samples_by_worker": dict(self.samples_by_worker), "requests": requests}
         if window is not None:
             body["timeline"] = self.timeline(*window)
+        # The canary is the rest of the app, not a style of the test: kept apart, with its timeline.
+        canary = requests.pop(CANARY, None)
+        if canary is not None:
+            body["canary"] = {**canary, "timeline": body.get("timeline", {}).pop(CANARY, [])}
         write_json(cell.exact, body)
 
 

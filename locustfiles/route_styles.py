@@ -29,10 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from locustfiles.plugin.hooks import install  # noqa: E402
 from locustfiles.plugin.plan import read_plan  # noqa: E402
-from locustfiles.plugin.users import user_classes  # noqa: E402
+from locustfiles.plugin.users import canary_user, user_classes  # noqa: E402
 
 state = install()
 state.user_classes = user_classes(read_plan(), state)
 USER_CLASSES = state.user_classes
-# Locust finds user classes among the module's names; these depend on the run's plan.
-globals().update({cls.__name__: cls for cls in USER_CLASSES.values()})
+# Locust finds user classes among the module's names; these depend on the run's plan. The canary's
+# runs only in a test that names it (and has --rb-canary).
+globals().update({cls.__name__: cls for cls in [*USER_CLASSES.values(), canary_user(state)]})

@@ -17,7 +17,9 @@ from rich.console import Console
 from analysis.rundir import CellRecord, RunDir, RunState
 from routebench import postgres
 from routebench.experiment import Cell, Experiment
+from routebench.harness import HEALTH_PATH
 from routebench.lab import Lab
+from target_app import catalogue
 from target_app.settings import Settings
 
 
@@ -33,6 +35,14 @@ class RunContext:
     classes: dict[str, str]  # style or route id -> its Locust user class
     target_url: str | None = None  # a target already running elsewhere: no stack is started
     external_workers: int = 0
+
+    @property
+    def canary(self) -> str:
+        """The canary's path (catalogue.CANARY): your app's is routebench's health route, answered
+        inside your app's workers (routebench.harness); "" when the experiment asks for none."""
+        if not self.experiment.canary_rate:
+            return ""
+        return HEALTH_PATH if self.base_settings.app else catalogue.CANARY_PATH
 
     @property
     def files(self) -> RunDir:

@@ -175,6 +175,8 @@ class Experiment(Knobs):
     # "matrix": every cell of the groups as it is; "capacity": a search per style (routebench.search).
     mode: Literal["matrix", "capacity"] = "matrix"
     capacity: CapacitySearch = Field(default_factory=CapacitySearch)
+    # The canary's requests/s beside every cell (catalogue.CANARY: what the rest of the app feels); 0: none.
+    canary_rate: float = Field(catalogue.CANARY_RATE, ge=0, le=1000)
 
 
 class Cell(BaseModel):

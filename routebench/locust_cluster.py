@@ -39,6 +39,7 @@ from routebench.launcher import (
     spawn,
     wait_for,
 )
+from target_app.catalogue import CANARY_CLASS
 
 LOCUSTFILE = REPO / "locustfiles" / "route_styles.py"
 CPU_WARNING = 90.0  # Locust warns above this per generator process
@@ -95,6 +96,8 @@ class LoadSpec:
     tail_s: float = 0.0  # open model: the run's last seconds load without measuring (--rb-tail)
     finish_s: float = 0.0  # closed model: the longest the load goes on for the window's requests (--rb-finish)
     routes_file: Path | None = None  # your app's routes (routebench.routes): one user class each
+    canary: str = ""  # the canary's path (catalogue.CANARY): one more user, of its own class; "": none
+    canary_rate: float = 0.0
 
     def options(self) -> Options:
         """routebench's options for this load (locustfiles.plugin.options: their one spelling)."""
@@ -113,17 +116,21 @@ class LoadSpec:
             precision=self.precision,
             max_run_time_s=self.max_run_time_s or run_time,
             default_classes=tuple(self.default_classes),
+            canary=self.canary,
+            canary_rate=self.canary_rate,
         )
 
     def form(self) -> dict[str, str | list[str]]:
         """One driven test as Locust's ``POST /swarm`` form: Locust's fields and our options (the
         web UI sets any option it is sent, keeping its type)."""
         assert self.run_time_s is not None
+        # The canary's user is one more than the test's: Locust counts it among the users.
+        users = self.users + (1 if self.canary else 0)
         return {
-            "user_count": str(self.users),
-            "spawn_rate": str(self.users),
+            "user_count": str(users),
+            "spawn_rate": str(users),
             "host": self.target_url,
-            "user_classes": self.user_classes,
+            "user_classes": self.user_classes + ([CANARY_CLASS] if self.canary else []),
             **self.options().form(),
         }
 

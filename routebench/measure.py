@@ -37,8 +37,11 @@ GENERATOR_ATTEMPTS = 3  # a load generator lost before the window is started aga
 NOTHING_COMPLETED = "no request completed in the window"  # a failed cell's reason (a probe: overload)
 
 
-def load_spec(cell: Cell, classes: dict[str, str], cell_dir: Path) -> LoadSpec:
-    """The cell's test for the Locust master (its target is known once its stack is)."""
+def load_spec(
+    cell: Cell, classes: dict[str, str], cell_dir: Path, canary: str = "", canary_rate: float = 0.0
+) -> LoadSpec:
+    """The cell's test for the Locust master (its target is known once its stack is), with the
+    canary at ``canary`` (a path; "": none)."""
     return LoadSpec(
         target_url="",
         user_classes=[classes[s] for s in cell.styles],
@@ -55,13 +58,15 @@ def load_spec(cell: Cell, classes: dict[str, str], cell_dir: Path) -> LoadSpec:
         fanout=cell.fanout,
         precision=cell.precision,
         max_run_time_s=cell.warmup_s + cell.longest_s + cell.tail_s,
+        canary=canary,
+        canary_rate=canary_rate if canary else 0.0,
     )
 
 
 def measure(ctx: RunContext, cell: Cell, cell_dir: Path, on_rps: Callable[[float | None], None]) -> CellOutcome:
     """The cell measured, its files written in ``cell_dir``; raises AppError when your app cannot
     be served (no cell can run), StackError when the stack cannot be had."""
-    spec = load_spec(cell, ctx.classes, cell_dir)
+    spec = load_spec(cell, ctx.classes, cell_dir, ctx.canary, ctx.experiment.canary_rate)
     workers = 0 if ctx.external_workers else cell.locust_workers or default_worker_count()
     longest = spec.max_run_time_s + spec.finish_s if spec.max_run_time_s is not None else None
     watch = Watch(cell_dir, longest)

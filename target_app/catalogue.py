@@ -271,6 +271,16 @@ ALL = "*"  # in an experiment's groups: every style (with your app: every route)
 _RANK: dict[str, int] = {s.id: i for i, s in enumerate(STYLES)}
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(s.family for s in STYLES))
 
+# The canary: not a style, the rest of the app. A trivial ``async def`` route of the target, requested
+# beside every cell at a low fixed rate with its latency counted from each request's intended start
+# (whatever the cell's model), by its own Locust user: its p99 is what a user of any other route of
+# the same workers meets while the cell's style is under load. Your own app's canary is
+# routebench's health route, served inside your app's workers (routebench.harness).
+CANARY = "canary"  # its Locust request name and its key in exact.json (no style id or path looks like it)
+CANARY_PATH = "/canary"
+CANARY_CLASS = "Canary"  # its Locust user class (locustfiles.plugin.users)
+CANARY_RATE = 10.0  # requests/s in all: ~1% of a core of the server's CPU, 200 samples in a 20 s window
+
 
 def rank(style_id: str) -> int:
     """A style's place in the catalogue (family by family), the order every table and chart uses;

@@ -82,6 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def styles() -> list[dict[str, object]]:
         return [s.as_dict() for s in catalogue.STYLES]
 
+    @app.get(catalogue.CANARY_PATH, tags=["meta"])
+    async def canary() -> dict[str, str]:
+        """The rest of the app: answers at once, on the worker's event loop (catalogue.CANARY)."""
+        return {"status": "ok"}
+
     @app.get("/health", tags=["meta"])
     async def health() -> JSONResponse:
         res: Resources = app.state.resources

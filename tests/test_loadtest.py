@@ -123,6 +123,27 @@ def test_the_stall_detector_names_the_blocking_line_and_clears_async_await(smoke
     assert stalls["sites"][0]["route"] == "/sleep/blocking-in-async" and stalls["workers"] == 2
 
 
+def test_the_canary_feels_the_blocked_loop_and_takes_no_users_from_the_style(smoke_run: Path) -> None:
+    """The canary (catalogue.CANARY) beside each cell: its own user, its own fixed schedule, its
+    latency from each intended start, kept apart from the styles' requests."""
+    run = load_run(smoke_run)
+    table = summarise(run).set_index("style")
+    bad, good = table.loc["sleep/blocking-in-async"], table.loc["sleep/async-await"]
+    for cell in run.cells:
+        exact = run.data[cell["id"]].exact
+        canary = exact["canary"]
+        assert catalogue.CANARY not in exact["requests"] and catalogue.CANARY not in exact["timeline"]
+        assert cell["users_by_style"] == {cell["styles"][0]: cell["users"]}  # the canary's user is one more
+        # Its schedule: CANARY_RATE starts a second over the window, every one sent or censored.
+        window = exact["measure_until"] - exact["measure_from"]
+        assert abs(canary["offered"] - catalogue.CANARY_RATE * window) <= 1, canary
+        assert canary["count"] + canary["failures"] + canary["censored"] == canary["offered"], canary
+    # Beside blocking-in-async every loop is held 50 ms at a time by a request queued before the
+    # canary's: its slowest requests wait out at least one whole hold (d). Beside async-await the
+    # loops only await: the canary's request finds its loop free.
+    assert bad["canary_p99_ms"] >= 50 and bad["canary_p99_ms"] > 2 * good["canary_p99_ms"], (bad, good)
+
+
 def test_exact_percentiles_agree_with_locusts_within_its_rounding(smoke_run: Path) -> None:
     run = load_run(smoke_run)
     table = summarise(run).set_index("style")

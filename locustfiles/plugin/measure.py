@@ -18,6 +18,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from locustfiles.plugin.state import ProcessState
 from locustfiles.plugin.window import FINISHED_MESSAGE, INTENDED, STARTED, admit, close, opened
+from target_app.catalogue import CANARY, CANARY_CLASS
 
 CAPTURE_KEY = "rb_capture"  # a worker report's histograms, in Locust's report data
 
@@ -89,13 +90,15 @@ def on_request(
             # count covers the window whether or not the capture records it.
             clear_locusts_stats(process, process.environment)
     options = process.options
-    if options.no_capture or name not in process.user_classes:
+    if options.no_capture or (name not in process.user_classes and name != CANARY):
         return
     context = context or {}
-    # The latency clock's start: the open model's intended start; the closed model's send (ours, as
-    # the in-flight record has it; Locust's own a moment later for a request not sent by our users).
-    started = context.get(INTENDED) if options.open_model else context.get(STARTED, start_time)
-    admission = admit(window, now, response_time, started, options.open_model)
+    # The latency clock's start: the open model's intended start (the canary's in either model); the
+    # closed model's send (ours, as the in-flight record has it; Locust's own a moment later for a
+    # request not sent by our users).
+    open_model = options.open_model or name == CANARY
+    started = context.get(INTENDED) if open_model else context.get(STARTED, start_time)
+    admission = admit(window, now, response_time, started, open_model)
     if admission.counter:
         process.capture.count(name, admission.counter)
     if admission.micros is None:
@@ -151,6 +154,8 @@ def close_window(process: ProcessState, environment: Environment) -> None:
     schedules = {
         style: process.schedule(style) for style, cls in process.user_classes.items() if running.get(cls.__name__)
     }
+    if CANARY in process.schedules and running.get(CANARY_CLASS):
+        schedules[CANARY] = process.schedules[CANARY]
     closing = close(
         window, now, options.open_model, list(process.in_flight.values()), list(process.waiting.values()), schedules
     )

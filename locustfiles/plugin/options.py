@@ -95,6 +95,16 @@ class Options:
         10.0, "rb_rate", NUMBER, "open model: requests/s per style, in all", web_ui=True, per_test=True
     )
     warmup_s: float = _option(0.0, "rb_warmup", NUMBER, "seconds excluded before measuring", web_ui=True, per_test=True)
+    canary: str = _option(
+        "",
+        "rb_canary",
+        TEXT,
+        "a trivial route of the target (its path), requested beside the load by one more user at "
+        "--rb-canary-rate, its latency counted from each intended start in either model: what the rest "
+        "of the app feels (empty: none)",
+        per_test=True,
+    )
+    canary_rate: float = _option(0.0, "rb_canary_rate", NUMBER, "the canary's requests/s", per_test=True)
     tail_s: float = _option(
         0.0,
         "rb_tail",

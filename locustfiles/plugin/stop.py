@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from analysis import precision
+from target_app.catalogue import CANARY
 
 RUN_TIME = "run time"
 PRECISION_REACHED = "precision reached"
@@ -52,10 +53,11 @@ def window_seconds(
     per_second: Iterable[tuple[tuple[str, int], Any]], measure_from: float, until: float
 ) -> dict[str, list[tuple[int, Any]]]:
     """Each style's per-second histograms (the capture's, ``((name, second), histogram)``) of the
-    window's whole seconds up to ``until``."""
+    window's whole seconds up to ``until``. The canary is not a style: its p99 neither stops a test
+    nor is one of its intervals."""
     by_style: dict[str, list[tuple[int, Any]]] = {}
     for (name, second), h in per_second:
-        if measure_from <= second and second + 1 <= until:
+        if name != CANARY and measure_from <= second and second + 1 <= until:
             by_style.setdefault(name, []).append((second, h))
     return by_style
 

@@ -10,20 +10,25 @@ the intended start. Every request in flight is known, so the window's close can 
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
 import gevent
+from gevent.pool import Pool
 from locust import FastHttpUser, constant, tag, task
 
 from locustfiles.plugin.measure import say_if_finished
 from locustfiles.plugin.plan import AppRoute, load_user_classes, routes_of
 from locustfiles.plugin.state import ProcessState
-from locustfiles.plugin.window import INTENDED, LATE_MS, STARTED
+from locustfiles.plugin.window import INTENDED, LATE_MS, STARTED, canary_schedule
 from target_app import catalogue
+from target_app.catalogue import CANARY, CANARY_CLASS
 
 IDLE_S = 0.05  # open model: how long a user waits for a window with a schedule
+# The canary's keys in the in-flight and waiting records: negative, so never a style user's id().
+_CANARY_KEYS = itertools.count(-1, -1)
 
 
 class StyleUser(FastHttpUser):
@@ -102,6 +107,68 @@ class StyleUser(FastHttpUser):
             self.send({INTENDED: intended})
         finally:
             process.in_flight.pop(id(self), None)
+
+
+class CanaryBase(FastHttpUser):
+    """The canary (catalogue.CANARY): one user, in one process, that starts a request of the canary
+    route on its own fixed schedule and does not wait for the answer to start the next (each is
+    sent from a greenlet of its own), so a held event loop delays its requests, never its starts.
+    Made per process by :func:`canary_user`."""
+
+    abstract = True
+    fixed_count = 1  # one more user than the cell's: the runner asks Locust for it
+    wait_time = constant(0)
+    concurrency = 100  # connections the canary may hold at once: its starts never wait for one
+    process: ClassVar[ProcessState]
+
+    def on_start(self) -> None:
+        self.sending = Pool()
+
+    def on_stop(self) -> None:
+        self.sending.kill(block=False)
+        self.client.client.close()
+
+    @task
+    def tick(self) -> None:
+        process = self.process
+        window, options = process.window, process.options
+        path = options.canary
+        if not path or options.canary_rate <= 0 or window.schedule_from is None or window.closed_at is not None:
+            gevent.sleep(IDLE_S)
+            return
+        # Made here, not when the window opens: a worker may hear of a test's options (Locust's spawn
+        # message) after its window opened.
+        schedule = process.schedules.setdefault(CANARY, canary_schedule(window, options.canary_rate))
+        assert schedule.timetable is not None
+        intended = schedule.timetable.at(schedule.next_ticket)
+        schedule.next_ticket += 1
+        key = next(_CANARY_KEYS)  # one per start: this user has many in flight
+        process.waiting[key] = (CANARY, intended)
+        try:
+            gevent.sleep(max(0.0, intended - time.time()))
+        finally:
+            process.waiting.pop(key, None)
+        if process.window is not window or window.closed_at is not None:
+            return  # the window closed while this start waited: counted unsent at the close
+        if window.scheduled_in(intended):
+            schedule.sent_in_window += 1
+            lag_us = (time.time() - intended) * 1_000_000
+            process.capture.start_lag(CANARY, lag_us)
+            if lag_us > LATE_MS * 1000:
+                process.capture.count(CANARY, "late_starts")
+        process.in_flight[key] = (CANARY, intended)
+        self.sending.spawn(self._send, path, key, intended)
+
+    def _send(self, path: str, key: int, intended: float) -> None:
+        try:
+            self.client.get(path, name=CANARY, context={INTENDED: intended})
+        finally:
+            self.process.in_flight.pop(key, None)
+            say_if_finished(self.process, self.process.environment)
+
+
+def canary_user(process: ProcessState) -> type[CanaryBase]:
+    return type(CANARY_CLASS, (CanaryBase,), {"process": process, "abstract": False, "__module__": __name__})
 
 
 def style_user(style: catalogue.RouteStyle | AppRoute, process: ProcessState) -> type[StyleUser]:

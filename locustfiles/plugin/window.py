@@ -43,6 +43,27 @@ FINISH_FACTOR = 3.0
 FINISH_FLOOR_S = 1.0
 
 
+@dataclass(frozen=True)
+class Timetable:
+    """Starts at ``first``, then ``rate`` a second, evenly spaced."""
+
+    first: float
+    rate: float
+
+    def at(self, ticket: int) -> float:
+        return self.first + ticket / self.rate
+
+    def before(self, t: float) -> int:
+        """How many starts fall before ``t``, by the same arithmetic as ``at`` (an estimate,
+        corrected for rounding at an exact boundary)."""
+        k = max(0, math.ceil((t - self.first) * self.rate))
+        while k > 0 and self.at(k - 1) >= t:
+            k -= 1
+        while self.at(k) < t:
+            k += 1
+        return k
+
+
 @dataclass
 class Window:
     """This process's measured window, on its own clock."""
@@ -64,20 +85,17 @@ class Window:
     def measuring(self, now: float) -> bool:
         return self.measure_from is not None and self.closed_at is None and now >= self.measure_from
 
-    def intended(self, ticket: int) -> float:
+    @property
+    def timetable(self) -> Timetable:
+        """Open model: this process's share of each style's schedule."""
         assert self.schedule_from is not None and self.rate > 0
-        return self.schedule_from + self.offset + ticket / self.rate
+        return Timetable(self.schedule_from + self.offset, self.rate)
+
+    def intended(self, ticket: int) -> float:
+        return self.timetable.at(ticket)
 
     def tickets_before(self, t: float) -> int:
-        """How many scheduled starts fall before ``t``, by the same arithmetic as ``intended``
-        (an estimate, corrected for rounding at an exact boundary)."""
-        assert self.schedule_from is not None and self.rate > 0
-        k = max(0, math.ceil((t - self.schedule_from - self.offset) * self.rate))
-        while k > 0 and self.intended(k - 1) >= t:
-            k -= 1
-        while self.intended(k) < t:
-            k += 1
-        return k
+        return self.timetable.before(t)
 
     def scheduled_in(self, intended: float) -> bool:
         """Whether a start intended (open model) or sent (closed) then belongs to the window."""
@@ -144,10 +162,19 @@ def opened(message: Mapping[str, Any], now: float, client_id: str = "") -> Windo
 
 @dataclass
 class Schedule:
-    """Open model: one style's schedule in this process, for the test."""
+    """Open model: one style's schedule in this process, for the test (and the canary's, in any
+    model: its own ``timetable``)."""
 
     next_ticket: int = 0  # the next scheduled start a user of the style takes
     sent_in_window: int = 0  # starts of the window's schedule sent
+    timetable: Timetable | None = None  # the canary's; a style's is the window's
+
+
+def canary_schedule(window: Window, rate: float) -> Schedule:
+    """The canary's schedule for a test: ``rate`` starts a second from the window's schedule start,
+    in the one process that runs the canary's user (it has one user, in one process)."""
+    assert window.schedule_from is not None
+    return Schedule(timetable=Timetable(window.schedule_from, rate))
 
 
 @dataclass(frozen=True)
@@ -202,7 +229,8 @@ def close(
     """The load stops ``now``: each request in flight (name, when its latency clock started) is
     censored at its elapsed time; in the open model, each due start of the window's schedule not
     sent, whether a user holds it (``waiting``: name, intended start) or no user took it yet, of the
-    styles this process runs (``schedules``)."""
+    styles this process runs (``schedules``). A schedule with a timetable of its own (the canary's)
+    is an open model's in either model."""
     out = Closing()
     assert window.measure_from is not None
     begin = window.measure_from
@@ -217,19 +245,22 @@ def close(
             out.counts.append((name, "inflight_at_stop", 1))
         else:
             out.counts.append((name, "inflight_since_warmup", 1))  # not the window's, and not done
-    if not open_model or not window.rate:
-        return out
     held = list(waiting)
     for style, schedule in (schedules or {}).items():
+        timetable = schedule.timetable
+        if timetable is None:
+            if not open_model or not window.rate:
+                continue
+            timetable = window.timetable
         unsent = [t for n, t in held if n == style and begin <= t < end]
         ticket = schedule.next_ticket
-        while window.intended(ticket) < end:
-            if window.intended(ticket) >= begin:
-                unsent.append(window.intended(ticket))
+        while timetable.at(ticket) < end:
+            if timetable.at(ticket) >= begin:
+                unsent.append(timetable.at(ticket))
             ticket += 1
         # Offered: the schedule's starts in [measure_from, end). Users take tickets ahead of time
         # (and sleep until them), so the ticket counter can run past now: count by time instead.
-        offered = window.tickets_before(end) - window.tickets_before(begin)
+        offered = timetable.before(end) - timetable.before(begin)
         out.censored += [(style, (now - t) * 1_000_000) for t in unsent]
         out.counts += [
             (style, "offered", offered),

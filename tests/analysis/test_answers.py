@@ -47,6 +47,19 @@ def test_a_slower_style_reads_with_its_ratios_users_and_evidence() -> None:
     assert any(link.href.startswith("#chart-") for link in s.links)
 
 
+def test_each_sentence_says_what_the_rest_of_the_app_met_beside_the_style() -> None:
+    t = table(
+        row("sleep/async-await", 100, rps=1600, p99=50, canary_p99_ms=3.0),
+        row("sleep/blocking-in-async", 100, rps=40, p99=2500, canary_p99_ms=1250.0, canary_p99_ms_at_least=True),
+        row("sleep/sync-def", 100, rps=1200, p99=90),  # measured without the canary
+    )
+    answer = family(t, "sleep")
+    blocking = about(answer, "sleep/blocking-in-async").text
+    assert "another route of the same workers met a p99 of at least 1.25 s (3.0 ms beside" in blocking
+    assert "met a p99 of 3.0 ms" in answer.sentences[0].text  # the baseline's own
+    assert "another route" not in about(answer, "sleep/sync-def").text
+
+
 def test_a_capped_blocking_style_reads_as_held_and_is_never_to_be_used() -> None:
     t = table(
         row("sleep/async-await", 10, rps=190, p99=55),

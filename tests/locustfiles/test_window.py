@@ -11,8 +11,10 @@ from locustfiles.plugin.window import (
     FINISH_FLOOR_S,
     Admission,
     Schedule,
+    Timetable,
     Window,
     admit,
+    canary_schedule,
     close,
     counts_for_locust,
     finish_cap_s,
@@ -164,6 +166,29 @@ def test_closing_an_open_model_window_without_a_tail_ends_the_schedule_at_the_st
     assert out.counts == [("s", "offered", 4), ("s", "sent", 0), ("s", "unsent_at_stop", 1)]
     # A style this process runs no user of offers nothing: it is left out.
     assert close(w, 4.0, True, in_flight=[], schedules={}).counts == []
+
+
+def test_the_canary_keeps_its_own_schedule_and_is_censored_like_an_open_model_in_a_closed_window() -> None:
+    """The canary (catalogue.CANARY) beside a closed-model cell: 4 starts a second from the window's
+    schedule start, whatever the styles do; at the stop its unsent due starts and its requests in
+    flight are censored at their time since the intended start, the styles' as a closed model's."""
+    w = Window(test=1, schedule_from=100.0, measure_from=102.0)  # closed model: no rate of its own
+    canary = canary_schedule(w, 4.0)
+    assert canary.timetable == Timetable(100.0, 4.0)
+    assert [canary.timetable.at(k) for k in range(3)] == [100.0, 100.25, 100.5]
+    canary.next_ticket, canary.sent_in_window = 39, 28  # 109.75 not taken yet: the process was held
+    in_flight = [("canary", 109.0), ("sleep/async-await", 109.5)]
+    out = close(w, 110.0, False, in_flight, waiting=[("canary", 109.5)], schedules={"canary": canary})
+    assert out.censored == [
+        ("canary", pytest.approx(1_000_000.0)),
+        ("sleep/async-await", pytest.approx(500_000.0)),
+        ("canary", pytest.approx(500_000.0)),  # held by its user, not sent
+        ("canary", pytest.approx(250_000.0)),  # due, not taken
+    ]
+    assert ("canary", "offered", 32) in out.counts and ("canary", "unsent_at_stop", 2) in out.counts
+    assert ("canary", "sent", 28) in out.counts
+    # A style's schedule in the same closed window offers nothing: only the canary keeps a timetable.
+    assert close(w, 110.0, False, [], schedules={"s": Schedule(next_ticket=3)}).counts == []
 
 
 def test_locusts_stats_of_a_report_count_only_once_its_worker_cleared_them_for_this_test() -> None:
