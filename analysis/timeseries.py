@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from target_app import stalls
+from target_app.catalogue import CANARY
 
 CLIENT_COLUMNS = ["t", "style", "rps", "p50_ms", "p95_ms", "p99_ms"]
 EXACT = "exact, per second"
@@ -49,7 +50,7 @@ def exact_series(timeline: dict[str, list[list[Any]]]) -> pd.DataFrame:
 def client_series(history: pd.DataFrame, measure_from: float | None) -> pd.DataFrame:
     """Per second and request name: Locust's current requests/s and percentiles from the measured
     window's start. No end cut: Locust writes its last row as the test stops, just after the window."""
-    rows = history[history["Name"] != "Aggregated"].copy()
+    rows = history[~history["Name"].isin(["Aggregated", CANARY])].copy()  # the styles' own (not the canary's)
     rows["t"] = rows["Timestamp"].astype(float)
     rows = _window(rows, measure_from, None)
     rows = rows.rename(

@@ -23,6 +23,7 @@ from locustfiles.plugin.record import HELLO_MESSAGE
 from locustfiles.plugin.state import ProcessState
 from locustfiles.plugin.stop import REPORT_INTERVAL_S
 from locustfiles.plugin.window import FINISHED_MESSAGE, WINDOW_END_MESSAGE, WINDOW_MESSAGE
+from target_app.catalogue import CANARY_CLASS
 
 _process: ProcessState | None = None
 
@@ -54,6 +55,12 @@ def install() -> ProcessState:
             )
             runner.send_message(HELLO_MESSAGE, {"pid": os.getpid()})
             return
+        if not process.driven and not process.options.canary:
+            # The canary runs in the tests routebench drives (or asks for); a web-UI session's picker
+            # and a hand-run test offer the styles only.
+            environment.user_classes = [c for c in environment.user_classes if c.__name__ != CANARY_CLASS]
+            if environment.available_user_classes:
+                environment.available_user_classes.pop(CANARY_CLASS, None)
         if isinstance(runner, MasterRunner):
             runner.register_message(HELLO_MESSAGE, lambda environment, msg: lifecycle.on_hello(process, msg))
             runner.register_message(FINISHED_MESSAGE, lambda environment, msg: lifecycle.on_finished(process, msg))

@@ -24,6 +24,7 @@ from locustfiles.plugin.record import Test, known_dead
 from locustfiles.plugin.state import ProcessState
 from locustfiles.plugin.stop import p99_intervals
 from locustfiles.plugin.window import LATE_MS
+from target_app.catalogue import CANARY
 
 
 def save_test(process: ProcessState, environment: Environment, test: Test) -> None:
@@ -99,6 +100,7 @@ def locust_counts(runner: Any) -> dict[str, dict[str, int]]:
     return {
         name: {"requests": int(e.num_requests), "failures": int(e.num_failures)}
         for (name, _method), e in runner.stats.entries.items()
+        if name != CANARY  # not the test's (exact.json keeps it apart)
     }
 
 
