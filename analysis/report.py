@@ -55,6 +55,7 @@ from analysis.summary import (
     valid_rows,
 )
 from target_app import catalogue
+from target_app.catalogue import CANARY
 
 MAX_REPORT_BYTES = 5 * 1024 * 1024
 MAX_TIMELINES = 24
@@ -188,6 +189,8 @@ def lost_connections(failures: pd.DataFrame) -> int:
     if failures.empty or "Error" not in failures or "Occurrences" not in failures:
         return 0
     closed = failures["Error"].astype(str).str.contains("ConnectionClosed|closed|reset", case=False)
+    if "Name" in failures:
+        closed &= failures["Name"] != CANARY  # the test's requests, as the failed count beside it
     return int(failures.loc[closed, "Occurrences"].sum())
 
 
@@ -285,6 +288,7 @@ DECISION_DEFAULTS: dict[str, Any] = {
     "p99_vs_baseline_at_least": False,
     "canary_p99_ms": math.nan,
     "canary_p99_ms_at_least": False,
+    "canary_failures": math.nan,
 }
 
 

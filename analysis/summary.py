@@ -149,7 +149,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
     stats = data.stats.set_index("Name")
     verdict = cell_validity(cell, data)
     until = measured_until(data.exact)
-    workers_cpu = workers_cpu_s(data.telemetry, data.exact.get("measure_from"), until)
+    workers_cpu = workers_cpu_s(data.telemetry, data.exact.get("measure_from"), until) - canary_cpu_s(run, data.exact)
     placement = users_per_worker(cell)
     stalls = stall_summary(data.telemetry, data.exact.get("measure_from"), until)
     rows = []
@@ -326,11 +326,27 @@ def users_per_worker(cell: dict[str, Any]) -> list[float] | float:
     return [round(n * users / sum(placed), 2) for n in placed]
 
 
+def canary_cpu_s(run: Run, exact: dict[str, Any]) -> float:
+    """The workers' CPU seconds the canary's requests of the window cost, by the calibration's probe of
+    it (0 when either is missing: your app's cells, runs from before the canary)."""
+    per_request = ((run.meta.get("calibration") or {}).get("canary") or {}).get("workers_cpu_s_per_request")
+    c = exact.get("canary") or {}
+    return float(per_request or 0.0) * (int(c.get("count", 0)) + int(c.get("failures", 0)))
+
+
+# Starts of the canary's schedule a worker may account differently from its window: the master's
+# "window ends" message reaches the worker a moment after the end (closed model, let finish).
+CANARY_SLACK = 2
+
+
 def canary(exact: dict[str, Any]) -> dict[str, Any]:
     """The canary's numbers in the cell (catalogue.CANARY: what a request to another route of the
     same workers met meanwhile): its percentiles over every start of the window (failed and
     unfinished ones too, at their elapsed time), from each request's intended start; NaN without one."""
     c = exact.get("canary") or {}
+    accounted = int(c.get("count", 0)) + int(c.get("failures", 0)) + int(c.get("censored", 0))
+    if c and int(c.get("offered", 0)) > accounted + CANARY_SLACK:
+        c = {}  # starts of its schedule neither answered nor censored: Locust moved it mid-test
     pct, at_least = c.get("every_start_percentiles_us") or {}, set(c.get("every_start_at_least") or [])
     return {
         "canary_p50_ms": pct["50"] / 1000 if "50" in pct else np.nan,
@@ -517,7 +533,18 @@ def add_baseline_ratios(table: pd.DataFrame) -> pd.DataFrame:
 
 # -- points: repeats averaged -------------------------------------------------------------------------
 
-MEANS = ("rps", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "p99_all_ms", "failure_rate", "style_users", "canary_p99_ms")
+MEANS = (
+    "rps",
+    "mean_ms",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "p99_all_ms",
+    "failure_rate",
+    "style_users",
+    "canary_p99_ms",
+    "canary_failures",
+)
 SPREADS = ("rps", "p99_ms", "canary_p99_ms")  # a point's repeats' spread of these: {metric}_spread
 
 

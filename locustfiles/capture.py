@@ -157,8 +157,12 @@ class Capture:
         return sorted(out, key=lambda kv: kv[0][1])
 
     def longest_us(self) -> int:
-        """The longest latency recorded (successes and failures), 0 before any."""
-        return max((h.get_max_value() for k in ("ok", "failed") for h in self.histograms[k].values()), default=0)
+        """The longest latency of the test's requests recorded (successes and failures; the canary's
+        are not the test's), 0 before any."""
+        return max(
+            (h.get_max_value() for k in ("ok", "failed") for n, h in self.histograms[k].items() if n != CANARY),
+            default=0,
+        )
 
     def names(self) -> list[str]:
         return sorted({n for hs in self.histograms.values() for n in hs} | set(self.counts))

@@ -176,11 +176,24 @@ def calibrate(
                 "levels": levels,
             }
         )
+    # The canary's own cost (catalogue.CANARY), which every cell's workers also spent: the cells'
+    # CPU per request of their styles is what is left.
+    url = stack.canary_url + catalogue.CANARY_PATH
+    hammer(url, 0.15, 4, CONCURRENCY_LEVELS[0])
+    total0, workers0 = stack_cpu_s(stack)
+    t0 = time.monotonic()
+    n = hammer(url, PROBE_S, MIN_REQUESTS, CONCURRENCY_LEVELS[0])
+    seconds = time.monotonic() - t0
+    total1, workers1 = stack_cpu_s(stack)
     return {
         "method": METHOD,
         "idle_cpu_cores": round(idle_rate, 4),
         "idle_workers_cpu_cores": round(idle_workers, 4),
         "probes": out,
+        "canary": {
+            "requests": n,
+            "workers_cpu_s_per_request": max(0.0, workers1 - workers0 - idle_workers * seconds) / n if n else None,
+        },
     }
 
 

@@ -215,6 +215,7 @@ class Stack(StartedAndStopped):
     work_dir: Path = field(init=False)
     processes: list[Managed] = field(default_factory=list, init=False)
     target_url: str = field(default="", init=False)
+    canary_url: str = field(default="", init=False)  # the canary's listener (the target's own, under Uvicorn's)
     upstream_url: str | None = field(default=None, init=False)
     database_url: str | None = field(default=None, init=False)
 
@@ -229,6 +230,8 @@ class Stack(StartedAndStopped):
             self.with_db = self.with_upstream = False
         host = s.host
         target_port = claim_port(host, s.port, "target app")
+        # Uvicorn's own workers listen on one address only: there the canary shares the users'.
+        canary_port = claim_port(host, s.canary_port, "canary listener") if s.worker_class != "uvicorn" else 0
         upstream_port = claim_port(host, s.upstream_port, "upstream service") if self.with_upstream else 0
 
         if self.with_db and s.database_url:
@@ -244,6 +247,7 @@ class Stack(StartedAndStopped):
         child = s.model_copy(
             update={
                 "port": target_port,
+                "canary_port": canary_port,
                 "upstream_url": self.upstream_url,
                 "database_url": self.database_url,
                 "state_dir": self.work_dir / "state",
@@ -252,6 +256,7 @@ class Stack(StartedAndStopped):
             }
         )
         self.target_url = f"http://{host}:{target_port}"
+        self.canary_url = f"http://{host}:{canary_port}" if canary_port else self.target_url
         self._spawn("target", self._target_argv(child), child)
         if self.upstream_url is not None:
             self._wait_http("upstream", self.upstream_url + "/health")

@@ -96,7 +96,7 @@ class LoadSpec:
     tail_s: float = 0.0  # open model: the run's last seconds load without measuring (--rb-tail)
     finish_s: float = 0.0  # closed model: the longest the load goes on for the window's requests (--rb-finish)
     routes_file: Path | None = None  # your app's routes (routebench.routes): one user class each
-    canary: str = ""  # the canary's path (catalogue.CANARY): one more user, of its own class; "": none
+    canary: str = ""  # the canary's URL or path (catalogue.CANARY): one more user, of its own class; "": none
     canary_rate: float = 0.0
 
     def options(self) -> Options:

@@ -86,6 +86,8 @@ def measure(ctx: RunContext, cell: Cell, cell_dir: Path, on_rps: Callable[[float
         # A stack started for this cell: its whole log is the cell's (a worker lost while it started).
         log_from = 0 if ctx.lab.started["stacks"] > stacks_before else len(stack.log("target"))
         spec.target_url = stack.target_url
+        if spec.canary:  # its own listener where the stack has one: the users' connections are counted alone
+            spec.canary = (stack.canary_url if isinstance(stack, Stack) else stack.target_url) + spec.canary
         reported = stack.server_shape() if isinstance(stack, ExternalTarget) else {}
         for attempt in range(1, GENERATOR_ATTEMPTS + 1):
             profiler = Profiler(files.profile) if ctx.experiment.profile and isinstance(stack, Stack) else None

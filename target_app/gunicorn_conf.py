@@ -13,7 +13,9 @@ WORKER_CLASSES = {
     "gunicorn-asgi": "asgi",
 }
 
-bind = [f"{_settings.host}:{_settings.port}"]
+bind = [f"{_settings.host}:{_settings.port}"] + (
+    [f"{_settings.host}:{_settings.canary_port}"] if _settings.canary_port else []
+)
 workers = _settings.workers
 worker_class = WORKER_CLASSES[_settings.worker_class]
 # For async workers a missed check-in means a blocked event loop: Gunicorn kills and replaces it.

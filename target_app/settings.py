@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # Where things listen. Port 0 means: the launcher picks a free one.
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
+    # A second listener of the same workers, for the canary's connections alone (catalogue.CANARY), so
+    # that where the users' connections landed is counted without them; 0: none (Gunicorn's workers only).
+    canary_port: int = Field(0, ge=0, le=65535)
     upstream_port: int = Field(0, ge=0, le=65535)
     db_port: int = Field(0, ge=0, le=65535)
 

@@ -17,7 +17,7 @@ import pytest
 
 from analysis.load import load_run
 from analysis.rundir import CellDir
-from analysis.summary import summarise
+from analysis.summary import CANARY_SLACK, summarise
 from analysis.validity import locusts_count_range
 from locustfiles.capture import load_histogram
 from target_app import catalogue
@@ -137,7 +137,10 @@ def test_the_canary_feels_the_blocked_loop_and_takes_no_users_from_the_style(smo
         # Its schedule: CANARY_RATE starts a second over the window, every one sent or censored.
         window = exact["measure_until"] - exact["measure_from"]
         assert abs(canary["offered"] - catalogue.CANARY_RATE * window) <= 1, canary
-        assert canary["count"] + canary["failures"] + canary["censored"] == canary["offered"], canary
+        # (The master's "window ends" reaches the canary's worker a moment after the end: a start
+        # or two of that moment may be counted in the window.)
+        accounted = canary["count"] + canary["failures"] + canary["censored"]
+        assert 0 <= accounted - canary["offered"] <= CANARY_SLACK, canary
     # Beside blocking-in-async every loop is held 50 ms at a time by a request queued before the
     # canary's: its slowest requests wait out at least one whole hold (d). Beside async-await the
     # loops only await: the canary's request finds its loop free.

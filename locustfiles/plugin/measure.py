@@ -131,7 +131,9 @@ def say_if_finished(process: ProcessState, environment: Environment | None) -> N
     window = process.window
     if window.measure_until is None or window.finished or window.closed_at is not None:
         return
-    if time.time() < window.measure_until or window.finishing(process.in_flight.values()):
+    # The test's requests: the canary's are not waited for (its schedule goes on to the stop).
+    test_in_flight = [(name, since) for name, since in process.in_flight.values() if name != CANARY]
+    if time.time() < window.measure_until or window.finishing(test_in_flight):
         return
     window.finished = True
     runner = environment.runner if environment is not None else None

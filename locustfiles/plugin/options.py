@@ -99,9 +99,9 @@ class Options:
         "",
         "rb_canary",
         TEXT,
-        "a trivial route of the target (its path), requested beside the load by one more user at "
-        "--rb-canary-rate, its latency counted from each intended start in either model: what the rest "
-        "of the app feels (empty: none)",
+        "a trivial route of the target (its URL, or its path on the target), requested beside the load "
+        "by one more user at --rb-canary-rate, its latency counted from each intended start in either "
+        "model: what the rest of the app feels (empty: none)",
         per_test=True,
     )
     canary_rate: float = _option(0.0, "rb_canary_rate", NUMBER, "the canary's requests/s", per_test=True)

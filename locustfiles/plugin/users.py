@@ -138,7 +138,13 @@ class CanaryBase(FastHttpUser):
             return
         # Made here, not when the window opens: a worker may hear of a test's options (Locust's spawn
         # message) after its window opened.
-        schedule = process.schedules.setdefault(CANARY, canary_schedule(window, options.canary_rate))
+        schedule = process.schedules.get(CANARY)
+        if schedule is None:
+            schedule = process.schedules[CANARY] = canary_schedule(window, options.canary_rate)
+            assert schedule.timetable is not None
+            # From now: a canary that Locust moved here mid-test does not fire the starts it missed
+            # at once (its record then lacks them, and the analysis sets it aside: summary.canary).
+            schedule.next_ticket = schedule.timetable.before(time.time())
         assert schedule.timetable is not None
         intended = schedule.timetable.at(schedule.next_ticket)
         schedule.next_ticket += 1

@@ -384,3 +384,25 @@ def test_a_style_measured_only_beside_others_shows_its_shared_cells_averaged() -
     assert shared["beside"] == ["sleep/async-await"] and shared["repeats"] == 2
     assert shared["rps"] == pytest.approx(40) and shared["p99_ms"] == pytest.approx(310)
     assert shared["users_label"] == "10 of 20"
+
+
+def test_the_canary_of_a_cell_is_read_from_its_intended_starts_or_set_aside() -> None:
+    """summary.canary: the p99 over every start (failed and unfinished too); a canary whose schedule
+    lost starts (Locust moved its user between workers mid-test) is not a number."""
+    from analysis.summary import CANARY_SLACK, canary
+
+    seen = {
+        "count": 196,
+        "failures": 2,
+        "censored": 2,
+        "offered": 200,
+        "late_starts": 1,
+        "every_start_percentiles_us": {"50": 1500, "99": 48_000},
+        "every_start_at_least": ["99"],
+    }
+    c = canary({"canary": seen})
+    assert c["canary_p99_ms"] == 48.0 and c["canary_p50_ms"] == 1.5 and c["canary_p99_ms_at_least"]
+    assert (c["canary_requests"], c["canary_failures"], c["canary_late_starts"]) == (200, 2, 1)
+    moved = canary({"canary": {**seen, "offered": 200 + CANARY_SLACK + 1}})
+    assert np.isnan(moved["canary_p99_ms"]) and np.isnan(moved["canary_requests"])
+    assert np.isnan(canary({})["canary_p99_ms"])  # a run from before the canary
