@@ -328,11 +328,11 @@ def reproduce(name_or_path: str, exp: Experiment, run_dir: Path, app: dict[str, 
         same = load(name_or_path) == exp
     except ExperimentError:
         source, same = copy, False
-    inside = not Path(_shown(source)).is_absolute()
+    # A shipped profile by name runs from any checkout, wherever the run was started from.
+    shipped = source.parent == PROFILES_DIR and Path(name_or_path).suffix != ".toml"
+    inside = shipped or not Path(_shown(source)).is_absolute()
     if same and inside:
-        profile = (
-            name_or_path if source.parent == PROFILES_DIR and Path(name_or_path).suffix != ".toml" else _shown(source)
-        )
+        profile = name_or_path if shipped else _shown(source)
         return {"command": f"make loadtest PROFILE={profile}{_app_vars(app)}", "toml": text}
     return {"command": f"make loadtest PROFILE={_shown(copy)}{_app_vars(app)}", "toml": text}
 

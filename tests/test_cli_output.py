@@ -3,6 +3,7 @@ the SLO gate, and the Reproduce command. Fed the committed real run; no load."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -95,6 +96,9 @@ def test_expected_failures_are_shown_but_do_not_trip_the_gate(run_copy: Path) ->
 def test_reproduce_names_a_profile_a_checkout_file_or_the_runs_own_copy(tmp_path: Path) -> None:
     smoke = experiment.load("smoke")
     assert experiment.reproduce("smoke", smoke, tmp_path)["command"] == "make loadtest PROFILE=smoke"
+    # A shipped profile by name, from a run started outside the checkout: still the profile.
+    with contextlib.chdir(tmp_path):
+        assert experiment.reproduce("smoke", smoke, tmp_path)["command"] == "make loadtest PROFILE=smoke"
     fixture = "tests/fixtures/fixture.toml"
     assert (
         experiment.reproduce(fixture, experiment.load(fixture), tmp_path)["command"]
