@@ -31,11 +31,6 @@ from target_app import catalogue
 THROUGHPUT_WITHIN = 0.10
 BELOW_MODEL = 0.5  # under half the model's throughput: another limit is at work
 P99_AT_MOST = 1.25
-# What the rest of the app met (the canary's p99) counts against a style only when it is over
-# P99_AT_MOST times the lowest beside any style of the family *and* longer by more than this: the
-# stall detector's threshold (target_app.settings), the shortest hold of an event loop the lab calls
-# a stall. A few milliseconds more is not another route kept waiting.
-CANARY_FLOOR_MS = 20.0
 RULE = (
     "How each headline is decided: at the highest user count where the family's baseline style was "
     "measured (solo cells of one shape: the same model, arrival rate, W, T, P, worker class, wait, work and "
@@ -51,13 +46,9 @@ RULE = (
     "generator, in an invalid cell, or with a p99 that is only a lower bound; when the style that served "
     "the most req/s is set aside for how it was measured, the whole family is not judged (the others "
     "cannot be ranked against it). A style that blocks the event loop is never to be used even when its own "
-    "numbers cannot be ranked. What the rest of the app met counts too: beside every cell a request to "
-    "another route of the same workers (the canary, a trivial `async def` route requested at a low fixed "
-    "rate, its latency from each intended start) measures it, and a style is as good as the best only when "
-    f"that p99 is at most {P99_AT_MOST:g}x the lowest beside any style of the family or within "
-    f"{CANARY_FLOOR_MS:g} ms of it (the shortest hold of an event loop the lab calls a stall); cells measured "
-    "without the canary are ranked on their own numbers. A style under half the model's throughput is "
-    "pointed out. Lower user "
+    "numbers cannot be ranked. Beside each style is the p99 that a request to another route of the same "
+    "workers met meanwhile (the canary, requested at a low fixed rate from its intended starts); the rule "
+    "ranks the style's own throughput and p99. A style under half the model's throughput is pointed out. Lower user "
     "counts are in the sentences, not the headline: there the styles differ less than the noise of one "
     "measurement."
 )
@@ -255,11 +246,8 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
         p99_within = {
             s: max(P99_AT_MOST, 1 + _spread(at.loc[s], "p99_ms"), 1 + _spread(at.loc[lowest], "p99_ms")) for s in judged
         }
-        others_ok = _others_ok(at.loc[judged])
         for s in judged:
-            at.loc[s, "good"] = (
-                at.loc[s, "rps_gap"] <= rps_within[s] and at.loc[s, "p99_over_best"] <= p99_within[s] and others_ok[s]
-            )
+            at.loc[s, "good"] = at.loc[s, "rps_gap"] <= rps_within[s] and at.loc[s, "p99_over_best"] <= p99_within[s]
     use = [s for s in judged if at.loc[s, "good"]]
     never = [s for s in judged if not at.loc[s, "good"] and blocks_the_loop(s)]
     behind = [s for s in judged if s not in use and s not in never]
@@ -289,15 +277,10 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
         parts = [f"use {words(use[0])}" + (f" ({_others(at.loc[use[0]])})" if _others(at.loc[use[0]]) else "")]
     elif judged:
         most, lowest = at.loc[judged, "rps"].idxmax(), at.loc[judged, "p99_ms"].idxmin()
-        leads = [
-            f"{words(most)} served the most req/s ({_rps(at.loc[most, 'rps'])})",
-            f"{words(lowest)} had the lowest p99 ({_ms(at.loc[lowest, 'p99_ms'])})",
+        parts = [
+            f"none led on both: {words(most)} served the most req/s ({_rps(at.loc[most, 'rps'])}), "
+            f"{words(lowest)} had the lowest p99 ({_ms(at.loc[lowest, 'p99_ms'])})"
         ]
-        canaries = at.loc[judged, "canary_p99_ms"].dropna() if "canary_p99_ms" in at.columns else pd.Series()
-        if not canaries.empty:
-            calmest = canaries.idxmin()
-            leads.append(f"{words(calmest)} kept other routes' p99 lowest ({_canary_p99(at.loc[calmest])})")
-        parts = [f"none led on {'all three' if len(leads) == 3 else 'both'}: " + ", ".join(leads)]
     else:
         parts = ["no verdict"]
     if behind:
@@ -330,28 +313,6 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
             + " (another limit, such as the CPU, was at work)"
         )
     return f"{family} at {users:g} users: " + "; ".join(parts)
-
-
-def _others_ok(at: pd.DataFrame) -> dict[str, bool]:
-    """Per style: whether what the rest of the app met beside it (the canary's p99) is as good as the
-    best beside any of ``at``'s styles (CANARY_FLOOR_MS); True for a style measured without the canary,
-    and for all when no style's canary p99 is decided (nothing to measure them against)."""
-    canary = at["canary_p99_ms"] if "canary_p99_ms" in at.columns else pd.Series(math.nan, index=at.index)
-    measured = canary.dropna()
-    if measured.empty:
-        return {s: True for s in at.index}
-    # Decided: no unfinished request reaches its p99, and none failed (a fast failure lowers it).
-    decided = [
-        s
-        for s in measured.index
-        if not is_bound(at.loc[s], "canary_p99_ms") and not at.loc[s].get("canary_failures", 0) > 0
-    ]
-    if not decided:
-        return {s: True for s in at.index}  # no decided lowest to measure the others against
-    lowest = measured[decided].min()
-    limit = max(P99_AT_MOST * lowest, lowest + CANARY_FLOOR_MS)
-    # A lower bound under the limit may still be over it: not shown to be as good.
-    return {s: bool(pd.isna(canary[s]) or (canary[s] <= limit and s in decided)) for s in at.index}
 
 
 def _unreliable(point: pd.Series) -> str:

@@ -60,41 +60,6 @@ def test_each_sentence_says_what_the_rest_of_the_app_met_beside_the_style() -> N
     assert "another route" not in about(answer, "sleep/sync-def").text
 
 
-@pytest.mark.parametrize(
-    ("async_canary", "pool_canary", "use"),
-    [
-        (140.0, 4.0, "a process pool"),  # the CPU work held async def's loop: the rest of the app waited
-        (12.0, 4.0, "either"),  # 3x the lowest, but 8 ms longer: under a stall, not a held loop
-        (4.0, 4.0, "either"),
-        (None, 4.0, "either"),  # async def measured without the canary: ranked on its own numbers
-    ],
-)
-def test_what_the_rest_of_the_app_met_counts_in_the_rule(
-    async_canary: float | None, pool_canary: float, use: str
-) -> None:
-    canary = {} if async_canary is None else {"canary_p99_ms": async_canary}
-    t = table(
-        row("cpu/async", 20, rps=300, p99=150, **canary),
-        row("cpu/process-pool", 20, rps=290, p99=160, canary_p99_ms=pool_canary),
-    )
-    parts = headline_parts(family(t, "cpu"))
-    if use == "either":
-        assert "`async def`" in parts["use"] and "a process pool" in parts["use"]
-    else:
-        assert parts["use"].startswith(f"use {use}") and "`async def`" in parts["behind:"]
-        assert f"other routes' p99 {async_canary:.1f} ms" in parts["behind:"]
-    assert f"{answers.CANARY_FLOOR_MS:g} ms" in answers.RULE
-
-
-def test_a_lower_bound_canary_is_not_shown_to_be_as_good() -> None:
-    t = table(
-        row("cpu/async", 20, rps=300, p99=150, canary_p99_ms=10.0, canary_p99_ms_at_least=True),
-        row("cpu/process-pool", 20, rps=290, p99=160, canary_p99_ms=4.0),
-    )
-    parts = headline_parts(family(t, "cpu"))
-    assert parts["use"].startswith("use a process pool") and "`async def`" in parts["behind:"]
-
-
 def test_a_capped_blocking_style_reads_as_held_and_is_never_to_be_used() -> None:
     t = table(
         row("sleep/async-await", 10, rps=190, p99=55),
