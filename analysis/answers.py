@@ -381,7 +381,7 @@ def baseline_sentence(rows: pd.DataFrame) -> Sentence:
     claim += _canary(top)
     detail = (
         f"W={top['server_workers']:g} workers; p99 from HDR histograms over {int(top['requests']):,} "
-        f"requests{_repeats(top['repeats'], left_out=_left_out(top))}"
+        f"requests{_repeats(top['repeats'], left_out=_left_out(top))}{_canary_detail(top)}"
     )
     return Sentence(_end(claim, scaling(rows)), detail, (Link(f"#{row_id(top['style'])}", "table row"), LATENCY_CHART))
 
@@ -400,6 +400,17 @@ def _canary(a: pd.Series, b: pd.Series | None = None) -> str:
     if b is not None and pd.notna(theirs):
         text += f" ({_canary_p99(b)} beside {words(b['style'])})"
     return text
+
+
+def _canary_detail(point: pd.Series) -> str:
+    """How the canary's p99 was obtained, for a sentence's detail ('' without it)."""
+    n = point.get("canary_requests", math.nan)
+    if pd.isna(point.get("canary_p99_ms", math.nan)) or pd.isna(n):
+        return ""
+    return (
+        f"; other routes' p99: the canary's, exact (HDR) over every one of its {n:,.0f} starts a cell "
+        "(mean over repeats), each timed from its intended start"
+    )
 
 
 def _others(point: pd.Series, lead: str = "") -> str:
@@ -434,7 +445,7 @@ def style_sentence(shape: pd.DataFrame, style: str, base: str) -> Sentence:
         f"{_rps(a['rps'])} vs {_rps(b['rps'])} req/s; {exact}p99 {_p99(a)} vs {_p99(b)} "
         f"from HDR histograms over {int(a['requests']):,} and {int(b['requests']):,} requests"
         f"{_repeats(a['repeats'], b['repeats'], left_out=_left_out(a) + _left_out(b))}; "
-        f"W={a['server_workers']:g} workers"
+        f"W={a['server_workers']:g} workers{_canary_detail(a)}"
     )
     claim += _canary(a, b)
     if a["failure_rate"] > 0:

@@ -352,9 +352,7 @@ def canary(exact: dict[str, Any]) -> dict[str, Any]:
         "canary_p50_ms": pct["50"] / 1000 if "50" in pct else np.nan,
         "canary_p99_ms": pct["99"] / 1000 if "99" in pct else np.nan,
         "canary_p99_ms_at_least": "99" in at_least,
-        "canary_requests": int(c.get("count", 0)) + int(c.get("failures", 0)) + int(c.get("censored", 0))
-        if c
-        else np.nan,
+        "canary_requests": accounted if c else np.nan,
         "canary_failures": int(c.get("failures", 0)) if c else np.nan,
         "canary_late_starts": int(c.get("late_starts", 0)) if c else np.nan,
     }
@@ -544,6 +542,7 @@ MEANS = (
     "style_users",
     "canary_p99_ms",
     "canary_failures",
+    "canary_requests",
 )
 SPREADS = ("rps", "p99_ms", "canary_p99_ms")  # a point's repeats' spread of these: {metric}_spread
 

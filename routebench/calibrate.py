@@ -145,27 +145,19 @@ def calibrate(
         stopping.check()
         if on_probe:
             on_probe(i, len(probes), probe.style)
-        levels = []
-        for concurrency, wait_ms in zip(CONCURRENCY_LEVELS, (PROBE_WAIT_MS, probe.wait_ms), strict=True):
-            url = f"{stack.target_url}{catalogue.BY_ID[probe.style].path}?{urlencode(probe.query(wait_ms))}"
-            hammer(url, 0.15, 4, concurrency)  # warm connections, pools and caches
-            total0, workers0 = stack_cpu_s(stack)
-            t0 = time.monotonic()
-            n = hammer(url, PROBE_S, MIN_REQUESTS, concurrency)
-            seconds = time.monotonic() - t0
-            total1, workers1 = stack_cpu_s(stack)
-            levels.append(
-                {
-                    "concurrency": concurrency,
-                    "wait_ms": wait_ms,
-                    "requests": n,
-                    "seconds": round(seconds, 3),
-                    "cpu_s_per_request": max(0.0, total1 - total0 - idle_rate * seconds) / n if n else None,
-                    "workers_cpu_s_per_request": max(0.0, workers1 - workers0 - idle_workers * seconds) / n
-                    if n
-                    else None,
-                }
-            )
+        levels = [
+            {
+                "concurrency": concurrency,
+                "wait_ms": wait_ms,
+                **probe_cpu(
+                    stack,
+                    f"{stack.target_url}{catalogue.BY_ID[probe.style].path}?{urlencode(probe.query(wait_ms))}",
+                    concurrency,
+                    (idle_rate, idle_workers),
+                ),
+            }
+            for concurrency, wait_ms in zip(CONCURRENCY_LEVELS, (PROBE_WAIT_MS, probe.wait_ms), strict=True)
+        ]
         out.append(
             {
                 "style": probe.style,
@@ -178,22 +170,33 @@ def calibrate(
         )
     # The canary's own cost (catalogue.CANARY), which every cell's workers also spent: the cells'
     # CPU per request of their styles is what is left.
-    url = stack.canary_url + catalogue.CANARY_PATH
-    hammer(url, 0.15, 4, CONCURRENCY_LEVELS[0])
-    total0, workers0 = stack_cpu_s(stack)
-    t0 = time.monotonic()
-    n = hammer(url, PROBE_S, MIN_REQUESTS, CONCURRENCY_LEVELS[0])
-    seconds = time.monotonic() - t0
-    total1, workers1 = stack_cpu_s(stack)
+    canary = probe_cpu(
+        stack, stack.canary_url + catalogue.CANARY_PATH, CONCURRENCY_LEVELS[0], (idle_rate, idle_workers)
+    )
     return {
         "method": METHOD,
         "idle_cpu_cores": round(idle_rate, 4),
         "idle_workers_cpu_cores": round(idle_workers, 4),
         "probes": out,
-        "canary": {
-            "requests": n,
-            "workers_cpu_s_per_request": max(0.0, workers1 - workers0 - idle_workers * seconds) / n if n else None,
-        },
+        "canary": {k: canary[k] for k in ("requests", "workers_cpu_s_per_request")},
+    }
+
+
+def probe_cpu(stack: Stack, url: str, concurrency: int, idle: tuple[float, float]) -> dict[str, Any]:
+    """One probe: ``url`` requested ``concurrency`` at a time (after a moment's warming of connections,
+    pools and caches); the stack's and its workers' CPU seconds per request, their idle CPU (cores:
+    ``idle``) taken off."""
+    hammer(url, 0.15, 4, concurrency)
+    total0, workers0 = stack_cpu_s(stack)
+    t0 = time.monotonic()
+    n = hammer(url, PROBE_S, MIN_REQUESTS, concurrency)
+    seconds = time.monotonic() - t0
+    total1, workers1 = stack_cpu_s(stack)
+    return {
+        "requests": n,
+        "seconds": round(seconds, 3),
+        "cpu_s_per_request": max(0.0, total1 - total0 - idle[0] * seconds) / n if n else None,
+        "workers_cpu_s_per_request": max(0.0, workers1 - workers0 - idle[1] * seconds) / n if n else None,
     }
 
 

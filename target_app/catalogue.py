@@ -279,7 +279,9 @@ FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(s.family for s in STYLES))
 CANARY = "canary"  # its Locust request name and its key in exact.json (no style id or path looks like it)
 CANARY_PATH = "/canary"
 CANARY_CLASS = "Canary"  # its Locust user class (locustfiles.plugin.users)
-CANARY_RATE = 10.0  # requests/s in all: ~1% of a core of the server's CPU, 200 samples in a 20 s window
+# Requests/s in all: 200 samples in a 20 s window; about 0.13% of a core of the workers' CPU (0.13 ms a
+# request in the calibration of run 20261207-164503-default, AMD EPYC).
+CANARY_RATE = 10.0
 
 
 def rank(style_id: str) -> int:
