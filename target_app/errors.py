@@ -3,6 +3,7 @@ database or upstream a prompt 503 naming the cause. Never a hung worker, never a
 
 from __future__ import annotations
 
+import aiohttp
 import asyncpg
 import httpx
 import psycopg
@@ -72,6 +73,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(Unavailable, _unavailable(""))
     app.add_exception_handler(httpx.HTTPError, _unavailable("upstream failed"))
+    app.add_exception_handler(aiohttp.ClientError, _unavailable("upstream failed"))
     for db_error in (
         asyncpg.PostgresError,
         asyncpg.InterfaceError,

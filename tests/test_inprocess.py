@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 import threading
 import time
 import types
@@ -224,3 +225,29 @@ def test_styles_endpoint_lists_the_catalogue() -> None:
     body = asyncio.run(go())
     assert [s["id"] for s in body] == [s.id for s in catalogue.STYLES]
     assert {"id", "family", "style", "path", "prediction"} <= set(body[0])
+
+
+def test_an_upstream_that_never_answers_is_a_503_after_the_clients_timeout() -> None:
+    """Both clients (httpx for the http family, aiohttp for the fan-out) give up at the upstream
+    timeout and the route says so, rather than holding the request."""
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog), never answers
+    port = listener.getsockname()[1]
+    timeout_s = 0.3
+
+    async def go() -> list[tuple[httpx.Response, float]]:
+        out = []
+        async with client_for(upstream_url=f"http://127.0.0.1:{port}", upstream_timeout_s=timeout_s) as client:
+            for path in ("/http/async-client", "/fanout/gather", "/fanout/sequential"):
+                start = time.perf_counter()
+                out.append((await client.get(path, params={"ms": 1}), time.perf_counter() - start))
+        return out
+
+    try:
+        answers = asyncio.run(go())
+    finally:
+        listener.close()
+    for response, elapsed in answers:
+        assert response.status_code == 503, response.text
+        assert "upstream failed" in response.json()["detail"]
+        # It waited for the timeout (the listener never answers), and not for ever.
+        assert timeout_s * 0.9 <= elapsed < timeout_s * 3 + 2
