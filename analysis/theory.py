@@ -111,11 +111,12 @@ def network(style_id: str, s: Shape) -> list[Station]:
         stations.append(Station(CPU, cpu, p.cpu_cores(s)))
     elif cpu > 0 and own is not None:
         # Python in a worker holds that worker's GIL: each worker is a CPU of its own, visited by
-        # 1/W of the requests, running at most at the share of a core the machine leaves it.
+        # 1/W of the requests, running at most at the share of a core the machine leaves it, and at
+        # the share it keeps when threads hand its GIL to each other (core_share).
         # (A blocking call inside async def already holds the loop for this CPU: its hold
         # station counts it.) The upstream's, PostgreSQL's and a process pool's CPU share the cores.
         if not p.blocks_loop and own > 0:
-            speed = min(1.0, max(s.cores, MIN_CORES) / s.workers)
+            speed = min(1.0, max(s.cores, MIN_CORES) / s.workers) * s.core_share
             stations += [Station(CPU, own / s.workers / speed, 1.0) for _ in range(s.workers)]
         if cpu - own > 0:
             stations.append(Station(CPU, cpu - own, max(s.cores, MIN_CORES)))
@@ -301,15 +302,7 @@ def demand_for(
     that gives the cpu family's c and nothing for the others."""
     if not isinstance(calibration, dict):
         return math.nan
-    fam = catalogue.family_of(style)
-    probes = [p for p in calibration.get("probes") or [] if isinstance(p, dict) and p.get("style") == style]
-    # The probe whose busy level ran at this cell's wait first (a matrix may sweep the wait).
-    probes.sort(key=lambda p: not _same(_busy_wait(p), cell.get("wait_ms")))
-    for probe in probes:
-        if fam == "cpu" and not _same(probe.get("work"), cell.get("work")):
-            continue
-        if fam == "fanout" and not _same(probe.get("fanout"), cell.get("fanout")):
-            continue
+    for probe in _probes(calibration, style, cell):
         at = _at_concurrency(probe.get("levels"), field, concurrency)
         if math.isfinite(at):
             return at
@@ -317,10 +310,65 @@ def demand_for(
         if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
             return float(value)
     legacy = calibration.get("cpu_s_per_request")
-    if fam == "cpu" and isinstance(legacy, dict):
+    if catalogue.family_of(style) == "cpu" and isinstance(legacy, dict):
         for work, seconds in legacy.items():
             if _same(work, cell.get("work")) and isinstance(seconds, (int, float)):
                 return float(seconds)
+    return math.nan
+
+
+def _probes(calibration: dict[str, Any], style: str, cell: dict[str, Any]) -> list[dict[str, Any]]:
+    """The calibration's probes of ``style`` that match ``cell`` (its work for the cpu family, its k
+    for the fanout family), the one whose busy level ran at the cell's wait first."""
+    fam = catalogue.family_of(style)
+    probes = [p for p in calibration.get("probes") or [] if isinstance(p, dict) and p.get("style") == style]
+    probes.sort(key=lambda p: not _same(_busy_wait(p), cell.get("wait_ms")))
+    return [
+        p
+        for p in probes
+        if not (fam == "cpu" and not _same(p.get("work"), cell.get("work")))
+        and not (fam == "fanout" and not _same(p.get("fanout"), cell.get("fanout")))
+    ]
+
+
+MIN_CORE_SHARE = 0.1
+
+
+def core_share(calibration: dict[str, Any] | None, style: str, cell: dict[str, Any]) -> float:
+    """The share of its core a worker keeps when ``style`` runs its CPU work on threadpool threads
+    (RouteStyle.cpu_on_threads), 1 for every other style or when it was not measured.
+
+    Threads of one worker take turns at its GIL; each hand-over waits for the operating system to
+    wake the next thread, and the core idles meanwhile, for a time that is the machine's own (a
+    virtual CPU's wake-up is slower than a bare one's). The calibration measures it: at its busiest
+    level (as many requests at a time as a cell of twenty users), the cores the style's workers kept
+    busy over those the family's baseline kept busy, whose CPU work runs on the loop, on the same
+    stack with the same probe client."""
+    known = catalogue.BY_ID.get(style)
+    if known is None or not known.cpu_on_threads or not isinstance(calibration, dict):
+        return 1.0
+    mine = _busy_cores(calibration, style, cell)
+    loop = _busy_cores(calibration, catalogue.baseline(known.family).id, cell)
+    if not (math.isfinite(mine) and math.isfinite(loop) and loop > 0):
+        return 1.0
+    return min(1.0, max(MIN_CORE_SHARE, mine / loop))
+
+
+def _busy_cores(calibration: dict[str, Any], style: str, cell: dict[str, Any]) -> float:
+    """The cores the workers kept busy at the busiest level of the style's probe (NaN: not measured)."""
+    for probe in _probes(calibration, style, cell):
+        levels = [
+            lv
+            for lv in probe.get("levels") or []
+            if isinstance(lv, dict)
+            and all(isinstance(lv.get(k), (int, float)) for k in ("concurrency", "requests", "seconds"))
+            and isinstance(lv.get("workers_cpu_s_per_request"), (int, float))
+            and lv["requests"] >= MIN_PROBE_REQUESTS
+            and lv["seconds"] > 0
+        ]
+        if levels:
+            top = max(levels, key=lambda lv: lv["concurrency"])
+            return float(top["workers_cpu_s_per_request"] * top["requests"] / top["seconds"])
     return math.nan
 
 
@@ -385,6 +433,7 @@ def shape_for(
         fanout=int(cell["fanout"]),
         cpu_s=demand_for(calibration, row["style"], cell, concurrency=concurrency),
         workers_cpu_s=demand_for(calibration, row["style"], cell, "workers_cpu_s_per_request", concurrency),
+        core_share=core_share(calibration, row["style"], cell),
         cores=cores_available(cell, machine_cores),
         model="open" if open_model else "closed",
         arrival_rate=_number(row.get("arrival_rate")) if open_model else math.nan,

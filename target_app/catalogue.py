@@ -30,6 +30,9 @@ class Shape:
     # The Gunicorn workers' share of cpu_s (the rest runs in the upstream, PostgreSQL or a process
     # pool); NaN when the calibration did not split it.
     workers_cpu_s: float = math.nan
+    # The share of its core a worker keeps while its Python runs on threads that hand the GIL to
+    # each other (RouteStyle.cpu_on_threads), measured by the calibration; 1 when the loop runs it.
+    core_share: float = 1.0
 
 
 def workers_cpu_of(s: Shape) -> float | None:
@@ -194,6 +197,8 @@ class RouteStyle:
     prediction: str
     params: tuple[str, ...]
     baseline: bool = False  # the family's well-written async style, which the others are compared to
+    # Its CPU work runs on threadpool threads that take turns at the worker's GIL (not on the loop).
+    cpu_on_threads: bool = False
 
     @property
     def family(self) -> str:
@@ -236,12 +241,23 @@ STYLES: tuple[RouteStyle, ...] = (
     RouteStyle("sleep/sync-def", "time.sleep(d) in a plain def route, run in the threadpool", "threadpool", ("ms",)),
     RouteStyle("sleep/offloaded", "await run_in_threadpool(time.sleep, d) from async def", "threadpool", ("ms",)),
     RouteStyle("cpu/async", "pure-Python CPU work inside async def", "cpu", ("work",), baseline=True),
-    RouteStyle("cpu/sync-def", "pure-Python CPU work in a plain def route (threadpool, GIL-bound)", "cpu", ("work",)),
+    RouteStyle(
+        "cpu/sync-def",
+        "pure-Python CPU work in a plain def route (threadpool, GIL-bound)",
+        "cpu",
+        ("work",),
+        cpu_on_threads=True,
+    ),
     RouteStyle("cpu/process-pool", "CPU work sent to a per-worker process pool", "process-pool", ("work",)),
-    RouteStyle("fanout/sequential", "k upstream calls awaited one after another", "fanout-sequential", ("ms", "k")),
+    RouteStyle(
+        "fanout/sequential",
+        "k upstream calls awaited one after another (a shared aiohttp session)",
+        "fanout-sequential",
+        ("ms", "k"),
+    ),
     RouteStyle(
         "fanout/gather",
-        "k upstream calls awaited together with asyncio.gather",
+        "k upstream calls awaited together with asyncio.gather (a shared aiohttp session)",
         "fanout-gather",
         ("ms", "k"),
         baseline=True,

@@ -335,3 +335,49 @@ def test_each_worker_is_a_cpu_of_its_own() -> None:
         "sleep/async-await", shape(users=400, workers=4, cores=1.0, cpu_s=0.001, workers_cpu_s=0.001)
     )
     assert shared.rps == pytest.approx(1000, rel=0.05)
+
+
+def _level(concurrency: int, requests: int, seconds: float, workers_cpu_s: float) -> dict:
+    return {
+        "concurrency": concurrency,
+        "requests": requests,
+        "seconds": seconds,
+        "cpu_s_per_request": workers_cpu_s,
+        "workers_cpu_s_per_request": workers_cpu_s,
+    }
+
+
+def test_threads_that_hand_the_gil_over_keep_the_share_of_a_core_the_calibration_measured() -> None:
+    # At the busiest level the loop-run baseline kept 1.9 cores busy (200 x 7 ms over 0.737 s) and
+    # the threadpool style 1.52 of them: its workers keep 0.8 of what the loop keeps.
+    calibration = {
+        "probes": [
+            {"style": "cpu/async", "work": 200000,
+             "levels": [_level(2, 200, 0.8, 0.007), _level(20, 200, 0.737, 0.007)]},
+            {"style": "cpu/sync-def", "work": 200000,
+             "levels": [_level(2, 200, 0.8, 0.007), _level(20, 200, 0.921, 0.007)]},
+        ]
+    }  # fmt: skip
+    at = {"work": 200000, "wait_ms": 50}
+    share = theory.core_share(calibration, "cpu/sync-def", at)
+    assert share == pytest.approx(0.8, rel=0.01)
+    assert theory.core_share(calibration, "cpu/async", at) == 1.0  # its work runs on the loop
+    assert theory.core_share(calibration, "cpu/sync-def", {**at, "work": 5}) == 1.0  # no probe of that work
+    assert theory.core_share(None, "cpu/sync-def", at) == 1.0
+    # The share slows each worker's CPU station by that much: the cpu family's capacity is W*share/c.
+    busy = dict(users=400, cpu_s=0.007, workers_cpu_s=0.007, cores=2.0)
+    full = theory.predict("cpu/sync-def", shape(**busy))
+    kept = theory.predict("cpu/sync-def", shape(**busy, core_share=share))
+    assert full.rps == pytest.approx(2 / 0.007, rel=0.02)
+    assert kept.rps == pytest.approx(0.8 * full.rps, rel=0.02)
+    # add_predictions reads it from the run's calibration for that style only.
+    table = pd.DataFrame(
+        [
+            dict(cell="c", style=s, style_users=20, model="closed", arrival_rate=math.nan, rps=200.0,
+                 mean_ms=100.0, p50_ms=90.0, together=False)
+            for s in ("cpu/async", "cpu/sync-def")
+        ]
+    )  # fmt: skip
+    out = theory.add_predictions(table, {"c": cell(generator_cpu_cores=0.0)}, calibration, machine_cores=2)
+    loop, threads = out["predicted_rps"]
+    assert threads == pytest.approx(0.8 * loop, rel=0.02)
