@@ -43,6 +43,7 @@ from target_app.catalogue import CANARY_CLASS
 
 LOCUSTFILE = REPO / "locustfiles" / "route_styles.py"
 CPU_WARNING = 90.0  # Locust warns above this per generator process
+ORCHESTRATOR = "routebench"  # this process, in the load side's CPU readings
 
 
 def default_worker_count() -> int:
@@ -349,10 +350,14 @@ class LocustCluster(StartedAndStopped):
     def processes(self) -> list[Managed]:
         return [m for m in [self.master, *self.local_workers] if m is not None]
 
+    def cpu_names(self) -> dict[str, str]:
+        """The processes :meth:`sample_cpu` reads, by pid: Locust's, and routebench's own (it drives
+        the test and polls the server, and takes its share of the machine's cores too)."""
+        return {**{str(m.proc.pid): m.name for m in self.processes()}, str(os.getpid()): ORCHESTRATOR}
+
     def sample_cpu(self) -> None:
-        """One CPU reading per generator process (percent of one core since the last reading)."""
-        for m in self.processes():
-            pid = m.proc.pid
+        """One CPU reading per load-side process (percent of one core since the last reading)."""
+        for pid in map(int, self.cpu_names()):
             try:
                 if pid not in self._probes:
                     self._probes[pid] = psutil.Process(pid)

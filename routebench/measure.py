@@ -107,7 +107,7 @@ def measure(ctx: RunContext, cell: Cell, cell_dir: Path, on_rps: Callable[[float
                 set_aside(cell_dir, attempt)
                 watch.new_attempt()
         cpu = {str(pid): list(zip(cluster.cpu_at[pid], readings, strict=True)) for pid, readings in cluster.cpu.items()}
-        names = {str(m.proc.pid): m.name for m in cluster.processes()}
+        names = cluster.cpu_names()
         profile = profiler.finish(timeout_s=10) if profiler is not None and profiler.started else None
     except AppError:
         raise  # your app cannot be served: no cell can run

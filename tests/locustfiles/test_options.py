@@ -5,13 +5,14 @@ the web form's check refuses what the target would reject."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from locustfiles.plugin.options import DEFAULT, Options, Reader, add_arguments, check_form
-from routebench.locust_cluster import LoadSpec, LocustCluster
+from routebench.locust_cluster import ORCHESTRATOR, LoadSpec, LocustCluster
 
 EVERY_OPTION_SET = Options(
     wait_ms=0,
@@ -190,3 +191,15 @@ def test_each_master_command_line_carries_the_options_its_mode_needs(tmp_path: P
     assert until_stopped == Options(wait_ms=50, warmup_s=2.0, out=str(tmp_path))
     web = rb_options(LocustCluster(load, 2, web_port=8089).master_argv())
     assert web == Options(wait_ms=50, warmup_s=2.0, out=str(tmp_path), default_classes=("SleepAsyncAwait",))
+
+
+def test_the_load_sides_cpu_readings_take_routebenchs_own_process_too(tmp_path: Path) -> None:
+    """The cores left to the server are the machine's less the load side's: the Locust processes and
+    this process, which drives the test and polls the server. Read with no Locust process started."""
+    cluster = LocustCluster(spec(tmp_path), 2)
+    assert cluster.cpu_names() == {str(os.getpid()): ORCHESTRATOR}
+    cluster.sample_cpu()  # the first reading only sets the baseline
+    sum(i * i for i in range(300_000))  # some CPU of this process between the readings
+    cluster.sample_cpu()
+    (readings,) = cluster.cpu.values()
+    assert len(readings) == 1 and readings[0] > 0
