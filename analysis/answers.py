@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis import theory
+from analysis import bottleneck, theory
 from analysis.summary import (
     SHAPE,
     blocks_the_loop,
@@ -43,7 +43,9 @@ RULE = (
     "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
     f"loop is marked never to use. The best and the lowest are those of decided numbers only: a style with "
     f"over {FAILURE_SHARE:.0%} failed requests is not judged, nor one measured with a saturated load "
-    "generator, in an invalid cell, or with a p99 that is only a lower bound; when the style that served "
+    "generator or where the lab's own upstream service was the limit (its one process at "
+    f"{bottleneck.LAB_PROCESS_BUSY:.0%} of a core or more), in an invalid cell, or with a p99 that is only a "
+    "lower bound; when the style that served "
     "the most req/s is set aside for how it was measured, the whole family is not judged (the others "
     "cannot be ranked against it). A style that blocks the event loop is never to be used even when its own "
     "numbers cannot be ranked. Beside each style is the p99 that a request to another route of the same "
@@ -322,6 +324,8 @@ def _unreliable(point: pd.Series) -> str:
         return f"{point['failure_rate']:.0%} of its requests failed"
     if point.get("saturated", False):
         return "the load generator was saturated"
+    if lab := bottleneck.lab_limit(point):
+        return f"limited by the lab, not the style: {lab}"
     valid = point.get("valid", True)
     if valid is not None and not pd.isna(valid) and not bool(valid):
         return f"its cell is not valid ({point.get('invalid_because') or 'see the validity table'})"

@@ -47,6 +47,9 @@ CPU_SATURATED = 0.70
 # whole-request lock from the tokens for any T of 2 or more. A lock held for a short share of the
 # request (f T under 4/3) may still read as the tokens: both limits then bind nearly together.
 TOKENS_PACE_SHARE = 0.75
+# The lab's upstream service is one process: past this share of a core it set the pace of the calls
+# made to it, not the route style that made them (Locust's own warning for its processes is the same).
+LAB_PROCESS_BUSY = 0.90
 
 
 def _share(value: Any) -> float | None:
@@ -54,6 +57,15 @@ def _share(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
         return float(value)
     return None
+
+
+def lab_limit(row: Any) -> str:
+    """What of the lab's own (not the server under test) was the limit in a row's cell, in words, or
+    '': its upstream service's one process used LAB_PROCESS_BUSY of a core or more."""
+    upstream = _share(row.get("upstream_cpu_cores"))
+    if upstream is not None and upstream >= LAB_PROCESS_BUSY:
+        return f"the lab's upstream service, one process, used {upstream:.2f} of a core"
+    return ""
 
 
 def loop_blocked(blocked_share: Any) -> bool:

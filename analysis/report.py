@@ -399,6 +399,13 @@ def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float, cores: int
     cpu = r.get("cell_workers_cpu_ms")
     if isinstance(cpu, float) and not math.isnan(cpu):
         said.append(f"server CPU {cpu:.2f} ms per request")
+    lab = [
+        f"{words} {ms:.2f} ms"
+        for words, ms in (("the upstream", r.get("upstream_cpu_ms")), ("PostgreSQL", r.get("postgres_cpu_ms")))
+        if isinstance(ms, float) and not math.isnan(ms) and ms > 0
+    ]
+    if lab:
+        said.append("the lab's own CPU per request: " + ", ".join(lab))
     limit = (
         "none of the limits measured here was reached (the loop, the threadpool, the database pool, the "
         "workers' own CPU; a process pool's CPU is not the workers'): its latency is its own wait"
@@ -425,7 +432,9 @@ def why_text(r: pd.Series, cell: dict[str, Any], threshold_ms: float, cores: int
         and bottleneck.exhausted(full)
         and not (isinstance(waited, float) and not math.isnan(waited) and not bottleneck.exhausted(waited))
     )
-    if own_code:
+    if lab_limit := bottleneck.lab_limit(r):
+        limit = f"the lab, not the style, set its pace: {lab_limit}"
+    elif own_code:
         limit = "it blocks the event loop: requests waited for a loop stuck in that call" + (
             ", and it is CPU-bound: that call is CPU work, and the workers' CPU was nearly all in use"
             if cpu_bound

@@ -228,6 +228,9 @@ NULL_WHEN_MEASURED = ("connections_per_worker", "drain_s")
 SHAPE_ONLY_KEYS = ("predict", "predict_reason")
 
 
+LAB_SERVICES = ("upstream", "postgres")  # the lab's own services beside the server under test (lab_cpu_cores)
+
+
 @dataclass
 class CellOutcome:
     """What measuring one cell came to: ``ok`` or ``degraded`` (measured: a process lost after the
@@ -238,6 +241,7 @@ class CellOutcome:
     reason: str | None = None
     generator_saturated: bool | None = None
     generator_cpu_cores: float | None = None  # cores the Locust processes took in the window
+    lab_cpu_cores: dict[str, float] | None = None  # cores the lab's upstream and PostgreSQL took in it
     users_by_style: dict[str, int] | None = None
     lost_workers: list[dict[str, Any]] | None = None  # as the Locust master's heartbeat saw them
     losses: list[dict[str, Any]] | None = None  # every process the runner saw die (routebench.watch)

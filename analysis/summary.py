@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis import validity
 from analysis.load import CellData, Run, ok_cells, window_s
-from analysis.rundir import measured_until
+from analysis.rundir import LAB_SERVICES, measured_until
 from analysis.timeseries import stall_summary
 from target_app import catalogue
 from target_app.stalls import OUTSIDE_APP
@@ -105,6 +105,7 @@ COLUMNS = [
     "canary_failures",
     "canary_late_starts",
     "cell_workers_cpu_ms",
+    *(f"{name}_cpu_{unit}" for name in LAB_SERVICES for unit in ("cores", "ms")),
     "users_per_worker",
     "blocked_share",
     "own_code_share",
@@ -237,6 +238,7 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
                 "cell_workers_cpu_ms": workers_cpu / completed * 1000
                 if len(cell["styles"]) == 1 and completed
                 else np.nan,
+                **lab_cpu(cell, rps, len(cell["styles"]) == 1),
                 "users_per_worker": placement,
                 **blocked_by(stalls, run.path_of(style), len(cell["styles"]) == 1),
                 "valid": not reasons,
@@ -245,6 +247,18 @@ def cell_rows(run: Run, cell: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def lab_cpu(cell: dict[str, Any], rps: float, solo: bool) -> dict[str, float]:
+    """The cores each of the lab's services (the upstream, PostgreSQL) took over the window, and per
+    request of a solo cell (a shared cell's cannot be split between its styles); NaN unmeasured."""
+    took = cell.get("lab_cpu_cores") or {}
+    out = {}
+    for name in LAB_SERVICES:
+        cores = _number(took.get(name))
+        out[f"{name}_cpu_cores"] = cores
+        out[f"{name}_cpu_ms"] = cores / rps * 1000 if solo and rps > 0 else np.nan
+    return out
 
 
 def p99_interval(exact: dict[str, Any], style: str, lower_bound: bool) -> dict[str, Any]:
@@ -543,6 +557,7 @@ MEANS = (
     "canary_p99_ms",
     "canary_failures",
     "canary_requests",
+    *(f"{name}_cpu_ms" for name in LAB_SERVICES),
 )
 SPREADS = ("rps", "p99_ms", "canary_p99_ms")  # a point's repeats' spread of these: {metric}_spread
 
@@ -587,6 +602,8 @@ def points(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         "cells": ("cell", list),
         "saturated": ("generator_saturated", "any"),
     }
+    # The lab's services at their busiest repeat: one where the upstream was the limit sets the point aside.
+    spec |= {f"{n}_cpu_cores": (f"{n}_cpu_cores", "max") for n in LAB_SERVICES if f"{n}_cpu_cores" in rows.columns}
     # Validity and lower bounds travel too: a point is valid only if every repeat was, and a
     # percentile is a lower bound if it was one in any repeat.
     spec |= {c: (c, "any") for c in rows.columns if c.endswith("_at_least")}

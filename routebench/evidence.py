@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
+from analysis.rundir import LAB_SERVICES
 from routebench.launcher import Stack
 from routebench.locust_cluster import CPU_WARNING
 from target_app.telemetry import worker_file
@@ -55,6 +56,44 @@ def generator_load(
         "cpu_cores": cores,
         "processes": processes,
     }
+
+
+def lab_cpu_seconds(stack: Stack) -> dict[str, float]:
+    """The CPU seconds each of the lab's services has used so far: the upstream service's one
+    process, PostgreSQL's postmaster and its backends (a database given by DATABASE_URL is not
+    ours to read)."""
+    out = {}
+    for m in stack.processes:
+        if m.name not in LAB_SERVICES:
+            continue
+        try:
+            root = psutil.Process(m.proc.pid)
+            family = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        total = 0.0
+        for p in family:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            total += t.user + t.system
+        out[m.name] = total
+    return out
+
+
+def lab_load(readings: list[tuple[float, dict[str, float]]], window: tuple[float, float]) -> dict[str, float] | None:
+    """The cores each lab service took over the window: its CPU seconds between the last reading
+    at or before the window opened and the first at or after it closed, over the time between them
+    (readings a tick apart; None when the readings do not span the window)."""
+    before = [r for r in readings if r[0] <= window[0]]
+    after = [r for r in readings if r[0] >= window[1]]
+    if not before or not after:
+        return None
+    (t0, first), (t1, last) = before[-1], after[0]
+    if t1 <= t0:
+        return None
+    return {name: round(max(0.0, last[name] - first[name]) / (t1 - t0), 3) for name in first if name in last}
 
 
 def connections_per_worker(stack: Stack) -> dict[int, int]:

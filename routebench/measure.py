@@ -21,7 +21,7 @@ from analysis.rundir import CellDir, CellOutcome, set_aside, write_json
 from analysis.timeseries import stall_summary
 from routebench import stopping
 from routebench.context import RunContext
-from routebench.evidence import connections_per_worker, generator_load, placed, worker_deaths
+from routebench.evidence import connections_per_worker, generator_load, lab_cpu_seconds, lab_load, placed, worker_deaths
 from routebench.experiment import Cell
 from routebench.external import ExternalTarget, external_target
 from routebench.launcher import AppError, DiedWhileStarting, Stack, StackError, wait_for
@@ -92,7 +92,7 @@ def measure(ctx: RunContext, cell: Cell, cell_dir: Path, on_rps: Callable[[float
         for attempt in range(1, GENERATOR_ATTEMPTS + 1):
             profiler = Profiler(files.profile) if ctx.experiment.profile and isinstance(stack, Stack) else None
             try:
-                cluster, placements = load(ctx, spec, workers, stack, watch, on_rps, profiler)
+                cluster, placements, lab_cpu = load(ctx, spec, workers, stack, watch, on_rps, profiler)
                 break
             except GeneratorLost as gone:
                 ctx.lab.drop_cluster()
@@ -156,6 +156,7 @@ def measure(ctx: RunContext, cell: Cell, cell_dir: Path, on_rps: Callable[[float
         server_worker_deaths=deaths,
         server_shape=reported,
         connections_per_worker=placed(placements, *window),
+        lab_cpu_cores=lab_load(lab_cpu, window),
         window_s=round(float(exact.get("measure_until") or exact["stopped_at"]) - float(exact["measure_from"]), 3),
         # Empty: the test ended by another hand than its own timer (Locust's, say).
         stopped_by=test.get("stopped_by") or "ended early, not by its window",
@@ -180,7 +181,7 @@ def load(
     watch: Watch,
     on_rps: Callable[[float | None], None],
     profiler: Profiler | None = None,
-) -> tuple[LocustCluster, list[tuple[float, dict[int, int]]]]:
+) -> tuple[LocustCluster, list[tuple[float, dict[int, int]]], list[tuple[float, dict[str, float]]]]:
     """One attempt at the cell's load: one test on the lab's Locust master and workers, every
     process watched. A generator process lost before the window opens raises GeneratorLost
     (the caller starts the load again on a fresh cluster); one lost after it is recorded and
@@ -188,6 +189,7 @@ def load(
     cell at once."""
     target = next((m for m in stack.processes if m.name == "target"), None)
     placements: list[tuple[float, dict[int, int]]] = []
+    lab_cpu: list[tuple[float, dict[str, float]]] = []  # the lab services' CPU seconds, each tick
     try:
         cluster = ctx.lab.generator(workers)
     except DiedWhileStarting as exc:
@@ -208,6 +210,7 @@ def load(
                 raise GeneratorLost(loss)
         if isinstance(stack, Stack):
             placements.append((time.time(), connections_per_worker(stack)))
+            lab_cpu.append((time.time(), lab_cpu_seconds(stack)))
         w = watch.window()
         if profiler is not None and not profiler.started and w is not None and target is not None:
             now = time.time()
@@ -226,7 +229,9 @@ def load(
     for loss in tick_losses:
         if loss["phase"] in BEFORE_WINDOW:
             raise GeneratorLost(loss)
-    return cluster, placements
+    if isinstance(stack, Stack):  # a reading after the window closed, however soon the test was saved
+        lab_cpu.append((time.time(), lab_cpu_seconds(stack)))
+    return cluster, placements, lab_cpu
 
 
 def keep_server_evidence(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from routebench.evidence import generator_load, placed, worker_deaths
+from routebench.evidence import generator_load, lab_load, placed, worker_deaths
 from routebench.locust_cluster import CPU_WARNING
 from target_app.telemetry import worker_file
 
@@ -76,3 +76,15 @@ def test_the_generator_is_saturated_when_one_process_averaged_over_locusts_warni
     assert load["cpu_cores"] == round((busy + idle) / 100, 3)
     # Without a window every reading counts, and the idle start and end dilute the busy seconds.
     assert not generator_load(cpu, {})["saturated"]
+
+
+def test_the_labs_cores_are_read_between_the_readings_that_span_the_window() -> None:
+    # CPU seconds so far, read a second apart: the upstream used 0.5 s a second, PostgreSQL 0.2.
+    readings = [(float(t), {"upstream": 0.5 * t, "postgres": 0.2 * t}) for t in range(0, 30)]
+    assert lab_load(readings, (10.5, 20.5)) == {"upstream": 0.5, "postgres": 0.2}
+    # A service missing from a reading (a database given by DATABASE_URL is not ours) is left out.
+    partial = [(t, {"upstream": v["upstream"]} if t > 5 else v) for t, v in readings]
+    assert lab_load(partial, (10.5, 20.5)) == {"upstream": 0.5}
+    # Readings that do not span the window give nothing, rather than a guess.
+    assert lab_load(readings[12:], (10.5, 20.5)) is None
+    assert lab_load(readings[:15], (10.5, 20.5)) is None

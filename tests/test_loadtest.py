@@ -76,7 +76,14 @@ def test_every_cell_has_exact_histograms_and_locust_csvs(smoke_run: Path) -> Non
         for name in ("locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv"):
             assert (cell_dir / name).is_file()
         assert list((cell_dir / "telemetry").glob("worker-*.jsonl"))
-        assert not json.loads((cell_dir / "generator.json").read_text())["saturated"]
+        generator = json.loads((cell_dir / "generator.json").read_text())
+        assert not generator["saturated"]
+        # The load side's cores are Locust's and routebench's own (it drives the test on this machine).
+        assert {"routebench", "locust-master"} <= {p["name"] for p in generator["processes"]}
+        # The lab's own services were read over the window (no cell of this run needs PostgreSQL, so
+        # its stack has none): a sleep route does not call the upstream, which took next to nothing.
+        assert set(cell["lab_cpu_cores"]) == {"upstream"}
+        assert all(0 <= cores < 0.2 for cores in cell["lab_cpu_cores"].values()), cell["lab_cpu_cores"]
 
 
 def test_run_metadata_is_complete(smoke_run: Path) -> None:

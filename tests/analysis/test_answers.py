@@ -292,6 +292,27 @@ def test_a_saturated_generator_on_the_fastest_style_leaves_the_family_unjudged()
     assert parts["not"] == "not judged: plain `def` (the load generator was saturated)"
 
 
+def test_a_fanout_whose_upstream_was_the_limit_is_the_labs_not_the_styles() -> None:
+    """The lab's upstream service is one process: when it used a whole core, the calls' pace was the
+    lab's. The fastest style limited so leaves the family unjudged; a slower one is set aside alone."""
+    t = table(
+        row("fanout/gather", 20, rps=94, p99=568, upstream_cpu_cores=0.97),
+        row("fanout/sequential", 20, rps=76, p99=294, upstream_cpu_cores=0.3),
+    )
+    headline = family(t, "fanout").headline
+    assert headline.startswith("fanout at 20 users: not judged: `asyncio.gather` served the most req/s")
+    assert "limited by the lab, not the style: the lab's upstream service, one process, used 0.97 of a core" in (
+        headline
+    )
+    t = table(
+        row("fanout/gather", 20, rps=361, p99=79, upstream_cpu_cores=0.6),
+        row("fanout/sequential", 20, rps=76, p99=267, upstream_cpu_cores=0.95),
+    )
+    parts = headline_parts(family(t, "fanout"))
+    assert parts["use"] == "use `asyncio.gather`"
+    assert parts["not"].startswith("not judged: sequential `await`s (limited by the lab, not the style")
+
+
 def test_a_lower_bound_never_wins_nor_divides() -> None:
     """A p99 that unfinished requests reach is not decided: it is never the lowest a ratio is taken
     to, and a style with one that served the most leaves the family unjudged."""

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import bottleneck, findings
+from analysis import answers, bottleneck, findings
 from analysis.report import why_text
 from tests.analysis.test_findings import LO, evidence, figures
 
@@ -116,3 +116,17 @@ def test_the_reports_why_reads_the_generators_cores_from_the_run(monkeypatch: py
     report.why_view(a)
     assert given and all(c.get("generator_cpu_cores") == 0.75 for c in given)
     assert all("server_worker_deaths" in c for c in given)  # and the evidence is still there
+
+
+@pytest.mark.parametrize("above", [True, False])
+def test_the_why_and_the_answers_call_the_labs_upstream_the_limit_at_the_same_share(above: bool) -> None:
+    """The lab's upstream is one process: past LAB_PROCESS_BUSY of a core the calls' pace was its own,
+    and both the Why and the answers' rule say so (the answers then do not rank the style)."""
+    busy = B.LAB_PROCESS_BUSY + (0.01 if above else -0.01)
+    row = style_row(
+        upstream_cpu_cores=busy, upstream_cpu_ms=busy / 400 * 1000, postgres_cpu_ms=math.nan, failure_rate=0.0
+    )
+    text = why_text(row, {"threads_busy_max": 8.0}, 20, cores=2)
+    assert f"the lab's own CPU per request: the upstream {busy / 400 * 1000:.2f} ms" in text
+    assert text.split(". So ")[1].startswith("the lab, not the style, set its pace") is above
+    assert ("limited by the lab" in answers._unreliable(row)) is above
