@@ -10,7 +10,9 @@ model's fit leaves it out, and ``routebench check`` does not judge it unless ask
 - ``window``: it lasted as long as asked (at least 90%), and no request the window closed on had
   been waiting more than a tenth of it (else the latencies are too long for it: percentiles they
   reach are lower bounds);
-- ``generator``: no load-generator process averaged above Locust's CPU warning;
+- ``generator``: no load-generator process averaged above Locust's CPU warning, and the generator
+  kept time: at most 5% of the canary's starts late (it sends on a fixed schedule in every cell, so
+  its lateness is the generator's own wait for a core, which every latency it timed then carries);
 - ``schedule``: open model, at most 5% of starts late, and offered = sent + unsent;
 - ``failures``: at most 1% of requests failed;
 - ``final_reports``: every worker's final report reached the master;
@@ -205,6 +207,19 @@ def check(cell: dict[str, Any], exact: dict[str, Any], locust_counts: dict[str, 
 
     if cell.get("generator_saturated"):
         rules.append(_rule("generator", False, "a load-generator process averaged above Locust's CPU warning"))
+    canary = exact.get("canary") or {}
+    sent, late = int(canary.get("sent", 0)), int(canary.get("late_starts", 0))
+    if sent and late / sent > LATE_SHARE:
+        rules.append(
+            _rule(
+                "generator",
+                False,
+                f"the load generator did not keep time: the canary's fixed schedule started {late:,} of {sent:,} "
+                f"requests ({late / sent:.0%}) more than {exact.get('late_ms', 10):g} ms late (worst "
+                f"{canary.get('max_start_lag_us', 0) / 1000:,.0f} ms), so the latencies it timed carry its own wait "
+                "for a core",
+            )
+        )
     finals = exact.get("final_reports") or {}
     if finals.get("missing"):
         dead = set(finals.get("dead") or [])

@@ -34,6 +34,13 @@ from target_app.settings import KEEPALIVE_S, Settings
 REPO = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+# The server under test gives way to the instrument: it runs at this niceness (its autogroup too,
+# where the kernel groups by session), so the Locust processes, routebench itself and the lab's
+# upstream and PostgreSQL get a core when they wake, and the server every cycle they leave. Without
+# it, a process pool's CPU-bound children kept the Locust processes waiting for a core 0.4 s of
+# every second here (their canary started half its requests late, by up to 0.7 s, and every latency
+# they timed carried that wait). The clients of a real server run on other machines.
+SERVER_NICE = 10
 
 
 class StackError(RuntimeError):
@@ -95,8 +102,10 @@ def spawn(
     user: str | None = None,
     stop_signal: int = signal.SIGTERM,
     cwd: Path = REPO,
+    nice: int = 0,
 ) -> Managed:
-    """Start ``argv`` in a process group of its own, output to ``log``, stopped if we die."""
+    """Start ``argv`` in a process group (and session) of its own, output to ``log``, stopped if we
+    die; ``nice`` above 0 lowers its priority (:func:`give_way`)."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -106,10 +115,30 @@ def spawn(
             env=env,
             start_new_session=True,
             user=user,
-            preexec_fn=functools.partial(die_with_parent, stop_signal),
+            preexec_fn=functools.partial(_in_child, stop_signal, nice),
             cwd=cwd,
         )
+    if nice:
+        give_way(proc.pid, nice)
     return Managed(name, proc, log, stop_signal)
+
+
+def _in_child(stop_signal: int, nice: int) -> None:
+    die_with_parent(stop_signal)
+    if nice:
+        os.nice(nice)  # inherited by every process it forks or spawns (Gunicorn's workers, a pool's)
+
+
+def give_way(pid: int, nice: int) -> bool:
+    """Lower the priority of ``pid``'s autogroup (Linux groups the scheduling of a session's
+    processes when sched_autogroup is on: a process's own niceness then only ranks it within its
+    session). True when the kernel took it; False without autogroups (the process's own niceness,
+    set at its start, is then what counts)."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+    except OSError:
+        return False
+    return True
 
 
 @dataclass
@@ -339,7 +368,8 @@ class Stack(StartedAndStopped):
             cwd = s.app_dir or Path.cwd()  # your app's environment is its own, DATABASE_URL too
         else:
             env.pop("DATABASE_URL", None)  # the child reads ROUTEBENCH_DATABASE_URL, resolved here
-        managed = spawn(name, argv, log, env=env, user=user, stop_signal=stop_signal, cwd=cwd)
+        nice = SERVER_NICE if name == "target" else 0
+        managed = spawn(name, argv, log, env=env, user=user, stop_signal=stop_signal, cwd=cwd, nice=nice)
         self.processes.append(managed)
         return managed
 

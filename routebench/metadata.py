@@ -14,6 +14,7 @@ from typing import Any
 
 from analysis.rundir import RunHeader
 from routebench import postgres
+from routebench.launcher import SERVER_NICE
 from target_app.settings import Settings
 
 PACKAGES = (
@@ -86,7 +87,19 @@ def machine() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python_executable": sys.executable,
+        # The server under test runs at this niceness, its session's autogroup too where the kernel
+        # has them (launcher.SERVER_NICE): the load generator and the lab's services come first.
+        "server_nice": SERVER_NICE,
+        "autogroups": _autogroups(),
     }
+
+
+def _autogroups() -> bool | None:
+    """Whether the kernel schedules each session as a group (None: not Linux, or not readable)."""
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return None
 
 
 def header(run_id: str, experiment: dict[str, Any], settings: Settings, web_ui: bool = False) -> RunHeader:

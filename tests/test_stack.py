@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
-from routebench.launcher import Stack
+from routebench.launcher import SERVER_NICE, Stack
 from target_app import catalogue
 from target_app.telemetry import read_dir
 from tests.conftest import WAIT_MS, burst, stack_settings, still_running
@@ -119,6 +120,23 @@ def test_bad_parameters_get_422(stack: Stack) -> None:
         r = httpx.get(stack.target_url + path, params=params)
         assert r.status_code == 422
         assert next(iter(params)) in r.json()["detail"]
+
+
+def test_the_server_gives_way_to_the_lab_and_only_it_does(stack: Stack) -> None:
+    """The server under test, its workers and a process pool's children run at SERVER_NICE (and, where
+    the kernel groups sessions, so does its session's autogroup); the upstream and PostgreSQL do not."""
+    assert httpx.get(stack.target_url + "/cpu/process-pool", params={"work": 1000}, timeout=30).status_code == 200
+    by_name = {m.name: psutil.Process(m.proc.pid) for m in stack.processes}
+    target = by_name.pop("target")
+    family = [target, *target.children(recursive=True)]
+    assert len(family) >= 1 + 2 * W  # the master, W workers, a pool child of each
+    assert {p.nice() for p in family} == {SERVER_NICE}
+    for other in by_name.values():
+        assert other.nice() == 0, other.cmdline()
+    autogroup = Path(f"/proc/{target.pid}/autogroup")
+    if autogroup.exists():
+        assert autogroup.read_text().split()[-1] == str(SERVER_NICE)
+        assert Path(f"/proc/{by_name['upstream'].pid}/autogroup").read_text().split()[-1] == "0"
 
 
 def test_stack_stop_leaves_no_process_behind(tmp_path: Path) -> None:

@@ -116,3 +116,15 @@ def test_a_missing_final_report_says_whether_its_process_died() -> None:
     missing = {"expected": ["a", "b"], "received": ["a"], "missing": ["b"], "dead": ["b"]}
     (reason,) = validity.check(cell(), exact(final_reports=missing))["reasons"]
     assert reason == "final report never arrived from b (its process died)"
+
+
+def test_a_generator_that_did_not_keep_the_canarys_time_voids_the_cell() -> None:
+    """The canary sends on a fixed schedule in every cell: its starts that began late are the
+    generator's own wait for a core, which every latency it timed carries (a process pool's children
+    once kept it waiting 0.4 s a second here: 103 of 199 late, by up to 702 ms)."""
+    late = {"sent": 199, "late_starts": 103, "max_start_lag_us": 701_806}
+    v = validity.check(cell(), exact(canary=late, late_ms=10.0))
+    assert v["failed"] == ["generator"]
+    assert "started 103 of 199 requests (52%) more than 10 ms late (worst 702 ms)" in v["reasons"][0]
+    # At the schedule's own tolerance (5% of starts) it holds: 10 of 200 is a busy moment, not a cell.
+    assert validity.check(cell(), exact(canary={**late, "sent": 200, "late_starts": 10}))["valid"]
