@@ -38,7 +38,9 @@ RULE = (
     f"best when its throughput is within {THROUGHPUT_WITHIN:.0%} of the highest there and its exact p99 at "
     f"most {P99_AT_MOST:g}x the lowest there; where repeats were run, a difference within what the repeats "
     "showed (the spread, highest minus lowest over the mean, of the style's own req/s and p99, or of the best "
-    "one's it is measured against) counts as none when that is wider: such styles are 'either', not a choice. "
+    "one's it is measured against) counts as none when that is wider, and where each was measured once, the p99 "
+    "ratio is read from the low end of the style's p99 95% interval over the high end of the lowest's (a "
+    "difference inside both intervals is not one): such styles are 'either', not a choice. "
     "The headline says to use those; every other style is listed "
     "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
     f"loop is marked never to use. The best and the lowest are those of decided numbers only: a style with "
@@ -248,8 +250,10 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
         p99_within = {
             s: max(P99_AT_MOST, 1 + _spread(at.loc[s], "p99_ms"), 1 + _spread(at.loc[lowest], "p99_ms")) for s in judged
         }
+        # One measurement a side: the p99s differ only by what their 95% intervals leave.
+        p99_apart = {s: _p99_apart(at.loc[s], at.loc[lowest]) for s in judged}
         for s in judged:
-            at.loc[s, "good"] = at.loc[s, "rps_gap"] <= rps_within[s] and at.loc[s, "p99_over_best"] <= p99_within[s]
+            at.loc[s, "good"] = at.loc[s, "rps_gap"] <= rps_within[s] and p99_apart[s] <= p99_within[s]
     use = [s for s in judged if at.loc[s, "good"]]
     never = [s for s in judged if not at.loc[s, "good"] and blocks_the_loop(s)]
     behind = [s for s in judged if s not in use and s not in never]
@@ -267,11 +271,19 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
     if len(use) > 1:
         widest = (max(rps_within[s] for s in use), max(p99_within[s] for s in use))
         widened = widest[0] > THROUGHPUT_WITHIN or widest[1] > P99_AT_MOST
+        by_interval = [s for s in use if at.loc[s, "p99_over_best"] > p99_within[s]]
         parts = [
             f"use either {_or([words(s) for s in use])}"
             + (
                 f" (they differ by less than their repeats do: {widest[0]:.0%} in req/s, {widest[1]:.2f}x in p99)"
                 if widened
+                else ""
+            )
+            + (
+                f" ({_and([words(s) for s in by_interval])}: a p99 "
+                f"{_and([_times(at.loc[s, 'p99_over_best']) for s in by_interval])} the lowest, within what the "
+                "two p99s' 95% intervals leave)"
+                if by_interval
                 else ""
             )
         ]
@@ -332,6 +344,19 @@ def _unreliable(point: pd.Series) -> str:
     if is_bound(point, "p99_ms"):
         return "its p99 is only a lower bound: requests of its window were unfinished when the test stopped"
     return ""
+
+
+def _p99_apart(point: pd.Series, lowest: pd.Series) -> float:
+    """How far ``point``'s p99 is above the lowest one's, as the rule reads it: measured once each
+    (no repeats), the low end of its p99's 95% interval over the high end of the lowest's, when
+    both were computed (a difference inside the two intervals is not one); else the ratio of the
+    p99s themselves."""
+    ratio = float(point["p99_ms"] / lowest["p99_ms"])
+    once = point.get("repeats", 1) == 1 and lowest.get("repeats", 1) == 1
+    low, high = point.get("p99_low_ms", math.nan), lowest.get("p99_high_ms", math.nan)
+    if once and pd.notna(low) and pd.notna(high) and high > 0:
+        return min(ratio, float(low / high))
+    return ratio
 
 
 def _spread(point: pd.Series, metric: str) -> float:

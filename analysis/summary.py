@@ -558,6 +558,8 @@ MEANS = (
     "canary_failures",
     "canary_requests",
     *(f"{name}_cpu_ms" for name in LAB_SERVICES),
+    "p99_low_ms",  # the cell's own p99 interval: what the answers read where a point is one cell
+    "p99_high_ms",
 )
 SPREADS = ("rps", "p99_ms", "canary_p99_ms")  # a point's repeats' spread of these: {metric}_spread
 

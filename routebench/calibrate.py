@@ -27,6 +27,10 @@ from routebench.launcher import Stack, StackError
 from target_app import catalogue
 
 PROBE_S = 0.5  # per style and concurrency
+# The cpu family's busy level, longer: the model reads from it the share of a core a worker keeps
+# while its threads hand the GIL over (analysis.theory.core_share), a ratio of two probes whose
+# noise at 0.8 s (0.72 to 0.93 in four runs) was as large as what it measures.
+CORE_SHARE_PROBE_S = 2.0
 MIN_REQUESTS = 200  # the kernel counts CPU time in 10 ms ticks: enough requests to dwarf that
 # A request's CPU can grow with the requests around it (an HTTP client's pool holding many calls
 # at once, a driver's queue): each style is probed two at a time with 1 ms waits (the wait costs
@@ -40,7 +44,8 @@ METHOD = (
     f"server CPU seconds per request (Gunicorn workers, upstream and PostgreSQL processes, idle CPU "
     f"taken off), measured by a probe per style ({PROBE_S:g} s and at least {MIN_REQUESTS} requests at "
     f"{CONCURRENCY_LEVELS[0]} at a time with waits of {PROBE_WAIT_MS} ms, and at {CONCURRENCY_LEVELS[1]} at a "
-    "time with the cells' waits) on the run's stack before the first cell"
+    f"time with the cells' waits, {CORE_SHARE_PROBE_S:g} s for the cpu family) on the run's stack before the "
+    "first cell"
 )
 
 
@@ -154,9 +159,15 @@ def calibrate(
                     f"{stack.target_url}{catalogue.BY_ID[probe.style].path}?{urlencode(probe.query(wait_ms))}",
                     concurrency,
                     (idle_rate, idle_workers),
+                    seconds,
                 ),
             }
-            for concurrency, wait_ms in zip(CONCURRENCY_LEVELS, (PROBE_WAIT_MS, probe.wait_ms), strict=True)
+            for concurrency, wait_ms, seconds in zip(
+                CONCURRENCY_LEVELS,
+                (PROBE_WAIT_MS, probe.wait_ms),
+                (PROBE_S, CORE_SHARE_PROBE_S if catalogue.family_of(probe.style) == "cpu" else PROBE_S),
+                strict=True,
+            )
         ]
         out.append(
             {
@@ -182,14 +193,16 @@ def calibrate(
     }
 
 
-def probe_cpu(stack: Stack, url: str, concurrency: int, idle: tuple[float, float]) -> dict[str, Any]:
-    """One probe: ``url`` requested ``concurrency`` at a time (after a moment's warming of connections,
-    pools and caches); the stack's and its workers' CPU seconds per request, their idle CPU (cores:
-    ``idle``) taken off."""
+def probe_cpu(
+    stack: Stack, url: str, concurrency: int, idle: tuple[float, float], seconds: float = PROBE_S
+) -> dict[str, Any]:
+    """One probe: ``url`` requested ``concurrency`` at a time for ``seconds`` and MIN_REQUESTS at least
+    (after a moment's warming of connections, pools and caches); the stack's and its workers' CPU
+    seconds per request, their idle CPU (cores: ``idle``) taken off."""
     hammer(url, 0.15, 4, concurrency)
     total0, workers0 = stack_cpu_s(stack)
     t0 = time.monotonic()
-    n = hammer(url, PROBE_S, MIN_REQUESTS, concurrency)
+    n = hammer(url, seconds, MIN_REQUESTS, concurrency)
     seconds = time.monotonic() - t0
     total1, workers1 = stack_cpu_s(stack)
     return {

@@ -40,7 +40,7 @@ STOP_TIMEOUT_S = 10.0
 # it, a process pool's CPU-bound children kept the Locust processes waiting for a core 0.4 s of
 # every second here (their canary started half its requests late, by up to 0.7 s, and every latency
 # they timed carried that wait). The clients of a real server run on other machines.
-SERVER_NICE = 10
+SERVER_NICE = 5
 
 
 class StackError(RuntimeError):

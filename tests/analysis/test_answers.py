@@ -426,3 +426,25 @@ def test_a_sentence_about_an_invalid_cell_says_so() -> None:
         "sleep/sync-def",
     )
     assert "not valid" not in valid.text
+
+
+def test_measured_once_a_side_p99s_that_their_intervals_cannot_tell_apart_are_either() -> None:
+    """One cell each: a p99 1.3x the lowest whose 95% interval reaches within 1.25x of the lowest's
+    interval is no difference; one whose interval stays clear of it is."""
+    fast = dict(p99_low_ms=55.0, p99_high_ms=66.0)
+    t = table(
+        row("http/async-client", 20, rps=380, p99=60, **fast),
+        row("http/sync-def", 20, rps=375, p99=78, p99_low_ms=70.0, p99_high_ms=90.0),
+    )
+    headline = family(t, "http").headline
+    assert headline.startswith("http at 20 users: use either a shared `httpx.AsyncClient` or plain `def`")
+    assert "plain `def`: a p99 1.30x the lowest, within what the two p99s' 95% intervals leave" in headline
+    # Its interval clear of the lowest's by more than the rule's 1.25x: behind, as without intervals.
+    t = table(
+        row("http/async-client", 20, rps=380, p99=60, **fast),
+        row("http/sync-def", 20, rps=375, p99=100, p99_low_ms=95.0, p99_high_ms=105.0),
+    )
+    assert headline_parts(family(t, "http"))["use"] == "use a shared `httpx.AsyncClient`"
+    # Without intervals (not computed, or repeats instead), the p99s' own ratio decides.
+    t = table(row("http/async-client", 20, rps=380, p99=60), row("http/sync-def", 20, rps=375, p99=78))
+    assert headline_parts(family(t, "http"))["use"] == "use a shared `httpx.AsyncClient`"
