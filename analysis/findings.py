@@ -154,6 +154,11 @@ def _figures(r: pd.Series) -> dict[str, Any]:
         ],
         "valid": bool(r["valid"]),
         "invalid_because": r["invalid_because"],
+        # What a request to another route of the same workers met meanwhile (the canary: routebench's
+        # health route, answered inside your app's workers), over every start, from its intended start.
+        "others_p50_ms": _num(r.get("canary_p50_ms")),
+        "others_p99_ms": _num(r.get("canary_p99_ms")),
+        "others_p99_at_least": bool(r.get("canary_p99_ms_at_least", False)),
     }
 
 
@@ -293,7 +298,8 @@ def decide(
         return (
             "cpu-bound",
             4,
-            f"{scaled}; {cpu_ms:,.2f} ms of server CPU per request {at}{than}{against}; the workers used {used}",
+            f"{scaled}; {cpu_ms:,.2f} ms of server CPU per request {at}{than}{against}; the workers used {used}"
+            + where_it_computes(blocked, ev, lo, hi),
         )
     full, queued = ev["threads_full_share"], ev.get("threads_waiting_share")
     tokens_full = not scales and exhausted(full) and bool(ev["threads_total"])
@@ -387,6 +393,26 @@ def decide(
         f"{scaled}, yet {', '.join(seen)}: none explains it (the limit is outside what routebench sees: a lock, "
         "an upstream, a pool)",
     )
+
+
+def where_it_computes(blocked: float, ev: dict[str, Any], lo: dict[str, Any], hi: dict[str, Any]) -> str:
+    """For a cpu-bound route, whether its work holds the event loop (so every other route of the
+    worker waits behind it) or runs off it (threads, processes), from the stall detector, with what
+    another route met meanwhile (the canary's median at the highest count, beside the lowest's)."""
+    holds = blocked_in_own_code(blocked, ev["own_code_share"])
+    where = f" at {ev['blocking_sites'][0]['site']}" if holds and ev["blocking_sites"] else ""
+    text = (
+        f"; it computes on the event loop (stalled {blocked:.0%} of the time{where}): every other route of a "
+        "worker waits behind it"
+        if holds
+        else f"; it computes off the event loop (stalled {blocked:.0%} of the time)"
+    )
+    others, alone = hi.get("others_p50_ms"), lo.get("others_p50_ms")
+    if others is not None:
+        text += f"; a request to another route meanwhile took {others:,.1f} ms at the median" + (
+            f" ({alone:,.1f} ms at {lo['users']:g} user(s))" if alone is not None else ""
+        )
+    return text
 
 
 def _void(cell: dict[str, Any], r: pd.Series) -> list[str]:
@@ -486,6 +512,11 @@ def findings(run: Run, table: pd.DataFrame) -> dict[str, Any] | None:
                 "linear_share": round(scaling / (hi["users"] / lo["users"]), 3) if scaling is not None else None,
                 "error_share": round(failed[0] / failed[1], 4) if failed[1] else None,
                 "cheapest_other_cpu_ms": min(others) if others else None,
+                "holds_the_loop": blocked_in_own_code(ev["blocked_share"], ev["own_code_share"])
+                if ev.get("blocked_share") is not None
+                else None,
+                "others_p50_ms": hi["others_p50_ms"],
+                "others_p99_ms": hi["others_p99_ms"],
             },
             latency=[_figures(r) for _, r in rows.iterrows()],
             beside_others=beside,

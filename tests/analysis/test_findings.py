@@ -256,3 +256,24 @@ def test_errors_and_void_cells_come_first() -> None:
 @pytest.mark.parametrize("rule", findings.RULES)
 def test_every_rule_is_said_in_words(rule: str) -> None:
     assert rule.split(":")[0] in findings.VERDICTS
+
+
+def test_a_cpu_bound_route_says_whether_it_computes_on_the_loop_and_what_the_others_met() -> None:
+    """Both are cpu-bound (their time is computation); one holds the loop while it computes, so every
+    other route of the worker waits behind it, the other computes in threads: the canary's median
+    beside each says what that costs the rest of the app."""
+    computing = dict(cpu_ms_per_request=20.0, cores_used=1.7)
+    site = [{"site": "app/report.py:40 build", "share": 1.0, "stack": ["app/report.py:40 build"]}]
+    on_loop = evidence(blocked_share=0.95, own_code_share=0.9, blocking_sites=site, **computing)
+    lo, hi = {**LO, "others_p50_ms": 1.2}, {**FLAT, "others_p50_ms": 180.0}
+    verdict_, rule, why = findings.decide(lo, hi, on_loop, [], floor_cpu_ms=0.3)
+    assert (verdict_, rule) == ("cpu-bound", 4)
+    assert "it computes on the event loop (stalled 95% of the time at app/report.py:40 build)" in why
+    assert "a request to another route meanwhile took 180.0 ms at the median (1.2 ms at 1 user(s))" in why
+    off_loop = evidence(blocked_share=0.05, own_code_share=0.0, **computing)
+    verdict_, _, why = findings.decide(lo, {**FLAT, "others_p50_ms": 15.0}, off_loop, [], floor_cpu_ms=0.3)
+    assert verdict_ == "cpu-bound" and "it computes off the event loop (stalled 5% of the time)" in why
+    assert "took 15.0 ms at the median" in why
+    # Without the canary (a run from before it), the verdict still says where it computes.
+    _, _, why = findings.decide(LO, FLAT, off_loop, [], floor_cpu_ms=0.3)
+    assert why.endswith("it computes off the event loop (stalled 5% of the time)")
