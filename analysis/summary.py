@@ -554,6 +554,7 @@ MEANS = (
     "p99_all_ms",
     "failure_rate",
     "style_users",
+    "canary_p50_ms",
     "canary_p99_ms",
     "canary_failures",
     "canary_requests",

@@ -448,3 +448,27 @@ def test_measured_once_a_side_p99s_that_their_intervals_cannot_tell_apart_are_ei
     # Without intervals (not computed, or repeats instead), the p99s' own ratio decides.
     t = table(row("http/async-client", 20, rps=380, p99=60), row("http/sync-def", 20, rps=375, p99=78))
     assert headline_parts(family(t, "http"))["use"] == "use a shared `httpx.AsyncClient`"
+
+
+def test_a_style_that_holds_up_the_rest_of_the_app_is_behind_whatever_its_own_numbers() -> None:
+    """CPU work on the loop served the most and had the lowest p99, while another route's median under
+    its load was 46x the lowest one's: it is behind, and the others are ranked among themselves."""
+    t = table(
+        row("cpu/async", 20, rps=263, p99=154, canary_p50_ms=92.0, canary_p99_ms=199.0),
+        row("cpu/sync-def", 20, rps=219, p99=175, canary_p50_ms=18.0, canary_p99_ms=69.0),
+        row("cpu/process-pool", 20, rps=251, p99=133, canary_p50_ms=2.0, canary_p99_ms=6.4),
+    )
+    parts = headline_parts(family(t, "cpu"))
+    assert parts["use"] == "use a process pool (other routes' p99 6.4 ms)"
+    behind = parts["behind:"]
+    loop = "`async def` (1.05x the best req/s, 1.16x the lowest p99, other routes' median 92.0 ms: 46x the lowest's"
+    assert loop in behind
+    assert "plain `def` (0.87x the best req/s" in behind and "other routes' median 18.0 ms: 9.00x" in behind
+    # Medians within OTHERS_AT_MOST of each other (or within OTHERS_ABOVE_MS): no one holds up the rest.
+    t = table(
+        row("sleep/async-await", 100, rps=1900, p99=59, canary_p50_ms=1.4),
+        row("sleep/sync-def", 100, rps=1500, p99=120, canary_p50_ms=1.9),
+        row("sleep/offloaded", 100, rps=1850, p99=64, canary_p50_ms=5.5),  # 3.9x, but 4.1 ms above
+    )
+    use = headline_parts(family(t, "sleep"))["use"]
+    assert use.startswith("use either `async def` + `await` or `run_in_threadpool`")
