@@ -242,6 +242,7 @@ class CellOutcome:
     generator_saturated: bool | None = None
     generator_cpu_cores: float | None = None  # cores the Locust processes took in the window
     lab_cpu_cores: dict[str, float] | None = None  # cores the lab's upstream and PostgreSQL took in it
+    reference_ms: float | None = None  # the machine's speed over the window (routebench.speed)
     users_by_style: dict[str, int] | None = None
     lost_workers: list[dict[str, Any]] | None = None  # as the Locust master's heartbeat saw them
     losses: list[dict[str, Any]] | None = None  # every process the runner saw die (routebench.watch)

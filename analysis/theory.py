@@ -410,6 +410,22 @@ def _number(value: Any) -> float:
         return math.nan
 
 
+SPEED_BOUNDS = (0.5, 2.0)  # a machine speed ratio outside these is a broken reading, not a machine
+
+
+def speed_ratio(cell: dict[str, Any], calibration: dict[str, Any] | None) -> float:
+    """How much slower (over 1) or faster the machine ran Python in the cell's window than during
+    the calibration: the reference loop's CPU time in each (routebench.speed); 1 when either was not
+    measured. The calibration's CPU per request is scaled by it: the same request costs that much
+    more CPU time on a machine whose shared caches and memory the host's other tenants are using."""
+    cell_ms = _number(cell.get("reference_ms"))
+    calibrated = _number((calibration or {}).get("reference_ms")) if isinstance(calibration, dict) else math.nan
+    if not (math.isfinite(cell_ms) and math.isfinite(calibrated) and cell_ms > 0 and calibrated > 0):
+        return 1.0
+    ratio = cell_ms / calibrated
+    return ratio if SPEED_BOUNDS[0] <= ratio <= SPEED_BOUNDS[1] else 1.0
+
+
 def cores_available(cell: dict[str, Any], machine_cores: float) -> float:
     """The machine's cores minus those the load generator used in the cell, never below MIN_CORES."""
     generator = _number(cell.get("generator_cpu_cores"))
@@ -424,6 +440,7 @@ def shape_for(
     users = _number(row.get("style_users"))
     # The requests at a time the CPU demand is read at: the users (closed), or rate x wait (open).
     concurrency = _number(row.get("arrival_rate")) * _number(cell["wait_ms"]) / 1000 if open_model else users
+    speed = speed_ratio(cell, calibration)
     return Shape(
         users=math.nan if open_model else users,
         workers=int(cell["server_workers"]),
@@ -431,8 +448,8 @@ def shape_for(
         pool=int(cell["db_pool_size"]),
         wait_s=_number(cell["wait_ms"]) / 1000,
         fanout=int(cell["fanout"]),
-        cpu_s=demand_for(calibration, row["style"], cell, concurrency=concurrency),
-        workers_cpu_s=demand_for(calibration, row["style"], cell, "workers_cpu_s_per_request", concurrency),
+        cpu_s=demand_for(calibration, row["style"], cell, concurrency=concurrency) * speed,
+        workers_cpu_s=demand_for(calibration, row["style"], cell, "workers_cpu_s_per_request", concurrency) * speed,
         core_share=core_share(calibration, row["style"], cell),
         cores=cores_available(cell, machine_cores),
         model="open" if open_model else "closed",
@@ -506,8 +523,10 @@ def add_predictions(
     out["predicted_mean_ms"] = [p.mean_s * 1000 for p in predictions]
     out["predicted_bottleneck"] = [p.bottleneck or None for p in predictions]
     out["predicted_cpu_utilisation"] = [p.cpu_utilisation for p in predictions]
-    # The calibration's CPU per request of the Gunicorn workers alone, to set beside what the
-    # workers used per request in the cell itself (a consistency check, not an input).
+    # The machine's speed in the cell against the calibration's (over 1: slower), and the
+    # calibration's CPU per request of the Gunicorn workers alone scaled by it, as the model used it,
+    # to set beside what the workers used per request in the cell itself (a consistency check).
+    out["machine_slowdown"] = [speed_ratio(cells.get(row["cell"], {}), calibration) for row in out.to_dict("records")]
     out["calibrated_workers_cpu_ms"] = [
         demand_for(
             calibration,
@@ -517,6 +536,7 @@ def add_predictions(
             _number(row.get("style_users")),
         )
         * 1000
+        * row["machine_slowdown"]
         for row in out.to_dict("records")
     ]
     out["rps_vs_predicted"] = out["rps"] / out["predicted_rps"]

@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import psutil
 
-from routebench import stopping
+from routebench import speed, stopping
 from routebench.context import RunContext
 from routebench.experiment import Cell
 from routebench.launcher import Stack, StackError
@@ -146,8 +146,10 @@ def calibrate(
     time.sleep(IDLE_S)
     after, after_workers = stack_cpu_s(stack)
     idle_rate, idle_workers = (after - before) / IDLE_S, (after_workers - before_workers) / IDLE_S
+    references = [speed.reading()]  # the machine's speed while the probes run (routebench.speed)
     for i, probe in enumerate(probes, 1):
         stopping.check()
+        references.append(speed.reading())
         if on_probe:
             on_probe(i, len(probes), probe.style)
         levels = [
@@ -188,6 +190,7 @@ def calibrate(
         "method": METHOD,
         "idle_cpu_cores": round(idle_rate, 4),
         "idle_workers_cpu_cores": round(idle_workers, 4),
+        "reference_ms": speed.typical(references),
         "probes": out,
         "canary": {k: canary[k] for k in ("requests", "workers_cpu_s_per_request")},
     }

@@ -19,7 +19,7 @@ from analysis import validity
 from analysis.load import read_telemetry
 from analysis.rundir import CellDir, CellOutcome, set_aside, write_json
 from analysis.timeseries import stall_summary
-from routebench import stopping
+from routebench import speed, stopping
 from routebench.context import RunContext
 from routebench.evidence import connections_per_worker, generator_load, lab_cpu_seconds, lab_load, placed, worker_deaths
 from routebench.experiment import Cell
@@ -92,7 +92,7 @@ def measure(ctx: RunContext, cell: Cell, cell_dir: Path, on_rps: Callable[[float
         for attempt in range(1, GENERATOR_ATTEMPTS + 1):
             profiler = Profiler(files.profile) if ctx.experiment.profile and isinstance(stack, Stack) else None
             try:
-                cluster, placements, lab_cpu = load(ctx, spec, workers, stack, watch, on_rps, profiler)
+                cluster, placements, lab_cpu, references = load(ctx, spec, workers, stack, watch, on_rps, profiler)
                 break
             except GeneratorLost as gone:
                 ctx.lab.drop_cluster()
@@ -157,6 +157,7 @@ def measure(ctx: RunContext, cell: Cell, cell_dir: Path, on_rps: Callable[[float
         server_shape=reported,
         connections_per_worker=placed(placements, *window),
         lab_cpu_cores=lab_load(lab_cpu, window),
+        reference_ms=speed.typical([ms for t, ms in references if window[0] <= t <= window[1]]),
         window_s=round(float(exact.get("measure_until") or exact["stopped_at"]) - float(exact["measure_from"]), 3),
         # Empty: the test ended by another hand than its own timer (Locust's, say).
         stopped_by=test.get("stopped_by") or "ended early, not by its window",
@@ -181,7 +182,12 @@ def load(
     watch: Watch,
     on_rps: Callable[[float | None], None],
     profiler: Profiler | None = None,
-) -> tuple[LocustCluster, list[tuple[float, dict[int, int]]], list[tuple[float, dict[str, float]]]]:
+) -> tuple[
+    LocustCluster,
+    list[tuple[float, dict[int, int]]],
+    list[tuple[float, dict[str, float]]],
+    list[tuple[float, float]],
+]:
     """One attempt at the cell's load: one test on the lab's Locust master and workers, every
     process watched. A generator process lost before the window opens raises GeneratorLost
     (the caller starts the load again on a fresh cluster); one lost after it is recorded and
@@ -190,6 +196,7 @@ def load(
     target = next((m for m in stack.processes if m.name == "target"), None)
     placements: list[tuple[float, dict[int, int]]] = []
     lab_cpu: list[tuple[float, dict[str, float]]] = []  # the lab services' CPU seconds, each tick
+    references: list[tuple[float, float]] = []  # the machine's speed, each tick (routebench.speed)
     try:
         cluster = ctx.lab.generator(workers)
     except DiedWhileStarting as exc:
@@ -211,6 +218,7 @@ def load(
         if isinstance(stack, Stack):
             placements.append((time.time(), connections_per_worker(stack)))
             lab_cpu.append((time.time(), lab_cpu_seconds(stack)))
+        references.append((time.time(), speed.reading()))
         w = watch.window()
         if profiler is not None and not profiler.started and w is not None and target is not None:
             now = time.time()
@@ -231,7 +239,7 @@ def load(
             raise GeneratorLost(loss)
     if isinstance(stack, Stack):  # a reading after the window closed, however soon the test was saved
         lab_cpu.append((time.time(), lab_cpu_seconds(stack)))
-    return cluster, placements, lab_cpu
+    return cluster, placements, lab_cpu, references
 
 
 def keep_server_evidence(

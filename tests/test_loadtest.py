@@ -84,6 +84,8 @@ def test_every_cell_has_exact_histograms_and_locust_csvs(smoke_run: Path) -> Non
         # its stack has none): a sleep route does not call the upstream, which took next to nothing.
         assert set(cell["lab_cpu_cores"]) == {"upstream"}
         assert all(0 <= cores < 0.2 for cores in cell["lab_cpu_cores"].values()), cell["lab_cpu_cores"]
+        # The machine's speed was read through the window, as during the calibration (routebench.speed).
+        assert cell["reference_ms"] > 0
 
 
 def test_run_metadata_is_complete(smoke_run: Path) -> None:
@@ -92,6 +94,7 @@ def test_run_metadata_is_complete(smoke_run: Path) -> None:
         assert meta["versions"][pkg] and "not installed" not in meta["versions"][pkg], pkg
     assert meta["versions"]["postgresql"].startswith("postgres")
     assert meta["machine"]["cpu_count"] >= 1 and meta["machine"]["cpu_model"]
+    assert meta["calibration"]["reference_ms"] > 0  # the machine's speed while the probes ran
     assert "commit" in meta["git"]
     assert meta["experiment"]["name"] == "smoke" and meta["experiment"]["groups"]
 

@@ -381,3 +381,25 @@ def test_threads_that_hand_the_gil_over_keep_the_share_of_a_core_the_calibration
     out = theory.add_predictions(table, {"c": cell(generator_cpu_cores=0.0)}, calibration, machine_cores=2)
     loop, threads = out["predicted_rps"]
     assert threads == pytest.approx(0.8 * loop, rel=0.02)
+
+
+def test_the_calibrations_cpu_is_scaled_by_how_much_slower_the_machine_ran_in_the_cell() -> None:
+    """The reference loop took 10% longer in the cell than during the calibration: the machine ran
+    Python a tenth slower, so a request cost a tenth more CPU time than the calibration measured."""
+    calibration = {**PROBES, "reference_ms": 0.60}
+    slow = cell(reference_ms=0.66)
+    assert theory.speed_ratio(slow, calibration) == pytest.approx(1.10)
+    assert theory.speed_ratio(cell(), calibration) == 1.0  # not measured in the cell: as calibrated
+    assert theory.speed_ratio(slow, PROBES) == 1.0  # nor in the calibration
+    assert theory.speed_ratio(cell(reference_ms=6.0), calibration) == 1.0  # 10x: a broken reading
+    table = pd.DataFrame(
+        [
+            dict(cell=c, style="cpu/async", style_users=20, model="closed", arrival_rate=math.nan, rps=200.0,
+                 mean_ms=100.0, p50_ms=90.0, together=False)
+            for c in ("same", "slow")
+        ]
+    )  # fmt: skip
+    cells = {"same": cell(reference_ms=0.60, generator_cpu_cores=0.0), "slow": cell(**slow, generator_cpu_cores=0.0)}
+    same, slower = theory.add_predictions(table, cells, calibration, machine_cores=2).to_dict("records")
+    assert slower["predicted_rps"] == pytest.approx(same["predicted_rps"] / 1.10, rel=0.01)
+    assert (same["machine_slowdown"], slower["machine_slowdown"]) == (1.0, pytest.approx(1.10))
