@@ -43,9 +43,8 @@ RULE = (
     f"best when its throughput is within {THROUGHPUT_WITHIN:.0%} of the highest there and its exact p99 at "
     f"most {P99_AT_MOST:g}x the lowest there; where repeats were run, a difference within what the repeats "
     "showed (the spread, highest minus lowest over the mean, of the style's own req/s and p99, or of the best "
-    "one's it is measured against) counts as none when that is wider, and where each was measured once, the p99 "
-    "ratio is read from the low end of the style's p99 95% interval over the high end of the lowest's (a "
-    "difference inside both intervals is not one): such styles are 'either', not a choice. "
+    "one's it is measured against) counts as none when that is wider, and where each was measured once, two "
+    "p99s whose 95% intervals overlap count as no difference: such styles are 'either', not a choice. "
     "The headline says to use those; every other style is listed "
     "as behind with its throughput and p99 as multiples of the best, and a style that blocks the event "
     f"loop is marked never to use. The best and the lowest are those of decided numbers only: a style with "
@@ -276,15 +275,26 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
     unranked = {s: unsure.pop(s) for s in list(unsure) if blocks_the_loop(s) and s != fastest}
 
     def gap(style: str) -> str:
+        # A style that holds up the rest is measured against the others' best, and says so.
+        best, lowest = ("the others' best", "their lowest") if style in holds_up else ("the best", "the lowest")
         return (
-            f"{1 - at.loc[style, 'rps_gap']:.2f}x the best req/s, {_times(at.loc[style, 'p99_over_best'])} "
-            f"the lowest p99{holds_up.get(style, '')}{_others(at.loc[style], ', ')}"
+            f"{1 - at.loc[style, 'rps_gap']:.2f}x {best} req/s, {_times(at.loc[style, 'p99_over_best'])} "
+            f"{lowest} p99{holds_up.get(style, '')}{_others(at.loc[style], ', ')}"
         )
 
+    # Styles let in because their p99's interval overlaps the lowest's, though the p99s differ more
+    # than the rule's tolerance: said beside the headline's "use".
+    by_interval = [s for s in use if at.loc[s, "p99_over_best"] > p99_within[s]]
+    overlap = (
+        f" ({_and([words(s) for s in by_interval])}: a p99 "
+        f"{_and([_times(at.loc[s, 'p99_over_best']) for s in by_interval])} the lowest, but the two p99s' 95% "
+        "intervals overlap)"
+        if by_interval
+        else ""
+    )
     if len(use) > 1:
         widest = (max(rps_within[s] for s in use), max(p99_within[s] for s in use))
         widened = widest[0] > THROUGHPUT_WITHIN or widest[1] > P99_AT_MOST
-        by_interval = [s for s in use if at.loc[s, "p99_over_best"] > p99_within[s]]
         parts = [
             f"use either {_or([words(s) for s in use])}"
             + (
@@ -292,18 +302,14 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
                 if widened
                 else ""
             )
-            + (
-                f" ({_and([words(s) for s in by_interval])}: a p99 "
-                f"{_and([_times(at.loc[s, 'p99_over_best']) for s in by_interval])} the lowest, within what the "
-                "two p99s' 95% intervals leave)"
-                if by_interval
-                else ""
-            )
+            + overlap
         ]
     elif use:
-        parts = [f"use {words(use[0])}" + (f" ({_others(at.loc[use[0]])})" if _others(at.loc[use[0]]) else "")]
+        parts = [
+            f"use {words(use[0])}" + (f" ({_others(at.loc[use[0]])})" if _others(at.loc[use[0]]) else "") + overlap
+        ]
     elif judged:
-        most, lowest = at.loc[judged, "rps"].idxmax(), at.loc[judged, "p99_ms"].idxmin()
+        most, lowest = at.loc[ranked, "rps"].idxmax(), at.loc[ranked, "p99_ms"].idxmin()
         parts = [
             f"none led on both: {words(most)} served the most req/s ({_rps(at.loc[most, 'rps'])}), "
             f"{words(lowest)} had the lowest p99 ({_ms(at.loc[lowest, 'p99_ms'])})"
@@ -380,15 +386,14 @@ def _unreliable(point: pd.Series) -> str:
 
 
 def _p99_apart(point: pd.Series, lowest: pd.Series) -> float:
-    """How far ``point``'s p99 is above the lowest one's, as the rule reads it: measured once each
-    (no repeats), the low end of its p99's 95% interval over the high end of the lowest's, when
-    both were computed (a difference inside the two intervals is not one); else the ratio of the
-    p99s themselves."""
+    """How far ``point``'s p99 is above the lowest one's, as the rule reads it: the ratio of the two
+    p99s, or 1 (no difference measured) where each was measured once (no repeats) and their 95%
+    intervals overlap (the low end of its interval at or under the high end of the lowest's)."""
     ratio = float(point["p99_ms"] / lowest["p99_ms"])
     once = point.get("repeats", 1) == 1 and lowest.get("repeats", 1) == 1
     low, high = point.get("p99_low_ms", math.nan), lowest.get("p99_high_ms", math.nan)
-    if once and pd.notna(low) and pd.notna(high) and high > 0:
-        return min(ratio, float(low / high))
+    if once and pd.notna(low) and pd.notna(high) and low <= high:
+        return min(ratio, 1.0)
     return ratio
 
 

@@ -241,6 +241,7 @@ class CellOutcome:
     reason: str | None = None
     generator_saturated: bool | None = None
     generator_cpu_cores: float | None = None  # cores the Locust processes took in the window
+    orchestrator_cpu_cores: float | None = None  # and routebench's own process
     lab_cpu_cores: dict[str, float] | None = None  # cores the lab's upstream and PostgreSQL took in it
     reference_ms: float | None = None  # the machine's speed over the window (routebench.speed)
     users_by_style: dict[str, int] | None = None

@@ -427,9 +427,10 @@ def speed_ratio(cell: dict[str, Any], calibration: dict[str, Any] | None) -> flo
 
 
 def cores_available(cell: dict[str, Any], machine_cores: float) -> float:
-    """The machine's cores minus those the load generator used in the cell, never below MIN_CORES."""
-    generator = _number(cell.get("generator_cpu_cores"))
-    return max(MIN_CORES, machine_cores - (generator if math.isfinite(generator) else 0.0))
+    """The machine's cores minus those the load side used in the cell (the Locust processes and
+    routebench's own), never below MIN_CORES."""
+    taken = [_number(cell.get(k)) for k in ("generator_cpu_cores", "orchestrator_cpu_cores")]
+    return max(MIN_CORES, machine_cores - sum(c for c in taken if math.isfinite(c)))
 
 
 def shape_for(

@@ -95,10 +95,16 @@ def stack_cpu_s(stack: Stack) -> tuple[float, float]:
     return total, only_workers
 
 
-def hammer(url: str, seconds: float, min_requests: int, concurrency: int) -> int:
+READ_EVERY_S = 0.25  # how often ``during`` is called while the clients run
+
+
+def hammer(
+    url: str, seconds: float, min_requests: int, concurrency: int, during: Callable[[], None] | None = None
+) -> int:
     """Requests completed by ``concurrency`` keep-alive clients in at least ``seconds`` (and at
-    least ``min_requests``, within 4x the time). A client whose connection fails stops (the stack
-    being stopped under it, by Ctrl-C say); an interrupt stops them all before it goes on up."""
+    least ``min_requests``, within 4x the time); ``during`` is called every READ_EVERY_S meanwhile. A
+    client whose connection fails stops (the stack being stopped under it, by Ctrl-C say); an
+    interrupt stops them all before it goes on up."""
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     done = [0] * concurrency
@@ -125,7 +131,10 @@ def hammer(url: str, seconds: float, min_requests: int, concurrency: int) -> int
         t.start()
     try:
         for t in threads:
-            t.join()
+            while t.is_alive():
+                if during is not None:
+                    during()
+                t.join(READ_EVERY_S)
     finally:
         stop.set()
         for t in threads:
@@ -146,10 +155,15 @@ def calibrate(
     time.sleep(IDLE_S)
     after, after_workers = stack_cpu_s(stack)
     idle_rate, idle_workers = (after - before) / IDLE_S, (after_workers - before_workers) / IDLE_S
-    references = [speed.reading()]  # the machine's speed while the probes run (routebench.speed)
+    # The machine's speed while the busy probes load it, as each cell's is read under its load
+    # (routebench.speed).
+    references: list[float] = []
+
+    def read_speed() -> None:
+        references.append(speed.reading())
+
     for i, probe in enumerate(probes, 1):
         stopping.check()
-        references.append(speed.reading())
         if on_probe:
             on_probe(i, len(probes), probe.style)
         levels = [
@@ -162,6 +176,7 @@ def calibrate(
                     concurrency,
                     (idle_rate, idle_workers),
                     seconds,
+                    read_speed if concurrency == CONCURRENCY_LEVELS[-1] else None,
                 ),
             }
             for concurrency, wait_ms, seconds in zip(
@@ -197,7 +212,12 @@ def calibrate(
 
 
 def probe_cpu(
-    stack: Stack, url: str, concurrency: int, idle: tuple[float, float], seconds: float = PROBE_S
+    stack: Stack,
+    url: str,
+    concurrency: int,
+    idle: tuple[float, float],
+    seconds: float = PROBE_S,
+    during: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """One probe: ``url`` requested ``concurrency`` at a time for ``seconds`` and MIN_REQUESTS at least
     (after a moment's warming of connections, pools and caches); the stack's and its workers' CPU
@@ -205,7 +225,7 @@ def probe_cpu(
     hammer(url, 0.15, 4, concurrency)
     total0, workers0 = stack_cpu_s(stack)
     t0 = time.monotonic()
-    n = hammer(url, seconds, MIN_REQUESTS, concurrency)
+    n = hammer(url, seconds, MIN_REQUESTS, concurrency, during)
     seconds = time.monotonic() - t0
     total1, workers1 = stack_cpu_s(stack)
     return {

@@ -150,6 +150,7 @@ def measure(ctx: RunContext, cell: Cell, cell_dir: Path, on_rps: Callable[[float
         "degraded" if lost else "ok",
         generator_saturated=generator["saturated"],
         generator_cpu_cores=generator["cpu_cores"],
+        orchestrator_cpu_cores=generator["orchestrator_cpu_cores"],
         users_by_style=test.get("users_by_style", {}),
         lost_workers=exact.get("lost_workers", []),
         losses=watch.losses,

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from routebench.evidence import generator_load, lab_load, placed, worker_deaths
-from routebench.locust_cluster import CPU_WARNING
+from routebench.locust_cluster import CPU_WARNING, ORCHESTRATOR
 from target_app.telemetry import worker_file
 
 GUNICORN_LOG = """\
@@ -88,3 +88,12 @@ def test_the_labs_cores_are_read_between_the_readings_that_span_the_window() -> 
     # Readings that do not span the window give nothing, rather than a guess.
     assert lab_load(readings[12:], (10.5, 20.5)) is None
     assert lab_load(readings[:15], (10.5, 20.5)) is None
+
+
+def test_routebenchs_own_cpu_is_kept_apart_from_the_generators() -> None:
+    """routebench's process is read with the Locust processes, but its cores are its own figure: it
+    never makes the generator saturated, and capacity's per-request cost of the generator leaves it out."""
+    cpu = {"1": [(11.0, 20.0), (12.0, 20.0)], "2": [(11.0, CPU_WARNING + 5), (12.0, CPU_WARNING + 5)]}
+    load = generator_load(cpu, {"1": "locust-worker-1", "2": ORCHESTRATOR}, (10.0, 12.0))
+    assert not load["saturated"]
+    assert load["cpu_cores"] == 0.2 and load["orchestrator_cpu_cores"] == round((CPU_WARNING + 5) / 100, 3)
