@@ -262,7 +262,7 @@ def headline(family: str, shape: pd.DataFrame, base: str) -> str:
         p99_within = {
             s: max(P99_AT_MOST, 1 + _spread(at.loc[s], "p99_ms"), 1 + _spread(at.loc[lowest], "p99_ms")) for s in judged
         }
-        # One measurement a side: the p99s differ only by what their 95% intervals leave.
+        # One measurement a side: p99s whose 95% intervals overlap differ by nothing measured.
         p99_apart = {s: _p99_apart(at.loc[s], at.loc[lowest]) for s in judged}
         for s in ranked:
             at.loc[s, "good"] = at.loc[s, "rps_gap"] <= rps_within[s] and p99_apart[s] <= p99_within[s]
