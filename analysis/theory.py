@@ -339,8 +339,8 @@ def core_share(calibration: dict[str, Any] | None, style: str, cell: dict[str, A
     (RouteStyle.cpu_on_threads), 1 for every other style or when it was not measured.
 
     Threads of one worker take turns at its GIL; each hand-over waits for the operating system to
-    wake the next thread, and the core idles meanwhile, for a time that is the machine's own (a
-    virtual CPU's wake-up is slower than a bare one's). The calibration measures it: at its busiest
+    wake the next thread, and the core idles meanwhile (schedstat here: the machine a quarter idle
+    while the threads waited), for a time that is the machine's own. The calibration measures it: at its busiest
     level (as many requests at a time as a cell of twenty users), the cores the style's workers kept
     busy over those the family's baseline kept busy, whose CPU work runs on the loop, on the same
     stack with the same probe client."""
@@ -417,7 +417,8 @@ def speed_ratio(cell: dict[str, Any], calibration: dict[str, Any] | None) -> flo
     """How much slower (over 1) or faster the machine ran Python in the cell's window than during
     the calibration: the reference loop's CPU time in each (routebench.speed); 1 when either was not
     measured. The calibration's CPU per request is scaled by it: the same request costs that much
-    more CPU time on a machine whose shared caches and memory the host's other tenants are using."""
+    more CPU time on a machine that runs Python that much slower (why it does is outside the VM's
+    view: routebench.speed)."""
     cell_ms = _number(cell.get("reference_ms"))
     calibrated = _number((calibration or {}).get("reference_ms")) if isinstance(calibration, dict) else math.nan
     if not (math.isfinite(cell_ms) and math.isfinite(calibrated) and cell_ms > 0 and calibrated > 0):

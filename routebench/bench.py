@@ -2,7 +2,8 @@
 
 Each comparison runs side by side in one invocation and is reported as a ratio, because a shared
 2-core machine is noisy: generator ceiling (our user class against wrk), capture overhead (exact
-capture on against off), the loop-stall detector's cost to the server (on against off), accuracy
+capture on against off), the loop-stall detector's cost to the server (on against off), the CPU
+per call of the two async HTTP clients the lab uses (aiohttp against httpx), accuracy
 (our p50 against wrk's at a 50 ms wait), analysis at scale (a synthetic run of 200 cells and 10
 million requests), and model fit (the latest default run, measured against predicted throughput
 per style).
@@ -177,6 +178,60 @@ def bench_detector(seconds: int) -> dict[str, Any]:
             rps[detector].append(wrk(url, connections=50, seconds=seconds)["rps"])
     on, off = statistics.mean(rps[True]), statistics.mean(rps[False])
     return {"rps_on": on, "rps_off": off, "runs": rps, "cost": 1 - on / off, "goal": "at most 2%"}
+
+
+CLIENT_CALLS = 3000
+CLIENT_IN_FLIGHT = (10, 50)
+
+
+def bench_fanout_clients(calls: int = CLIENT_CALLS) -> dict[str, Any]:
+    """CPU milliseconds per call of the two async HTTP clients against the lab's upstream (50 ms waits),
+    at 10 and 50 calls in flight from one uvloop process: why the fan-out calls through aiohttp
+    (target_app.resources.Upstream) while the http family measures httpx."""
+    import asyncio
+
+    import aiohttp
+    import httpx
+    import uvloop
+
+    async def per_call(kind: str, url: str, in_flight: int) -> float:
+        if kind == "httpx":
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+            client: Any = httpx.AsyncClient(base_url=url, limits=limits)
+
+            async def one() -> None:
+                (await client.get("/wait", params={"ms": 50})).raise_for_status()
+        else:
+            client = aiohttp.ClientSession(base_url=url, connector=aiohttp.TCPConnector(limit=1000))
+
+            async def one() -> None:
+                async with client.get("/wait", params={"ms": 50}) as r:
+                    r.raise_for_status()
+                    await r.read()
+
+        gate = asyncio.Semaphore(in_flight)
+
+        async def gated() -> None:
+            async with gate:
+                await one()
+
+        try:
+            await asyncio.gather(*(gated() for _ in range(in_flight)))  # open the connections
+            start = time.process_time()
+            await asyncio.gather(*(gated() for _ in range(calls)))
+            return (time.process_time() - start) / calls * 1000
+        finally:
+            await (client.aclose() if kind == "httpx" else client.close())
+
+    settings = Settings(workers=1, database_url=None)
+    with Stack(settings, with_db=False) as stack:
+        assert stack.upstream_url is not None
+        url = stack.upstream_url
+        out = {
+            kind: {str(n): round(uvloop.run(per_call(kind, url, n)), 3) for n in CLIENT_IN_FLIGHT}
+            for kind in ("httpx", "aiohttp")
+        }
+    return {"cpu_ms_per_call": out, "calls": calls, "wait_ms": 50}
 
 
 def synthetic_run(root: Path, cells: int = 200, requests: int = 10_000_000, seed: int = 7) -> Path:
@@ -407,6 +462,15 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"| p50 of sleep/async-await at d=50 ms (ms) | {acc['routebench_exact_p50_ms']:.2f} "
             f"| wrk {acc['wrk_p50_ms']:.2f} | {acc['ratio']:.3f} |"
         )
+    clients = result.get("fanout_clients")
+    if clients:
+        per = clients["cpu_ms_per_call"]
+        lines.append(
+            f"| CPU ms per upstream call at {' / '.join(map(str, CLIENT_IN_FLIGHT))} in flight, "
+            f"{clients['calls']:,} calls each (one uvloop process, {clients['wait_ms']} ms waits) "
+            f"| aiohttp {' / '.join(f'{v:.2f}' for v in per['aiohttp'].values())} "
+            f"| httpx {' / '.join(f'{v:.2f}' for v in per['httpx'].values())} | the fan-out's client |"
+        )
     rows = result.get("overhead") or []
     if rows:
         lines += [
@@ -457,6 +521,7 @@ def run_bench(
     result: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     result.update(bench_load(seconds))
     result["stall_detector"] = bench_detector(seconds)
+    result["fanout_clients"] = bench_fanout_clients()
     if overhead_profiles:
         result["overhead"] = bench_overhead(overhead_profiles, results)
     result["analysis_at_scale"] = bench_analysis()

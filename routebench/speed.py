@@ -1,13 +1,16 @@
 """The machine's speed as it runs: a fixed pure-Python loop timed on this process's CPU clock.
 
 A virtual machine of one kind is not one speed. Here the same loop took 6.2 to 6.4 ms a run in one
-minute and 6.5 to 8.9 ms in another, with no other load of ours: the host's other tenants share its
-caches and memory. The calibration measures each style's CPU per request once, before the cells;
+minute and 6.5 to 8.9 ms in another, with no other load of ours running (the kernel counted next to
+no steal time, so the cause is outside what this VM sees: presumably the host's other tenants on
+its shared caches and memory). The calibration measures each style's CPU per request once, before the cells;
 a cell minutes later may run on a machine a fifth slower or faster. So routebench times this
 reference during the calibration and through every cell's window, and the model scales the
 calibration's CPU per request by the ratio (analysis.theory.speed_ratio). The loop runs on the CPU
 clock of the calling thread (``time.thread_time``): waiting for a core does not count, only how fast
-the core runs Python when it has one. About 2 ms of CPU each reading.
+the core runs Python when it has one. About 2 ms of CPU each reading. Both are read under load (the
+calibration's busy probes, a cell's window): in cells that leave the machine nearly idle the reading
+came out up to 1.9x slower; those cells are wait-bound, and their CPU term hardly counts.
 """
 
 from __future__ import annotations

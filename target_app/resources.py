@@ -119,8 +119,9 @@ class Upstream:
     the fan-out's calls go through an ``aiohttp.ClientSession``.
 
     Why two libraries: httpx's async connection pool spends CPU on every call in proportion to the calls
-    in flight (httpx issue #3215). Measured on this lab's upstream (50 ms waits, one process): 1.2 ms of
-    CPU a call at 10 in flight, 6.6 ms at 50, when aiohttp spent 0.16-0.18 ms at both. A fan-out of k=5
+    in flight (httpx issue #3215). ``make bench`` measures it on this lab's upstream (50 ms waits, one
+    process): 1.0 ms of CPU a call at 10 in flight, 5.8 ms at 50, when aiohttp spent 0.15 and 0.13 ms
+    (routebench.bench.bench_fanout_clients, one run). A fan-out of k=5
     at 20 users puts 50 calls in flight per worker, so with httpx the client's CPU, not the fan-out's
     style, set the throughput. The http family keeps httpx, which is what it measures."""
 
