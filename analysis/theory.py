@@ -506,22 +506,28 @@ def add_predictions(
     machine = float(machine_cores or os.cpu_count() or 1)
     out = table.copy()
     predictions = []
+    even = []  # the model at an even spread of the users over the workers, for the answers' ranking
     for row in out.to_dict("records"):
         if cells.get(row["cell"], {}).get("predict") is False:
             # A target elsewhere that did not say its W, T and P: no prediction rather than a guess.
             predictions.append(NOTHING)
+            even.append(NOTHING)
             continue
         try:
             shape = shape_for(row, cells[row["cell"]], calibration, machine)
+            evenly = predict(row["style"], shape)
             spread = row.get("users_per_worker")
             if isinstance(spread, list) and len(spread) == shape.workers > 1 and shape.model == "closed":
-                predictions.append(predict_per_worker(row, cells[row["cell"]], calibration, machine, spread))
+                placed = predict_per_worker(row, cells[row["cell"]], calibration, machine, spread)
             else:
-                predictions.append(predict(row["style"], shape))
+                placed = evenly
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
             # A web-UI session has no fixed users or work sizes: nothing to predict from.
-            predictions.append(NOTHING)
+            evenly = placed = NOTHING
+        predictions.append(placed)
+        even.append(evenly)
     out["predicted_rps"] = [p.rps for p in predictions]
+    out["predicted_even_rps"] = [p.rps for p in even]
     out["predicted_mean_ms"] = [p.mean_s * 1000 for p in predictions]
     out["predicted_bottleneck"] = [p.bottleneck or None for p in predictions]
     out["predicted_cpu_utilisation"] = [p.cpu_utilisation for p in predictions]

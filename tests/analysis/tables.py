@@ -89,7 +89,7 @@ def row(
 
 
 def table(*rows: dict[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame(list(rows), columns=[*COLUMNS, "predicted_rps"])
+    return pd.DataFrame(list(rows), columns=[*COLUMNS, "predicted_rps", "predicted_even_rps"])
 
 
 def together(cell: str, total: int, *styles: tuple[str, float, float, float]) -> list[dict[str, Any]]:

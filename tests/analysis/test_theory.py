@@ -271,6 +271,20 @@ def test_add_predictions_uses_the_cores_the_generator_left() -> None:
     assert "predicted_latency_ms" not in out and "p50_vs_predicted" not in out
 
 
+def test_add_predictions_models_the_users_spread_and_an_even_one() -> None:
+    """Plain `def` at 100 users on two workers of 40 tokens: the users' connections landed 67 and 33,
+    so the first worker serves 40 at a time and the second all its 33 (800 + 660 req/s at 50 ms);
+    at an even spread each serves 40 (1,600). Without a measured spread the two are one prediction."""
+    base = dict(style="sleep/sync-def", style_users=100, model="closed", arrival_rate=math.nan,
+                rps=1400.0, mean_ms=70.0, p50_ms=60.0, together=False)  # fmt: skip
+    table = pd.DataFrame([dict(base, cell="a", users_per_worker=[67.0, 33.0]), dict(base, cell="b")])
+    out = theory.add_predictions(table, {"a": cell(), "b": cell()}, None, machine_cores=2)
+    placed, even = out.to_dict("records")
+    assert placed["predicted_rps"] == pytest.approx(40 / 0.05 + 33 / 0.05)
+    assert placed["predicted_even_rps"] == pytest.approx(2 * 40 / 0.05)
+    assert even["predicted_rps"] == even["predicted_even_rps"] == pytest.approx(2 * 40 / 0.05)
+
+
 def test_add_predictions_floors_the_cores_and_takes_an_open_rate() -> None:
     table = pd.DataFrame(
         [
