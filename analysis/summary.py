@@ -20,8 +20,8 @@ from analysis import validity
 from analysis.load import CellData, Run, ok_cells, window_s
 from analysis.rundir import LAB_SERVICES, measured_until
 from analysis.timeseries import stall_summary
+from routebench.serverside.stalls import OUTSIDE_APP
 from target_app import catalogue
-from target_app.stalls import OUTSIDE_APP
 
 # Everything of the load and the server a cell was measured with, except its users and repeat.
 # A run written before a field existed leaves it missing (NaN / None); missing equals missing.
@@ -561,8 +561,9 @@ MEANS = (
     *(f"{name}_cpu_ms" for name in LAB_SERVICES),
     "p99_low_ms",  # the cell's own p99 interval: what the answers read where a point is one cell
     "p99_high_ms",
+    "rps_ranked",  # the answers' throughput, as at an even spread of the users (analysis.answers.ranked_rps)
 )
-SPREADS = ("rps", "p99_ms", "canary_p99_ms")  # a point's repeats' spread of these: {metric}_spread
+SPREADS = ("rps", "rps_ranked", "p99_ms", "canary_p99_ms")  # a point's repeats' spread of these: {metric}_spread
 
 
 def spread(values: pd.Series) -> float:

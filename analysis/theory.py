@@ -515,12 +515,14 @@ def add_predictions(
             continue
         try:
             shape = shape_for(row, cells[row["cell"]], calibration, machine)
-            evenly = predict(row["style"], shape)
             spread = row.get("users_per_worker")
             if isinstance(spread, list) and len(spread) == shape.workers > 1 and shape.model == "closed":
                 placed = predict_per_worker(row, cells[row["cell"]], calibration, machine, spread)
+                # The same worker-by-worker model at an even spread: the two differ by the spread alone.
+                even_spread = [shape.users / shape.workers] * shape.workers
+                evenly = predict_per_worker(row, cells[row["cell"]], calibration, machine, even_spread)
             else:
-                placed = evenly
+                placed = evenly = predict(row["style"], shape)
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
             # A web-UI session has no fixed users or work sizes: nothing to predict from.
             evenly = placed = NOTHING

@@ -285,6 +285,18 @@ def test_add_predictions_models_the_users_spread_and_an_even_one() -> None:
     assert even["predicted_rps"] == even["predicted_even_rps"] == pytest.approx(2 * 40 / 0.05)
 
 
+def test_an_even_spread_measured_is_its_own_even_prediction() -> None:
+    """CPU work at 10 and 10 users: the worker-by-worker model at the measured spread and at an even
+    one are the same model at the same spread, so they agree exactly (a shared CPU network would
+    give N/(N+1) of the cores and mark an even spread as uneven)."""
+    base = dict(style="cpu/async", style_users=20, model="closed", arrival_rate=math.nan,
+                rps=200.0, mean_ms=100.0, p50_ms=90.0, together=False)  # fmt: skip
+    table = pd.DataFrame([dict(base, cell="a", users_per_worker=[10.0, 10.0])])
+    out = theory.add_predictions(table, {"a": cell()}, PROBES, machine_cores=2)
+    row = out.iloc[0]
+    assert row["predicted_rps"] > 0 and row["predicted_even_rps"] == row["predicted_rps"]
+
+
 def test_add_predictions_floors_the_cores_and_takes_an_open_rate() -> None:
     table = pd.DataFrame(
         [
