@@ -4,16 +4,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Your own app: APP=module:attribute (as for uvicorn), APP_DIR where it imports from, ROUTES a
-# routes file (TOML) or LOCUSTFILE your own locustfile. With APP, PROFILE defaults to probe (every
-# route alone, then together).
+# Your own app: APP=module:attribute (as for uvicorn), APP_DIR where it imports from, PYTHON_APP the
+# interpreter of its environment (default: APP_DIR/.venv or venv, else the active VIRTUAL_ENV),
+# ROUTES a routes file (TOML) or LOCUSTFILE your own locustfile. With APP, PROFILE defaults to probe
+# (every route alone, then together).
 APP ?=
 APP_DIR ?=
+PYTHON_APP ?=
 ROUTES ?=
 LOCUSTFILE ?=
 PROFILE ?= $(if $(APP),probe,default)
 ARGS ?=
-APP_FLAGS = $(if $(APP),--app '$(APP)') $(if $(APP_DIR),--app-dir '$(APP_DIR)') $(if $(ROUTES),--routes '$(ROUTES)') \
+APP_FLAGS = $(if $(APP),--app '$(APP)') $(if $(APP_DIR),--app-dir '$(APP_DIR)') \
+	$(if $(PYTHON_APP),--python '$(PYTHON_APP)') $(if $(ROUTES),--routes '$(ROUTES)') \
 	$(if $(LOCUSTFILE),--locustfile '$(LOCUSTFILE)')
 
 .PHONY: help lint test test-fast test-stack test-slow serve loadtest capacity ui bench clean lock

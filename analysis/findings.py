@@ -48,7 +48,7 @@ what share of their pace tokens that are the limit serve (``TOKENS_PACE_SHARE``)
 add what a verdict needs besides: whether the route scaled, and whose CPU it was.
 
 What a worker wanted of a CPU is its time on one plus its loop's time waiting for one: the
-kernel's run-queue wait of each loop thread (target_app.telemetry). The CPU ran out when the
+kernel's run-queue wait of each loop thread (routebench.serverside.telemetry). The CPU ran out when the
 workers used ``CPU_SATURATED`` of the cores they could, or each wanted a core ``CPU_SATURATED`` of
 its time. A loop kept off the cores by another
 process on the machine (a build, a browser, a second load) is stalled without computing and

@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from analysis.rundir import MEASURED, SCHEMA_VERSION, CellDir, RunDir, measured_until
+from routebench.serverside.telemetry import WORKER_GLOB
 from target_app import catalogue
-from target_app.telemetry import WORKER_GLOB
 
 STATS_COLUMNS = ("Type", "Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%", "99%")
 

@@ -39,7 +39,7 @@ FRAMEWORK = (
 )
 IO = ("asyncpg", "psycopg", "psycopg_pool", "psycopg_binary", "httpx", "httpcore", "h2", "certifi", "idna")
 IO_STDLIB = ("asyncio/", "selectors.py", "socket.py", "ssl.py", "concurrent/")
-INSTRUMENTS = ("target_app/telemetry.py", "target_app/stalls.py")
+INSTRUMENTS = ("routebench/serverside/telemetry.py", "routebench/serverside/stalls.py")
 
 Stacks = Counter[tuple[str, ...]]
 # py-spy counts a thread parked in a timed wait (a threadpool thread, a sampler) as active: those

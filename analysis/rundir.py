@@ -350,6 +350,8 @@ class RunHeader:
     versions: dict[str, str] | None = None
     machine: dict[str, Any] | None = None
     git: dict[str, Any] | None = None
+    # Your app's interpreter (routebench.appenv): its path, why it, its Python and packages, its server.
+    app_environment: dict[str, Any] | None = None
 
 
 @dataclass
@@ -389,6 +391,7 @@ class RunState:
                 versions=h.versions,
                 machine=h.machine,
                 git=h.git,
+                app_environment=h.app_environment,
                 calibration=self.calibration,
                 capacity=self.capacity,
                 reason=self.reason,

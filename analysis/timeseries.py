@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from target_app import stalls
+from routebench.serverside import stalls
 from target_app.catalogue import CANARY
 
 CLIENT_COLUMNS = ["t", "style", "rps", "p50_ms", "p95_ms", "p99_ms"]
@@ -166,7 +166,7 @@ STALL_SITES_SHOWN = 5
 
 def stall_summary(telemetry: pd.DataFrame, measure_from: float | None, measure_until: float | None) -> dict[str, Any]:
     """What blocked the event loops in the window, from the stall detector's samples
-    (target_app.stalls): ``stalls`` (count), ``blocked_ms`` (summed over workers, each stall
+    (routebench.serverside.stalls): ``stalls`` (count), ``blocked_ms`` (summed over workers, each stall
     clipped to the window), ``blocked_share`` (of the time the workers covered in the window: each
     worker's span from its first to its last sample there, so a worker Gunicorn replaced mid-window
     counts for the time it lived; 1.0 is every loop stuck throughout), and ``sites``, the call sites
@@ -180,7 +180,7 @@ def stall_summary(telemetry: pd.DataFrame, measure_from: float | None, measure_u
     inside = after[after["t"] <= measure_until]
     if inside.empty:
         return {}
-    # The same arithmetic as the web UI's live tab (target_app.stalls), per worker.
+    # The same arithmetic as the web UI's live tab (routebench.serverside.stalls), per worker.
     covered_ms = {
         pid: stalls.covered_s(g[["t", "pid"]].to_dict("records"), measure_from, measure_until) * 1000
         for pid, g in inside.groupby("pid")

@@ -31,9 +31,9 @@ from locustfiles.plugin.options import Options
 from routebench import experiment
 from routebench.launcher import REPO, Stack, StackError
 from routebench.locust_cluster import LOCUSTFILE, LoadSpec, LocustCluster
+from routebench.serverside.telemetry import worker_file
 from target_app import catalogue
 from target_app.settings import Settings
-from target_app.telemetry import worker_file
 
 BENCH_DIR = Path("bench") / "results"
 

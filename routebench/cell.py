@@ -80,9 +80,11 @@ def cell_line(cell: Cell, record: CellRecord, exact: dict[str, Any], stalls: dic
     parts = []
     for style in cell.styles:
         e = exact.get(style)
-        if e:
-            # A one-style cell's label names the style already: only a shared cell repeats it.
-            name = f"{style} " if len(cell.styles) > 1 else ""
+        # A one-style cell's label names the style already: only a shared cell repeats it.
+        name = f"{style} " if len(cell.styles) > 1 else ""
+        if e and not e.get("count"):  # every request failed: no latency to show
+            parts.append(f"{name}no successful request, {e.get('failures', 0):,} failed")
+        elif e:
             bound = set(e.get("at_least") or [])
             iv = (outcome.p99_intervals or {}).get(style) or {}
             within = f" ±{iv['half_width_rel']:.0%}" if iv.get("batches") and "99" not in bound else ""

@@ -68,7 +68,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         help="profile every server worker with py-spy over each cell's window (a flame graph per cell)",
     )
     # W, T, P and the rest come from the experiment file, cell by cell.
-    add_server_flags(p, only=("--host", "--port", "--upstream-latency", "--stall-threshold", "--app", "--app-dir"))
+    add_server_flags(
+        p, only=("--host", "--port", "--upstream-latency", "--stall-threshold", "--app", "--app-dir", "--python")
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,10 +4,13 @@ exit codes are in :mod:`routebench.cli`; here, commands raise and return an exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +21,12 @@ from rich.table import Table
 from analysis import capacity, load, report, slo, summary
 from analysis.rundir import MEASURED, CellRecord, RunDir, RunState, write_json, write_text
 from analysis.validity import describe_loss
-from routebench import experiment, metadata, routes, terminal, ui_session
-from routebench.harness import HEALTH_PATH
+from routebench import appenv, experiment, metadata, postgres, routes, terminal, ui_session
+from routebench.appenv import AppEnv, AppEnvError
 from routebench.launcher import AppError, Stack, claim_port
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count, worker_argv
 from routebench.runner import Runner, new_run_id
+from routebench.serverside.harness import HEALTH_PATH
 from routebench.watch import TICK_S, Watch
 from target_app import catalogue
 from target_app.settings import Settings, default
@@ -56,6 +60,12 @@ SERVER_FLAGS: dict[str, tuple[str, type, str]] = {
     "--upstream-latency": ("upstream_latency_ms", int, "upstream service default latency in ms"),
     "--app": ("app", str, "serve your own ASGI app instead of the target app: module:attribute, as for uvicorn"),
     "--app-dir": ("app_dir", str, "where --app imports from and runs (default: the current directory)"),
+    "--python": (
+        "app_python",
+        str,
+        "with --app: the interpreter of your app's environment (default: APP_DIR/.venv or venv, "
+        "else the active VIRTUAL_ENV, else routebench's own)",
+    ),
     "--stall-threshold": (
         "stall_threshold_ms",
         int,
@@ -80,6 +90,25 @@ def add_server_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = 
             default=None,
             help="with --app: your own locustfile instead of the routes; each user class is one route of the probe",
         )
+        p.add_argument(
+            "--setup",
+            default=None,
+            metavar="CMD",
+            help="with --app: a command run once in APP_DIR with your app's environment before its routes are "
+            "read (migrations, seeding)",
+        )
+        p.add_argument(
+            "--postgres",
+            action="store_true",
+            help="with --app: routebench's embedded PostgreSQL with an empty database for your app (DATABASE_URL)",
+        )
+        p.add_argument(
+            "--header",
+            action="append",
+            default=[],
+            metavar="'NAME: VALUE'",
+            help="with --app: a header sent with every route (repeatable), for an API that needs a token",
+        )
     if only is None:
         p.add_argument("--no-db", action="store_true", help="run without PostgreSQL (db routes answer 503)")
 
@@ -94,28 +123,111 @@ def settings_from(args: argparse.Namespace) -> Settings:
         overrides["app_dir"] = Path(overrides["app_dir"]).resolve()
     elif overrides.get("app"):
         overrides["app_dir"] = Path.cwd()
+    if overrides.get("app_python") and not overrides.get("app"):
+        raise UserError("--python goes with --app module:attribute: it is your app's interpreter")
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise UserError(one_line(exc)) from None
 
 
-def app_routes(args: argparse.Namespace, settings: Settings) -> dict[str, Any] | None:
+def with_app_env(settings: Settings) -> tuple[Settings, AppEnv | None]:
+    """Your app's interpreter chosen and checked (routebench.appenv), said in a line, and in the
+    settings (served by Uvicorn's --workers where it has no Gunicorn with a Uvicorn worker); a
+    one-line error for one that cannot serve it. Unchanged for the lab's own app."""
+    if not settings.app:
+        return settings, None
+    try:
+        env = appenv.resolve(str(settings.app_python) if settings.app_python else None, settings.app_dir or Path.cwd())
+    except AppEnvError as exc:
+        raise UserError(str(exc)) from None
+    update: dict[str, Any] = {"app_python": env.python}
+    if env.server == "uvicorn":
+        update["worker_class"] = "uvicorn"
+    return settings.model_copy(update=update), env
+
+
+SETUP_TIMEOUT_S = 600.0
+
+
+@contextlib.contextmanager
+def app_prepared(args: argparse.Namespace, settings: Settings) -> Iterator[Settings]:
+    """Your app made ready before its schema is read: routebench's embedded PostgreSQL with an empty
+    database for it (``--postgres``: DATABASE_URL, said; stopped with the run), then ``--setup CMD``
+    run once in its directory with its environment (migrations, seeding). Nothing for the lab's app."""
+    wants_db, setup = getattr(args, "postgres", False), getattr(args, "setup", None)
+    if not settings.app:
+        if wants_db or setup:
+            raise UserError("--postgres and --setup go with --app module:attribute")
+        yield settings
+        return
+    with contextlib.ExitStack() as stack:
+        if wants_db:
+            db = stack.enter_context(
+                Stack(
+                    settings.model_copy(update={"app": None, "database_url": None}),
+                    with_upstream=False,
+                    with_target=False,
+                )
+            )
+            assert db.database_url is not None
+            url = postgres.create_database(db.database_url, "app")
+            console.print(f"--postgres: routebench's embedded PostgreSQL, an empty database: DATABASE_URL={url}")
+            settings = settings.model_copy(update={"database_url": url})
+        if setup:
+            run_setup(setup, settings)
+        yield settings
+
+
+def run_setup(command: str, settings: Settings) -> None:
+    """``--setup``: once, in the app's directory, with its interpreter's bin/ first on PATH and its
+    DATABASE_URL; a failure is one line with the command's last words."""
+    app_dir = settings.app_dir or Path.cwd()
+    env = appenv.environ(settings.app_python or Path(sys.executable), dict(os.environ))
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            command,
+            shell=True,
+            cwd=app_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SETUP_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise UserError(f"--setup {command!r} did not finish within {SETUP_TIMEOUT_S:.0f} s") from None
+    if done.returncode != 0:
+        tail = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()][-3:]
+        raise UserError(f"--setup {command!r} failed (exit {done.returncode}): {' | '.join(tail) or 'no output'}")
+    console.print(f"--setup: {command} (in {app_dir}): done in {time.monotonic() - started:.1f} s")
+
+
+def app_routes(args: argparse.Namespace, settings: Settings, env: AppEnv | None = None) -> dict[str, Any] | None:
     """Your app's routes to load (routebench.routes), said in a line; None for the target app."""
     routes_file, locustfile = getattr(args, "routes", None), getattr(args, "locustfile", None)
+    given = getattr(args, "header", None) or []
     if not settings.app:
-        if routes_file or locustfile or settings.app_dir is not None:
-            raise UserError("--routes, --locustfile and --app-dir go with --app module:attribute")
+        if routes_file or locustfile or given or settings.app_dir is not None:
+            raise UserError("--routes, --locustfile, --header and --app-dir go with --app module:attribute")
         return None
+    cli_headers = dict(routes.parse_header(h) for h in given)
     if routes_file and locustfile:
         raise UserError("--routes or --locustfile, not both: your locustfile says what each user sends")
     app_dir = settings.app_dir or Path.cwd()
     with tempfile.TemporaryDirectory(prefix="routebench-app-") as tmp:
-        found = routes.describe(settings.app, app_dir, Path(tmp) / "describe.json")
+        found = routes.describe(
+            settings.app, app_dir, Path(tmp) / "describe.json", settings.app_python, settings.database_url
+        )
         if locustfile:
             plan = routes.locustfile_plan(Path(locustfile), Path(tmp) / "classes.json")
+    file_headers: dict[str, str] = {}
     if not locustfile:
-        plan = routes.plan(found.get("openapi"), routes.read_routes_file(Path(routes_file)) if routes_file else [])
+        overrides, file_headers = routes.read_routes_file(Path(routes_file)) if routes_file else ([], {})
+        plan = routes.plan(found.get("openapi"), overrides, {**file_headers, **cli_headers})
     plan["app"] = {
         "app": settings.app,
         "app_dir": str(app_dir),
@@ -123,7 +235,17 @@ def app_routes(args: argparse.Namespace, settings: Settings) -> dict[str, Any] |
         "openapi": found.get("openapi") is not None,
         "routes_file": str(Path(routes_file).resolve()) if routes_file else None,
         "locustfile": str(Path(locustfile).resolve()) if locustfile else None,
+        "mounted": found.get("mounted") or [],
+        "environment": env.record() if env is not None else None,
+        "postgres": bool(getattr(args, "postgres", False)),
+        "setup": getattr(args, "setup", None),
+        "header_names": sorted(cli_headers),  # the routes file's own are reproduced by ROUTES=
     }
+    if not plan["routes"] and plan["left_out"] and all(x["why"] == routes.AUTH_WHY for x in plan["left_out"]):
+        raise UserError(
+            f"{settings.app}: every route needs auth ({len(plan['left_out'])} declare OpenAPI security): "
+            "give --header 'Authorization: Bearer ...' or headers in a routes file"
+        )
     if not plan["routes"]:
         why = (
             "in its OpenAPI schema, no GET route whose required parameters all have an example or a default"
@@ -131,6 +253,8 @@ def app_routes(args: argparse.Namespace, settings: Settings) -> dict[str, Any] |
             else f"no OpenAPI schema to find routes in (a {found.get('kind')})"
         )
         raise AppError(f"{settings.app}: no route to load ({why}): name routes in a routes file (--routes FILE)")
+    if env is not None:
+        console.print(env.said())
     console.print(
         f"{settings.app}: {len(plan['routes'])} route(s) to load: {', '.join(r['id'] for r in plan['routes'])}"
         + (f"; {len(plan['left_out'])} left out (the report says why)" if plan["left_out"] else "")
@@ -155,8 +279,15 @@ def warn_if_exposed(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    settings, env = with_app_env(settings_from(args))
     warn_if_exposed(settings)
+    if env is not None:
+        console.print(env.said())
+    with app_prepared(args, settings) as ready:
+        return serve(args, ready)
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
     console.print("starting the target stack ...")
     with Stack(settings, with_db=not args.no_db) as stack:
         urls = stack.describe()
@@ -297,7 +428,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def run_experiment(args: argparse.Namespace, exp: experiment.Experiment) -> int:
     if getattr(args, "profile", False):
         exp = exp.model_copy(update={"profile": True})
-    settings = settings_from(args)
+    settings, env = with_app_env(settings_from(args))
+    if env is not None and env.server == "uvicorn":
+        exp = experiment.served_by_uvicorn(exp)
     warn_if_exposed(settings)
     opened = exp.mode == "capacity" or exp.model == "open" or any(g.model == "open" for g in exp.groups)
     if getattr(args, "locustfile", None) and opened:
@@ -306,7 +439,14 @@ def run_experiment(args: argparse.Namespace, exp: experiment.Experiment) -> int:
         raise UserError(
             "--app serves your app here with local Locust workers: not with --external-workers or --target-url"
         )
-    planned = app_routes(args, settings)
+    with app_prepared(args, settings) as ready:
+        return measure(args, exp, ready, env)
+
+
+def measure(args: argparse.Namespace, exp: experiment.Experiment, settings: Settings, env: AppEnv | None) -> int:
+    """The run itself, once your app (if any) is ready: its routes read, the matrix or the capacity
+    searches measured, the summary printed and the report published."""
+    planned = app_routes(args, settings, env)
     # Ports the user chose are checked before anything is written: each cell would need them.
     for field, what in (
         ("port", "target app"),
@@ -509,13 +649,13 @@ UI_USERS_PER_STYLE = 10
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    settings, env = with_app_env(settings_from(args))
     warn_if_exposed(settings)
     # A taken port is one line before anything is written, not a session directory that says "failed".
     claim_port(settings.host, args.web_port, "Locust web UI")
     if settings.port:
         claim_port(settings.host, settings.port, "target app")
-    planned = app_routes(args, settings)
+    planned = app_routes(args, settings, env)
     run_dir = Path(args.results).resolve() / new_run_id("ui")
     run_dir.mkdir(parents=True)
     files = RunDir(run_dir)

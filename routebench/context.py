@@ -17,8 +17,8 @@ from rich.console import Console
 from analysis.rundir import CellRecord, RunDir, RunState
 from routebench import postgres
 from routebench.experiment import Cell, Experiment
-from routebench.harness import HEALTH_PATH
 from routebench.lab import Lab
+from routebench.serverside.harness import HEALTH_PATH
 from target_app import catalogue
 from target_app.settings import Settings
 
@@ -39,7 +39,7 @@ class RunContext:
     @property
     def canary(self) -> str:
         """The canary's path (catalogue.CANARY): your app's is routebench's health route, answered
-        inside your app's workers (routebench.harness); "" when the experiment asks for none."""
+        inside your app's workers (routebench.serverside.harness); "" when the experiment asks for none."""
         if not self.experiment.canary_rate:
             return ""
         return HEALTH_PATH if self.base_settings.app else catalogue.CANARY_PATH

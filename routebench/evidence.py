@@ -20,7 +20,7 @@ import psutil
 from analysis.rundir import LAB_SERVICES
 from routebench.launcher import Stack
 from routebench.locust_cluster import CPU_WARNING, ORCHESTRATOR
-from target_app.telemetry import worker_file
+from routebench.serverside.telemetry import worker_file
 
 
 def generator_load(

@@ -9,6 +9,7 @@ See ``experiments/*.toml`` for the shipped profiles.
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -253,6 +254,13 @@ def expand(exp: Experiment, routes: list[str] | None = None) -> list[Cell]:
     return cells
 
 
+def served_by_uvicorn(exp: Experiment) -> Experiment:
+    """``exp`` with every cell served by Uvicorn's own ``--workers`` (your app's environment has no
+    Gunicorn with a Uvicorn worker class: routebench.appenv); W, T and the evidence are the same."""
+    groups = [g.model_copy(update={"worker_class": "uvicorn"}) if g.worker_class else g for g in exp.groups]
+    return exp.model_copy(update={"worker_class": "uvicorn", "groups": groups})
+
+
 def resolve_path(name_or_path: str) -> Path:
     """A profile name (``smoke``, ``default``, ``full``) or a path to a TOML file."""
     path = Path(name_or_path)
@@ -342,5 +350,13 @@ def _app_vars(app: dict[str, Any] | None) -> str:
     if not app:
         return ""
     out = f" APP={app['app']} APP_DIR={_shown(Path(app['app_dir']))}"
+    env = app.get("environment") or {}
+    # The interpreter as given: a virtual environment's bin/python, not the interpreter it links to.
+    out += f" PYTHON_APP={shlex.quote(env['python'])}" if env.get("source") == "--python" else ""
     out += f" ROUTES={_shown(Path(app['routes_file']))}" if app.get("routes_file") else ""
-    return out + (f" LOCUSTFILE={_shown(Path(app['locustfile']))}" if app.get("locustfile") else "")
+    out += f" LOCUSTFILE={_shown(Path(app['locustfile']))}" if app.get("locustfile") else ""
+    # What readied the app, and the headers by name (their values, a token, are not written down).
+    args = ["--postgres"] if app.get("postgres") else []
+    args += ["--setup", shlex.quote(app["setup"])] if app.get("setup") else []
+    args += [arg for name in app.get("header_names") or [] for arg in ("--header", shlex.quote(f"{name}: ..."))]
+    return out + (' ARGS="' + " ".join(args).replace('"', '\\"') + '"' if args else "")

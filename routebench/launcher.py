@@ -26,10 +26,11 @@ from typing import Self
 import httpx
 import psutil
 
-from routebench import postgres, stopping
-from routebench.harness import HEALTH_PATH
-from target_app.lifeline import die_with_parent
-from target_app.settings import KEEPALIVE_S, Settings
+from routebench import appenv, postgres, stopping
+from routebench.serverside.harness import HEALTH_PATH
+from routebench.serverside.lifeline import die_with_parent
+from routebench.serverside.settings import KEEPALIVE_S
+from target_app.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
@@ -240,6 +241,7 @@ class Stack(StartedAndStopped):
     telemetry_dir: Path | None = None
     with_db: bool = True
     with_upstream: bool = True  # (your own app, settings.app: neither; its DATABASE_URL is its own)
+    with_target: bool = True  # off: the database alone (routebench --postgres, for your app)
     keep_logs: bool = False
     work_dir: Path = field(init=False)
     processes: list[Managed] = field(default_factory=list, init=False)
@@ -258,9 +260,10 @@ class Stack(StartedAndStopped):
         if s.app:
             self.with_db = self.with_upstream = False
         host = s.host
-        target_port = claim_port(host, s.port, "target app")
+        target_port = claim_port(host, s.port, "target app") if self.with_target else 0
         # Uvicorn's own workers listen on one address only: there the canary shares the users'.
-        canary_port = claim_port(host, s.canary_port, "canary listener") if s.worker_class != "uvicorn" else 0
+        serves_canary = self.with_target and s.worker_class != "uvicorn"
+        canary_port = claim_port(host, s.canary_port, "canary listener") if serves_canary else 0
         upstream_port = claim_port(host, s.upstream_port, "upstream service") if self.with_upstream else 0
 
         if self.with_db and s.database_url:
@@ -278,12 +281,15 @@ class Stack(StartedAndStopped):
                 "port": target_port,
                 "canary_port": canary_port,
                 "upstream_url": self.upstream_url,
-                "database_url": self.database_url,
+                # Your app's is its own (or routebench's embedded one, --postgres), passed as DATABASE_URL.
+                "database_url": s.database_url if s.app else self.database_url,
                 "state_dir": self.work_dir / "state",
                 # Absolute: your app's server runs in its own directory, not where the run was started.
                 "telemetry_dir": self.telemetry_dir.resolve() if self.telemetry_dir is not None else None,
             }
         )
+        if not self.with_target:
+            return self
         self.target_url = f"http://{host}:{target_port}"
         self.canary_url = f"http://{host}:{canary_port}" if canary_port else self.target_url
         self._spawn("target", self._target_argv(child), child)
@@ -302,10 +308,11 @@ class Stack(StartedAndStopped):
 
     # -- the command lines, the only copies ---------------------------------------------------
     def _target_argv(self, s: Settings) -> list[str]:
-        served = "routebench.harness:app" if s.app else "target_app.main:app"
+        served = "routebench.serverside.harness:app" if s.app else "target_app.main:app"
+        python = str(_python(s))
         if s.worker_class == "uvicorn":
             return [
-                sys.executable,
+                python,
                 "-m",
                 "uvicorn",
                 served,
@@ -323,7 +330,7 @@ class Stack(StartedAndStopped):
                 "--timeout-keep-alive",
                 str(KEEPALIVE_S),
             ]
-        return [sys.executable, "-m", "gunicorn", "-c", "python:target_app.gunicorn_conf", served]
+        return [python, "-m", "gunicorn", "-c", "python:routebench.serverside.gunicorn_conf", served]
 
     def _upstream_argv(self, port: int) -> list[str]:
         return [
@@ -366,6 +373,9 @@ class Stack(StartedAndStopped):
         cwd = REPO
         if name == "target" and s.app:
             cwd = s.app_dir or Path.cwd()  # your app's environment is its own, DATABASE_URL too
+            env = appenv.environ(_python(s), env)
+            if s.database_url:  # routebench's embedded PostgreSQL for your app (--postgres)
+                env["DATABASE_URL"] = s.database_url
         else:
             env.pop("DATABASE_URL", None)  # the child reads ROUTEBENCH_DATABASE_URL, resolved here
         nice = SERVER_NICE if name == "target" else 0
@@ -401,7 +411,7 @@ class Stack(StartedAndStopped):
         last: dict[str, object] = {}
 
         def app_started() -> None:
-            """Your app's lifespan failed in a worker (routebench.harness): said before the
+            """Your app's lifespan failed in a worker (routebench.serverside.harness): said before the
             worker's exit, which would only say that it failed to boot."""
             for marker in sorted(state.glob("failed-*")) if state.exists() else ():
                 raise AppError(f"your app's lifespan failed at startup: {marker.read_text(errors='replace')}")
@@ -452,6 +462,11 @@ class Stack(StartedAndStopped):
 
     def describe(self) -> dict[str, str | None]:
         return {"target": self.target_url, "upstream": self.upstream_url, "database": self.database_url}
+
+
+def _python(s: Settings) -> Path:
+    """The interpreter that serves the target: your app's own (routebench.appenv), else routebench's."""
+    return s.app_python if s.app and s.app_python else Path(sys.executable)
 
 
 def http_status(url: str) -> int | None:

@@ -28,8 +28,8 @@ from routebench.launcher import AppError, DiedWhileStarting, Stack, StackError, 
 from routebench.locust_cluster import LoadSpec, LocustCluster, default_worker_count
 from routebench.profiler import Profiler
 from routebench.progress import current_rps
+from routebench.serverside.telemetry import copy_window, drained, sizes
 from routebench.watch import BEFORE_WINDOW, TICK_S, GeneratorLost, Watch, heartbeat_losses
-from target_app.telemetry import copy_window, drained, sizes
 
 DRAIN_TIMEOUT_S = 30.0  # a server still holding requests this long after a cell is started afresh
 SAVE_TIMEOUT_S = 90.0  # past a test's latest end, for its final reports and save

@@ -96,3 +96,14 @@ def probe(url: str, timeout_s: float) -> str | None:
     except psycopg.Error as exc:
         text = str(exc).strip()
         return text.splitlines()[0] if text else type(exc).__name__
+
+
+def create_database(url: str, name: str) -> str:
+    """An empty database ``name`` on the server at ``url`` (made anew), and its URL."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return url.rsplit("/", 1)[0] + "/" + name

@@ -1,8 +1,9 @@
 """Your app's routes to load: found in its OpenAPI schema, completed by a routes file.
 
-:func:`describe` imports the app in a child process (from its directory, with your environment),
-reads ``app.openapi()`` and runs its lifespan once (startup, shutdown), so an app that cannot be
-served is said in one line before any load starts; nothing is served. :func:`plan` turns
+:func:`describe` imports the app in a child process of its own interpreter (from its directory,
+with your environment), reads ``app.openapi()`` and its mounted apps' schemas and runs its lifespan
+once (startup, shutdown), so an app that cannot be served is said in one line before any load
+starts; nothing is served. :func:`plan` turns
 the schema into routes:
 
 - every GET route whose required path and query parameters all have an example or a default
@@ -19,6 +20,16 @@ the schema into routes:
       headers = { Authorization = "Bearer ..." }
       json = { name = "x" }            # a JSON body
       skip = true                      # leave a found route out
+
+  and headers sent with every route (an API whose every route needs a token), also given on the
+  command line (``--header 'Authorization: Bearer ...'``, which wins over the file's)::
+
+      headers = { Authorization = "Bearer ..." }
+
+- a route whose OpenAPI operation declares ``security`` (or under a schema that does) is left out,
+  "needs auth", until its headers (or query) carry what one of its security requirements asks for:
+  the ``Authorization`` header for HTTP and OAuth2 schemes, an API key's own header, query
+  parameter or cookie.
 
 Each route becomes one Locust user class whose request name is the route: its path template for GET,
 ``METHOD path`` otherwise (the Locust side reads the plan from the run directory:
@@ -41,10 +52,10 @@ from typing import Any
 from urllib.parse import quote
 
 from locustfiles.plugin.plan import AppRoute, RoutesError, load_user_classes
+from routebench import appenv
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 DESCRIBE_TIMEOUT_S = 90.0
-LIFESPAN_TIMEOUT_S = 30.0  # the app's startup, run once before any load (a server waits as long)
 
 
 def route_id(method: str, template: str) -> str:
@@ -150,8 +161,12 @@ def from_openapi(schema: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dic
             if isinstance(body, dict) and body.get("required"):
                 needs["body"] = ["a JSON body"]
             route["needs"] = needs
-            if verb == "GET" and not needs:
+            route["auth"] = auth_needs(op, schema)
+            if verb == "GET" and not needs and not route["auth"]:
                 found.append(route)
+                continue
+            if verb == "GET" and not needs:
+                left.append({**route, "why": AUTH_WHY})
                 continue
             words = [f"{where} parameter {name}" for where, names in needs.items() if where != "body" for name in names]
             words += needs.get("body", [])
@@ -162,6 +177,48 @@ def from_openapi(schema: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dic
             )
             left.append({**route, "why": why})
     return found, left
+
+
+AUTH_WHY = "needs auth: give a header in the routes file (headers = {...}) or with --header"
+
+
+def auth_needs(op: dict[str, Any], schema: dict[str, Any]) -> list[list[list[str]]]:
+    """What the operation's security asks a request to carry: one list per alternative requirement
+    (any one will do), each of ``[where, name]`` pairs (all of them needed): ``["header",
+    "authorization"]`` for HTTP and OAuth2 schemes, an API key's own place and name. Empty when it
+    declares none, or an empty requirement (``{}``: authentication optional)."""
+    requirements = op.get("security", schema.get("security"))
+    if not isinstance(requirements, list) or not requirements or any(r == {} for r in requirements):
+        return []
+    schemes = (schema.get("components") or {}).get("securitySchemes") or {}
+    out = []
+    for requirement in requirements:
+        if not isinstance(requirement, dict):
+            continue
+        pairs = []
+        for name in requirement:
+            scheme = _resolved(schema, schemes.get(name) or {})
+            if scheme.get("type") == "apiKey" and scheme.get("in") in ("header", "query", "cookie"):
+                where, key = scheme["in"], str(scheme.get("name", ""))
+                pairs.append([where, key.lower() if where != "query" else key])
+            else:  # http (bearer, basic), oauth2, openIdConnect, or a scheme the schema does not define
+                pairs.append(["header", "authorization"])
+        out.append(pairs)
+    return out
+
+
+def _authorised(route: dict[str, Any]) -> bool:
+    """Whether the route's headers and query carry one of its security requirements whole."""
+    alternatives = route.get("auth") or []
+    if not alternatives:
+        return True
+    headers = {k.lower() for k in route.get("headers", {})}
+    query = set(route.get("query", {}))
+
+    def has(where: str, name: str) -> bool:
+        return name in query if where == "query" else (name in headers if where == "header" else "cookie" in headers)
+
+    return any(all(has(where, name) for where, name in pairs) for pairs in alternatives)
 
 
 def _still_needed(route: dict[str, Any]) -> list[str]:
@@ -176,7 +233,8 @@ def _still_needed(route: dict[str, Any]) -> list[str]:
     return out
 
 
-def read_routes_file(path: Path) -> list[dict[str, Any]]:
+def read_routes_file(path: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The routes file's routes, and the headers it sends with every route."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -186,9 +244,10 @@ def read_routes_file(path: Path) -> list[dict[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise RoutesError(f"{path}: cannot read: {exc}") from None
     known = {"path", "method", "path_params", "query", "headers", "json", "skip"}
-    entries = data.get("routes")
-    if not isinstance(entries, list) or set(data) - {"routes"}:
-        raise RoutesError(f"{path}: expected [[routes]] tables only")
+    entries = data.get("routes", [])
+    every = data.get("headers", {})
+    if not isinstance(entries, list) or set(data) - {"routes", "headers"} or not isinstance(every, dict):
+        raise RoutesError(f"{path}: expected [[routes]] tables and a headers table only")
     out = []
     for i, entry in enumerate(entries, 1):
         extra = set(entry) - known
@@ -206,12 +265,28 @@ def read_routes_file(path: Path) -> list[dict[str, Any]]:
             if not isinstance(entry.get(key, {}), dict):
                 raise RoutesError(f"{path}: route {i}: {key} must be a table")
         out.append({**entry, "method": method})
-    return out
+    return out, {str(k): str(v) for k, v in every.items()}
 
 
-def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict[str, Any]:
-    """The routes to load and the routes left out (with why), from the schema and the routes file."""
+def parse_header(text: str) -> tuple[str, str]:
+    """``'Name: value'`` from the command line (``--header``)."""
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip() or any(c.isspace() for c in name.strip()):
+        raise RoutesError(f"--header {text!r}: give it as 'Name: value'")
+    return name.strip(), value.strip()
+
+
+def plan(
+    schema: dict[str, Any] | None, overrides: list[dict[str, Any]], headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The routes to load and the routes left out (with why), from the schema and the routes file;
+    ``headers`` go with every route (a route's own win)."""
+    every = headers or {}
     found, left = from_openapi(schema or {"paths": {}})
+    if every:  # a route left out only for its auth is in once the headers carry it
+        authorised = [x for x in left if x.get("why") == AUTH_WHY and _authorised({**x, "headers": every})]
+        found += authorised
+        left = [x for x in left if x not in authorised]
     by_key = {(r["method"], r["path"]): {**r, "source": "openapi"} for r in found}
     partial = {(x["method"], x["path"]): x for x in left}
     for o in overrides:
@@ -227,7 +302,7 @@ def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict
             **base,
             "path_params": {**base.get("path_params", {}), **o.get("path_params", {})},
             "query": {**base.get("query", {}), **o.get("query", {})},
-            "headers": {str(k): str(v) for k, v in o.get("headers", {}).items()},
+            "headers": {**base.get("headers", {}), **{str(k): str(v) for k, v in o.get("headers", {}).items()}},
             "json": o.get("json"),
             "source": "routes file" if key not in by_key else "openapi + routes file",
         }
@@ -236,6 +311,7 @@ def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict
     taken: set[str] = set()
     routes = []
     for (method, template), r in by_key.items():
+        r = {**r, "headers": {**every, **r.get("headers", {})}}
         names = set(re.findall(r"{([^}]+)}", template))
         unfilled = names - set(r.get("path_params", {}))
         lacking = [f"path parameter {n}" for n in sorted(unfilled)] + [
@@ -244,6 +320,9 @@ def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict
         if lacking:
             why = f"still needs {', '.join(lacking)}: the schema requires it; give it in the routes file"
             left.append({"method": method, "path": template, "why": why})
+            continue
+        if not _authorised(r):
+            left.append({"method": method, "path": template, "why": AUTH_WHY})
             continue
         path = fill(template, r["path_params"])
         routes.append(
@@ -263,18 +342,25 @@ def plan(schema: dict[str, Any] | None, overrides: list[dict[str, Any]]) -> dict
     return {"routes": [asdict(r) for r in routes], "left_out": said}
 
 
-def describe(app: str, app_dir: Path, out: Path) -> dict[str, Any]:
-    """Import ``app`` in a child process (in ``app_dir``, with this environment) and read its
-    OpenAPI schema: ``{"openapi": schema or None, "kind": its type}``. A one-line RoutesError when
-    it does not import."""
+def describe(
+    app: str, app_dir: Path, out: Path, python: Path | None = None, database_url: str | None = None
+) -> dict[str, Any]:
+    """Import ``app`` in a child process of the app's interpreter ``python`` (in ``app_dir``, with
+    this environment; :mod:`routebench.serverside.describe`) and read its OpenAPI schema and its
+    mounted applications': ``{"openapi": schema or None, "kind": its type, "mounted": prefixes}``. A
+    one-line RoutesError when it does not import or its lifespan fails. ``database_url``: the app's
+    DATABASE_URL, where routebench gave it one."""
     if ":" not in app or not all(app.partition(":")[::2]):
         raise RoutesError(f"--app {app!r}: give module:attribute, as for uvicorn (for example main:app)")
     if not app_dir.is_dir():
         raise RoutesError(f"--app-dir {app_dir}: no such directory")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTEBENCH_")}
+    python = python or Path(sys.executable)
+    env = appenv.environ(python, {k: v for k, v in os.environ.items() if not k.startswith("ROUTEBENCH_")})
+    if database_url:  # routebench's embedded PostgreSQL for your app (--postgres)
+        env["DATABASE_URL"] = database_url
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "routebench.routes", app, str(app_dir.resolve()), str(out)],
+            [str(python), "-m", "routebench.serverside.describe", app, str(app_dir.resolve()), str(out)],
             cwd=app_dir,
             env=env,
             capture_output=True,
@@ -293,77 +379,6 @@ def describe(app: str, app_dir: Path, out: Path) -> dict[str, Any]:
     if doc.get("lifespan_error"):
         raise RoutesError(f"your app's lifespan failed at startup: {doc['lifespan_error']}")
     return doc
-
-
-def _openapi_of(app: Any) -> dict[str, Any] | None:
-    """``app.openapi()`` of the app or of the app a middleware wraps (``.app``, a few levels down)."""
-    for _ in range(10):
-        if callable(getattr(app, "openapi", None)):
-            schema = app.openapi()
-            return schema if isinstance(schema, dict) else None
-        app = getattr(app, "app", None)
-        if app is None:
-            return None
-    return None
-
-
-async def _lifespan_error(app: Any) -> str | None:
-    """Run the app's lifespan once (startup, then shutdown) as a server would: why its startup
-    failed, or None (it started, or it has no lifespan)."""
-    import asyncio
-
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    inbox.put_nowait({"type": "lifespan.startup"})
-    said: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return await inbox.get()
-
-    async def send(message: dict[str, Any]) -> None:
-        said.append(message)
-        if message["type"] == "lifespan.startup.complete":
-            inbox.put_nowait({"type": "lifespan.shutdown"})
-
-    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
-    raised = ""
-    try:
-        await asyncio.wait_for(app(scope, receive, send), LIFESPAN_TIMEOUT_S)
-    except TimeoutError:
-        raised = f"its startup did not finish within {LIFESPAN_TIMEOUT_S:.0f} s"
-    except Exception as exc:  # noqa: BLE001 (said below, or an app without lifespan support)
-        if not said:
-            return None  # it raised at once: it has no lifespan, as Uvicorn would take it
-        raised = f"{type(exc).__name__}: {exc}"
-    kinds = [m["type"] for m in said]
-    if "lifespan.startup.failed" in kinds:
-        from routebench.harness import last_line
-
-        return last_line(said[kinds.index("lifespan.startup.failed")].get("message", ""))
-    return None if "lifespan.startup.complete" in kinds else raised or None
-
-
-def _describe_here(app: str, app_dir: str, out: str) -> None:
-    """The child's side of :func:`describe`: the result goes to a file (the app may print)."""
-    from routebench.harness import last_line, load_app
-
-    result: dict[str, Any]
-    try:
-        loaded = load_app(app, Path(app_dir))
-    except BaseException as exc:  # noqa: BLE001 (anything the app's import raises is the answer)
-        import traceback
-
-        said = str(exc) if type(exc).__name__ == "ImportFromStringError" else None  # uvicorn's own words
-        result = {"error": said or last_line("".join(traceback.format_exception_only(type(exc), exc)))}
-    else:
-        import asyncio
-
-        try:
-            result = {"openapi": _openapi_of(loaded), "kind": f"{type(loaded).__module__}.{type(loaded).__qualname__}"}
-        except Exception as exc:  # noqa: BLE001
-            result = {"error": f"its OpenAPI schema could not be made: {type(exc).__name__}: {exc}"}
-        else:
-            result["lifespan_error"] = asyncio.run(_lifespan_error(loaded))
-    Path(out).write_text(json.dumps(result, default=str))
 
 
 def locustfile_plan(path: Path, out: Path) -> dict[str, Any]:
@@ -412,5 +427,3 @@ def _classes_here(path: str, out: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "--locustfile":
         _classes_here(sys.argv[2], sys.argv[3])
-    else:
-        _describe_here(*sys.argv[1:4])

@@ -103,6 +103,7 @@ class Runner:
             app = self.app_routes.get("app") if self.app_routes is not None else None
             state.header.reproduce = reproduce(self.source or self.experiment.name, self.experiment, self.run_dir, app)
             metadata.stamp(state.header, self.base_settings)
+            state.header.app_environment = app.get("environment") if app else None
             if self.capacity:
                 print_budget(ctx)
             state.calibration = calibrate.for_run(ctx)

@@ -15,9 +15,9 @@ from typing import Any
 
 from analysis.rundir import CellDir, RunDir
 from routebench import experiment
+from routebench.serverside.telemetry import copy_window
 from target_app import catalogue
 from target_app.settings import Settings
-from target_app.telemetry import copy_window
 
 
 def _styles_in_order(names: set[str]) -> list[str]:

@@ -291,7 +291,7 @@ FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(s.family for s in STYLES))
 # beside every cell at a low fixed rate with its latency counted from each request's intended start
 # (whatever the cell's model), by its own Locust user: its p99 is what a user of any other route of
 # the same workers meets while the cell's style is under load. Your own app's canary is
-# routebench's health route, served inside your app's workers (routebench.harness).
+# routebench's health route, served inside your app's workers (routebench.serverside.harness).
 CANARY = "canary"  # its Locust request name and its key in exact.json (no style id or path looks like it)
 CANARY_PATH = "/canary"
 CANARY_CLASS = "Canary"  # its Locust user class (locustfiles.plugin.users)

@@ -7,6 +7,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, Literal
 
@@ -14,11 +15,14 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import JSONResponse
 
+from routebench.serverside import stalls
+from routebench.serverside.telemetry import Gauge, InFlight, Sampler, read_dir
 from target_app import catalogue, errors
 from target_app.resources import Resources
 from target_app.routes import cpu, db, fanout, http, sleep
 from target_app.settings import Settings
-from target_app.telemetry import Gauge, InFlight, Sampler, read_dir
+
+HERE = Path(__file__).resolve().parent
 
 FAMILY_MODULES: dict[str, ModuleType] = {"sleep": sleep, "cpu": cpu, "fanout": fanout, "http": http, "db": db}
 
@@ -43,6 +47,8 @@ def family_router(name: str, handlers: dict[str, Callable[..., Any]]) -> APIRout
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     inflight = Gauge()
+    # The lab's code is this package: a stall's site reads target_app/routes/sleep.py:20.
+    stalls.use_app_root(HERE.parent, (HERE,))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -18,7 +18,7 @@ import psycopg
 import psycopg_pool
 from fastapi import Request
 
-from target_app.lifeline import die_with_parent
+from routebench.serverside.lifeline import die_with_parent
 from target_app.settings import Settings
 from target_app.work import burn
 

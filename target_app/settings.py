@@ -14,12 +14,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ENV_PREFIX = "ROUTEBENCH_"
-# How long the server keeps an idle client connection open. Longer than any user of a cell sits
-# idle (an open-model user waits for its next scheduled start), so the server never closes a
-# connection just as a request goes out on it: the client does not resend a request whose
-# connection died (locustfiles.route_styles), and such a race would count as a failure.
-KEEPALIVE_S = 75
+from routebench.serverside.settings import ENV_PREFIX
+
 WorkerClass = Literal["uvicorn-worker", "gunicorn-asgi", "uvicorn"]
 
 # Hard bounds on what one request may ask for: hostile input gets a 422, never a tied-up worker.
@@ -69,10 +65,12 @@ class Settings(BaseSettings):
     # The Locust web UI asks for this password when set (``routebench ui``); never on a command line.
     ui_password: SecretStr | None = None
 
-    # Your own app instead of the target app (routebench.harness serves it): ``module:attribute``,
+    # Your own app instead of the target app (routebench.serverside.harness serves it): ``module:attribute``,
     # importable from ``app_dir`` (the server's working directory; default: where routebench runs).
     app: str | None = None
     app_dir: Path | None = None
+    # The interpreter that serves your app (routebench.appenv chooses it): its own environment.
+    app_python: Path | None = None
 
     # Server-side evidence.
     telemetry_interval_ms: int = Field(100, ge=10, le=10_000)

@@ -55,3 +55,15 @@ def test_a_cell_with_no_requests_says_so() -> None:
     record.settle(CellOutcome("ok", window_s=3.0, stopped_by="run time"))
     record.wall_s = 5.0
     assert cell_line(cell, record, {}, None, "cell 1/1") == "cell 1/1: no requests [dim](3 s window; 5.0 s)[/]"
+
+
+def test_a_style_whose_every_request_failed_shows_its_failures_not_a_latency() -> None:
+    """Every request answered 500 (an app without its database): no percentile to show, and the line
+    says how many failed instead of stopping the run."""
+    cell = shared_cell()
+    record = CellRecord(cell.model_dump())
+    record.settle(CellOutcome("ok", window_s=3.0, stopped_by="run time"))
+    record.wall_s = 5.0
+    failed = {"percentiles_us": {}, "count": 0, "failures": 2054, "at_least": []}
+    line = cell_line(cell, record, {"sleep/async-await": failed}, None, "cell 1/1")
+    assert line.startswith("cell 1/1: sleep/async-await no successful request, 2,054 failed")

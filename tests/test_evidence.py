@@ -8,7 +8,7 @@ from pathlib import Path
 
 from routebench.evidence import generator_load, lab_load, placed, worker_deaths
 from routebench.locust_cluster import CPU_WARNING, ORCHESTRATOR
-from target_app.telemetry import worker_file
+from routebench.serverside.telemetry import worker_file
 
 GUNICORN_LOG = """\
 [2026-11-25 17:58:50 +0000] [100] [INFO] Booting worker with pid: 4242

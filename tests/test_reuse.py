@@ -21,8 +21,8 @@ from analysis import precision
 from analysis.rundir import CellDir
 from routebench.experiment import Experiment
 from routebench.runner import Runner
+from routebench.serverside.telemetry import HELD, read_dir
 from target_app.settings import Settings
-from target_app.telemetry import HELD, read_dir
 
 pytestmark = pytest.mark.stack
 

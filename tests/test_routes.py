@@ -49,10 +49,10 @@ def test_the_schema_gives_every_get_route_it_can_fill(shop_schema: dict[str, obj
 
 
 def test_a_routes_file_completes_adds_and_skips(shop_schema: dict[str, object], tmp_path: Path) -> None:
-    overrides = routes.read_routes_file(SAMPLE / "routes.toml")
+    overrides, _ = routes.read_routes_file(SAMPLE / "routes.toml")
     skip = tmp_path / "skip.toml"
     skip.write_text('[[routes]]\npath = "/stock"\nskip = true\n')
-    plan = routes.plan(shop_schema, overrides + routes.read_routes_file(skip))
+    plan = routes.plan(shop_schema, overrides + routes.read_routes_file(skip)[0])
     loaded = by_id(plan)
     assert loaded["/search"]["query"] == {"q": "product 1"}
     assert loaded["POST /cart"]["method"] == "POST" and loaded["POST /cart"]["json"] == {"product_id": 3, "quantity": 2}
@@ -75,7 +75,7 @@ def test_a_route_without_values_for_its_path_is_left_out() -> None:
         ('[[routes]]\npath = "/a"\nmethod = "FETCH"\n', "unknown method"),
         ('[[routes]]\npath = "/a"\nquery = "q=1"\n', "query must be a table"),
         ('[[routes]\npath = "/a"\n', "not valid TOML"),
-        ('path = "/a"\n', "[[routes]] tables only"),
+        ('path = "/a"\n', "[[routes]] tables and a headers table only"),
     ],
 )
 def test_a_bad_routes_file_is_one_line(tmp_path: Path, body: str, words: str) -> None:
@@ -171,3 +171,71 @@ def test_what_a_non_get_route_and_a_ref_beside_an_example_give() -> None:
     plan = routes.plan(schema, [{"method": "POST", "path": "/paint", "json": {"c": "red"}}])
     assert by_id(plan)["/paint"]["query"] == {"c": "blue"}
     assert by_id(plan)["POST /paint"]["query"] == {"session": "s1"}  # the schema's default, kept
+
+
+BEARER = {"HTTPBearer": {"type": "http", "scheme": "bearer"}}
+KEY = {"Key": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+
+
+def test_a_route_that_needs_auth_is_left_out_until_a_header_carries_it(tmp_path: Path) -> None:
+    """A route whose operation (or whose schema) declares security would answer 401 to every
+    request: left out, "needs auth", until the routes file's or the command line's headers carry
+    what one of its requirements asks for. An empty requirement makes auth optional."""
+    schema = {
+        "components": {"securitySchemes": {**BEARER, **KEY}},
+        "paths": {
+            "/me": {"get": {"security": [{"HTTPBearer": []}]}},
+            "/keys": {"get": {"security": [{"Key": []}]}},
+            "/either": {"get": {"security": [{"Key": []}, {"HTTPBearer": []}]}},
+            "/optional": {"get": {"security": [{}, {"HTTPBearer": []}]}},
+            "/open": {"get": {}},
+        },
+    }
+    plan = routes.plan(schema, [])
+    assert set(by_id(plan)) == {"/optional", "/open"}
+    assert {x["path"]: x["why"] for x in plan["left_out"]} == {p: routes.AUTH_WHY for p in ("/me", "/keys", "/either")}
+    bearer = routes.plan(schema, [], {"Authorization": "Bearer t"})
+    assert set(by_id(bearer)) == {"/me", "/either", "/optional", "/open"}
+    assert by_id(bearer)["/me"]["headers"] == {"Authorization": "Bearer t"}
+    assert [x["path"] for x in bearer["left_out"]] == ["/keys"]  # an API key in its own header
+    # One route's own header in the routes file, the rest by a header for every route.
+    path = tmp_path / "routes.toml"
+    path.write_text(
+        'headers = { Authorization = "Bearer f" }\n[[routes]]\npath = "/keys"\nheaders = { X-API-Key = "k" }\n'
+    )
+    overrides, every = routes.read_routes_file(path)
+    full = routes.plan(schema, overrides, every)
+    assert set(by_id(full)) == {"/me", "/keys", "/either", "/optional", "/open"} and not full["left_out"]
+    assert by_id(full)["/keys"]["headers"] == {"Authorization": "Bearer f", "X-API-Key": "k"}
+    # Security declared for the whole schema counts for every operation that does not say otherwise.
+    whole = {"components": {"securitySchemes": BEARER}, "security": [{"HTTPBearer": []}], "paths": {"/a": {"get": {}}}}
+    assert routes.plan(whole, [])["routes"] == []
+
+
+@pytest.mark.parametrize("text", ["Authorization Bearer t", ": x", "Bad Name: x"])
+def test_a_header_not_given_as_name_colon_value_is_one_line(text: str) -> None:
+    with pytest.raises(RoutesError, match="give it as 'Name: value'"):
+        routes.parse_header(text)
+
+
+def test_routes_of_mounted_apps_are_found_under_their_prefix(tmp_path: Path) -> None:
+    """The API in a mounted FastAPI app (``app.mount("/api/v1", api)``): its routes under the prefix,
+    with the security its own schema declares."""
+    (tmp_path / "mounted.py").write_text(
+        "from fastapi import Depends, FastAPI\n"
+        "from fastapi.security import HTTPBearer\n"
+        "api = FastAPI()\n"
+        "@api.get('/items')\n"
+        "async def items(limit: int = 3): return list(range(limit))\n"
+        "@api.get('/me', dependencies=[Depends(HTTPBearer())])\n"
+        "async def me(): return {}\n"
+        "app = FastAPI()\n"
+        "@app.get('/')\n"
+        "async def root(): return {}\n"
+        "app.mount('/api/v1', api)\n"
+    )
+    found = routes.describe("mounted:app", tmp_path, tmp_path / "d.json")
+    assert found["mounted"] == ["/api/v1"]
+    plan = routes.plan(found["openapi"], [])
+    assert set(by_id(plan)) == {"/", "/api/v1/items"}
+    assert [(x["path"], x["why"]) for x in plan["left_out"]] == [("/api/v1/me", routes.AUTH_WHY)]

@@ -12,7 +12,7 @@ import pytest
 
 from analysis import rundir
 from analysis.load import BadInput, load_run
-from target_app.telemetry import worker_file
+from routebench.serverside.telemetry import worker_file
 from tests.conftest import FIXTURE_RUN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,7 +244,7 @@ def test_keys_a_newer_or_other_writer_added_to_run_json_are_kept() -> None:
 # A server worker's own files, by pid, and each one's owner: py-spy's stacks are the run directory's,
 # the telemetry's samples are written inside the server (below analysis, so it owns their name).
 WORKER_FILES = re.compile(r"worker-(\{[^}]*\}|\*)\.(txt|jsonl)")
-WORKER_FILE_OWNERS = {Path("analysis/rundir.py"), Path("target_app/telemetry.py")}
+WORKER_FILE_OWNERS = {Path("analysis/rundir.py"), Path("routebench/serverside/telemetry.py")}
 
 
 def test_no_module_but_its_owner_spells_a_worker_file_name() -> None:

@@ -11,8 +11,8 @@ import psutil
 import pytest
 
 from routebench.launcher import SERVER_NICE, Stack
+from routebench.serverside.telemetry import read_dir
 from target_app import catalogue
-from target_app.telemetry import read_dir
 from tests.conftest import WAIT_MS, burst, stack_settings, still_running
 
 pytestmark = pytest.mark.stack  # starts the real stack or Locust: left out by -m 'not stack'

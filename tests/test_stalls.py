@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from target_app import stalls
-from target_app.telemetry import Gauge, InFlight, Sampler
+from routebench.serverside import stalls
+from routebench.serverside.telemetry import Gauge, InFlight, Sampler
 
 BLOCK_S = 0.2
 SAMPLE_S = 0.05

@@ -16,7 +16,7 @@ from typing import Any
 import anyio.to_thread
 import pytest
 
-from target_app.telemetry import Gauge, Sampler, loop_schedstat, read_schedstat
+from routebench.serverside.telemetry import Gauge, Sampler, loop_schedstat, read_schedstat
 
 needs_schedstat = pytest.mark.skipif(
     not sys.platform.startswith("linux") or loop_schedstat(threading.get_native_id()) is None,

@@ -19,8 +19,8 @@ import httpx
 import psutil
 import pytest
 
-from routebench.harness import HEALTH_PATH
 from routebench.launcher import Stack
+from routebench.serverside.harness import HEALTH_PATH
 from tests.conftest import assert_one_line_error, needs_chromium, routebench_cli, stack_settings
 
 pytestmark = pytest.mark.stack
@@ -71,7 +71,7 @@ def scoring_cpu_ms() -> float:
 def harness_processes() -> list[int]:
     out = []
     for p in psutil.process_iter(["cmdline"]):
-        if any("routebench.harness" in part for part in p.info["cmdline"] or []):
+        if any("routebench.serverside.harness" in part for part in p.info["cmdline"] or []):
             out.append(p.pid)
     return out
 

@@ -20,8 +20,8 @@ from analysis.rundir import RunDir
 from locustfiles.plugin.options import STATE_PATH, check_form
 from locustfiles.plugin.save import save_test
 from locustfiles.plugin.state import ProcessState
-from target_app import stalls
-from target_app.telemetry import read_dir
+from routebench.serverside import stalls
+from routebench.serverside.telemetry import read_dir
 
 LIVE_S = 10.0  # the routebench tab's server evidence covers the last this many seconds
 LIVE_COLUMNS = [

@@ -1,15 +1,20 @@
-"""Gunicorn's configuration for the target, from the one settings object.
+"""Gunicorn's configuration for the target (the lab's app or yours), from the launcher's settings.
 
-The launcher runs ``gunicorn -c target_app/gunicorn_conf.py target_app.main:app``; nothing else
-spells Gunicorn's options.
+The launcher runs ``gunicorn -c python:routebench.serverside.gunicorn_conf APP``, with the
+Gunicorn of the interpreter that serves the app; nothing else spells Gunicorn's options.
 """
 
-from target_app.settings import KEEPALIVE_S, Settings
+from importlib.util import find_spec
 
-_settings = Settings()
+from routebench.serverside.settings import KEEPALIVE_S, ServerSettings
+
+_settings = ServerSettings.from_env()
 
 WORKER_CLASSES = {
-    "uvicorn-worker": "uvicorn_worker.UvicornWorker",
+    # The uvicorn-worker package; Uvicorn before 0.30 shipped the same class itself.
+    "uvicorn-worker": "uvicorn_worker.UvicornWorker"
+    if find_spec("uvicorn_worker")
+    else "uvicorn.workers.UvicornWorker",
     "gunicorn-asgi": "asgi",
 }
 

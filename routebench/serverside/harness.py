@@ -1,10 +1,10 @@
 """Your own ASGI app, served with routebench's evidence around it and no change to its code.
 
-The launcher runs Gunicorn (or Uvicorn) on ``routebench.harness:app`` with ``ROUTEBENCH_APP`` set
-to ``module:attribute``; each worker imports your app from ``ROUTEBENCH_APP_DIR`` (its working
-directory) and wraps it in two pure ASGI layers:
+The launcher runs Gunicorn (or Uvicorn) on ``routebench.serverside.harness:app``, with your app's
+own interpreter and ``ROUTEBENCH_APP`` set to ``module:attribute``; each worker imports your app
+from ``ROUTEBENCH_APP_DIR`` (its working directory) and wraps it in two pure ASGI layers:
 
-- the telemetry middleware (:class:`target_app.telemetry.InFlight`): requests in flight, served
+- the telemetry middleware (:class:`routebench.serverside.telemetry.InFlight`): requests in flight, served
   per path, and the frame each request runs in, for the stall detector's call sites;
 - :class:`Harness`: your app's own lifespan runs as it would under Uvicorn (its scope and state
   pass through); once it says ``startup.complete``, the worker sets T threadpool tokens on its
@@ -13,7 +13,7 @@ directory) and wraps it in two pure ASGI layers:
   ``GET /__routebench/health`` is answered here, so your app needs no health route of its own.
 
 Call sites are named in your code: the stall detector counts frames under the app's directory
-(less installed libraries) as the app's (:func:`target_app.stalls.use_app_root`).
+(less installed libraries) as the app's (:func:`routebench.serverside.stalls.use_app_root`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from . import stalls
+from .settings import ServerSettings
+from .telemetry import ASGIApp, Gauge, InFlight, Receive, Sampler, Scope, Send, thread_limiter
 
-from target_app import stalls
-from target_app.settings import Settings
-from target_app.telemetry import Gauge, InFlight, Sampler
+Message = dict
 
 HEALTH_PATH = "/__routebench/health"
 
@@ -48,7 +47,7 @@ def last_line(text: str) -> str:
 class Harness:
     """Your app, its lifespan watched and the health route answered; everything else passes through."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, gauge: Gauge) -> None:
+    def __init__(self, app: ASGIApp, settings: ServerSettings, gauge: Gauge) -> None:
         self.app = app
         self.settings = settings
         self.gauge = gauge
@@ -104,7 +103,7 @@ class Harness:
 
     def _start(self) -> None:
         s = self.settings
-        anyio.to_thread.current_default_thread_limiter().total_tokens = s.threadpool_tokens
+        set_threadpool_tokens(s.threadpool_tokens)
         self.sampler = Sampler(
             s.telemetry_interval_ms / 1000, self.gauge, dict, s.telemetry_dir, s.stall_threshold_ms / 1000
         )
@@ -133,15 +132,34 @@ class Harness:
                 "app": self.settings.app,
                 "workers": self.settings.workers,
                 "worker_class": self.settings.worker_class,
-                "threadpool_tokens": int(anyio.to_thread.current_default_thread_limiter().total_tokens),
+                "threadpool_tokens": threadpool_tokens(),
             }
         ).encode()
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
 
 
+def set_threadpool_tokens(tokens: int) -> None:
+    """T tokens for the running loop's threadpool: AnyIO's limiter (Starlette 0.15 and later), else
+    the loop's default executor (older Starlette ran a plain ``def`` route there)."""
+    limiter = thread_limiter()
+    if limiter is not None:
+        limiter.total_tokens = tokens
+        return
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=tokens))
+
+
+def threadpool_tokens() -> int | None:
+    limiter = thread_limiter()
+    return int(limiter.total_tokens) if limiter is not None else None
+
+
 def load_app(spec: str, app_dir: Path) -> Any:
-    """``module:attribute`` imported from ``app_dir``, as Uvicorn imports it (its own importer)."""
+    """``module:attribute`` imported from ``app_dir`` by Uvicorn's own importer (the app's Uvicorn,
+    which serves it either way)."""
     from uvicorn.importer import import_from_string
 
     root = str(app_dir.resolve())
@@ -150,10 +168,10 @@ def load_app(spec: str, app_dir: Path) -> Any:
     return import_from_string(spec)
 
 
-def create_app(settings: Settings | None = None) -> ASGIApp:
-    settings = settings or Settings()
+def create_app(settings: ServerSettings | None = None) -> ASGIApp:
+    settings = settings or ServerSettings.from_env()
     if not settings.app:
-        raise RuntimeError("routebench.harness serves your app: ROUTEBENCH_APP is not set")
+        raise RuntimeError("routebench.serverside.harness serves your app: ROUTEBENCH_APP is not set")
     app_dir = (settings.app_dir or Path.cwd()).resolve()
     stalls.use_app_root(app_dir)
     gauge = Gauge()
@@ -161,7 +179,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
 
 def __getattr__(name: str) -> ASGIApp:
-    # ``routebench.harness:app`` for Gunicorn/Uvicorn, built on first access from the environment.
+    # ``routebench.serverside.harness:app`` for Gunicorn/Uvicorn, built on first access from the environment.
     if name == "app":
         globals()["app"] = create_app()
         return globals()["app"]

@@ -1,6 +1,6 @@
 """Which line of code is stalling the event loop: a watchdog beside each worker's loop.
 
-The loop's heartbeat (:mod:`target_app.telemetry`) runs every few milliseconds. A watchdog thread
+The loop's heartbeat (:mod:`routebench.serverside.telemetry`) runs every few milliseconds. A watchdog thread
 polls it every ``POLL_S``; once the loop has not turned for more than the threshold (default
 20 ms), it captures the loop thread's stack (``sys._current_frames``) and again every
 ``RECAPTURE_S`` while the stall lasts. Each capture names a call site: the innermost frame in
@@ -32,23 +32,25 @@ OUTSIDE_APP = "the event loop's own code, no application frame"
 POLL_S = 0.005
 RECAPTURE_S = 0.050
 STACK_DEPTH = 8  # application frames kept per site, innermost first
-APP_ROOT = Path(__file__).resolve().parent.parent  # paths are shown relative to this
-APP_DIRS = (Path(__file__).resolve().parent,)  # what counts as the app's code
-OWN_FILES = {Path(__file__).resolve(), Path(__file__).resolve().with_name("telemetry.py")}  # the instruments
+# The app's code is what lies under the server's working directory (the lab's checkout, or your
+# app's directory), less the libraries below; sites are shown relative to it (use_app_root).
+APP_ROOT = Path.cwd().resolve()
+APP_DIRS: tuple[Path, ...] = (APP_ROOT,)
 # Never the app's, wherever the app lives: the interpreter's libraries, installed packages (a virtual
-# environment inside the app's directory) and routebench's own harness around your app.
+# environment inside the app's directory) and routebench itself (these instruments and the harness
+# around your app), by its real path and the path it was injected at.
 LIBRARY_DIRS = tuple(
     {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    | {Path(__file__).resolve().parent.parent / "routebench"}
+    | {Path(__file__).resolve().parent.parent, Path(__file__).parent.parent.absolute()}
 )
 
 
-def use_app_root(root: Path) -> None:
-    """Your own app (routebench.harness): its code is what lies under ``root`` (the server's working
-    directory), less the interpreter's and installed libraries (a virtual environment inside it);
-    sites are shown relative to it."""
+def use_app_root(root: Path, dirs: tuple[Path, ...] = ()) -> None:
+    """The app's code is what lies under ``dirs`` (default: ``root``), less the interpreter's and
+    installed libraries (a virtual environment inside it); sites are shown relative to ``root``."""
     global APP_ROOT, APP_DIRS
-    APP_ROOT, APP_DIRS = root.resolve(), (root.resolve(),)
+    APP_ROOT = root.resolve()
+    APP_DIRS = tuple(d.resolve() for d in dirs) or (APP_ROOT,)
     app_frame.cache_clear()
     _shown.cache_clear()
 
@@ -57,11 +59,7 @@ def use_app_root(root: Path) -> None:
 def app_frame(filename: str) -> bool:
     """Application code, not the instruments (telemetry, this module) and not a library."""
     path = Path(filename)
-    return (
-        path not in OWN_FILES
-        and any(path.is_relative_to(d) for d in APP_DIRS)
-        and not any(path.is_relative_to(d) for d in LIBRARY_DIRS)
-    )
+    return any(path.is_relative_to(d) for d in APP_DIRS) and not any(path.is_relative_to(d) for d in LIBRARY_DIRS)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -194,7 +192,7 @@ class StallDetector:
     def _finish(self, stall: Stall, ended: float) -> None:
         sites: dict[str, dict[str, Any]] = {}
         marks = [stall.started] + [c.at for c in stall.captures[1:]] + [ended]
-        for capture, begin, end in zip(stall.captures, marks, marks[1:], strict=False):
+        for capture, begin, end in zip(stall.captures, marks, marks[1:]):
             s = sites.setdefault(
                 capture.site,
                 {"ms": 0.0, "route": capture.route, "stack": capture.stack, "folded": capture.folded},

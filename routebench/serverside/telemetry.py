@@ -7,7 +7,7 @@ has not turned since, how long it has been stuck (event-loop lag); AnyIO threadp
 of how many, and the tasks waiting for one; database pool connections in use and waiters; requests
 in flight; requests served per path; the process's CPU seconds; the event loop's thread's own time
 on a CPU and time waiting for one (the kernel's run queue: a loop descheduled by another process is
-waiting, not blocked by the app); and, from :mod:`target_app.stalls`, the loop stalls that ended
+waiting, not blocked by the app); and, from :mod:`routebench.serverside.stalls`, the loop stalls that ended
 since the last sample (count, blocked ms, the call sites that blocked it). Samples stay in memory for
 ``GET /telemetry`` and, when a directory is configured, are appended as JSON lines to
 ``worker-<pid>.jsonl`` there.
@@ -27,10 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-from starlette.types import ASGIApp, Receive, Scope, Send
+from .stalls import StallDetector
 
-from target_app.stalls import StallDetector
+# ASGI's callables, as Starlette spells them (the app's own Starlette is not imported here).
+ASGIApp = Callable[..., Any]
+Receive = Callable[[], Any]
+Send = Callable[..., Any]
+Scope = dict
 
 SAMPLES_KEPT = 36_000  # an hour at the default 100 ms
 FLUSH_EVERY = 2  # samples per write: a reader of the files is at most 0.2 s behind at 100 ms
@@ -109,7 +112,7 @@ class Sampler:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
-        self._limiter = anyio.to_thread.current_default_thread_limiter()  # this loop's own
+        self._limiter = thread_limiter()  # this loop's own
         self._schedstat = loop_schedstat(threading.get_native_id())
         self._last_beat = time.monotonic()
         self._loop.call_later(BEAT_S, self._beat, self._last_beat + BEAT_S)
@@ -190,6 +193,16 @@ class Sampler:
         with self._lock:
             samples = [s for s in self.samples if s["t"] > since]
         return {"pid": self.pid, "interval_ms": round(self.interval_s * 1000), "samples": samples}
+
+
+def thread_limiter() -> Any:
+    """The running loop's AnyIO threadpool limiter (what Starlette's ``run_in_threadpool`` and a
+    plain ``def`` route take a token from), or None where the app's Starlette predates AnyIO."""
+    try:
+        import anyio.to_thread
+    except ImportError:
+        return None
+    return anyio.to_thread.current_default_thread_limiter()
 
 
 def tokens_waited_for(limiter: Any) -> int | None:

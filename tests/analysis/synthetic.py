@@ -24,7 +24,8 @@ from typing import Any
 
 from analysis.rundir import CellDir, RunDir, RunState, write_json
 from routebench.experiment import Cell, Experiment, expand, resolve_path, to_toml
-from target_app import catalogue, telemetry
+from routebench.serverside import telemetry
+from target_app import catalogue
 
 # A second server shape for one family, as a full run swept over W would have.
 SECOND_SHAPE: list[dict[str, Any]] = [{"styles": ["sleep"], "server_workers": [4]}]

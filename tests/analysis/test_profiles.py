@@ -13,7 +13,7 @@ ROUTE = "cpu_async (/repo/target_app/routes/cpu.py:30)"
 LOOP = "spin (/repo/target_app/work.py:12)"
 STARLETTE = f"__call__ ({SITE}/starlette/routing.py:700)"
 ASYNCIO = "_run_once (/usr/lib/python3.11/asyncio/base_events.py:1922)"
-SAMPLER = "_run (/repo/target_app/telemetry.py:150)"
+SAMPLER = "_run (/repo/routebench/serverside/telemetry.py:150)"
 
 
 def write(directory: Path) -> None:

@@ -15,10 +15,15 @@ from locustfiles.plugin.options import Options
 from routebench.locust_cluster import LOCUSTFILE
 
 HEAVY = ("pandas", "routebench", "bokeh", "scipy", "matplotlib")
-# Locust's own entry point, and at exit the heavy packages this process imported.
+# Locust's own entry point, and at exit the heavy packages this process imported (routebench's
+# server side, the standard library's instruments under routebench.serverside, is not heavy).
 PROGRAM = f"""
 import atexit, json, sys
-atexit.register(lambda: print("LOADED", json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} & {set(HEAVY)!r}))))
+def heavy():
+    light = {{"routebench", "routebench.serverside"}}
+    names = {{m.split(".")[0] for m in sys.modules if m not in light and not m.startswith("routebench.serverside.")}}
+    return sorted(names & {set(HEAVY)!r})
+atexit.register(lambda: print("LOADED", json.dumps(heavy())))
 from locust.main import main
 main()
 """
