@@ -112,6 +112,27 @@ def _has_uvicorn_workers(packages: dict[str, str | None]) -> bool:
     return (major, minor) < (0, 30)
 
 
+def run_in(
+    python: Path, command: str | list[str], cwd: Path, timeout_s: float, database_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``command`` (a shell line, or argv) in the app's directory with its environment: routebench's
+    settings left out, the server side importable, its bin/ first on PATH, and the DATABASE_URL
+    routebench gave it (--postgres). Raises subprocess.TimeoutExpired past ``timeout_s``."""
+    env = environ(python, {k: v for k, v in os.environ.items() if not k.startswith("ROUTEBENCH_")})
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return subprocess.run(
+        command,
+        shell=isinstance(command, str),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def choose(python: str | None, app_dir: Path, environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
     """The interpreter to serve the app with, and why that one."""
     if environ is None:

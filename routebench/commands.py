@@ -183,21 +183,10 @@ def run_setup(command: str, settings: Settings) -> None:
     """``--setup``: once, in the app's directory, with its interpreter's bin/ first on PATH and its
     DATABASE_URL; a failure is one line with the command's last words."""
     app_dir = settings.app_dir or Path.cwd()
-    env = appenv.environ(settings.app_python or Path(sys.executable), dict(os.environ))
-    if settings.database_url:
-        env["DATABASE_URL"] = settings.database_url
+    python = settings.app_python or Path(sys.executable)
     started = time.monotonic()
     try:
-        done = subprocess.run(
-            command,
-            shell=True,
-            cwd=app_dir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=SETUP_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-        )
+        done = appenv.run_in(python, command, app_dir, SETUP_TIMEOUT_S, settings.database_url)
     except subprocess.TimeoutExpired:
         raise UserError(f"--setup {command!r} did not finish within {SETUP_TIMEOUT_S:.0f} s") from None
     if done.returncode != 0:
@@ -655,6 +644,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     claim_port(settings.host, args.web_port, "Locust web UI")
     if settings.port:
         claim_port(settings.host, settings.port, "target app")
+    with app_prepared(args, settings) as ready:
+        return ui_session_of(args, ready, env)
+
+
+def ui_session_of(args: argparse.Namespace, settings: Settings, env: AppEnv | None) -> int:
+    """The web-UI session itself, once your app (if any) is ready."""
     planned = app_routes(args, settings, env)
     run_dir = Path(args.results).resolve() / new_run_id("ui")
     run_dir.mkdir(parents=True)

@@ -29,7 +29,6 @@ import psutil
 from routebench import appenv, postgres, stopping
 from routebench.serverside.harness import HEALTH_PATH
 from routebench.serverside.lifeline import die_with_parent
-from routebench.serverside.settings import KEEPALIVE_S
 from target_app.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -311,25 +310,7 @@ class Stack(StartedAndStopped):
         served = "routebench.serverside.harness:app" if s.app else "target_app.main:app"
         python = str(_python(s))
         if s.worker_class == "uvicorn":
-            return [
-                python,
-                "-m",
-                "uvicorn",
-                served,
-                "--host",
-                s.host,
-                "--port",
-                str(s.port),
-                "--workers",
-                str(s.workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--timeout-graceful-shutdown",
-                "5",
-                "--timeout-keep-alive",
-                str(KEEPALIVE_S),
-            ]
+            return [python, "-m", "routebench.serverside.uvicorn_main", served]
         return [python, "-m", "gunicorn", "-c", "python:routebench.serverside.gunicorn_conf", served]
 
     def _upstream_argv(self, port: int) -> list[str]:

@@ -41,7 +41,6 @@ plan also lists every route left out and why, for the report. Or your own locust
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -355,19 +354,9 @@ def describe(
     if not app_dir.is_dir():
         raise RoutesError(f"--app-dir {app_dir}: no such directory")
     python = python or Path(sys.executable)
-    env = appenv.environ(python, {k: v for k, v in os.environ.items() if not k.startswith("ROUTEBENCH_")})
-    if database_url:  # routebench's embedded PostgreSQL for your app (--postgres)
-        env["DATABASE_URL"] = database_url
+    describe_argv = [str(python), "-m", "routebench.serverside.describe", app, str(app_dir.resolve()), str(out)]
     try:
-        done = subprocess.run(
-            [str(python), "-m", "routebench.serverside.describe", app, str(app_dir.resolve()), str(out)],
-            cwd=app_dir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=DESCRIBE_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-        )
+        done = appenv.run_in(python, describe_argv, app_dir, DESCRIBE_TIMEOUT_S, database_url)
     except subprocess.TimeoutExpired:
         raise RoutesError(f"importing {app} took more than {DESCRIBE_TIMEOUT_S:.0f} s") from None
     try:

@@ -34,8 +34,8 @@ ENVS = {
 }
 EXPERIMENT = """
 name = "app-env-test"
-duration_s = 2
-warmup_s = 1
+duration_s = 1.5
+warmup_s = 0.5
 server_workers = [2]
 threadpool_tokens = 8
 locust_workers = 0
@@ -97,6 +97,10 @@ def probe(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict
     assert done.returncode == 0, done.stderr[-3000:]
     (run_dir,) = (tmp / "results").iterdir()
     findings = json.loads((run_dir / "findings.json").read_text())
+    # The report names the interpreter that served the app, as run.json does.
+    page = (tmp / "reports" / run_dir.name / "index.html").read_text()
+    env = json.loads((run_dir / "run.json").read_text())["app_environment"]
+    assert f"in its own environment: <code>{env['python']}</code> ({env['source']}; Python" in page
     return done, json.loads((run_dir / "run.json").read_text()), findings
 
 
