@@ -212,7 +212,7 @@ def test_your_own_locustfile_instead_of_the_routes(tmp_path: Path) -> None:
     """Each user class of the team's own locustfile is one route of the probe: every request it sends
     is named by the class (in our histograms and in Locust's own counts alike)."""
     # Alone only: the together cell adds nothing this test reads.
-    alone = EXPERIMENT.split("[[groups]]\nname = \"together\"")[0]
+    alone = EXPERIMENT.split('[[groups]]\nname = "together"')[0]
     experiment = alone.replace("threadpool_tokens = 8", "threadpool_tokens = 40").replace("30]", "20]")
     _, run_dir = run_shop(tmp_path, experiment, "--locustfile", str(SAMPLE / "locustfile.py"))
     doc = json.loads((run_dir / "findings.json").read_text())
