@@ -67,21 +67,22 @@ test-stack: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
+# The routebench commands are not echoed: ARGS may carry a token (--header 'Authorization: ...').
 serve: $(STAMP)
-	$(BIN)/routebench serve $(APP_FLAGS) $(ARGS)
+	@$(BIN)/routebench serve $(APP_FLAGS) $(ARGS)
 
 # PROFILE is smoke, default or full, or a path to an experiment TOML file.
 loadtest: $(STAMP)
-	$(BIN)/routebench run $(PROFILE) $(APP_FLAGS) $(ARGS)
+	@$(BIN)/routebench run $(PROFILE) $(APP_FLAGS) $(ARGS)
 
 # The capacity profile (experiments/capacity.toml; with APP, app-capacity.toml: every route of your
 # app), or CAPACITY=<profile or TOML file>.
 CAPACITY ?= $(if $(APP),app-capacity,capacity)
 capacity: $(STAMP)
-	$(BIN)/routebench capacity $(CAPACITY) $(APP_FLAGS) $(ARGS)
+	@$(BIN)/routebench capacity $(CAPACITY) $(APP_FLAGS) $(ARGS)
 
 ui: $(STAMP)
-	$(BIN)/routebench ui $(APP_FLAGS) $(ARGS)
+	@$(BIN)/routebench ui $(APP_FLAGS) $(ARGS)
 
 # Needs wrk (Debian: apt-get install wrk). Model fit reads the latest default run in results/.
 bench: $(STAMP)

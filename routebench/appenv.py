@@ -13,9 +13,12 @@ finds it).
 
 from __future__ import annotations
 
-import hashlib
+import atexit
+import functools
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,18 +37,14 @@ class AppEnvError(RuntimeError):
     """An interpreter that cannot serve your app: said in one line (exit 2)."""
 
 
+@functools.cache
 def injected_path() -> Path:
     """A directory holding only a link to routebench's package: what the app's interpreter gets on
-    its path (never the checkout itself, whose ``tests`` or ``analysis`` could shadow the app's own)."""
-    key = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
-    where = Path(tempfile.gettempdir()) / f"routebench-inject-{os.getuid()}-{key}"
-    link = where / "routebench"
-    if not link.is_symlink():
-        where.mkdir(parents=True, exist_ok=True)
-        tmp = where / f".routebench-{os.getpid()}"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(REPO / "routebench", target_is_directory=True)
-        tmp.replace(link)  # atomic: two runs starting at once agree
+    its path (never the checkout itself, whose ``tests`` or ``analysis`` could shadow the app's own).
+    Made afresh for this process, private to its user (mkdtemp's 0700), removed at its exit."""
+    where = Path(tempfile.mkdtemp(prefix="routebench-inject-"))
+    (where / "routebench").symlink_to(REPO / "routebench", target_is_directory=True)
+    atexit.register(shutil.rmtree, where, True)
     return where
 
 
@@ -97,6 +96,7 @@ def environ(python: Path, base: dict[str, str]) -> dict[str, str]:
     env = dict(base)
     env["PYTHONPATH"] = os.pathsep.join([str(injected_path()), *filter(None, [base.get("PYTHONPATH")])])
     env["PATH"] = os.pathsep.join([str(python.parent), *filter(None, [base.get("PATH")])])
+    env.pop("VIRTUAL_ENV", None)  # another environment's, active where routebench was started
     if (python.parent.parent / "pyvenv.cfg").is_file():
         env["VIRTUAL_ENV"] = str(python.parent.parent)
     return env
@@ -117,20 +117,30 @@ def run_in(
 ) -> subprocess.CompletedProcess[str]:
     """``command`` (a shell line, or argv) in the app's directory with its environment: routebench's
     settings left out, the server side importable, its bin/ first on PATH, and the DATABASE_URL
-    routebench gave it (--postgres). Raises subprocess.TimeoutExpired past ``timeout_s``."""
+    routebench gave it (--postgres). Its output, stdout and stderr in the order written, is the
+    result's ``stdout``. In a session of its own: past ``timeout_s`` the whole of it is killed
+    (a shell's children too), then subprocess.TimeoutExpired is raised."""
     env = environ(python, {k: v for k, v in os.environ.items() if not k.startswith("ROUTEBENCH_")})
     if database_url:
         env["DATABASE_URL"] = database_url
-    return subprocess.run(
+    with subprocess.Popen(
         command,
         shell=isinstance(command, str),
         cwd=cwd,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-    )
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(command, proc.returncode, out, None)
 
 
 def choose(python: str | None, app_dir: Path, environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
@@ -138,35 +148,37 @@ def choose(python: str | None, app_dir: Path, environ: Mapping[str, str] | None 
     if environ is None:
         environ = os.environ
     if python:
-        return Path(python).expanduser().absolute(), "--python"
+        found = shutil.which(python) if os.sep not in python else None  # a bare name: on PATH
+        return Path(found or python).expanduser().absolute(), "--python"
     for name in VENV_DIRS:
         candidate = app_dir / name / "bin" / "python"
         if candidate.exists():
             return candidate.absolute(), f"APP_DIR/{name}"
+        if (app_dir / name).exists() or (app_dir / name).is_symlink():
+            raise AppEnvError(f"{app_dir / name}: a virtual environment without a working bin/python")
     active = environ.get("VIRTUAL_ENV")
     if active and (Path(active) / "bin" / "python").exists() and Path(active).resolve() != Path(sys.prefix).resolve():
         return Path(active) / "bin" / "python", "VIRTUAL_ENV"
     return Path(sys.executable), "routebench's own"
 
 
-def probe(python: Path, source: str) -> AppEnv:
+def probe(python: Path, source: str, app_dir: Path) -> AppEnv:
     """Ask ``python`` what it is and has; an AppEnvError for one that cannot serve an app."""
     shown = f"{'--python ' if source == '--python' else ''}{python}"
     if not python.exists():
         raise AppEnvError(f"{shown}: no such interpreter")
-    env = environ(python, {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")})
+    output = ""
     try:
-        done = subprocess.run(
-            [str(python), "-m", "routebench.serverside.environment"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-        )
-        info = json.loads(done.stdout)
-    except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
-        raise AppEnvError(f"{shown}: not a Python interpreter that runs ({type(exc).__name__})") from None
+        # As the server will see it (the same environment), in the app's directory.
+        output = run_in(
+            python, [str(python), "-m", "routebench.serverside.environment"], app_dir, PROBE_TIMEOUT_S
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    info = _last_json(output)
+    if info is None:
+        said = [line.strip() for line in output.splitlines() if line.strip()][-1:] or ["no answer"]
+        raise AppEnvError(f"{shown}: not a Python interpreter that runs ({said[0]})")
     version = tuple(info["version_info"])
     if version < MIN_PYTHON:
         raise AppEnvError(
@@ -186,6 +198,35 @@ def probe(python: Path, source: str) -> AppEnv:
     return AppEnv(python, source, str(info["python"]), packages)
 
 
+def _last_json(output: str) -> dict[str, Any] | None:
+    """The last JSON object line of ``output`` (a .pth file of the environment may print before it)."""
+    for line in reversed(output.splitlines()):
+        if line.startswith("{"):
+            try:
+                found = json.loads(line)
+            except ValueError:
+                return None
+            return found if isinstance(found, dict) else None
+    return None
+
+
 def resolve(python: str | None, app_dir: Path) -> AppEnv:
     """The interpreter that serves your app (:func:`choose`), checked (:func:`probe`)."""
-    return probe(*choose(python, app_dir))
+    for shadow in (app_dir / "routebench.py", app_dir / "routebench"):
+        if shadow.exists():
+            raise AppEnvError(
+                f"{shadow}: your app's own routebench module would hide routebench's server side "
+                "(the app's directory comes first on its path): rename it"
+            )
+    chosen, source = choose(python, app_dir)
+    if source == "--python" and chosen.exists() and _same_environment(chosen, Path(sys.executable)):
+        raise AppEnvError(
+            f"--python {python}: that is routebench's own interpreter (a relative path is taken from where "
+            "routebench runs); leave --python out to use it, or give your app's"
+        )
+    return probe(chosen, source, app_dir)
+
+
+def _same_environment(a: Path, b: Path) -> bool:
+    """Two interpreter paths of one environment (a virtual environment's python links elsewhere)."""
+    return a.absolute().parent.parent == b.absolute().parent.parent

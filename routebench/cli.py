@@ -9,6 +9,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from rich.markup import escape
+
 from analysis.load import BadInput
 from routebench import stopping
 from routebench.commands import (
@@ -182,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args) or 0
     except USER_ERRORS as exc:
-        console.print(f"[red]routebench: error:[/] {exc}")
+        console.print(f"[red]routebench: error:[/] {escape(str(exc))}")  # its text is not markup
         return 2
     except KeyboardInterrupt:
         console.print("interrupted; everything started was stopped")

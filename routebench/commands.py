@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -16,11 +17,13 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from analysis import capacity, load, report, slo, summary
 from analysis.rundir import MEASURED, CellRecord, RunDir, RunState, write_json, write_text
 from analysis.validity import describe_loss
+from locustfiles.plugin.plan import HEADERS_ENV, merged_headers
 from routebench import appenv, experiment, metadata, postgres, routes, terminal, ui_session
 from routebench.appenv import AppEnv, AppEnvError
 from routebench.launcher import AppError, Stack, claim_port
@@ -125,6 +128,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         overrides["app_dir"] = Path.cwd()
     if overrides.get("app_python") and not overrides.get("app"):
         raise UserError("--python goes with --app module:attribute: it is your app's interpreter")
+    if overrides.get("app") and not overrides["app_dir"].is_dir():
+        raise UserError(f"--app-dir {overrides['app_dir']}: no such directory")
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -161,6 +166,9 @@ def app_prepared(args: argparse.Namespace, settings: Settings) -> Iterator[Setti
             raise UserError("--postgres and --setup go with --app module:attribute")
         yield settings
         return
+    app_inputs(args)  # bad routes or headers: one line before any database or setup
+    # Your app's DATABASE_URL is its own (from your environment), unless routebench gives it one.
+    settings = settings.model_copy(update={"database_url": None})
     with contextlib.ExitStack() as stack:
         if wants_db:
             db = stack.enter_context(
@@ -190,9 +198,20 @@ def run_setup(command: str, settings: Settings) -> None:
     except subprocess.TimeoutExpired:
         raise UserError(f"--setup {command!r} did not finish within {SETUP_TIMEOUT_S:.0f} s") from None
     if done.returncode != 0:
-        tail = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()][-3:]
+        tail = [line.strip() for line in done.stdout.splitlines() if line.strip()][-3:]  # in the order written
         raise UserError(f"--setup {command!r} failed (exit {done.returncode}): {' | '.join(tail) or 'no output'}")
     console.print(f"--setup: {command} (in {app_dir}): done in {time.monotonic() - started:.1f} s")
+
+
+def app_inputs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, str]]:
+    """The routes file's routes, the headers for every route (the file's, then ``--header``'s, by name
+    whatever its case) and ``--header``'s alone: read before anything starts, so bad input is one line."""
+    routes_file, locustfile = getattr(args, "routes", None), getattr(args, "locustfile", None)
+    if routes_file and locustfile:
+        raise UserError("--routes or --locustfile, not both: your locustfile says what each user sends")
+    cli_headers = dict(routes.parse_header(h) for h in getattr(args, "header", None) or [])
+    overrides, file_headers = routes.read_routes_file(Path(routes_file)) if routes_file else ([], {})
+    return overrides, merged_headers(file_headers, cli_headers), cli_headers
 
 
 def app_routes(args: argparse.Namespace, settings: Settings, env: AppEnv | None = None) -> dict[str, Any] | None:
@@ -203,9 +222,7 @@ def app_routes(args: argparse.Namespace, settings: Settings, env: AppEnv | None 
         if routes_file or locustfile or given or settings.app_dir is not None:
             raise UserError("--routes, --locustfile, --header and --app-dir go with --app module:attribute")
         return None
-    cli_headers = dict(routes.parse_header(h) for h in given)
-    if routes_file and locustfile:
-        raise UserError("--routes or --locustfile, not both: your locustfile says what each user sends")
+    overrides, every, cli_headers = app_inputs(args)
     app_dir = settings.app_dir or Path.cwd()
     with tempfile.TemporaryDirectory(prefix="routebench-app-") as tmp:
         found = routes.describe(
@@ -213,10 +230,10 @@ def app_routes(args: argparse.Namespace, settings: Settings, env: AppEnv | None 
         )
         if locustfile:
             plan = routes.locustfile_plan(Path(locustfile), Path(tmp) / "classes.json")
-    file_headers: dict[str, str] = {}
     if not locustfile:
-        overrides, file_headers = routes.read_routes_file(Path(routes_file)) if routes_file else ([], {})
-        plan = routes.plan(found.get("openapi"), overrides, {**file_headers, **cli_headers})
+        plan = routes.plan(found.get("openapi"), overrides, every)
+        if every:  # their values reach the Locust processes this process starts, not the run directory
+            os.environ[HEADERS_ENV] = json.dumps(every)
     plan["app"] = {
         "app": settings.app,
         "app_dir": str(app_dir),
@@ -228,12 +245,14 @@ def app_routes(args: argparse.Namespace, settings: Settings, env: AppEnv | None 
         "environment": env.record() if env is not None else None,
         "postgres": bool(getattr(args, "postgres", False)),
         "setup": getattr(args, "setup", None),
-        "header_names": sorted(cli_headers),  # the routes file's own are reproduced by ROUTES=
+        "header_names": sorted(cli_headers),  # by name (the routes file's are reproduced by ROUTES=)
     }
-    if not plan["routes"] and plan["left_out"] and all(x["why"] == routes.AUTH_WHY for x in plan["left_out"]):
+    gets = [x for x in plan["left_out"] if x["method"] == "GET"]
+    if not plan["routes"] and gets and all(x["why"] == routes.AUTH_WHY for x in gets):
+        names = plan.get("auth_needs") or ["Authorization"]
         raise UserError(
-            f"{settings.app}: every route needs auth ({len(plan['left_out'])} declare OpenAPI security): "
-            "give --header 'Authorization: Bearer ...' or headers in a routes file"
+            f"{settings.app}: every GET route needs auth ({len(gets)} declare OpenAPI security): "
+            f"give {' and '.join(f'--header {chr(39)}{n}: ...{chr(39)}' for n in names)} or headers in a routes file"
         )
     if not plan["routes"]:
         why = (
@@ -243,7 +262,7 @@ def app_routes(args: argparse.Namespace, settings: Settings, env: AppEnv | None 
         )
         raise AppError(f"{settings.app}: no route to load ({why}): name routes in a routes file (--routes FILE)")
     if env is not None:
-        console.print(env.said())
+        console.print(escape(env.said()))
     console.print(
         f"{settings.app}: {len(plan['routes'])} route(s) to load: {', '.join(r['id'] for r in plan['routes'])}"
         + (f"; {len(plan['left_out'])} left out (the report says why)" if plan["left_out"] else "")
@@ -271,7 +290,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, env = with_app_env(settings_from(args))
     warn_if_exposed(settings)
     if env is not None:
-        console.print(env.said())
+        console.print(escape(env.said()))
     with app_prepared(args, settings) as ready:
         return serve(args, ready)
 
@@ -349,7 +368,7 @@ def print_findings(run_id: str, doc: dict[str, Any]) -> None:
     for r in doc["routes"]:
         sites = [s["site"] for s in r["evidence"].get("blocking_sites", [])]
         why = r["why"] + (f"\nblocking: {', '.join(sites)}" if sites and r["verdict"] != "fine" else "")
-        table.add_row(r["route"], f"[{colour.get(r['verdict'], 'yellow')}]{r['verdict']}[/]", why)
+        table.add_row(escape(r["route"]), f"[{colour.get(r['verdict'], 'yellow')}]{r['verdict']}[/]", escape(why))
     Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
     if not doc.get("complete"):
         console.print("[yellow]incomplete:[/] each verdict reads the user counts that finished")
@@ -442,6 +461,9 @@ def measure(args: argparse.Namespace, exp: experiment.Experiment, settings: Sett
         ("upstream_port", "upstream service"),
         ("db_port", "embedded PostgreSQL"),
     ):
+        # Your app's runs have no upstream, and their database (--postgres) already holds its port.
+        if settings.app and field != "port":
+            continue
         if getattr(settings, field):
             claim_port(settings.host, getattr(settings, field), what)
     results = Path(args.results)
@@ -662,6 +684,7 @@ def ui_session_of(args: argparse.Namespace, settings: Settings, env: AppEnv | No
         )
     )
     metadata.stamp(state.header, settings)
+    state.header.app_environment = planned["app"].get("environment") if planned is not None else None
     files.write_state(state)
     # Your app: every route ticked; else the family whose lesson is quickest to see.
     ticked = (

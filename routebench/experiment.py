@@ -351,12 +351,13 @@ def _app_vars(app: dict[str, Any] | None) -> str:
         return ""
     out = f" APP={app['app']} APP_DIR={_shown(Path(app['app_dir']))}"
     env = app.get("environment") or {}
-    # The interpreter as given: a virtual environment's bin/python, not the interpreter it links to.
-    out += f" PYTHON_APP={shlex.quote(env['python'])}" if env.get("source") == "--python" else ""
+    # The interpreter as given or found active: a virtual environment's bin/python, not what it links to.
+    out += f" PYTHON_APP={shlex.quote(env['python'])}" if env.get("source") in ("--python", "VIRTUAL_ENV") else ""
     out += f" ROUTES={_shown(Path(app['routes_file']))}" if app.get("routes_file") else ""
     out += f" LOCUSTFILE={_shown(Path(app['locustfile']))}" if app.get("locustfile") else ""
     # What readied the app, and the headers by name (their values, a token, are not written down).
     args = ["--postgres"] if app.get("postgres") else []
     args += ["--setup", shlex.quote(app["setup"])] if app.get("setup") else []
     args += [arg for name in app.get("header_names") or [] for arg in ("--header", shlex.quote(f"{name}: ..."))]
-    return out + (' ARGS="' + " ".join(args).replace('"', '\\"') + '"' if args else "")
+    # Quoted for the shell, and $ doubled for make: pasted, the line runs as the run did.
+    return out + (" ARGS=" + shlex.quote(" ".join(args).replace("$", "$$")) if args else "")

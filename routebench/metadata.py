@@ -110,7 +110,13 @@ def header(run_id: str, experiment: dict[str, Any], settings: Settings, web_ui: 
     hidden = {"database_url", "ui_password"} if web_ui else {"database_url"}
     database = None
     if not web_ui:
-        database = "your app's own" if settings.app else "DATABASE_URL" if settings.database_url else "embedded"
+        database = (
+            ("routebench's embedded, for your app (--postgres)" if settings.database_url else "your app's own")
+            if settings.app
+            else "DATABASE_URL"
+            if settings.database_url
+            else "embedded"
+        )
     return RunHeader(
         run_id=run_id,
         experiment=experiment,

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from locustfiles.plugin.plan import AppRoute, RoutesError, load_user_classes
+from locustfiles.plugin.plan import AppRoute, RoutesError, load_user_classes, merged_headers
 from routebench import appenv
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
@@ -286,6 +286,9 @@ def plan(
         authorised = [x for x in left if x.get("why") == AUTH_WHY and _authorised({**x, "headers": every})]
         found += authorised
         left = [x for x in left if x not in authorised]
+    needed = sorted(
+        {name.title() for x in left if x.get("why") == AUTH_WHY for w, name in x["auth"][0] if w == "header"}
+    )
     by_key = {(r["method"], r["path"]): {**r, "source": "openapi"} for r in found}
     partial = {(x["method"], x["path"]): x for x in left}
     for o in overrides:
@@ -301,7 +304,9 @@ def plan(
             **base,
             "path_params": {**base.get("path_params", {}), **o.get("path_params", {})},
             "query": {**base.get("query", {}), **o.get("query", {})},
-            "headers": {**base.get("headers", {}), **{str(k): str(v) for k, v in o.get("headers", {}).items()}},
+            "headers": merged_headers(
+                base.get("headers", {}), {str(k): str(v) for k, v in o.get("headers", {}).items()}
+            ),
             "json": o.get("json"),
             "source": "routes file" if key not in by_key else "openapi + routes file",
         }
@@ -310,17 +315,17 @@ def plan(
     taken: set[str] = set()
     routes = []
     for (method, template), r in by_key.items():
-        r = {**r, "headers": {**every, **r.get("headers", {})}}
+        sent = {**r, "headers": merged_headers(every, r.get("headers", {}))}  # what the route will carry
         names = set(re.findall(r"{([^}]+)}", template))
         unfilled = names - set(r.get("path_params", {}))
         lacking = [f"path parameter {n}" for n in sorted(unfilled)] + [
-            x for x in _still_needed(r) if not x.startswith("path parameter")
+            x for x in _still_needed(sent) if not x.startswith("path parameter")
         ]
         if lacking:
             why = f"still needs {', '.join(lacking)}: the schema requires it; give it in the routes file"
             left.append({"method": method, "path": template, "why": why})
             continue
-        if not _authorised(r):
+        if not _authorised(sent):
             left.append({"method": method, "path": template, "why": AUTH_WHY})
             continue
         path = fill(template, r["path_params"])
@@ -338,7 +343,9 @@ def plan(
             )
         )
     said = [{k: x[k] for k in ("method", "path", "why")} for x in left]
-    return {"routes": [asdict(r) for r in routes], "left_out": said}
+    # The headers for every route by name only: their values (a token) reach the Locust processes in
+    # their environment (locustfiles.plugin.plan.HEADERS_ENV), never the run directory.
+    return {"routes": [asdict(r) for r in routes], "left_out": said, "headers": sorted(every), "auth_needs": needed}
 
 
 def describe(

@@ -81,3 +81,18 @@ def test_ui_with_its_port_taken_writes_nothing(tmp_path: Path) -> None:
         )
     assert_one_line_error(done, f"port {port} on 127.0.0.1 is already in use (wanted for the Locust web UI)")
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        # Brackets in what the error quotes are text, not terminal markup (rich would eat them).
+        (["--app", "main:app", "--app-dir", "/nowhere/[/x]"], "--app-dir /nowhere/[/x]: no such directory"),
+        (["--python", "/usr/bin/python3"], "--python goes with --app module:attribute"),
+        (["--postgres"], "--postgres and --setup go with --app module:attribute"),
+    ],
+)
+def test_your_app_s_flags_checked_before_anything_starts(tmp_path: Path, args: list[str], words: str) -> None:
+    done = run(*args, "--results", str(tmp_path / "results"))
+    assert_one_line_error(done, words)
+    assert not (tmp_path / "results").exists()

@@ -3,10 +3,12 @@ one-line errors of an app it cannot use (no load is sent here)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from locustfiles.plugin.plan import HEADERS_ENV, merged_headers, routes_of
 from routebench import routes
 from routebench.routes import RoutesError
 
@@ -194,10 +196,14 @@ def test_a_route_that_needs_auth_is_left_out_until_a_header_carries_it(tmp_path:
     plan = routes.plan(schema, [])
     assert set(by_id(plan)) == {"/optional", "/open"}
     assert {x["path"]: x["why"] for x in plan["left_out"]} == {p: routes.AUTH_WHY for p in ("/me", "/keys", "/either")}
+    assert plan["auth_needs"] == ["Authorization", "X-Api-Key"]  # each route's first requirement
     bearer = routes.plan(schema, [], {"Authorization": "Bearer t"})
     assert set(by_id(bearer)) == {"/me", "/either", "/optional", "/open"}
-    assert by_id(bearer)["/me"]["headers"] == {"Authorization": "Bearer t"}
     assert [x["path"] for x in bearer["left_out"]] == ["/keys"]  # an API key in its own header
+    # The token is kept out of the plan (routes.json): named, its value sent from the environment.
+    assert by_id(bearer)["/me"]["headers"] == {} and bearer["headers"] == ["Authorization"]
+    (sent,) = [r for r in routes_of(bearer, {HEADERS_ENV: '{"Authorization": "Bearer t"}'}) if r.id == "/me"]
+    assert sent.headers == {"Authorization": "Bearer t"}
     # One route's own header in the routes file, the rest by a header for every route.
     path = tmp_path / "routes.toml"
     path.write_text(
@@ -206,7 +212,11 @@ def test_a_route_that_needs_auth_is_left_out_until_a_header_carries_it(tmp_path:
     overrides, every = routes.read_routes_file(path)
     full = routes.plan(schema, overrides, every)
     assert set(by_id(full)) == {"/me", "/keys", "/either", "/optional", "/open"} and not full["left_out"]
-    assert by_id(full)["/keys"]["headers"] == {"Authorization": "Bearer f", "X-API-Key": "k"}
+    assert by_id(full)["/keys"]["headers"] == {"X-API-Key": "k"}
+    # Sent: every route's header under the route's own, by name whatever its case (--header's wins).
+    every_env = {HEADERS_ENV: json.dumps(merged_headers(every, {"authorization": "Bearer cli"}))}
+    (keys,) = [r for r in routes_of(full, every_env) if r.id == "/keys"]
+    assert keys.headers == {"authorization": "Bearer cli", "X-API-Key": "k"}
     # Security declared for the whole schema counts for every operation that does not say otherwise.
     whole = {"components": {"securitySchemes": BEARER}, "security": [{"HTTPBearer": []}], "paths": {"/a": {"get": {}}}}
     assert routes.plan(whole, [])["routes"] == []
@@ -239,3 +249,30 @@ def test_routes_of_mounted_apps_are_found_under_their_prefix(tmp_path: Path) -> 
     plan = routes.plan(found["openapi"], [])
     assert set(by_id(plan)) == {"/", "/api/v1/items"}
     assert [(x["path"], x["why"]) for x in plan["left_out"]] == [("/api/v1/me", routes.AUTH_WHY)]
+
+
+def test_mounted_apps_keep_their_own_schemes_and_never_replace_the_app_s_routes(tmp_path: Path) -> None:
+    """Two apps that each name their API key scheme APIKeyHeader, in different headers: each route
+    asks for its own app's header. A mount at / does not replace the app's own open /health."""
+    (tmp_path / "two.py").write_text(
+        "from fastapi import Depends, FastAPI\n"
+        "from fastapi.security import APIKeyHeader\n"
+        "sub = FastAPI()\n"
+        "@sub.get('/health', dependencies=[Depends(APIKeyHeader(name='X-Sub-Key'))])\n"
+        "async def sub_health(): return {}\n"
+        "@sub.get('/things', dependencies=[Depends(APIKeyHeader(name='X-Sub-Key'))])\n"
+        "async def things(): return []\n"
+        "app = FastAPI()\n"
+        "@app.get('/health')\n"
+        "async def health(): return {}\n"
+        "@app.get('/top', dependencies=[Depends(APIKeyHeader(name='X-Top-Key'))])\n"
+        "async def top(): return {}\n"
+        "app.mount('/', sub)\n"
+    )
+    found = routes.describe("two:app", tmp_path, tmp_path / "d.json")
+    assert found["mounted"] == ["/"]
+    top_only = routes.plan(found["openapi"], [], {"X-Top-Key": "t"})
+    assert set(by_id(top_only)) == {"/health", "/top"}  # the app's own /health, open
+    both = routes.plan(found["openapi"], [], {"X-Top-Key": "t", "X-Sub-Key": "s"})
+    assert set(by_id(both)) == {"/health", "/top", "/things"}
+    assert routes.plan(found["openapi"], [], {"X-Sub-Key": "s"})["auth_needs"] == ["X-Top-Key"]

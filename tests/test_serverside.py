@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,8 +76,8 @@ def test_the_interpreter_is_chosen_in_the_documented_order(tmp_path: Path) -> No
     assert appenv.choose(None, bare, {}) == (Path(sys.executable), "routebench's own")
 
 
-def test_routebench_s_own_interpreter_can_serve_with_gunicorn() -> None:
-    env = appenv.resolve(None, Path("/nonexistent-app-dir"))
+def test_routebench_s_own_interpreter_can_serve_with_gunicorn(tmp_path: Path) -> None:
+    env = appenv.resolve(None, tmp_path)
     assert env.own and env.server == "gunicorn"
     assert env.packages["fastapi"] and env.packages["uvicorn"]
     assert env.version == ".".join(map(str, sys.version_info[:3]))
@@ -107,3 +108,47 @@ def test_the_app_s_processes_get_its_bin_first_and_the_server_side_on_their_path
     assert env["PATH"].split(os.pathsep) == [str(python.parent), "/usr/bin"]
     assert env["PYTHONPATH"].split(os.pathsep) == [str(appenv.injected_path()), "/mine"]
     assert env["VIRTUAL_ENV"] == str(tmp_path / "env")
+
+
+def test_the_injected_directory_is_this_process_s_own_and_holds_only_routebench() -> None:
+    """Made afresh (0700, this user's), so no one else can put a routebench of their own on the
+    app's path; it holds the one link, to this checkout's package."""
+    where = appenv.injected_path()
+    assert where.stat().st_uid == os.getuid() and where.stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in where.iterdir()] == ["routebench"]
+    assert (where / "routebench").resolve() == SERVER_SIDE.parent
+
+
+def test_what_would_pick_the_wrong_interpreter_is_one_line(tmp_path: Path) -> None:
+    """An APP_DIR with a routebench of its own would hide the server side; a broken .venv would
+    fall back to routebench's own without a word; --python naming routebench's own interpreter
+    (a relative path taken from where routebench runs) would measure the app in the wrong one."""
+    shadowed = tmp_path / "shadowed"
+    shadowed.mkdir()
+    (shadowed / "routebench.py").write_text("")
+    with pytest.raises(AppEnvError, match="routebench.py: your app's own routebench module would hide"):
+        appenv.resolve(None, shadowed)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / ".venv").symlink_to(tmp_path / "gone")
+    with pytest.raises(AppEnvError, match=r"\.venv: a virtual environment without a working bin/python"):
+        appenv.resolve(None, broken)
+    with pytest.raises(AppEnvError, match="that is routebench's own interpreter"):
+        appenv.resolve(sys.executable, tmp_path)
+
+
+def test_a_command_past_its_time_is_stopped_with_its_children(tmp_path: Path) -> None:
+    """A setup command's shell and what it started are one session: past the timeout all of it
+    goes, none is left running."""
+    marker = tmp_path / "child.pid"
+    with pytest.raises(subprocess.TimeoutExpired):
+        appenv.run_in(Path(sys.executable), f"sleep 60 & echo $! > {marker}; wait", tmp_path, 1.0)
+    pid = int(marker.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}").exists() else "gone"
+    assert state in ("gone", "Z")
+    # Its output, stdout and stderr in the order written.
+    done = appenv.run_in(Path(sys.executable), "echo one; echo two >&2; echo three", tmp_path, 10.0)
+    assert done.stdout.split() == ["one", "two", "three"]

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 ROUTES_ENV = "ROUTEBENCH_ROUTES"  # the plan's file, for the Locust processes
+# The headers sent with every route (a token, say), as JSON: handed to the Locust processes in their
+# environment, never written to the run directory.
+HEADERS_ENV = "ROUTEBENCH_HEADERS"
 
 
 class RoutesError(ValueError):
@@ -45,8 +48,24 @@ class AppRoute:
         )
 
 
-def routes_of(plan_doc: dict[str, Any]) -> list[AppRoute]:
-    return [AppRoute(**{**r, "params": tuple(r.get("params", ()))}) for r in plan_doc.get("routes", [])]
+def merged_headers(*layers: Mapping[str, str]) -> dict[str, str]:
+    """Header layers merged by name whatever its case (HTTP's names are case-insensitive), a later
+    layer's value winning."""
+    out: dict[str, tuple[str, str]] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            out[name.lower()] = (name, value)
+    return dict(out.values())
+
+
+def routes_of(plan_doc: dict[str, Any], environ: Mapping[str, str] = os.environ) -> list[AppRoute]:
+    """The plan's routes as sent: each with the headers for every route (``ROUTEBENCH_HEADERS``)
+    under its own."""
+    every = json.loads(environ.get(HEADERS_ENV) or "{}")
+    return [
+        AppRoute(**{**r, "params": tuple(r.get("params", ())), "headers": merged_headers(every, r.get("headers", {}))})
+        for r in plan_doc.get("routes", [])
+    ]
 
 
 def read_plan(environ: Mapping[str, str] = os.environ) -> dict[str, Any] | None:

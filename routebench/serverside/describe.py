@@ -49,7 +49,9 @@ def _routes_of(app: Any) -> list[Any]:
 def with_mounts(app: Any, schema: dict[str, Any], prefix: str = "", depth: int = 0) -> list[str]:
     """Add to ``schema`` the paths of every FastAPI app mounted in ``app`` (``app.mount("/api", api)``),
     under the mount's prefix, each operation keeping the security its own schema asks for; the
-    prefixes of the mounts added."""
+    prefixes of the mounts added. A path the app already has keeps its own operations (Starlette
+    matches the app's own routes first); a security scheme whose name the app already uses for
+    another is renamed, with the requirements that name it."""
     mounted: list[str] = []
     if depth > 5:
         return mounted
@@ -61,22 +63,41 @@ def with_mounts(app: Any, schema: dict[str, Any], prefix: str = "", depth: int =
         where = prefix + path.rstrip("/")
         sub_schema = openapi_of(sub)
         if sub_schema is not None:
-            own_security = sub_schema.get("security")
-            for template, item in (sub_schema.get("paths") or {}).items():
-                if not isinstance(item, dict):
-                    continue
-                if own_security is not None:
-                    for method in METHODS:
-                        if isinstance(item.get(method), dict):
-                            item[method].setdefault("security", own_security)
-                schema.setdefault("paths", {})[where + template] = item
-            components = schema.setdefault("components", {})
-            for kind, entries in (sub_schema.get("components") or {}).items():
-                if isinstance(entries, dict):
-                    components.setdefault(kind, {}).update(entries)
-            mounted.append(where)
+            _merge(schema, sub_schema, where)
+            mounted.append(where or "/")
         mounted += with_mounts(sub, schema, where, depth + 1)
     return mounted
+
+
+def _merge(schema: dict[str, Any], sub: dict[str, Any], where: str) -> None:
+    """``sub``'s paths and components into ``schema``, its paths under ``where``."""
+    components = schema.setdefault("components", {})
+    theirs = (sub.get("components") or {}).get("securitySchemes") or {}
+    ours = components.setdefault("securitySchemes", {})
+    renamed = {name: f"{name} ({where or '/'})" for name, s in theirs.items() if name in ours and ours[name] != s}
+    own_security = sub.get("security")
+    for template, item in (sub.get("paths") or {}).items():
+        if not isinstance(item, dict):
+            continue
+        for method in METHODS:
+            op = item.get(method)
+            if not isinstance(op, dict):
+                continue
+            if own_security is not None:
+                op.setdefault("security", own_security)
+            if isinstance(op.get("security"), list):
+                op["security"] = [
+                    {renamed.get(k, k): v for k, v in r.items()} if isinstance(r, dict) else r for r in op["security"]
+                ]
+        existing = schema.setdefault("paths", {}).setdefault(where + template, {})
+        for key, value in item.items():
+            existing.setdefault(key, value)
+    for kind, entries in (sub.get("components") or {}).items():
+        if not isinstance(entries, dict):
+            continue
+        into = components.setdefault(kind, {})
+        for name, entry in entries.items():
+            into.setdefault(renamed.get(name, name) if kind == "securitySchemes" else name, entry)
 
 
 async def lifespan_error(app: Any) -> str | None:

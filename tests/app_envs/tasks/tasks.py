@@ -12,6 +12,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 bearer = HTTPBearer()
 
+type Task = dict[str, object]  # PEP 695: this module needs Python 3.12, not routebench's 3.11
+
 
 def user(credentials: HTTPAuthorizationCredentials = Depends(bearer)) -> str:
     return credentials.credentials
@@ -28,7 +30,7 @@ api = FastAPI(dependencies=[Depends(user)])
 
 
 @api.get("/tasks")
-async def tasks() -> list:
+async def tasks() -> list[Task]:
     await asyncio.sleep(0.02)
     return [{"id": 1, "title": "write"}]
 
