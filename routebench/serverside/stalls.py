@@ -32,15 +32,20 @@ OUTSIDE_APP = "the event loop's own code, no application frame"
 POLL_S = 0.005
 RECAPTURE_S = 0.050
 STACK_DEPTH = 8  # application frames kept per site, innermost first
-# The app's code is what lies under the server's working directory (the lab's checkout, or your
-# app's directory), less the libraries below; sites are shown relative to it (use_app_root).
+# The app's code: what lies under these, less the libraries below. None until the app says where it
+# is (use_app_root: the lab's target_app, or the harness with your app's directory); sites are shown
+# relative to APP_ROOT.
 APP_ROOT = Path.cwd().resolve()
-APP_DIRS: tuple[Path, ...] = (APP_ROOT,)
+APP_DIRS: tuple[Path, ...] = ()
 # Never the app's, wherever the app lives: the interpreter's libraries, installed packages (a virtual
 # environment inside the app's directory) and routebench itself (these instruments and the harness
 # around your app), by its real path and the path it was injected at.
+# Each by its real path and by the path it is reached at (a virtual environment that is a symlink
+# shows its frames under the link).
+_LIBRARY_KEYS = ("stdlib", "platstdlib", "purelib", "platlib")
 LIBRARY_DIRS = tuple(
-    {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    {Path(sysconfig.get_paths()[k]).resolve() for k in _LIBRARY_KEYS}
+    | {Path(sysconfig.get_paths()[k]).absolute() for k in _LIBRARY_KEYS}
     | {Path(__file__).resolve().parent.parent, Path(__file__).parent.parent.absolute()}
 )
 
